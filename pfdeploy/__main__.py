@@ -1,0 +1,3 @@
+from pfdeploy.cli import run
+
+run()

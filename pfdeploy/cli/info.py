@@ -1,0 +1,48 @@
+"""`pfdeploy info MODEL`: architecture summary, computed params/MACs beside the published ones."""
+from __future__ import annotations
+
+import click
+
+from ..render import emit, fmt, table
+
+
+@click.command("info")
+@click.argument("model")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint to load (validates it).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(model, weights, as_json):
+    """Architecture summary, params, MACs, baselines and published figures of one model."""
+    from ..complexity import complexity
+    from ..zoo import build_architecture, create_model, get_spec
+
+    spec = get_spec(model)
+    net = create_model(spec.name, weights=weights) if weights else build_architecture(spec.name).eval()
+    cx = complexity(net, spec.input_size)
+    counts: dict[str, int] = {}
+    for m in net.modules():
+        if not list(m.children()):
+            counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+    data = {**spec.to_dict(), "computed": cx.to_dict(), "layers": counts,
+            "weights_source": getattr(net, "pfdeploy_weights_source", "synthetic:0 (default)")}
+
+    def human(console):
+        pub = spec.published
+        console.print(f"[bold]{spec.name}[/bold] ({spec.family}): {spec.description}")
+        if spec.aliases:
+            console.print(f"aliases: {', '.join(spec.aliases)}")
+        console.print(f"input {'x'.join(map(str, spec.input_size))}, {spec.interpolation}, crop {spec.crop_pct}, "
+                      f"mean {spec.mean}, std {spec.std}")
+        console.print(table(
+            ["", "computed", "published"],
+            [("params (M)", fmt(cx.params_m, 2), fmt(pub.params_m, 1)),
+             ("MACs (G)", fmt(cx.macs_g, 3), fmt(pub.macs_g, 2)),
+             ("ImageNet top-1", "-", fmt(pub.top1, 1)),
+             ("GPU latency (ms)", "-", fmt(pub.gpu_ms, 1)),
+             ("throughput", "-", pub.throughput or "-")],
+            justify_right=["computed", "published"]))
+        if pub.source:
+            console.print(f"published: {pub.source}")
+        console.print("baselines: " + (", ".join(spec.baselines) or "-"))
+        console.print("layers: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
+
+    emit(data, as_json, human)

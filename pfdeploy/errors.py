@@ -1,0 +1,60 @@
+"""The two kinds of failure: a UserError (bad input, missing runtime, no GPU) prints one line and
+exits non-zero without a traceback; anything else is a bug and keeps its traceback."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class UserError(Exception):
+    """Bad input or an unusable environment. `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(UserError):
+    """Unknown names and invalid arguments: exit code 2, like a command-line usage error."""
+
+    exit_code = 2
+
+
+class MissingDependency(UserError):
+    """An optional runtime is not installed."""
+
+
+INSTALL_HINTS = {
+    "onnxruntime": "pip install 'pfdeploy[cpu]' (or 'pfdeploy[gpu]' for onnxruntime-gpu)",
+    "openvino": "pip install 'pfdeploy[cpu]'",
+    "nncf": "pip install 'pfdeploy[cpu]'",
+    "tensorrt": "pip install 'pfdeploy[gpu]' on Linux x86_64 with an NVIDIA driver",
+    "pynvml": "pip install 'pfdeploy[gpu]'",
+    "psycopg": "pip install 'pfdeploy[postgres]'",
+    "playwright": "pip install 'pfdeploy[test]'",
+}
+
+
+def optional_import(module: str, purpose: str | None = None) -> ModuleType:
+    """Import an optional heavy dependency, turning ImportError into a MissingDependency that
+    names the extra to install. Never installs anything."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # also catches broken installs (missing shared libraries)
+        top = module.split(".")[0]
+        hint = INSTALL_HINTS.get(top, f"pip install {top}")
+        what = f" (needed for {purpose})" if purpose else ""
+        raise MissingDependency(f"{top} is not installed{what}: {hint}. [{exc}]") from None
+
+
+def is_installed(module: str) -> bool:
+    """True when `module` can be found, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
