@@ -1,0 +1,66 @@
+"""Thread and denormal control, applied identically to every runtime (METHOD.md section 2).
+
+`apply_thread_settings` runs in a fresh worker process before any runtime is loaded: the OpenMP
+and MKL pools read their environment variables once, at first use. Runtimes with their own pools
+take the same numbers from `runtime_thread_options` (ONNX Runtime session options, OpenVINO
+INFERENCE_NUM_THREADS), so that every backend in a run gets the same intra-op count and inter-op 1.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import UsageError
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _check(threads, interop):
+    for name, v in (("threads", threads), ("interop", interop)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UsageError(f"{name} must be a positive integer, got {v!r}")
+
+
+def apply_thread_settings(threads: int, interop: int = 1) -> dict:
+    """Set this process's thread counts: OMP/MKL/OpenBLAS environment variables (for pools not
+    yet started), torch.set_num_threads(threads) and torch.set_num_interop_threads(interop).
+    Call it in a fresh process before loading a runtime. Returns what was applied, including
+    `torch_threads`/`torch_interop` as torch reports them afterwards and any `warnings`
+    (set_num_interop_threads fails once inter-op work has started)."""
+    _check(threads, interop)
+    env = {}
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(threads)
+        env[var] = str(threads)
+    applied = {"threads": threads, "interop": interop, "env": env, "warnings": []}
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(interop)
+    except RuntimeError as exc:
+        applied["warnings"].append(f"torch inter-op threads not set: {exc}")
+    applied["torch_threads"] = torch.get_num_threads()
+    applied["torch_interop"] = torch.get_num_interop_threads()
+    if applied["torch_threads"] != threads:
+        applied["warnings"].append(f"torch uses {applied['torch_threads']} threads, not {threads}")
+    return applied
+
+
+def runtime_thread_options(threads: int, interop: int = 1) -> dict:
+    """The same thread counts expressed for each runtime's own configuration:
+    onnxruntime (SessionOptions attributes), openvino (compile properties). Pure."""
+    _check(threads, interop)
+    return {
+        "onnxruntime": {"intra_op_num_threads": threads, "inter_op_num_threads": interop,
+                        "execution_mode": "ORT_SEQUENTIAL"},
+        "openvino": {"INFERENCE_NUM_THREADS": threads},
+        "torch": {"num_threads": threads, "num_interop_threads": interop},
+    }
+
+
+def set_flush_denormal() -> bool:
+    """Turn on flush-to-zero/denormals-are-zero for torch's CPU kernels in this process.
+    Returns True when the CPU supports it (x86 with SSE3, ARM with FZ), False otherwise."""
+    import torch
+
+    return bool(torch.set_flush_denormal(True))

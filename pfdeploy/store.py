@@ -1,0 +1,925 @@
+"""Results store: runs, results and raw samples in SQLite (default) or PostgreSQL (by URL).
+
+    store = open_store(url=None)            # None -> $PFDEPLOY_STORE or ./pfdeploy-results.db
+    run_id = store.begin_run(meta)          # committed at once, status 'running'
+    rid = store.add_result(run_id, row, samples_ns, rounds)   # committed at once
+    store.finish_run(run_id, status, loadavg_after=None)      # finished | interrupted | failed
+    store.runs(...), store.resolve_run(ref), store.results(run_id), store.samples(result_id)
+    store.export_run(run_id) -> dict; read_run_file(path) -> dict; write_run_file(data, path)
+
+One schema for both databases (SQLAlchemy Core), versioned in `pfdeploy_schema` and brought up to
+date on open by the ordered MIGRATIONS below. SQLite runs in WAL mode with a busy timeout, write
+transactions take the write lock up front (BEGIN IMMEDIATE) and are retried on "database is
+locked", so several benches can write to one file at once. docs/store.md explains the choices.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import random
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from .config import default_store_url
+from .errors import UsageError, UserError, optional_import
+
+RUN_FILE_FORMAT = "pfdeploy-run"
+RUN_FILE_VERSION = 1
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+FINAL_RUN_STATUSES = ("finished", "interrupted", "failed")
+RESULT_STATUSES = ("ok", "failed", "skipped")
+CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "threads", "scenario")
+MIN_PREFIX = 4  # shortest run-id or commit prefix resolve_run accepts
+
+# ----------------------------------------------------------------------------- column types
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC timestamps on both databases: timestamptz on PostgreSQL; on SQLite
+    (which has no time zones) naive UTC text, read back as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = _parse_time(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        value = value.astimezone(_dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=_dt.timezone.utc)
+        return value.astimezone(_dt.timezone.utc)
+
+
+def _json_type():
+    return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+def _parse_time(s: str) -> _dt.datetime:
+    try:
+        t = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"not an ISO-8601 timestamp: {s!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _iso(t: _dt.datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+# ----------------------------------------------------------------------------- schema (latest)
+# The current shape of the tables, used by queries. Migrations below create it step by step;
+# they use their own table objects, so an old migration never depends on today's schema.
+
+metadata = sa.MetaData()
+
+schema_table = sa.Table(
+    "pfdeploy_schema", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+RUN_JSON = ("machine", "tools", "config", "loadavg_before", "loadavg_after")
+def _run_columns():
+    return [
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("finished_at", UTCDateTime),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("tag", sa.Text),
+        sa.Column("git_commit", sa.String(64)),
+        sa.Column("suite", sa.Text),
+        sa.Column("suite_version", sa.Text),
+        sa.Column("machine_id", sa.String(64)),
+        sa.Column("machine", _json_type()),
+        sa.Column("tools", _json_type()),
+        sa.Column("config", _json_type()),
+        sa.Column("pfdeploy_version", sa.String(32)),
+        sa.Column("loadavg_before", _json_type()),
+        sa.Column("loadavg_after", _json_type()),
+    ]
+
+
+# v3 added `extra`: fields not in the schema, kept rather than dropped.
+runs_table = sa.Table("runs", metadata, *_run_columns(), sa.Column("extra", _json_type()))
+
+RESULT_TEXT = ("case_key", "model", "family", "weights", "backend", "device", "precision", "scenario",
+               "status", "error", "clock", "artifact_sha256")
+RESULT_INT = ("batch", "threads", "n", "params", "macs", "round_size")
+RESULT_FLOAT = ("min_ms", "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "p90_ms", "p95_ms", "p99_ms",
+                "max_ms", "mean_ms", "std_ms", "cv", "items_per_s", "load_ms", "first_ms",
+                "peak_rss_mb", "peak_gpu_mb")
+RESULT_JSON = ("artifact", "parity", "warnings")
+RESULT_FIELDS = ("id", "run_id", "case_key", "model", "family", "weights", "backend", "device",
+                 "precision", "batch", "threads", "scenario", "status", "error", "n", "min_ms", "p50_ms",
+                 "p50_ci_low_ms", "p50_ci_high_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms",
+                 "std_ms", "cv", "items_per_s", "load_ms", "first_ms", "peak_rss_mb", "peak_gpu_mb",
+                 "clock", "params", "macs", "artifact_sha256", "artifact", "parity", "warnings",
+                 "round_size", "created_at")
+RUN_FIELDS = ("id", "started_at", "finished_at", "status", "tag", "git_commit", "suite", "suite_version",
+              "machine_id", "machine", "tools", "config", "pfdeploy_version", "loadavg_before",
+              "loadavg_after")
+
+
+def _result_columns():
+    cols = [sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False)]
+    for name in RESULT_FIELDS[2:]:
+        if name in RESULT_INT:
+            typ = sa.BigInteger if name in ("params", "macs") else sa.Integer
+        elif name in RESULT_FLOAT:
+            typ = sa.Float
+        elif name in RESULT_JSON:
+            typ = _json_type()
+        elif name == "created_at":
+            typ = UTCDateTime
+        else:
+            typ = sa.Text
+        cols.append(sa.Column(name, typ, nullable=name not in ("case_key", "status", "created_at")))
+    return cols
+
+
+results_table = sa.Table("results", metadata, *_result_columns(), sa.Column("extra", _json_type()))
+
+# Raw samples: one row per result, latencies as little-endian int64 nanoseconds and the round of
+# each sample as little-endian int32 (NULL when samples were not taken in rounds).
+def _sample_columns():
+    return [
+        sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True,
+                  autoincrement=False),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("encoding", sa.String(16), nullable=False),
+        sa.Column("latency_ns", sa.LargeBinary, nullable=False),
+        sa.Column("rounds", sa.LargeBinary),
+    ]
+
+
+samples_table = sa.Table("samples", metadata, *_sample_columns())
+SAMPLE_ENCODING = "i8le+i4le"
+
+# ----------------------------------------------------------------------------- migrations
+
+
+def _m1_initial(conn):
+    """Version 1: runs, results, samples."""
+    md = sa.MetaData()
+    sa.Table("runs", md, *_run_columns())
+    sa.Table("results", md, *_result_columns())
+    sa.Table("samples", md, *_sample_columns())
+    md.create_all(conn)
+
+
+def _m2_indexes(conn):
+    """Version 2: indexes for resolve_run (tag, commit, time) and per-run result lookups."""
+    md = sa.MetaData()
+    runs = sa.Table("runs", md, autoload_with=conn)
+    results = sa.Table("results", md, autoload_with=conn)
+    for ix in (sa.Index("ix_runs_started_at", runs.c.started_at),
+               sa.Index("ix_runs_tag", runs.c.tag),
+               sa.Index("ix_runs_git_commit", runs.c.git_commit),
+               sa.Index("ix_runs_machine_id", runs.c.machine_id),
+               sa.Index("ix_results_run_id", results.c.run_id),
+               sa.Index("ix_results_case_key", results.c.case_key)):
+        ix.create(conn)
+
+
+def _m3_extra(conn):
+    """Version 3: an `extra` JSON column on runs and results, so that fields a newer bench sends
+    are kept instead of dropped."""
+    typ = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
+    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN extra {typ}")
+    conn.exec_driver_sql(f"ALTER TABLE results ADD COLUMN extra {typ}")
+
+
+# Ordered: MIGRATIONS[i] brings the schema from version i to version i + 1. Append only.
+MIGRATIONS: list[Callable] = [_m1_initial, _m2_indexes, _m3_extra]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# ----------------------------------------------------------------------------- value cleaning
+
+
+def _clean_json(x):
+    """JSON-safe copy: NaN/inf -> None, numpy scalars/arrays -> Python, tuples -> lists."""
+    if x is None or isinstance(x, (str, bool, int)):
+        return x
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set)):
+        return [_clean_json(v) for v in x]
+    if hasattr(x, "tolist"):  # numpy arrays and scalars
+        return _clean_json(x.tolist())
+    if isinstance(x, _dt.datetime):
+        return x.isoformat()
+    if isinstance(x, Path):
+        return str(x)
+    return str(x)
+
+
+def _json_dumps(x) -> str:
+    return json.dumps(_clean_json(x), allow_nan=False)
+
+
+def _to_int(name, v):
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        if v != int(v):
+            raise ValueError(f"result field {name} must be an integer, got {v!r}")
+    return int(v)
+
+
+def _to_float(v):
+    if v is None:
+        return None
+    v = float(v.item() if hasattr(v, "item") else v)
+    return v if math.isfinite(v) else None
+
+
+def make_case_key(row: dict) -> str:
+    """The case key 'model|weights|backend|device|precision|batch|threads|scenario' (missing
+    fields are empty)."""
+    return "|".join("" if row.get(k) is None else str(row.get(k)) for k in CASE_FIELDS)
+
+
+def _encode_samples(samples_ns, rounds) -> dict | None:
+    import numpy as np
+
+    if samples_ns is None:
+        if rounds is not None and len(rounds):
+            raise ValueError("rounds given without samples")
+        return None
+    arr = np.asarray(samples_ns)
+    if arr.ndim != 1:
+        raise ValueError(f"samples_ns must be one-dimensional, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("samples_ns contains NaN or inf")
+        arr = np.rint(arr)
+    elif arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"samples_ns must be integers (nanoseconds), got dtype {arr.dtype}")
+    lat = arr.astype("<i8")
+    rnd = None
+    if rounds is not None:
+        r = np.asarray(rounds)
+        if r.shape != arr.shape:
+            raise ValueError(f"rounds has {r.size} entries for {arr.size} samples")
+        if r.size and r.dtype.kind not in "iu":
+            raise ValueError(f"rounds must be integers, got dtype {r.dtype}")
+        rnd = r.astype("<i4").tobytes()
+    return {"n": int(lat.size), "encoding": SAMPLE_ENCODING, "latency_ns": lat.tobytes(), "rounds": rnd}
+
+
+def _decode_samples(rec) -> dict:
+    import numpy as np
+
+    if rec is None:
+        return {"latency_ns": [], "round": None}
+    if rec.encoding != SAMPLE_ENCODING:
+        raise UserError(f"samples of result {rec.result_id} use an unknown encoding {rec.encoding!r}; "
+                        "upgrade pfdeploy")
+    lat = np.frombuffer(rec.latency_ns, dtype="<i8")
+    rnd = np.frombuffer(rec.rounds, dtype="<i4") if rec.rounds is not None else None
+    return {"latency_ns": lat.tolist(), "round": rnd.tolist() if rnd is not None else None}
+
+
+# ----------------------------------------------------------------------------- URLs
+
+
+def _describe(url: sa.engine.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def parse_store_url(url: str | os.PathLike | None) -> tuple[str, sa.engine.URL | None, Path | None]:
+    """-> (kind 'sqlite'|'postgresql', SQLAlchemy URL, SQLite path or None). A plain path or
+    `sqlite:///path` is SQLite; `postgresql://` / `postgres://` use psycopg 3."""
+    raw = str(default_store_url(None) if url is None else url).strip()
+    if not raw:
+        raise UsageError("empty store URL; give a path, sqlite:///path or postgresql://user@host/db")
+    if "://" not in raw:
+        path = Path(raw).expanduser()
+        return "sqlite", sa.engine.make_url("sqlite:///" + str(path)), path
+    scheme = raw.split("://", 1)[0].lower()
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        try:
+            u = sa.engine.make_url(raw)
+        except sa.exc.ArgumentError as exc:
+            raise UsageError(f"bad store URL {raw!r}: {exc}") from None
+        if not u.database or u.database == ":memory:":
+            return "sqlite", sa.engine.make_url("sqlite://"), None
+        path = Path(u.database).expanduser()
+        return "sqlite", u.set(drivername="sqlite", database=str(path)), path
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        rest = raw.split("://", 1)[1]
+        try:
+            u = sa.engine.make_url("postgresql+psycopg://" + rest)
+        except sa.exc.ArgumentError as exc:
+            raise UsageError(f"bad store URL: {exc}") from None
+        return "postgresql", u, None
+    raise UsageError(f"unsupported store URL scheme {scheme!r}: use a file path, sqlite:///path or "
+                     "postgresql://user:password@host:port/dbname")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    msg = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in msg or "database is busy" in msg or "database table is locked" in msg
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+class Store:
+    """A results store. Open with `open_store`; one Store per process (it reconnects after a
+    fork). Every write is its own transaction, committed before the method returns."""
+
+    def __init__(self, engine: sa.engine.Engine, kind: str, description: str, path: Path | None,
+                 lock_timeout_s: float = 120.0):
+        self.engine = engine
+        self.kind = kind
+        self.url = description  # password hidden
+        self.path = path
+        self.lock_timeout_s = lock_timeout_s
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    # -- plumbing
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self):
+        return f"<Store {self.url}>"
+
+    def _conn(self):
+        if os.getpid() != self._pid:  # forked: never share the parent's connections
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self.engine.connect()
+
+    def _tx(self, fn: Callable, write: bool = True):
+        """Run fn(conn) in one transaction. SQLite writes take the write lock at BEGIN and the
+        whole transaction is retried (with jittered back-off) on 'database is locked' beyond the
+        busy timeout; nothing is committed by a failed attempt, so a retry cannot duplicate."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                with self._conn() as conn:
+                    if write:
+                        conn = conn.execution_options(pfdeploy_write=True)
+                    with conn.begin():
+                        return fn(conn)
+            except OperationalError as exc:
+                if self.kind == "sqlite" and _is_locked(exc):
+                    if time.monotonic() < deadline:
+                        time.sleep(delay * (0.5 + random.random()))
+                        delay = min(delay * 2, 1.0)
+                        continue
+                    raise UserError(f"results store {self.url} stayed locked for "
+                                    f"{self.lock_timeout_s:.0f} s by another process") from None
+                raise _user_error(exc, self.url) from None
+
+    def schema_version(self) -> int:
+        return self._tx(_read_version, write=False)
+
+    # -- runs
+
+    def begin_run(self, meta: dict) -> str:
+        """Record a new run with status 'running' and return its id (32 hex chars). meta: tag,
+        git_commit, suite, suite_version, machine_id, machine, tools, config, pfdeploy_version,
+        loadavg_before (unknown keys are kept in `extra`); optional id/started_at (imports)."""
+        meta = dict(meta or {})
+        run_id = str(meta.pop("id", None) or uuid.uuid4().hex)
+        started = meta.pop("started_at", None) or _now()
+        values = {"id": run_id, "started_at": started, "status": "running"}
+        values.update(self._run_values(meta))
+        self._tx(lambda c: c.execute(runs_table.insert().values(**values)))
+        return run_id
+
+    def _run_values(self, meta: dict) -> dict:
+        values, extra = {}, {}
+        for k, v in meta.items():
+            if k in ("status", "finished_at", "n_results"):
+                continue
+            if k in RUN_JSON:
+                values[k] = _clean_json(v)
+            elif k in RUN_FIELDS:
+                values[k] = None if v is None else str(v)
+            else:
+                extra[k] = _clean_json(v)
+        values["extra"] = extra or None
+        if values.get("pfdeploy_version") is None:
+            from . import __version__
+
+            values["pfdeploy_version"] = __version__
+        return values
+
+    def finish_run(self, run_id: str, status: str, loadavg_after=None) -> None:
+        """Close a run: status is finished | interrupted | failed."""
+        if status not in FINAL_RUN_STATUSES:
+            raise ValueError(f"run status must be one of {FINAL_RUN_STATUSES}, got {status!r}")
+
+        def tx(conn):
+            res = conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(
+                status=status, finished_at=_now(), loadavg_after=_clean_json(loadavg_after)))
+            if res.rowcount == 0:
+                raise UserError(f"no run {run_id!r} in {self.url}")
+
+        self._tx(tx)
+
+    def runs(self, limit: int | None = None, tag: str | None = None, machine_id: str | None = None,
+             status: str | None = None, suite: str | None = None, git_commit: str | None = None) -> list[dict]:
+        """Runs, newest first, each with `n_results`; optional filters (git_commit is a prefix)."""
+        r = runs_table
+        counts = (sa.select(results_table.c.run_id, sa.func.count().label("n_results"))
+                  .group_by(results_table.c.run_id).subquery())
+        q = sa.select(r, counts.c.n_results).outerjoin(counts, counts.c.run_id == r.c.id)
+        for col, val in (("tag", tag), ("machine_id", machine_id), ("status", status), ("suite", suite)):
+            if val is not None:
+                q = q.where(r.c[col] == val)
+        if git_commit:
+            q = q.where(r.c.git_commit.startswith(git_commit.lower(), autoescape=True))
+        q = q.order_by(r.c.started_at.desc(), r.c.id.desc())
+        if limit:
+            q = q.limit(limit)
+        rows = self._tx(lambda c: c.execute(q).all(), write=False)
+        return [_run_dict(row) for row in rows]
+
+    def get_run(self, run_id: str) -> dict:
+        """The run with exactly this id (UserError when there is none)."""
+        q = sa.select(runs_table).where(runs_table.c.id == run_id)
+        row = self._tx(lambda c: c.execute(q).first(), write=False)
+        if row is None:
+            raise UserError(f"no run {run_id!r} in {self.url}")
+        return _run_dict(row)
+
+    def resolve_run(self, ref: str) -> dict:
+        """Find one run from a reference, in this order: an exact run id; 'latest'; a tag (the
+        latest run with it); a run id prefix (unique, at least 4 characters); a git commit prefix
+        (at least 4 characters; the latest run on that commit). Unknown or ambiguous references
+        raise UserError saying which runs matched."""
+        ref = str(ref or "").strip()
+        if not ref:
+            raise UsageError("empty run reference; give a run id (or prefix), a tag, a git commit or 'latest'")
+        r = runs_table
+        order = (r.c.started_at.desc(), r.c.id.desc())
+
+        def tx(conn):
+            exact = conn.execute(sa.select(r).where(r.c.id == ref)).first()
+            if exact is not None:
+                return exact
+            if ref.lower() == "latest":
+                row = conn.execute(sa.select(r).order_by(*order).limit(1)).first()
+                if row is None:
+                    raise UserError(f"no runs in {self.url} yet; run `pfdeploy bench` first")
+                return row
+            row = conn.execute(sa.select(r).where(r.c.tag == ref).order_by(*order).limit(1)).first()
+            if row is not None:
+                return row
+            if len(ref) < MIN_PREFIX:
+                raise UserError(f"no run, tag or commit matches {ref!r} in {self.url} "
+                                f"(id and commit prefixes need at least {MIN_PREFIX} characters)")
+            low = ref.lower()
+            by_id = conn.execute(sa.select(r).where(r.c.id.startswith(low, autoescape=True))
+                                 .order_by(*order).limit(6)).all()
+            by_commit = conn.execute(sa.select(r).where(r.c.git_commit.startswith(low, autoescape=True))
+                                     .order_by(*order)).all()
+            commits = sorted({row.git_commit for row in by_commit})
+            if len(by_id) > 1:
+                ids = ", ".join(row.id[:12] for row in by_id[:5])
+                raise UserError(f"run reference {ref!r} is ambiguous: it starts {len(by_id)}"
+                                f"{'+' if len(by_id) > 5 else ''} run ids ({ids}); give more characters")
+            if len(commits) > 1:
+                raise UserError(f"run reference {ref!r} is ambiguous: it starts commits "
+                                f"{', '.join(c[:12] for c in commits[:5])}; give more characters")
+            if by_id and by_commit and by_id[0].id != by_commit[0].id:
+                raise UserError(f"run reference {ref!r} is ambiguous: it starts run id {by_id[0].id[:12]} "
+                                f"and commit {commits[0][:12]}; give more characters")
+            if by_id:
+                return by_id[0]
+            if by_commit:
+                return by_commit[0]
+            raise UserError(f"no run, tag or commit matches {ref!r} in {self.url}")
+
+        return _run_dict(self._tx(tx, write=False))
+
+    # -- results
+
+    def add_result(self, run_id: str, row: dict, samples_ns: Sequence[int] | None = None,
+                   rounds: Sequence[int] | None = None) -> int:
+        """Store one case's result row (fields: see RESULT_FIELDS; unknown keys are kept in
+        `extra`) with its raw samples (integer nanoseconds) and the round of each sample (or
+        None). Committed before returning; returns the result id."""
+        values = self._result_values(run_id, row)
+        enc = _encode_samples(samples_ns, rounds)
+
+        def tx(conn):
+            if conn.execute(sa.select(runs_table.c.id).where(runs_table.c.id == run_id)).first() is None:
+                raise UserError(f"no run {run_id!r} in {self.url}")
+            rid = conn.execute(results_table.insert().values(**values)).inserted_primary_key[0]
+            if enc is not None:
+                conn.execute(samples_table.insert().values(result_id=rid, **enc))
+            return int(rid)
+
+        return self._tx(tx)
+
+    @staticmethod
+    def _result_values(run_id: str, row: dict) -> dict:
+        row = dict(row or {})
+        values: dict[str, Any] = {"run_id": run_id}
+        extra = {}
+        for k, v in row.items():
+            if k in ("id", "run_id"):
+                continue
+            if k in RESULT_INT:
+                values[k] = _to_int(k, v)
+            elif k in RESULT_FLOAT:
+                values[k] = _to_float(v)
+            elif k in RESULT_JSON:
+                values[k] = _clean_json(v)
+            elif k == "created_at":
+                values[k] = v
+            elif k in RESULT_TEXT:
+                values[k] = None if v is None else str(v)
+            else:
+                extra[k] = _clean_json(v)
+        status = values.get("status")
+        if status not in RESULT_STATUSES:
+            raise ValueError(f"result status must be one of {RESULT_STATUSES}, got {status!r}")
+        values.setdefault("case_key", None)
+        if not values["case_key"]:
+            values["case_key"] = make_case_key(row)
+        values["created_at"] = values.get("created_at") or _now()
+        values["extra"] = extra or None
+        return values
+
+    def results(self, run_id: str) -> list[dict]:
+        """The result rows of one run, in the order they were added."""
+        return self._results_where(results_table.c.run_id == run_id)
+
+    def _results_where(self, cond) -> list[dict]:
+        q = sa.select(results_table)
+        if cond is not None:
+            q = q.where(cond)
+        q = q.order_by(results_table.c.id)
+        rows = self._tx(lambda c: c.execute(q).all(), write=False)
+        return [_result_dict(row) for row in rows]
+
+    def all_results(self) -> list[dict]:
+        """Every result row in the store, oldest first."""
+        return self._results_where(None)
+
+    def samples(self, result_id: int) -> dict:
+        """{"latency_ns": [int, ...], "round": [int, ...] or None} of one result ([] and None
+        when the result has no samples, e.g. a failed case)."""
+        q = sa.select(samples_table).where(samples_table.c.result_id == int(result_id))
+        return _decode_samples(self._tx(lambda c: c.execute(q).first(), write=False))
+
+    def samples_for_run(self, run_id: str) -> dict[int, dict]:
+        """{result_id: samples()} for every result of a run with samples, in one query."""
+        q = (sa.select(samples_table).join(results_table, results_table.c.id == samples_table.c.result_id)
+             .where(results_table.c.run_id == run_id))
+        rows = self._tx(lambda c: c.execute(q).all(), write=False)
+        return {int(rec.result_id): _decode_samples(rec) for rec in rows}
+
+    # -- run files
+
+    def export_run(self, run_id: str, path: str | os.PathLike | None = None) -> dict:
+        """The run as a JSON run-file document ({"format": "pfdeploy-run", "version": 1, "run",
+        "results": [{...row, "samples_ns", "sample_rounds"}]}); written atomically to `path`
+        when given."""
+        run = self.get_run(run_id)
+        run.pop("n_results", None)
+        samples = self.samples_for_run(run_id)
+        results = []
+        for row in self.results(run_id):
+            s = samples.get(row["id"], {"latency_ns": [], "round": None})
+            results.append({**row, "samples_ns": s["latency_ns"], "sample_rounds": s["round"]})
+        doc = {"format": RUN_FILE_FORMAT, "version": RUN_FILE_VERSION, "run": run, "results": results}
+        if path is not None:
+            write_run_file(doc, path)
+        return doc
+
+    def import_run(self, doc: dict) -> str:
+        """Insert a run-file document (from `read_run_file`) with its original run id, all in one
+        transaction. A run id already in the store is a UserError (nothing is overwritten)."""
+        doc = validate_run_doc(doc)
+        run = dict(doc["run"])
+        run_id = run["id"]
+        values = {"id": run_id, "started_at": run.get("started_at") or _now(),
+                  "finished_at": run.get("finished_at"), "status": run.get("status", "finished")}
+        values.update(self._run_values({k: v for k, v in run.items()
+                                        if k not in ("id", "started_at", "finished_at", "status")}))
+        prepared = []
+        for res in doc["results"]:
+            row = {k: v for k, v in res.items() if k not in ("samples_ns", "sample_rounds")}
+            enc = _encode_samples(res.get("samples_ns") or None, res.get("sample_rounds"))
+            prepared.append((self._result_values(run_id, row), enc))
+
+        def tx(conn):
+            if conn.execute(sa.select(runs_table.c.id).where(runs_table.c.id == run_id)).first():
+                raise UserError(f"run {run_id} is already in {self.url}")
+            conn.execute(runs_table.insert().values(**values))
+            for vals, enc in prepared:
+                rid = conn.execute(results_table.insert().values(**vals)).inserted_primary_key[0]
+                if enc is not None:
+                    conn.execute(samples_table.insert().values(result_id=rid, **enc))
+
+        self._tx(tx)
+        return run_id
+
+    def integrity_check(self) -> str:
+        """SQLite's `PRAGMA integrity_check` ('ok' when sound); 'ok' on PostgreSQL."""
+        if self.kind != "sqlite":
+            return "ok"
+        rows = self._tx(lambda c: c.exec_driver_sql("PRAGMA integrity_check").all(), write=False)
+        return "; ".join(str(r[0]) for r in rows)
+
+
+def _run_dict(row) -> dict:
+    m = row._mapping
+    d = {k: m[k] for k in RUN_FIELDS}
+    d["started_at"], d["finished_at"] = _iso(d["started_at"]), _iso(d["finished_at"])
+    extra = m.get("extra") or {}
+    for k, v in extra.items():
+        d.setdefault(k, v)
+    if "n_results" in m:
+        d["n_results"] = int(m["n_results"] or 0)
+    return d
+
+
+def _result_dict(row) -> dict:
+    m = row._mapping
+    d = {k: m[k] for k in RESULT_FIELDS}
+    d["created_at"] = _iso(d["created_at"])
+    for k, v in (m.get("extra") or {}).items():
+        d.setdefault(k, v)
+    return d
+
+
+def _read_version(conn) -> int:
+    insp = sa.inspect(conn)
+    if not insp.has_table("pfdeploy_schema"):
+        if insp.has_table("runs"):
+            raise UserError("this database has a 'runs' table but no pfdeploy schema version; "
+                            "it is not a pfdeploy results store")
+        return 0
+    v = conn.execute(sa.select(schema_table.c.version).where(schema_table.c.id == 1)).scalar()
+    return int(v or 0)
+
+
+def migrate(conn, target: int | None = None) -> int:
+    """Bring the schema up to `target` (default: the latest) inside the caller's transaction,
+    which must hold the database's write lock. Returns the version reached."""
+    target = SCHEMA_VERSION if target is None else target
+    version = _read_version(conn)
+    if version > SCHEMA_VERSION:
+        raise UserError(f"results store schema version {version} is newer than this pfdeploy "
+                        f"supports ({SCHEMA_VERSION}); upgrade pfdeploy")
+    if version == 0 and target > 0:
+        schema_table.create(conn, checkfirst=True)
+        conn.execute(schema_table.insert().values(id=1, version=0, updated_at=_now()))
+    for i in range(version, target):
+        MIGRATIONS[i](conn)
+        conn.execute(schema_table.update().where(schema_table.c.id == 1)
+                     .values(version=i + 1, updated_at=_now()))
+    return max(version, target)
+
+
+def _user_error(exc: BaseException, where: str) -> UserError:
+    first = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return UserError(f"results store {where}: {first[0] if first else type(exc).__name__}")
+
+
+def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int) -> sa.engine.Engine:
+    kw = {}
+    if url.database in (None, "", ":memory:"):
+        kw["poolclass"] = sa.pool.StaticPool
+    engine = sa.create_engine(url, json_serializer=_json_dumps,
+                              connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+                              **kw)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Driver autocommit: transactions are begun below, so the lock mode is ours to choose.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit is on disk when add_result returns (a crash or power cut keeps it).
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        write = conn.get_execution_options().get("pfdeploy_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def open_store(url: str | os.PathLike | None = None, create: bool = True,
+               busy_timeout_ms: int = 30_000, lock_timeout_s: float = 120.0) -> Store:
+    """Open (and with `create`, create) a results store and migrate it to the current schema.
+
+    url: None -> $PFDEPLOY_STORE or ./pfdeploy-results.db; a path or sqlite:///path -> SQLite;
+    postgresql://user:pw@host/db -> PostgreSQL through psycopg 3 (`pip install 'pfdeploy[postgres]'`).
+    create=False: a SQLite file that does not exist is a UserError instead of a new empty store.
+    busy_timeout_ms: SQLite's wait for a lock per statement; lock_timeout_s: how long a write
+    keeps retrying before giving up with a UserError."""
+    kind, sa_url, path = parse_store_url(url)
+    if kind == "sqlite":
+        if path is not None:
+            if path.is_dir():
+                raise UserError(f"results store {path} is a directory, not a database file")
+            if not path.exists():
+                if not create:
+                    raise UserError(f"no results store at {path} (run `pfdeploy bench` first, or pass --store)")
+                if not path.parent.exists():
+                    raise UserError(f"cannot create results store {path}: directory {path.parent} does not exist")
+        engine = _sqlite_engine(sa_url, busy_timeout_ms)
+    else:
+        optional_import("psycopg", "a PostgreSQL results store")
+        engine = sa.create_engine(sa_url, json_serializer=_json_dumps, pool_pre_ping=True)
+    store = Store(engine, kind, str(path) if path is not None else _describe(sa_url), path, lock_timeout_s)
+
+    def tx(conn):
+        if kind == "postgresql":
+            # Serialise migrations of concurrent openers; released at commit.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7204151)")
+        return migrate(conn)
+
+    try:
+        version = store._tx(_read_version, write=False)
+        if version > SCHEMA_VERSION:
+            raise UserError(f"results store {store.url} has schema version {version}, newer than this "
+                            f"pfdeploy supports ({SCHEMA_VERSION}); upgrade pfdeploy")
+        if version < SCHEMA_VERSION:
+            store._tx(tx)
+    except DatabaseError as exc:  # "file is not a database", connection refused, ...
+        engine.dispose()
+        raise _user_error(exc, store.url) from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+# ----------------------------------------------------------------------------- run files
+
+
+def write_run_file(doc: dict, path: str | os.PathLike) -> Path:
+    """Write a run-file document atomically: a temporary file in the same directory, flushed to
+    disk, then renamed over `path`. A crash leaves either the old file or the new one."""
+    path = Path(path).expanduser()
+    if not path.parent.exists():
+        raise UserError(f"cannot write {path}: directory {path.parent} does not exist")
+    text = json.dumps(_clean_json(doc), indent=1, allow_nan=False) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (temp file + fsync + os.replace)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _bad(where: str, msg: str) -> UserError:
+    return UserError(f"{where}: not a valid pfdeploy run file: {msg}")
+
+
+def validate_run_doc(doc: Any, where: str = "run file") -> dict:
+    """Check a run-file document's structure and types; returns it (with defaults filled).
+    Raises UserError naming the first problem."""
+    if not isinstance(doc, dict):
+        raise _bad(where, "the top level must be a JSON object")
+    if doc.get("format") != RUN_FILE_FORMAT:
+        raise _bad(where, f"'format' must be {RUN_FILE_FORMAT!r}, got {doc.get('format')!r}")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _bad(where, f"'version' must be an integer, got {version!r}")
+    if version > RUN_FILE_VERSION:
+        raise UserError(f"{where}: run-file version {version} was written by a newer pfdeploy "
+                        f"(this one reads version {RUN_FILE_VERSION}); upgrade pfdeploy")
+    if version < 1:
+        raise _bad(where, f"unknown version {version}")
+    run = doc.get("run")
+    if not isinstance(run, dict):
+        raise _bad(where, "'run' must be an object")
+    if not isinstance(run.get("id"), str) or not run["id"]:
+        raise _bad(where, "run.id must be a non-empty string")
+    if run.get("status", "finished") not in RUN_STATUSES:
+        raise _bad(where, f"run.status must be one of {', '.join(RUN_STATUSES)}, got {run.get('status')!r}")
+    for key in ("started_at", "finished_at"):
+        if run.get(key) is not None:
+            if not isinstance(run[key], str):
+                raise _bad(where, f"run.{key} must be an ISO-8601 string")
+            try:
+                _dt.datetime.fromisoformat(run[key].replace("Z", "+00:00"))
+            except ValueError:
+                raise _bad(where, f"run.{key} is not an ISO-8601 timestamp: {run[key]!r}") from None
+    for key in ("machine", "tools", "config"):
+        if run.get(key) is not None and not isinstance(run[key], dict):
+            raise _bad(where, f"run.{key} must be an object")
+    results = doc.get("results")
+    if not isinstance(results, list):
+        raise _bad(where, "'results' must be a list")
+    for i, res in enumerate(results):
+        at = f"results[{i}]"
+        if not isinstance(res, dict):
+            raise _bad(where, f"{at} must be an object")
+        if not isinstance(res.get("case_key"), str) or not res["case_key"]:
+            raise _bad(where, f"{at}.case_key must be a non-empty string")
+        if res.get("status") not in RESULT_STATUSES:
+            raise _bad(where, f"{at}.status must be one of {', '.join(RESULT_STATUSES)}, got {res.get('status')!r}")
+        for k in RESULT_FLOAT:
+            v = res.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise _bad(where, f"{at}.{k} must be a number or null, got {v!r}")
+        for k in RESULT_INT:
+            v = res.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise _bad(where, f"{at}.{k} must be an integer or null, got {v!r}")
+        s = res.get("samples_ns")
+        if s is None:
+            res["samples_ns"] = s = []
+        if not isinstance(s, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in s):
+            raise _bad(where, f"{at}.samples_ns must be a list of integers (nanoseconds)")
+        r = res.get("sample_rounds")
+        if r is not None:
+            if not isinstance(r, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in r):
+                raise _bad(where, f"{at}.sample_rounds must be a list of integers or null")
+            if len(r) != len(s):
+                raise _bad(where, f"{at}.sample_rounds has {len(r)} entries for {len(s)} samples")
+        res.setdefault("sample_rounds", None)
+        for k in RESULT_FIELDS:
+            res.setdefault(k, None)
+    return doc
+
+
+def read_run_file(path: str | os.PathLike) -> dict:
+    """Read and validate a JSON run file (format 'pfdeploy-run', version 1). A missing file,
+    bad JSON or a wrong structure is a UserError naming the file and the problem."""
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"run file {p} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"run file {p} is a directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read run file {p}: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return validate_run_doc(doc, str(p))
