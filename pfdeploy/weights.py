@@ -147,12 +147,15 @@ def read_checkpoint(path: str | Path) -> dict:
         try:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(
-                f"{path}: refused to load: the checkpoint holds objects other than tensors, which could "
-                f"run code when unpickled (torch.load weights_only=True: {first})") from None
+            detail = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln]
+            if detail:  # the weights-only unpickler met a callable/class it will not import
+                raise UserError(
+                    f"{path}: refused to load: the checkpoint holds objects other than tensors, which "
+                    f"could run code when unpickled (torch.load weights_only=True: {detail[0]})") from None
+            raise UserError(f"{path}: not a readable PyTorch checkpoint (corrupt or not a pickle)") from None
         except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise UserError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
     return unwrap_state_dict(sd, path)
 
 

@@ -1,0 +1,114 @@
+"""CLI basics and error paths: one line, right exit code, no traceback."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import run_cli
+from pfdeploy.cli import VERBS
+
+OPTIONAL = ["onnxruntime", "openvino", "nncf", "tensorrt", "pynvml", "psycopg", "playwright", "pycuda", "cuda"]
+BLOCKER = f"""
+import sys, importlib.abc
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {OPTIONAL!r}:
+            raise ImportError('blocked for the test: ' + name)
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def _no_traceback(proc):
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+
+
+def test_version_and_python_m():
+    from pfdeploy import __version__
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_models_json_and_family_filter():
+    proc = run_cli("models", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    names = {d["name"] for d in data}
+    assert {"pf_resnet50_max", "pf_resnet50_hybrid", "pf_vit_ti", "pf_vit_s", "pf_vit_b", "pf_pit_ti", "pf_pit_s",
+            "pf_pit_b", "resnet50", "dw_resnet50", "mobilenetv2_100", "efficientnet_b0",
+            "deit_small_patch16_224", "pit_s_224"} <= names
+    proc = run_cli("models", "--family", "depthwise", "--json")
+    assert {d["family"] for d in json.loads(proc.stdout)} == {"depthwise"}
+    table = run_cli("models")
+    assert table.returncode == 0 and "pf_resnet50_hybrid" in table.stdout and "pf_resnet50" in table.stdout
+
+
+def test_info_computes_params_and_macs():
+    proc = run_cli("info", "pf_resnet50", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["name"] == "pf_resnet50_hybrid"
+    assert abs(data["computed"]["params_m"] - 17.3) < 0.1 and abs(data["computed"]["macs_g"] - 2.6) < 0.05
+    assert data["published"]["gpu_ms"] == 7.3
+    human = run_cli("info", "resnet50_max")
+    assert human.returncode == 0 and "14.23" in human.stdout and "published" in human.stdout
+
+
+def test_unknown_model_exits_2_with_close_matches():
+    proc = run_cli("info", "pf_resnet5")
+    assert proc.returncode == 2
+    _no_traceback(proc)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did you mean" in lines[0] and "pf_resnet50" in lines[0]
+
+
+def test_bad_weights_file_is_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage")
+    proc = run_cli("info", "pf_resnet50_max", "--weights", str(bad))
+    assert proc.returncode == 1
+    _no_traceback(proc)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "not a readable" in proc.stderr
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, wrong)
+    proc = run_cli("info", "pf_resnet50_max", "--weights", str(wrong))
+    assert proc.returncode == 1 and "missing" in proc.stderr
+    _no_traceback(proc)
+
+
+def test_unknown_verb_and_bad_option_are_usage_errors():
+    proc = run_cli("frobnicate")
+    assert proc.returncode == 2
+    _no_traceback(proc)
+    proc = run_cli("models", "--family", "nope")
+    assert proc.returncode == 2
+    _no_traceback(proc)
+
+
+def test_every_module_imports_and_every_help_runs_with_core_dependencies_only():
+    """Optional runtimes (onnxruntime, openvino, tensorrt, ...) are blocked: nothing may import
+    them at module level, and every verb's --help still works."""
+    script = BLOCKER + """
+import pkgutil, importlib, pfdeploy
+mods = ['pfdeploy']
+for pkg in ['pfdeploy', 'pfdeploy.exporters', 'pfdeploy.bench', 'pfdeploy.devices']:
+    m = importlib.import_module(pkg)
+    mods += [i.name for i in pkgutil.walk_packages(m.__path__, pkg + '.')]
+for name in mods:
+    if name != 'pfdeploy.__main__':
+        importlib.import_module(name)
+from pfdeploy.cli import main, VERBS
+assert main(['--help']) == 0
+for verb in VERBS:
+    assert main([verb, '--help']) == 0, verb
+print('imported', len(mods))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "imported" in proc.stdout
+    for verb in VERBS:
+        assert f"Usage: pfdeploy {verb}" in proc.stdout
