@@ -1,0 +1,46 @@
+"""`pfdeploy devices`: this machine's devices, the backends that can run on each, and the
+metadata every run records (CPU, ISA flags, cores, memory, governor, GPUs, tool versions)."""
+from __future__ import annotations
+
+import click
+
+from ..render import emit, table
+
+
+@click.command("devices")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(as_json):
+    """List this machine's devices and the backends that can run on each."""
+    from ..devices import list_devices, machine_metadata
+
+    devices = list_devices()
+    meta = machine_metadata()
+    data = {"machine_id": meta["machine_id"], "devices": devices, "machine": meta}
+
+    def human(console):
+        cpu = meta["cpu"]
+        console.print(f"[bold]machine[/bold] {meta['machine_id']}: {cpu.get('model')} "
+                      f"({cpu.get('physical_cores')} physical / {cpu.get('logical_cores')} logical cores, "
+                      f"{cpu.get('usable_physical_cores')} usable), {meta.get('memory_gib')} GiB, "
+                      f"{meta['os'].get('distribution') or meta['os'].get('system')} {meta['os'].get('release')}")
+        console.print(f"ISA: {', '.join(cpu.get('isa') or []) or '-'}; governor: "
+                      f"{meta['cpufreq'].get('governor') or 'not readable'}; load average: "
+                      f"{', '.join(f'{x:.2f}' for x in meta['loadavg'] or [])}")
+        console.print(table(
+            ["device", "name", "backends", "not available"],
+            [(d["device"], d["name"], ", ".join(d["backends"]) or "-",
+              "\n".join(f"{b}: {why}" for b, why in d["unavailable"].items()) or "-") for d in devices]))
+        if not any(d["kind"] == "cuda" for d in devices):
+            from ..devices import no_cuda_reason
+
+            console.print(f"no CUDA device: {no_cuda_reason()}")
+        if meta.get("gpu_note") and not meta.get("gpus"):
+            console.print(f"GPU metadata: {meta['gpu_note']}")
+        for g in meta.get("gpus") or []:
+            console.print(f"GPU {g['index']}: {g['name']}, driver {g['driver']}, CUDA {g['cuda_driver']}, "
+                          f"SM {g['sm_clock_mhz']}/{g['sm_clock_max_mhz']} MHz, power limit {g['power_limit_w']} W")
+        tools = meta["tools"]
+        console.print("tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()
+                                            if v and k not in ("onnxruntime_dist",)))
+
+    emit(data, as_json, human)
