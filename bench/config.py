@@ -1,0 +1,98 @@
+"""Light configuration objects of the benchmark engine (standard library only).
+
+`StopRule` is the measurement contract of METHOD.md section 3 as data; `CaseSpec` is the frozen
+description of one case (what is measured), kept apart from its samples (what was measured).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..errors import UsageError
+
+SCENARIOS = ("latency", "throughput")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+# MLPerf LoadGen's early-stopping minimum query counts (zero over-latency queries, 99%
+# confidence): a percentile estimated from fewer samples is reported as missing. p90 and p99 are
+# LoadGen's figures; p95 follows from the same binomial form (see docs/bench.md).
+PERCENTILE_MIN_SAMPLES = {50: 1, 90: 64, 95: 131, 99: 662}
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When to stop measuring one case (METHOD.md section 3).
+
+    Warm-up: at least `warmup_iters` iterations and at least `warmup_time_s` seconds.
+    Measurement: at least `min_iters` samples AND at least `min_time_s` seconds of measured time;
+    then stop as soon as the bootstrap 95% CI of the median has a half-width within `target_ci`
+    (relative to the median) and at least `min_samples` samples exist (the smallest count a
+    reported percentile needs: 64 for p90); stop unconverged at `max_time_s` of measured time.
+    Measured time is the sum of the case's own samples: time spent waiting while other cases
+    of an interleaved comparison run does not count.
+    """
+
+    min_iters: int = 64
+    min_time_s: float = 2.0
+    max_time_s: float = 20.0
+    target_ci: float = 0.01
+    warmup_iters: int = 10
+    warmup_time_s: float = 1.0
+    min_samples: int = PERCENTILE_MIN_SAMPLES[90]
+
+    def __post_init__(self):
+        if self.min_iters < 1:
+            raise UsageError(f"min_iters must be >= 1, got {self.min_iters}")
+        for name in ("min_time_s", "max_time_s", "warmup_time_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise UsageError(f"{name.replace('_s', '').replace('_', '-')} must be a non-negative number of seconds, got {v!r}")
+        if self.max_time_s <= 0:
+            raise UsageError(f"--max-time must be > 0 seconds, got {self.max_time_s}")
+        if self.min_time_s > self.max_time_s:
+            raise UsageError(f"--min-time ({self.min_time_s} s) must not exceed --max-time ({self.max_time_s} s)")
+        if not (0 < self.target_ci < 1):
+            raise UsageError(f"--target-ci must be a fraction between 0 and 1 (0.01 = +-1%), got {self.target_ci}")
+        if self.warmup_iters < 0 or self.min_samples < 1:
+            raise UsageError("warmup_iters must be >= 0 and min_samples >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case: a model through one backend at one precision, batch, thread count and scenario."""
+
+    model: str
+    backend: str
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch: int = 1
+    threads: int = 1
+    scenario: str = "latency"
+    weights: str = "synthetic:0"
+    options: dict = field(default_factory=dict)  # backend options (channels_last, cuda_graphs, hint, ...)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.scenario not in SCENARIOS:
+            raise UsageError(f"unknown scenario {self.scenario!r}; choose from {', '.join(SCENARIOS)}")
+        if self.batch < 1:
+            raise UsageError(f"batch must be >= 1, got {self.batch}")
+        if self.threads < 1:
+            raise UsageError(f"threads must be >= 1, got {self.threads}")
+
+    @property
+    def key(self) -> str:
+        """The case key of the results store: model|weights|backend|device|precision|batch|threads|scenario."""
+        return "|".join(str(x) for x in (self.model, self.weights, self.backend, self.device, self.precision,
+                                          self.batch, self.threads, self.scenario))
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} / {self.backend} / {self.precision} / b{self.batch}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,523 @@
+"""The case engine: plan cases, prepare artifacts and inputs, run every case in its own worker
+process, interleave rounds, apply the stopping rule, store each finished case at once.
+
+    cases = models x backends x precisions x batches (at one device, thread count and scenario)
+
+Isolation and interleaving together (METHOD.md sections 2 and 5): every case gets one fresh
+worker process that lives for the whole comparison; the parent loads them one after another, warms
+each up, then drives rounds A, B, C, A, B, C ... with exactly one worker running at a time while
+the others wait on their pipe. A case leaves the rotation when its stopping rule says so; its
+worker then reports its peak RSS and exits, and its result row is committed to the store.
+A worker that dies (a runtime segfault) fails its own case with the exit signal recorded.
+Ctrl-C kills the workers, keeps every finished case and marks the run interrupted.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import UserError
+from .config import CaseSpec, StopRule
+from .stats import CV_WARN, summarize
+from .timing import Decision, decide, round_size
+from .worker import WorkerDied, WorkerError, WorkerProcess
+
+ROUND_TIME_S = 0.25  # one interleaving round of a case lasts about this long
+MAX_GROUP = 16  # at most this many worker processes alive at once
+
+
+@dataclass
+class BenchConfig:
+    models: tuple[str, ...]
+    backends: tuple[str, ...] | None = None  # None: every backend that runs on the device
+    device: str = "cpu"
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] = (1,)
+    threads: int | None = None  # None: the machine's physical cores
+    scenario: str = "latency"
+    rule: StopRule = field(default_factory=StopRule)
+    interleave: bool = True
+    tag: str | None = None
+    suite: str | None = None
+    suite_version: str | None = None
+    seed: int = 0
+    options: dict = field(default_factory=dict)  # backend -> runner options
+    round_time_s: float = ROUND_TIME_S
+    rewarm: int = 1  # discarded calls at the start of each round (caches evicted by other cases)
+    cache_dir: str | None = None
+    verify: bool = True
+
+    def to_dict(self) -> dict:
+        return {"models": list(self.models), "backends": list(self.backends) if self.backends else None,
+                "device": self.device, "precisions": list(self.precisions), "batches": list(self.batches),
+                "threads": self.threads, "scenario": self.scenario, "rule": self.rule.to_dict(),
+                "interleave": self.interleave, "seed": self.seed, "options": self.options,
+                "round_time_s": self.round_time_s, "rewarm": self.rewarm}
+
+
+@dataclass
+class CaseResult:
+    spec: CaseSpec
+    row: dict
+    samples_ns: list[int] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+    result_id: object = None
+
+
+@dataclass
+class Outcome:
+    run_id: object
+    status: str
+    results: list[CaseResult]
+    store_url: str
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+
+
+class Progress:
+    """What the engine reports while it runs; the CLI draws it with rich. No-op by default."""
+
+    def phase(self, text: str) -> None: ...
+
+    def plan(self, total_units: float) -> None: ...
+
+    def update(self, current: str, completed_units: float, total_units: float) -> None: ...
+
+    def case_done(self, result: CaseResult) -> None: ...
+
+
+@dataclass
+class Prepared:
+    family: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    inputs: str | None = None
+    model_file: str | None = None
+    weights_file: str | None = None
+    artifact_sha256: str | None = None
+    artifact: dict = field(default_factory=dict)
+    parity: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class _Live:
+    spec: CaseSpec
+    prep: Prepared
+    worker: WorkerProcess
+    load: dict = field(default_factory=dict)
+    k: int = 1
+    samples: list[int] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+    device_ms: list[float] = field(default_factory=list)
+    h2d_ms: list[float] = field(default_factory=list)
+    d2h_ms: list[float] = field(default_factory=list)
+    measured_ns: int = 0
+    warmup_n: int = 0
+    budget_units: float = 0.0
+
+
+def git_commit(cwd: str | None = None) -> str | None:
+    """The commit under test: $GITHUB_SHA in CI, else `git rev-parse HEAD` of the working directory."""
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=cwd, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _loadavg():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Engine:
+    """Runs one benchmark: `Engine(config, store).run(progress)` -> Outcome."""
+
+    def __init__(self, config: BenchConfig, store, store_url: str = ""):
+        self.config = config
+        self.store = store
+        self.store_url = store_url
+        self._live: dict[str, _Live] = {}
+        self._results: list[CaseResult] = []
+        self._progress = Progress()
+        self._done_units = 0.0
+        self._total_units = 0.0
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, device, threads: int) -> tuple[list[CaseSpec], list[tuple[CaseSpec, str]]]:
+        """(runnable cases, [(skipped case, reason)]) for the config on `device`."""
+        from ..devices import backend_availability
+        from ..zoo import canonical_name
+        from .runners import BACKENDS, backend_info
+
+        cfg = self.config
+        availability = backend_availability(device)
+        if cfg.backends:
+            backends = [backend_info(b).name for b in cfg.backends]
+        else:
+            backends = [b for b in BACKENDS if device.kind in BACKENDS[b].devices]
+        weights = f"synthetic:{cfg.seed}"
+        runnable, skipped = [], []
+        for model in [canonical_name(m) for m in cfg.models]:
+            for backend in backends:
+                info = BACKENDS[backend]
+                for precision in cfg.precisions:
+                    for batch in cfg.batches:
+                        spec = CaseSpec(model=model, backend=backend, device=str(device), precision=precision,
+                                        batch=batch, threads=threads, scenario=cfg.scenario, weights=weights,
+                                        options=dict(cfg.options.get(backend, {})))
+                        why = info.missing()
+                        if why is None and availability.get(backend):
+                            why = availability[backend]
+                            if "not installed" in why and info.install_hint not in why:
+                                why = f"{why}: {info.install_hint}"
+                        why = why or info.supports(device.kind, precision)
+                        (skipped.append((spec, why)) if why else runnable.append(spec))
+        return runnable, skipped
+
+    # ------------------------------------------------------------------ the run
+    def run(self, progress: Progress | None = None, prepared_cases: list | None = None) -> Outcome:
+        """Plan, prepare and run every case; `prepared_cases` [(CaseSpec, Prepared)] replaces
+        planning and preparation (the engine's own tests use it with the fake runner)."""
+        from .. import __version__
+        from ..devices import machine_metadata, parse_device, physical_cores
+
+        self._progress = progress or Progress()
+        cfg = self.config
+        t0 = time.monotonic()
+        device = parse_device(cfg.device)  # UsageError (exit 2) for an unusable GPU
+        threads = cfg.threads or physical_cores()
+        if prepared_cases is None:
+            runnable, skipped = self.plan(device, threads)
+        else:
+            runnable, skipped = [c for c, _ in prepared_cases], []
+        self._progress.phase("collecting machine metadata")
+        meta = machine_metadata()
+        run_id = self.store.begin_run({
+            "tag": cfg.tag, "git_commit": git_commit(), "suite": cfg.suite, "suite_version": cfg.suite_version,
+            "machine_id": meta.get("machine_id"), "machine": meta, "tools": meta.get("tools", {}),
+            "config": {**cfg.to_dict(), "threads": threads, "device": str(device)},
+            "pfdeploy_version": __version__, "loadavg_before": _loadavg(),
+        })
+        self.run_id = run_id
+        status = "failed"
+        tmp = Path(tempfile.mkdtemp(prefix="pfdeploy-bench-"))
+        try:
+            for spec, why in skipped:
+                self._commit(CaseResult(spec, self._row(spec, Prepared(), "skipped", why)))
+            prepared = (self._prepare(runnable, tmp) if prepared_cases is None
+                        else {c.key: p for c, p in prepared_cases})
+            todo = []
+            for spec in runnable:
+                prep = prepared[spec.key]
+                if prep.error:
+                    self._commit(CaseResult(spec, self._row(spec, prep, "failed", prep.error)))
+                else:
+                    todo.append((spec, prep))
+            self._total_units = sum(self._case_units() for _ in todo)
+            self._progress.plan(self._total_units)
+            for group in self._groups(todo):
+                self._run_group(group)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            for live in list(self._live.values()):
+                live.worker.kill()
+                live.worker.cleanup()
+            self._live.clear()
+            self.store.finish_run(run_id, status, loadavg_after=_loadavg())
+            shutil.rmtree(tmp, ignore_errors=True)
+        return Outcome(run_id, status, self._results, self.store_url, time.monotonic() - t0, self.notes)
+
+    def _case_units(self) -> float:
+        r = self.config.rule
+        return r.warmup_time_s + r.min_time_s + 1.0
+
+    def _groups(self, todo):
+        if not self.config.interleave:
+            return [[t] for t in todo]
+        by_key: dict[tuple, list] = {}
+        for spec, prep in todo:  # one comparison per precision and batch
+            by_key.setdefault((spec.precision, spec.batch), []).append((spec, prep))
+        groups = []
+        for items in by_key.values():
+            for i in range(0, len(items), MAX_GROUP):
+                groups.append(items[i:i + MAX_GROUP])
+        return groups
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare(self, cases: list[CaseSpec], tmp: Path) -> dict[str, Prepared]:
+        """Params/MACs, seeded inputs, torch state dicts and exported artifacts, once each."""
+        import numpy as np
+
+        from ..zoo import get_spec
+        from .runners import BACKENDS
+
+        cfg = self.config
+        out: dict[str, Prepared] = {c.key: Prepared() for c in cases}
+        models: dict[str, dict] = {}
+        for c in cases:
+            models.setdefault(c.model, {"torch": False, "targets": set(), "batches": set()})
+            m = models[c.model]
+            target = BACKENDS[c.backend].target
+            m["torch"] |= target is None
+            if target:
+                m["targets"].add((target, c.precision))
+            m["batches"].add(c.batch)
+        per_model: dict[str, Prepared] = {}
+        artifacts: dict[tuple, tuple] = {}
+        for name, need in models.items():
+            base = Prepared()
+            per_model[name] = base
+            try:
+                spec = get_spec(name)
+                base.family = spec.family
+                self._progress.phase(f"{name}: building the model (synthetic weights, seed {cfg.seed})")
+                if need["torch"]:
+                    import torch
+
+                    from ..complexity import complexity
+                    from ..zoo import create_model
+
+                    model = create_model(name, seed=cfg.seed)
+                    cx = complexity(model, spec.input_size)
+                    path = tmp / f"{name}.pt"
+                    torch.save(model.state_dict(), path)
+                    base.weights_file = str(path)
+                    del model
+                else:
+                    from ..complexity import complexity_of
+
+                    cx = complexity_of(name)
+                base.params, base.macs = cx.params, cx.macs
+                from ..weights import synthetic_images
+
+                for b in need["batches"]:
+                    x = synthetic_images(b, spec.input_size, spec.mean, spec.std, seed=cfg.seed)
+                    np.save(tmp / f"{name}_b{b}.npy", x.numpy().astype(np.float32))
+                for target, precision in sorted(need["targets"]):
+                    artifacts[(name, target, precision)] = self._artifact(name, target, precision)
+            except UserError as exc:
+                base.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - fail this model's cases, keep the run
+                base.error = f"preparing {name} failed: {type(exc).__name__}: {exc}"
+        for c in cases:
+            base = per_model[c.model]
+            p = out[c.key]
+            p.family, p.params, p.macs, p.error = base.family, base.params, base.macs, base.error
+            p.inputs = str(tmp / f"{c.model}_b{c.batch}.npy")
+            target = BACKENDS[c.backend].target
+            if target is None:
+                p.weights_file = base.weights_file
+                p.parity = {"status": "reference", "note": "PyTorch is the reference the artifacts are checked against"}
+                p.artifact = {"source": "zoo", "weights": c.weights}
+            elif not p.error:
+                res = artifacts.get((c.model, target, c.precision))
+                if res is None:
+                    p.error = "artifact was not prepared"
+                elif isinstance(res, str):
+                    p.error = res
+                else:
+                    p.model_file, p.artifact_sha256, p.artifact, p.parity = res
+        return out
+
+    def _artifact(self, model: str, target: str, precision: str):
+        """(model_file, sha256, exporter settings, parity) from the artifact cache, exported on
+        demand; or the error message."""
+        from ..exporters import get_artifact
+
+        self._progress.phase(f"{model}: {target} {precision} artifact (exported on demand, cached)")
+
+        def progress(msg, *args, **kwargs):
+            self._progress.phase(f"{model}: {target} {precision}: {msg}")
+
+        try:
+            art = get_artifact(model, target, precision=precision, seed=self.config.seed,
+                               cache_dir=self.config.cache_dir, verify=self.config.verify, progress=progress)
+        except UserError as exc:
+            return f"export to {target} {precision} failed: {exc}"
+        except Exception as exc:  # noqa: BLE001
+            return f"export to {target} {precision} failed: {type(exc).__name__}: {exc}"
+        man = art.manifest
+        if man.get("status") == "failed":
+            return f"{target} {precision} artifact failed parity verification: {_parity_status(man.get('parity'))}"
+        settings = {"target": target, "path": str(art.path), "exporter": man.get("exporter"),
+                    "tools": man.get("tools"), "manifest_status": man.get("status")}
+        return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}
+
+    # ------------------------------------------------------------------ running
+    def _run_group(self, group: list[tuple[CaseSpec, Prepared]]) -> None:
+        cfg, rule = self.config, self.config.rule
+        live: list[_Live] = []
+        for spec, prep in group:  # load one at a time
+            self._progress.update(f"loading {spec.label}", self._done_units, self._total_units)
+            w = WorkerProcess(spec.label)
+            lv = _Live(spec, prep, w, budget_units=self._case_units())
+            self._live[spec.key] = lv
+            try:
+                lv.load = w.call("load", timeout_s=1800, case=spec.to_dict(), inputs=prep.inputs,
+                                 model_file=prep.model_file, weights_file=prep.weights_file)
+            except (WorkerDied, WorkerError) as exc:
+                self._fail(lv, exc, "load")
+                continue
+            live.append(lv)
+        for lv in list(live):  # warm up one at a time
+            self._progress.update(f"warming up {lv.spec.label}", self._done_units, self._total_units)
+            try:
+                reply = lv.worker.call("warmup", timeout_s=max(600, 20 * rule.max_time_s), rule=rule.to_dict(),
+                                       max_time_s=max(rule.max_time_s, 10 * rule.warmup_time_s))
+            except (WorkerDied, WorkerError) as exc:
+                self._fail(lv, exc, "warm-up")
+                live.remove(lv)
+                continue
+            lv.warmup_n = len(reply["samples_ns"])
+            lv.k = round_size(reply["samples_ns"], cfg.round_time_s)
+            self._advance(rule.warmup_time_s + 1.0)
+        rnd = 0
+        while live:
+            for lv in list(live):
+                self._progress.update(f"{lv.spec.label} (round {rnd + 1}, n={len(lv.samples)})",
+                                      self._done_units, self._total_units)
+                budget = int(rule.max_time_s * 1e9) - lv.measured_ns
+                per_iter = (lv.measured_ns / len(lv.samples)) if lv.samples else 1e9
+                timeout = 60 + 20 * (lv.k + cfg.rewarm) * per_iter / 1e9
+                try:
+                    reply = lv.worker.call("measure", timeout_s=timeout, iters=lv.k, budget_ns=budget,
+                                           rewarm=cfg.rewarm)
+                except (WorkerDied, WorkerError) as exc:
+                    self._fail(lv, exc, f"measurement round {rnd + 1}")
+                    live.remove(lv)
+                    continue
+                s = reply["samples_ns"]
+                lv.samples += s
+                lv.rounds += [rnd] * len(s)
+                lv.device_ms += reply.get("device_ms") or []
+                lv.h2d_ms += reply.get("h2d_ms") or []
+                lv.d2h_ms += reply.get("d2h_ms") or []
+                lv.measured_ns += sum(s)
+                self._advance(min(sum(s) / 1e9, max(0.0, rule.min_time_s - (lv.measured_ns - sum(s)) / 1e9)))
+                decision = decide(rule, lv.samples, lv.measured_ns)
+                if decision.stop:
+                    live.remove(lv)
+                    self._finish(lv, decision)
+            rnd += 1
+
+    def _advance(self, units: float) -> None:
+        self._done_units = min(self._total_units, self._done_units + units)
+
+    def _fail(self, lv: _Live, exc: Exception, when: str) -> None:
+        if isinstance(exc, WorkerDied):
+            msg = f"{exc.detail}"
+            if exc.log_tail:
+                msg += f"; last output: {exc.log_tail.splitlines()[-1][:300]}"
+        else:
+            msg = f"{when} failed: {exc}"
+        lv.worker.kill()
+        lv.worker.cleanup()
+        self._live.pop(lv.spec.key, None)
+        row = self._row(lv.spec, lv.prep, "failed", msg, live=lv)
+        self._done_units += 0  # the case's units stay undone; the total shrinks instead
+        self._total_units = max(self._done_units, self._total_units - lv.budget_units)
+        self._commit(CaseResult(lv.spec, row, lv.samples, lv.rounds))
+
+    def _finish(self, lv: _Live, decision: Decision) -> None:
+        try:
+            final = lv.worker.close()
+        except (WorkerDied, WorkerError) as exc:
+            self._fail(lv, exc, "close")
+            return
+        finally:
+            self._live.pop(lv.spec.key, None)
+        row = self._row(lv.spec, lv.prep, "ok", None, live=lv, final=final, decision=decision)
+        self._commit(CaseResult(lv.spec, row, lv.samples, lv.rounds))
+
+    def _commit(self, result: CaseResult) -> None:
+        result.result_id = self.store.add_result(self.run_id, result.row, result.samples_ns, result.rounds)
+        self._results.append(result)
+        self._progress.case_done(result)
+
+    # ------------------------------------------------------------------ result rows
+    def _row(self, spec: CaseSpec, prep: Prepared, status: str, error: str | None, live: _Live | None = None,
+             final: dict | None = None, decision: Decision | None = None) -> dict:
+        warnings: list[str] = []
+        summary = summarize(live.samples if (live and status == "ok") else [])
+        items_per_s = None
+        if status == "ok" and summary.n and live.measured_ns:
+            per_step = (final or {}).get("items_per_step") or spec.batch
+            items_per_s = per_step * summary.n / (live.measured_ns / 1e9)
+            if summary.cv is not None and summary.cv > CV_WARN:
+                warnings.append(f"noisy: coefficient of variation {summary.cv:.1%} > {CV_WARN:.0%}")
+            if decision is not None and decision.reason == "max_time":
+                hw = decision.ci_halfwidth
+                warnings.append(f"stopped at max-time ({self.config.rule.max_time_s:g} s measured) before the "
+                                f"median's CI reached +-{self.config.rule.target_ci:.1%}"
+                                + (f" (it is +-{hw:.1%})" if hw is not None else ""))
+            for q, need in (("p90", 64), ("p99", 662)):
+                if getattr(summary, f"{q}_ms") is None:
+                    warnings.append(f"{q} not reported: {summary.n} samples < {need}")
+        artifact = dict(prep.artifact)
+        if live is not None and live.load:
+            artifact["runner"] = live.load.get("describe")
+            thr = live.load.get("threads") or {}
+            artifact["threads_applied"] = thr
+            warnings += list(thr.get("warnings") or [])
+            if thr and thr.get("flush_denormal") is False:
+                warnings.append("flush-to-zero not available on this CPU")
+        if live is not None and live.device_ms:
+            dev = summarize([int(v * 1e6) for v in live.device_ms])
+            artifact["device_clock"] = {"clock": "device (CUDA events, compute only, inputs on the device)",
+                                        **dev.to_dict(),
+                                        "h2d_p50_ms": summarize([int(v * 1e6) for v in live.h2d_ms]).p50_ms,
+                                        "d2h_p50_ms": summarize([int(v * 1e6) for v in live.d2h_ms]).p50_ms}
+        if live is not None:
+            artifact["warmup_iters"] = live.warmup_n
+            if decision is not None:
+                artifact["stop_reason"] = decision.reason
+        row = {
+            "case_key": spec.key, "model": spec.model, "family": prep.family, "weights": spec.weights,
+            "backend": spec.backend, "device": spec.device, "precision": spec.precision, "batch": spec.batch,
+            "threads": spec.threads, "scenario": spec.scenario, "status": status, "error": error,
+            **{k: v for k, v in summary.to_dict().items()},
+            "items_per_s": items_per_s,
+            "load_ms": live.load.get("load_ms") if live and live.load else None,
+            "first_ms": live.load.get("first_ms") if live and live.load else None,
+            "peak_rss_mb": (final or {}).get("peak_rss_mb"), "peak_gpu_mb": (final or {}).get("peak_gpu_mb"),
+            "clock": "host", "params": prep.params, "macs": prep.macs,
+            "artifact_sha256": prep.artifact_sha256, "artifact": artifact, "parity": prep.parity or {},
+            "warnings": warnings, "round_size": live.k if live else None, "created_at": _now(),
+        }
+        return row
+
+
+def _parity_status(parity: dict | None) -> str:
+    """One word for a manifest's parity block: ok / failed / reference / unverified / -."""
+    if not parity:
+        return "-"
+    for key in ("status", "verdict", "result"):
+        if isinstance(parity.get(key), str):
+            return parity[key]
+    if isinstance(parity.get("passed"), bool):
+        return "ok" if parity["passed"] else "failed"
+    if isinstance(parity.get("ok"), bool):
+        return "ok" if parity["ok"] else "failed"
+    return "recorded"
+
+
+parity_status = _parity_status

@@ -1,0 +1,46 @@
+"""A fake runner for the engine's own tests (crash isolation, interleaving, interruption):
+no model, configurable behaviour through `case.options`:
+
+    work_us: busy-wait per step (default 200)
+    crash: "load" | "step" (kill this process with `signal`, default SIGSEGV)
+    crash_after: steps before a "step" crash (default 0)
+    exit_code: with crash, exit with this code instead of a signal
+    fail: "load" -> raise a UserError during load
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from ...errors import UserError
+from .base import Runner
+
+
+class FakeRunner(Runner):
+    backend = "_fake"
+
+    def _die(self):
+        opts = self.case.options
+        if "exit_code" in opts:
+            os._exit(int(opts["exit_code"]))
+        os.kill(os.getpid(), getattr(signal, opts.get("signal", "SIGSEGV")))
+        time.sleep(10)  # the signal is delivered before this returns
+
+    def _load(self) -> None:
+        opts = self.case.options
+        if opts.get("fail") == "load":
+            raise UserError("fake runner refused to load")
+        if opts.get("crash") == "load":
+            self._die()
+        self.work_ns = int(opts.get("work_us", 200)) * 1000
+        self.steps = 0
+
+    def _step(self):
+        self.steps += 1
+        if self.case.options.get("crash") == "step" and self.steps > int(self.case.options.get("crash_after", 0)):
+            self._die()
+        end = time.perf_counter_ns() + self.work_ns
+        while time.perf_counter_ns() < end:
+            pass
+        return None

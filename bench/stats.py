@@ -1,0 +1,125 @@
+"""Statistics of one case's latency samples (METHOD.md section 4) and paired-round ratios
+(section 5). Samples are integer nanoseconds; results are milliseconds (units chosen here only
+because the store's row is in ms).
+
+A percentile is None when there are fewer samples than MLPerf LoadGen's rule asks for
+(`PERCENTILE_MIN_SAMPLES`): never invented from a handful of samples.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .config import PERCENTILE_MIN_SAMPLES
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+CV_WARN = 0.05
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    min_ms: float | None
+    p50_ms: float | None
+    p50_ci_low_ms: float | None
+    p50_ci_high_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+    std_ms: float | None
+    cv: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def ci_halfwidth_rel(self) -> float | None:
+        """Half-width of the median's CI relative to the median."""
+        if self.p50_ms in (None, 0) or self.p50_ci_low_ms is None:
+            return None
+        return (self.p50_ci_high_ms - self.p50_ci_low_ms) / 2 / self.p50_ms
+
+
+def percentile_or_none(x: np.ndarray, q: int) -> float | None:
+    """The q-th percentile (linear interpolation) or None with too few samples for it."""
+    need = PERCENTILE_MIN_SAMPLES.get(q, 1)
+    if len(x) < need or len(x) == 0:
+        return None
+    return float(np.percentile(x, q))
+
+
+def bootstrap_median_ci(samples: Sequence[float], confidence: float = 0.95,
+                        resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """Percentile-bootstrap CI of the median, seeded (the same samples give the same CI).
+    None with fewer than 2 samples."""
+    x = np.asarray(samples, dtype=np.float64)
+    if len(x) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    # resample in chunks so a long run (10^5 samples) does not allocate gigabytes
+    meds = np.empty(resamples)
+    chunk = max(1, int(2e7 // len(x)))
+    for start in range(0, resamples, chunk):
+        k = min(chunk, resamples - start)
+        idx = rng.integers(0, len(x), size=(k, len(x)))
+        meds[start:start + k] = np.median(x[idx], axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(meds, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def summarize(samples_ns: Sequence[int], seed: int = BOOTSTRAP_SEED) -> Summary:
+    """Statistics of latency samples given in nanoseconds, in milliseconds."""
+    x = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    n = int(len(x))
+    if n == 0:
+        return Summary(0, *([None] * 11))
+    ci = bootstrap_median_ci(x, seed=seed)
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if n > 1 else None
+    return Summary(
+        n=n, min_ms=float(x.min()), p50_ms=float(np.median(x)),
+        p50_ci_low_ms=ci[0] if ci else None, p50_ci_high_ms=ci[1] if ci else None,
+        p90_ms=percentile_or_none(x, 90), p95_ms=percentile_or_none(x, 95), p99_ms=percentile_or_none(x, 99),
+        max_ms=float(x.max()), mean_ms=mean, std_ms=std,
+        cv=(std / mean) if (std is not None and mean > 0) else None,
+    )
+
+
+def ci_halfwidth_rel(samples_ns: Sequence[int], resamples: int = 1000, seed: int = BOOTSTRAP_SEED) -> float | None:
+    """Relative half-width of the bootstrap 95% CI of the median (the stopping rule's test)."""
+    x = np.asarray(samples_ns, dtype=np.float64)
+    ci = bootstrap_median_ci(x, resamples=resamples, seed=seed)
+    med = float(np.median(x)) if len(x) else 0.0
+    if ci is None or med <= 0:
+        return None
+    return (ci[1] - ci[0]) / 2 / med
+
+
+def paired_ratio(samples_a: Sequence[int], rounds_a: Sequence[int], samples_b: Sequence[int],
+                 rounds_b: Sequence[int]) -> dict | None:
+    """Ratio median(A)/median(B) from paired rounds (METHOD.md section 5): for every round index
+    both cases ran, the ratio of their round medians; the result is the median of those ratios
+    with a seeded bootstrap 95% CI over rounds. None when the cases share no round."""
+    a = _round_medians(samples_a, rounds_a)
+    b = _round_medians(samples_b, rounds_b)
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    ratios = np.array([a[r] / b[r] for r in common])
+    ci = bootstrap_median_ci(ratios) if len(ratios) >= 2 else None
+    return {"ratio": float(np.median(ratios)), "ci_low": ci[0] if ci else None,
+            "ci_high": ci[1] if ci else None, "rounds": len(common)}
+
+
+def _round_medians(samples: Sequence[int], rounds: Sequence[int]) -> dict[int, float]:
+    s = np.asarray(samples, dtype=np.float64)
+    r = np.asarray(rounds)
+    if len(s) != len(r):
+        raise ValueError("samples and rounds differ in length")
+    return {int(k): float(np.median(s[r == k])) for k in np.unique(r)}

@@ -1,0 +1,55 @@
+"""Named suites (standard library only). A suite fixes models, backends, precisions, batches,
+scenario and stopping rule; its version is recorded with every run so that results of different
+suite definitions are never mistaken for each other."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from .config import StopRule
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: str
+    description: str
+    models: tuple[str, ...]
+    backends: tuple[str, ...] | None  # None: every backend that runs on the device
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] = (1,)
+    scenario: str = "latency"
+    rule: StopRule = field(default_factory=StopRule)
+
+
+_PAPER_MODELS = (
+    "pf_resnet50_max", "pf_resnet50_hybrid", "resnet50", "dw_resnet50", "mobilenetv2_100", "efficientnet_b0",
+    "pf_vit_ti", "deit_tiny_patch16_224", "pf_vit_s", "deit_small_patch16_224", "pf_vit_b", "deit_base_patch16_224",
+    "pf_pit_ti", "pit_ti_224", "pf_pit_s", "pit_s_224", "pf_pit_b", "pit_b_224",
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (
+    Suite("default", "1",
+          "The parameter-free ResNet-50s against ResNet-50, the depthwise ResNet-50 and MobileNetV2 through every "
+          "installed CPU runtime (torch eager, ONNX Runtime, OpenVINO; torch-compile on request), batch 1, fp32.",
+          ("pf_resnet50_max", "pf_resnet50_hybrid", "resnet50", "dw_resnet50", "mobilenetv2_100"),
+          ("torch", "onnxruntime", "openvino"),
+          rule=StopRule(min_iters=64, min_time_s=2.0, max_time_s=8.0, target_ci=0.01)),
+    Suite("paper", "1",
+          "Every released parameter-free model with its baselines through every backend that runs on the device.",
+          _PAPER_MODELS, None, rule=StopRule(min_iters=64, min_time_s=3.0, max_time_s=30.0)),
+    Suite("quick", "1",
+          "CI smoke run: one parameter-free model against its two baselines through ONNX Runtime, short "
+          "measurement (percentiles above p50 are not reported with so few samples).",
+          ("pf_resnet50_max", "resnet50", "dw_resnet50"), ("onnxruntime",),
+          rule=StopRule(min_iters=10, min_time_s=0.5, max_time_s=2.0, target_ci=0.02, min_samples=10)),
+)}
+
+# cases whose MACs are compared against each other in the default table
+SPEEDUP_BASELINES = ("resnet50", "dw_resnet50")
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise UsageError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
+    return SUITES[name]
