@@ -1,0 +1,75 @@
+"""`pfdeploy compare BASE HEAD`: regression verdict per case between two runs (the CI gate)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..compare import (DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
+                       DEFAULT_THRESHOLD, FAIL_ON)
+
+
+@click.command("compare")
+@click.argument("base")
+@click.argument("head")
+@click.option("--store", "store_url", metavar="URL",
+              help="Results store (path, sqlite:///..., postgresql://...); default $PFDEPLOY_STORE or "
+                   "./pfdeploy-results.db.")
+@click.option("--threshold", type=float, default=DEFAULT_THRESHOLD, show_default=True,
+              help="Smallest change that counts, as a fraction of the base median (0.05 = 5%).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="regression", show_default=True,
+              help="Exit 1 on regressions (and cases newly failing), also on inconclusive cases, or never.")
+@click.option("--markdown", "markdown_file", metavar="FILE",
+              help="Also write the Markdown summary (pull-request comment) to FILE ('-' for stdout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead of a table.")
+@click.option("--confidence", type=float, default=DEFAULT_CONFIDENCE, show_default=True,
+              help="Confidence level of the bootstrap CI of the ratio.")
+@click.option("--resamples", type=int, default=DEFAULT_RESAMPLES, show_default=True,
+              help="Bootstrap replicates.")
+@click.option("--alpha", type=float, default=DEFAULT_ALPHA, show_default=True,
+              help="Mann-Whitney significance level that a regression/improvement must also meet.")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Bootstrap seed.")
+def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, confidence, resamples,
+            alpha, seed):
+    """Compare run HEAD against run BASE, case by case.
+
+    BASE and HEAD are run ids (or unique prefixes), tags (latest run with it), git commit prefixes
+    recorded in the store, "latest", or exported JSON run files (`pfdeploy results --run ID
+    --format json`). Verdicts follow METHOD.md section 8: ratio of medians with a bootstrap CI
+    (rounds resampled), Mann-Whitney as a second opinion. Missing, failed and new cases are listed.
+    Markdown is appended to $GITHUB_STEP_SUMMARY when it is set.
+
+    Exit status: 1 when the gate fails (see --fail-on), 0 otherwise; 2 for usage errors.
+    """
+    from ..compare import append_step_summary, compare_runs, load_run, print_table, write_text_atomic
+    from ..render import console, emit
+
+    store = None
+    docs = []
+    for ref in (base, head):
+        if store is None and not _is_file_ref(ref):
+            from ..compare import existing_store
+
+            store = existing_store(store_url)
+        docs.append(load_run(ref, store_url, store=store))
+    cmp = compare_runs(docs[0], docs[1], threshold=threshold, confidence=confidence,
+                       resamples=resamples, seed=seed, alpha=alpha)
+    md = cmp.to_markdown(fail_on)
+    if markdown_file == "-":
+        click.echo(md, nl=False)
+    elif markdown_file:
+        write_text_atomic(markdown_file, md)
+    append_step_summary(md)
+    if markdown_file != "-":
+        emit(cmp.to_dict(fail_on), as_json, lambda c: print_table(cmp, console, fail_on))
+    code = cmp.exit_code(fail_on)
+    if code:
+        # SystemExit, not click's Exit: pfdeploy.cli.main runs click with standalone_mode=False,
+        # where an Exit's code is returned by click and not passed on as the process status.
+        sys.exit(code)
+
+
+def _is_file_ref(ref: str) -> bool:
+    from pathlib import Path
+
+    return Path(ref).expanduser().is_file() or ref.lower().endswith(".json")
