@@ -91,7 +91,8 @@ def write_run(store, doc: dict, started_at: dt.datetime | None = None) -> str:
     run_id = store.begin_run(meta)
     for row in doc["results"]:
         fields = {k: v for k, v in row.items() if k not in ("samples_ns", "sample_rounds")}
-        store.add_result(run_id, fields, row.get("samples_ns") or None, row.get("sample_rounds"))
+        samples = row.get("samples_ns") or None
+        store.add_result(run_id, fields, samples, row.get("sample_rounds") if samples else None)
     store.finish_run(run_id, run.get("status", "finished"), loadavg_after=run.get("loadavg_after"))
     return run_id
 

@@ -1,0 +1,138 @@
+"""Build the static site: collect run documents, render the Jinja2 templates (autoescaped), write
+into a temporary directory beside OUT and rename it into place."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .. import __version__
+from ..errors import UserError
+from . import data as D
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+STATIC = ("report.css", "report.js")
+MARKER = ".pfdeploy-report"  # written into every report; only such a directory is ever replaced
+
+
+@dataclass
+class ReportSummary:
+    out: Path
+    pages: list[str] = field(default_factory=list)
+    runs: int = 0
+    cases: int = 0
+    sections: int = 0
+
+    def to_dict(self) -> dict:
+        return {"out": str(self.out), "index": str(self.out / "index.html"), "pages": self.pages,
+                "runs": self.runs, "cases": self.cases, "sections": self.sections}
+
+
+def _env():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(ASSETS)),
+                      autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=D.num, millions=D.millions, pretty_json=D.pretty_json, slug=D.slug)
+    return env
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise UserError(f"--out {out} is a non-empty directory that is not a pfdeploy report; "
+                        "choose an empty or new directory (it is replaced as a whole)")
+
+
+def load_docs(store) -> list[dict]:
+    """Every run of the store as a run document, newest first."""
+    docs = []
+    for run in store.runs():
+        docs.append(store.export_run(run["id"]))
+    return docs
+
+
+def build_report(out: str | os.PathLike, store=None, store_url: str | None = None, title: str | None = None,
+                 docs: Sequence[dict] | None = None, threshold: float = 0.05) -> ReportSummary:
+    """Write the site to `out` (replaced as a whole, atomically by rename). Runs come from
+    `docs` (run documents, any order) or else from `store` / the store at `store_url`."""
+    out = Path(out).expanduser().resolve()
+    _check_out(out)
+    if docs is None:
+        if store is None:
+            from ..compare import existing_store
+
+            store = existing_store(store_url)
+        docs = load_docs(store)
+    docs = sorted(docs, key=lambda d: str((d.get("run") or {}).get("started_at") or ""), reverse=True)
+    if not docs:
+        raise UserError("the results store has no runs yet: run `pfdeploy bench` first")
+
+    env = _env()
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    common = {"title": title or "pfdeploy benchmarks", "generated_at": now, "version": __version__}
+    runs = []
+    for d in docs:
+        run = dict(d.get("run") or {})
+        run["page"] = f"runs/{D.slug(run.get('id'))}.html"
+        run["machine_label"] = D.machine_label(run)
+        run["counts"] = D._status_counts(d.get("results") or [])
+        runs.append(run)
+    sections = D.overview_sections(docs)
+    cases = D.history_cases(list(reversed(docs)), threshold=threshold)
+    for s in sections:
+        s["run_page"] = f"runs/{D.slug(s['run'].get('id'))}.html"
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    summary = ReportSummary(out=out, runs=len(docs), cases=len(cases), sections=len(sections))
+    try:
+        def write(rel: str, template: str, **ctx):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            root = "../" * rel.count("/")
+            html = env.get_template(template).render(**common, root=root, page=rel, **ctx)
+            path.write_text(html, encoding="utf-8")
+            summary.pages.append(rel)
+
+        write("index.html", "overview.html.j2", sections=sections, runs=runs)
+        write("history.html", "history.html.j2", cases=cases, index=D.filter_index(cases),
+              filters=D.FILTERS, threshold=threshold)
+        write("runs.html", "runs.html.j2", runs=runs)
+        for d, run in zip(docs, runs):
+            write(run["page"], "run.html.j2", run=run, info=D.run_summary(d))
+        (tmp / "assets").mkdir()
+        for name in STATIC:
+            shutil.copyfile(ASSETS / name, tmp / "assets" / name)
+        (tmp / MARKER).write_text(f"pfdeploy {__version__} report, {now}\n", encoding="utf-8")
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Replace `out` by `tmp`: rename the old report aside, rename the new one in, delete the
+    old. A reader sees the old site or the new one, never a half-written mix."""
+    _check_out(out)  # again: something may have appeared while building
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rmdir(old)
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    os.chmod(out, 0o755)  # mkdtemp makes 0700 directories; a report is meant to be shared
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

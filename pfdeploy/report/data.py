@@ -1,0 +1,298 @@
+"""From run documents (the run-file format of Store.export_run) to what the report pages show.
+Pure functions of their inputs: no store access, no rendering."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import OrderedDict
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..compare import case_key, history_markers
+
+PF_FAMILY = "parameter-free"
+
+
+# --------------------------------------------------------------------------------------------
+# small formatting helpers (used by templates)
+# --------------------------------------------------------------------------------------------
+
+def num(v: Any, digits: int = 2) -> str:
+    if v is None or isinstance(v, bool):
+        return "-"
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and not math.isfinite(v):
+            return "-"
+        return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
+    return str(v)
+
+
+def millions(v: Any, scale: float = 1e6, digits: int = 2) -> str:
+    return num(v / scale, digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+
+
+def pretty_json(v: Any) -> str:
+    return json.dumps(v, indent=2, sort_keys=True, default=str)
+
+
+def slug(text: str) -> str:
+    """File-name-safe form of a run id (ids come from the store; keep them from escaping the
+    runs/ folder or clashing)."""
+    s = re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))[:80].lstrip(".") or "run"
+    if s != str(text):
+        import hashlib
+
+        s += "-" + hashlib.sha256(str(text).encode()).hexdigest()[:8]
+    return s
+
+
+def machine_label(run: dict) -> str:
+    m = run.get("machine") or {}
+    cpu = m.get("cpu") if isinstance(m.get("cpu"), dict) else {}
+    parts = [str(cpu.get("model") or m.get("cpu_model") or "unknown CPU")]
+    cores = cpu.get("logical_cores")
+    if cores:
+        parts.append(f"{cores} threads")
+    if m.get("memory_gib"):
+        parts.append(f"{m['memory_gib']} GiB")
+    gpus = m.get("gpus") or []
+    names = [g.get("name") if isinstance(g, dict) else str(g) for g in gpus]
+    names = [n for n in names if n]
+    if names:
+        parts.append(", ".join(names))
+    return " · ".join(parts)
+
+
+def parity_status(parity: Any) -> tuple[str, str, str]:
+    """(label, css class, detail) for a result's parity dict (from the artifact manifest).
+    Recognises a boolean under ok/passed/pass, or a status string; details are the numeric
+    figures. Unknown shapes are shown, not guessed."""
+    if not parity:
+        return "-", "na", ""
+    if not isinstance(parity, dict):
+        return str(parity), "na", ""
+    ok = None
+    for k in ("ok", "passed", "pass", "within_tolerance"):
+        if isinstance(parity.get(k), bool):
+            ok = parity[k]
+            break
+    if ok is None and isinstance(parity.get("status"), str):
+        st = parity["status"].lower()
+        ok = True if st in ("ok", "pass", "passed") else False if st in ("fail", "failed") else None
+    figures = []
+    for k, v in parity.items():
+        if isinstance(v, float):
+            figures.append(f"{k}={v:.3g}")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            figures.append(f"{k}={v}")
+    detail = ", ".join(figures[:6])
+    if ok is True:
+        return "pass", "ok", detail
+    if ok is False:
+        return "FAIL", "bad", detail
+    return "recorded", "na", detail or pretty_json(parity)[:200]
+
+
+# --------------------------------------------------------------------------------------------
+# overview
+# --------------------------------------------------------------------------------------------
+
+def _family_of(row: dict) -> str:
+    return str(row.get("family") or "")
+
+
+def _baselines_of(model: str) -> tuple[str, ...] | None:
+    """The model's declared baselines from the zoo, None when the zoo does not know it."""
+    try:
+        from ..zoo import get_spec
+
+        return tuple(get_spec(model).baselines)
+    except Exception:  # unknown or external (timm:...) names: use every non-PF model of the run
+        return None
+
+
+def _speedup(base_row: dict, pf_row: dict) -> dict:
+    """baseline p50 / PF p50 (> 1: the parameter-free model is faster). From paired rounds
+    (METHOD.md section 5) when both were measured in shared rounds, else from the two medians."""
+    bs, ps = base_row.get("samples_ns"), pf_row.get("samples_ns")
+    br, pr = base_row.get("sample_rounds"), pf_row.get("sample_rounds")
+    if bs and ps and br and pr and len(bs) == len(br) and len(ps) == len(pr):
+        from ..bench.stats import paired_ratio
+
+        res = paired_ratio(bs, br, ps, pr)
+        if res and res.get("rounds", 0) >= 2:
+            return {"value": res["ratio"], "low": res.get("ci_low"), "high": res.get("ci_high"),
+                    "how": f"paired rounds ({res['rounds']})"}
+    b, p = base_row.get("p50_ms"), pf_row.get("p50_ms")
+    if isinstance(b, (int, float)) and isinstance(p, (int, float)) and p > 0:
+        return {"value": b / p, "low": None, "high": None, "how": "ratio of medians"}
+    return {"value": None, "low": None, "high": None, "how": ""}
+
+
+def config_label(row: dict) -> str:
+    return (f"{row.get('precision')} · batch {row.get('batch')} · {row.get('threads')} threads · "
+            f"{row.get('scenario')}")
+
+
+def _config_key(row: dict) -> tuple:
+    return tuple(str(row.get(k)) for k in ("precision", "batch", "threads", "scenario"))
+
+
+def overview_sections(docs: Sequence[dict]) -> list[dict]:
+    """One section per (machine id, device): the latest run with results on that device.
+    `docs` newest first."""
+    from .svg import bar_chart
+
+    latest: "OrderedDict[tuple, dict]" = OrderedDict()
+    for doc in docs:
+        run = doc.get("run") or {}
+        for row in doc.get("results") or []:
+            key = (str(run.get("machine_id") or "unknown"), str(row.get("device") or "?"))
+            if key not in latest:
+                latest[key] = doc
+    sections = []
+    for (mid, device), doc in sorted(latest.items()):
+        run = doc.get("run") or {}
+        rows = [r for r in doc.get("results") or [] if str(r.get("device") or "?") == device]
+        configs: "OrderedDict[tuple, list]" = OrderedDict()
+        for r in rows:
+            configs.setdefault(_config_key(r), []).append(r)
+        blocks = []
+        for cfg, crows in configs.items():
+            blocks.append(_overview_block(crows, bar_chart))
+        sections.append({"machine_id": mid, "machine": machine_label(run), "device": device,
+                         "run": run, "blocks": blocks,
+                         "counts": _status_counts(rows)})
+    return sections
+
+
+def _status_counts(rows: Iterable[dict]) -> dict:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[str(r.get("status"))] = out.get(str(r.get("status")), 0) + 1
+    return out
+
+
+def _model_order(rows: Sequence[dict]) -> list[str]:
+    pf = sorted({str(r.get("model")) for r in rows if _family_of(r) == PF_FAMILY})
+    other = sorted({str(r.get("model")) for r in rows if _family_of(r) != PF_FAMILY})
+    return pf + [m for m in other if m not in pf]
+
+
+def _overview_block(rows: list[dict], bar_chart) -> dict:
+    models = _model_order(rows)
+    backends = sorted({str(r.get("backend")) for r in rows})
+    pf_models = [m for m in models if any(_family_of(r) == PF_FAMILY and str(r.get("model")) == m for r in rows)]
+    by = {(str(r.get("model")), str(r.get("backend"))): r for r in rows}
+    values = {}
+    for (m, b), r in by.items():
+        if r.get("status") == "ok" and isinstance(r.get("p50_ms"), (int, float)):
+            lo, hi = r.get("p50_ci_low_ms"), r.get("p50_ci_high_ms")
+            tip = (f"{m} · {b}: p50 {num(r.get('p50_ms'), 3)} ms, 95% CI [{num(lo, 3)}, {num(hi, 3)}], "
+                   f"n={r.get('n')}")
+            values[(m, b)] = (float(r["p50_ms"]), lo, hi, tip)
+    chart = bar_chart(models, backends, values, title=f"p50 latency, {config_label(rows[0])}",
+                      bold_groups=pf_models)
+    baseline_models = [m for m in models if m not in pf_models]
+    table = []
+    for m in models:
+        for b in backends:
+            r = by.get((m, b))
+            if r is None:
+                continue
+            is_pf = m in pf_models
+            speedups = {}
+            if is_pf and r.get("status") == "ok":
+                declared = _baselines_of(m)
+                for base in baseline_models:
+                    br = by.get((base, b))
+                    if br is None or br.get("status") != "ok":
+                        continue
+                    if declared is not None and base not in declared:
+                        continue
+                    speedups[base] = _speedup(br, r)
+            label, cls, detail = parity_status(r.get("parity"))
+            table.append({"row": r, "model": m, "backend": b, "is_pf": is_pf, "speedups": speedups,
+                          "parity": label, "parity_class": cls, "parity_detail": detail})
+    return {"label": config_label(rows[0]), "chart": chart, "table": table, "baselines": baseline_models,
+            "has_bars": bool(values)}
+
+
+# --------------------------------------------------------------------------------------------
+# history
+# --------------------------------------------------------------------------------------------
+
+FILTERS = ("machine", "device", "backend", "model", "precision")
+
+
+def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) -> list[dict]:
+    """One entry per (machine id, case key) with its points over runs, oldest first."""
+    from .svg import history_chart
+
+    series: "OrderedDict[tuple, list]" = OrderedDict()
+    for doc in docs_oldest_first:
+        run = doc.get("run") or {}
+        for row in doc.get("results") or []:
+            if row.get("status") == "skipped":
+                continue
+            series.setdefault((str(run.get("machine_id") or "unknown"), case_key(row)), []).append((run, row))
+    cases = []
+    for i, ((mid, key), items) in enumerate(sorted(series.items(), key=lambda kv: (kv[0][0], _sort_key(kv[1][-1][1])))):
+        rows = [r for _, r in items]
+        marks = history_markers(rows, threshold=threshold)
+        points = []
+        for (run, row), mark in zip(items, marks):
+            ok = row.get("status") == "ok" and isinstance(row.get("p50_ms"), (int, float))
+            commit = (run.get("git_commit") or "")[:8]
+            when = str(run.get("started_at") or "")[:16].replace("T", " ")
+            label = commit or when[5:] or str(run.get("id"))[:8]
+            if ok:
+                tip = (f"{when} · commit {commit or '-'} · tag {run.get('tag') or '-'}: p50 "
+                       f"{num(row.get('p50_ms'), 3)} ms [{num(row.get('p50_ci_low_ms'), 3)}, "
+                       f"{num(row.get('p50_ci_high_ms'), 3)}]" + (f" · {mark}" if mark else ""))
+            else:
+                tip = f"{when} · commit {commit or '-'}: failed: {row.get('error') or ''}"[:400]
+            points.append({"label": label, "value": float(row["p50_ms"]) if ok else None,
+                           "low": row.get("p50_ci_low_ms") if ok else None,
+                           "high": row.get("p50_ci_high_ms") if ok else None,
+                           "marker": mark if ok else "failed", "tip": tip, "run": run, "row": row})
+        last = rows[-1]
+        meta = {"machine": mid, "device": str(last.get("device")), "backend": str(last.get("backend")),
+                "model": str(last.get("model")), "precision": str(last.get("precision"))}
+        title = (f"{last.get('model')} · {last.get('backend')} · {last.get('device')} · {last.get('precision')} · "
+                 f"batch {last.get('batch')} · {last.get('threads')} threads · {last.get('scenario')}")
+        cases.append({"id": f"case-{i}", "key": key, "title": title, "meta": meta,
+                      "machine_label": machine_label(items[-1][0]), "points": points,
+                      "chart": history_chart(points, title=title),
+                      "regressions": sum(1 for p in points if p["marker"] == "regression"),
+                      "improvements": sum(1 for p in points if p["marker"] == "improvement")})
+    return cases
+
+
+def _sort_key(row: dict) -> tuple:
+    return tuple(str(row.get(k)) for k in ("device", "model", "backend", "precision", "batch", "threads", "scenario"))
+
+
+def filter_index(cases: Sequence[dict]) -> dict:
+    """The JSON the history page's filters read (embedded in a <script> element)."""
+    return {"filters": list(FILTERS), "cases": [{"id": c["id"], **c["meta"]} for c in cases]}
+
+
+def run_summary(doc: dict) -> dict:
+    rows = doc.get("results") or []
+    failures = [r for r in rows if r.get("status") == "failed"]
+    skipped = [r for r in rows if r.get("status") == "skipped"]
+    manifests = []
+    for r in rows:
+        if r.get("artifact") or r.get("artifact_sha256"):
+            manifests.append({"row": r, "json": pretty_json(r.get("artifact") or {})})
+    return {"counts": _status_counts(rows), "failures": failures, "skipped": skipped,
+            "manifests": manifests, "rows": sorted(rows, key=_sort_key)}
+
+
+def median_ms(samples_ns: Sequence[float] | None) -> float | None:
+    if not samples_ns:
+        return None
+    return float(np.median(np.asarray(samples_ns, dtype=float))) / 1e6
