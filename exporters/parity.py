@@ -1,0 +1,181 @@
+"""Parity: does the artifact compute what PyTorch computes?
+
+Inputs are seeded synthetic images from a seed range never used for calibration (so int8 is
+judged on held-out inputs), run at two batch sizes (one different from the export's example
+batch). Figures per batch size and overall:
+
+- max_abs: max |artifact - torch| over all logits;
+- max_rel: max_abs / max |torch logits| (a scale-free error; element-wise relative error is
+  meaningless for logits near zero);
+- cosine: cosine similarity of each sample's logit vector, minimum and mean over samples;
+- top1: fraction of samples whose arg-max class agrees.
+
+Tolerances per precision (TOLERANCES): fp32 is held to ~1e-4 absolute on logits, fp16 to ~1e-2
+relative, int8 by top-1 agreement and cosine.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..errors import UserError, optional_import
+from .settings import PARITY_SEED
+
+# An artifact passes when every listed bound holds. atol/rtol: max_abs <= atol + rtol * max|ref|.
+TOLERANCES = {
+    "fp32": {"atol": 1e-4, "rtol": 1e-5, "min_cosine": 0.99999, "min_top1": 1.0},
+    "fp16": {"atol": 1e-2, "rtol": 3e-2, "min_cosine": 0.999},
+    "int8": {"min_cosine": 0.95, "min_top1": 0.70},
+}
+# int8 is judged on more held-out images than fp32/fp16: top-1 agreement over 4 images says little.
+EXTRA_BATCHES = {"fp32": 0, "fp16": 0, "int8": 10}
+
+
+def parity_inputs(spec, batches: list[int], precision: str, seed: int = PARITY_SEED) -> list:
+    """[(batch_size, tensor)]: one input per requested batch size, then (int8) EXTRA_BATCHES more
+    at the largest batch size. Seeds are disjoint from calibration's."""
+    from ..weights import synthetic_images
+
+    sizes = list(batches) + [max(batches)] * EXTRA_BATCHES.get(precision, 0)
+    if len(sizes) == 1:  # a static batch: a second input at the same size
+        sizes = sizes * 2
+    return [(b, synthetic_images(b, spec.input_size, spec.mean, spec.std, seed + i)) for i, b in enumerate(sizes)]
+
+
+def compare(ref, out) -> dict:
+    """Figures for one pair of (N, classes) arrays."""
+    import numpy as np
+
+    ref = np.asarray(ref, dtype=np.float64).reshape(ref.shape[0], -1)
+    out = np.asarray(out, dtype=np.float64).reshape(out.shape[0], -1)
+    if ref.shape != out.shape:
+        raise UserError(f"the artifact returned shape {out.shape}, PyTorch {ref.shape}")
+    if not np.all(np.isfinite(out)):
+        return {"n": int(ref.shape[0]), "max_abs": math.inf, "max_rel": math.inf, "cosine_min": -1.0,
+                "cosine_mean": -1.0, "top1": 0.0, "nonfinite": True}
+    diff = np.abs(ref - out)
+    scale = float(np.abs(ref).max()) or 1.0
+    num = (ref * out).sum(1)
+    den = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
+    cos = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+    agree = ref.argmax(1) == out.argmax(1)
+    return {"n": int(ref.shape[0]), "max_abs": float(diff.max()), "max_rel": float(diff.max() / scale),
+            "ref_scale": scale, "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
+            "top1": float(agree.mean()), "_agree": int(agree.sum()), "_cos_sum": float(cos.sum())}
+
+
+def merge(parts: list[dict]) -> dict:
+    n = sum(p["n"] for p in parts)
+    return {"n": n, "max_abs": max(p["max_abs"] for p in parts), "max_rel": max(p["max_rel"] for p in parts),
+            "ref_scale": max(p.get("ref_scale", 0.0) for p in parts),
+            "cosine_min": min(p["cosine_min"] for p in parts),
+            "cosine_mean": sum(p.get("_cos_sum", p["cosine_mean"] * p["n"]) for p in parts) / n,
+            "top1": sum(p.get("_agree", p["top1"] * p["n"]) for p in parts) / n}
+
+
+def judge(figures: dict, precision: str) -> list[str]:
+    """The tolerance violations (empty when the figures pass)."""
+    tol = TOLERANCES[precision]
+    bad = []
+    if "atol" in tol:
+        limit = tol["atol"] + tol.get("rtol", 0.0) * figures.get("ref_scale", 0.0)
+        if not figures["max_abs"] <= limit:
+            bad.append(f"max_abs {figures['max_abs']:.3g} > {limit:.3g}")
+    if "min_cosine" in tol and not figures["cosine_min"] >= tol["min_cosine"]:
+        bad.append(f"cosine_min {figures['cosine_min']:.6f} < {tol['min_cosine']}")
+    if "min_top1" in tol and not figures["top1"] >= tol["min_top1"]:
+        bad.append(f"top1 agreement {figures['top1']:.3f} < {tol['min_top1']}")
+    return bad
+
+
+def _clean(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+def run_parity(model, spec, runner, batches: list[int], precision: str, seed: int = PARITY_SEED,
+               inputs=None, label: str = "synthetic") -> dict:
+    """Run `runner(np.ndarray) -> np.ndarray` against `model` (PyTorch fp32) and judge the result.
+    Returns the manifest's parity record: {passed, precision, inputs, per_batch, overall,
+    tolerance, failures}."""
+    import torch
+
+    pairs = inputs if inputs is not None else parity_inputs(spec, batches, precision, seed)
+    per_batch: dict[str, list] = {}
+    parts = []
+    with torch.no_grad():
+        for b, x in pairs:
+            ref = model(x).float().numpy()
+            out = runner(x.numpy())
+            fig = compare(ref, out)
+            parts.append(fig)
+            per_batch.setdefault(str(b), []).append(fig)
+    overall = merge(parts)
+    failures = judge(overall, precision)
+    return {
+        "passed": not failures, "precision": precision, "inputs": label,
+        "seed": seed if inputs is None else None, "batches": sorted({b for b, _ in pairs}),
+        "per_batch": {b: _clean(merge(v)) for b, v in per_batch.items()},
+        "overall": _clean(overall), "tolerance": TOLERANCES[precision], "failures": failures,
+    }
+
+
+def format_failure(name: str, parity: dict) -> str:
+    o = parity["overall"]
+    return (f"{name}: parity FAILED ({'; '.join(parity['failures'])}): max_abs {o['max_abs']:.3g}, "
+            f"max_rel {o['max_rel']:.3g}, cosine_min {o['cosine_min']:.6f}, top1 {o['top1']:.3f} over {o['n']} inputs")
+
+
+# --- runners: artifact -> callable(np.ndarray) -> np.ndarray ----------------------------------
+
+def ort_runner(path: Path, threads: int | None = None):
+    ort = optional_import("onnxruntime", "running ONNX artifacts")
+    import numpy as np
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for unreadable models
+        raise UserError(f"{path}: ONNX Runtime cannot load it: {str(exc).strip().splitlines()[0]}") from None
+    inp = sess.get_inputs()[0]
+    dtype = np.float16 if "float16" in inp.type else np.float32
+
+    def run(x):
+        return sess.run(None, {inp.name: x.astype(dtype)})[0].astype(np.float32)
+
+    return run
+
+
+def ov_runner(path: Path, precision: str):
+    ov = optional_import("openvino", "running OpenVINO artifacts")
+    import numpy as np
+
+    core = ov.Core()
+    # fp32 and fp16 IRs are checked with f32 execution: CPUs with AMX otherwise run bf16 silently.
+    config = {"INFERENCE_PRECISION_HINT": "f32"} if precision in ("fp32", "fp16") else {}
+    try:
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    except Exception as exc:
+        raise UserError(f"{path}: OpenVINO cannot load it: {str(exc).strip().splitlines()[0]}") from None
+    request = compiled.create_infer_request()
+
+    def run(x):
+        return np.array(request.infer({0: x.astype(np.float32)})[compiled.output(0)], dtype=np.float32)
+
+    run.config = config
+    return run
+
+
+def artifact_runner(artifact):
+    """The runner for a loaded Artifact."""
+    t = artifact.target
+    if t == "onnx":
+        return ort_runner(artifact.model_file)
+    if t == "openvino":
+        return ov_runner(artifact.model_file, artifact.precision)
+    if t == "trt":
+        from .tensorrt import engine_runner
+
+        return engine_runner(artifact)
+    raise UserError(f"unknown artifact target {t!r}")

@@ -1,0 +1,410 @@
+"""get_artifact: the one entry point that exports, verifies and caches artifacts.
+
+Steps compose (Polygraphy's loaders): torch -> ONNX fp32 is the hub; ONNX int8 (QDQ) and every
+OpenVINO IR are derived from the cached fp32 ONNX; a TensorRT engine is built from the cached
+ONNX of its precision. Each step is an artifact of its own, content-addressed in the cache:
+
+    <cache>/<target>/<model>-<precision>-<key16>/{model file(s), manifest.json}
+
+Every artifact is built in a temporary directory beside its final place and renamed into place
+only when complete (parity included), so an interrupted export leaves nothing that looks done.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from ..errors import UsageError, UserError
+from .artifact import (Artifact, artifact_sha256, check_writable_dir, files_digest, load_artifact,
+                       make_temp_dir, publish_dir, tool_versions, utc_now, write_manifest)
+from .settings import (DEFAULT_DYNAMIC, MODEL_FILES, OPSET, BatchSpec, ExportRequest, canonical_target, check_precision,
+                       parse_batch)
+
+CORE_TOOLS = ("torch", "onnx", "onnxscript", "timm")
+
+
+def _say(progress: Callable | None, msg: str) -> None:
+    if progress is not None:
+        progress(msg)
+
+
+class _Source:
+    """The PyTorch model, built once and only when needed (a verified cache hit needs none)."""
+
+    def __init__(self, name: str, weights, seed: int):
+        self.name, self.weights, self.seed = name, weights, seed
+        self._model = None
+
+    def model(self):
+        if self._model is None:
+            from ..zoo import create_model
+
+            self._model = create_model(self.name, weights=self.weights, seed=self.seed)
+        return self._model
+
+
+def weights_source(weights, seed: int) -> str:
+    if weights is None:
+        return f"synthetic:{int(seed)}"
+    p = Path(weights).expanduser()
+    if not p.is_file():
+        raise UserError(f"weights file not found: {p}")
+    from ..weights import sha256_file
+
+    return f"sha256:{sha256_file(p)}"
+
+
+def tools_for(target: str, precision: str) -> dict:
+    mods = list(CORE_TOOLS)
+    if target == "onnx" and precision == "int8":
+        mods.append("onnxruntime")
+    if target == "openvino":
+        mods.append("openvino")
+        if precision == "int8":
+            mods.append("nncf")
+    if target == "trt":
+        mods += ["onnxruntime", "tensorrt"] if precision == "int8" else ["tensorrt"]
+    return tool_versions(*mods)
+
+
+def make_request(name: str, wsrc: str, target: str, precision: str, batch: BatchSpec, calib=None,
+                 extra_tools: dict | None = None) -> ExportRequest:
+    tools = tools_for(target, precision)
+    if extra_tools:
+        tools.update(extra_tools)
+    return ExportRequest(name, wsrc, target, precision, batch, OPSET,
+                         calib if precision == "int8" else None, tools, __version__)
+
+
+def artifact_dir(root: Path, req: ExportRequest) -> Path:
+    return Path(root) / req.target / req.dirname()
+
+
+def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, dynamic_batch=None,
+                 weights=None, seed: int = 0, cache_dir=None, force: bool = False, verify: bool = True,
+                 out=None, calib=None, progress: Callable | None = None, calib_size: int | None = None,
+                 _source: _Source | None = None) -> Artifact:
+    """Export (or reuse from the cache) `model` for `target` at `precision` and return the
+    verified Artifact.
+
+    model: zoo name, alias or timm:<name>; target: onnx | openvino | trt; precision: fp32 | fp16 |
+    int8; batch: static batch N, or dynamic_batch 'MIN:OPT:MAX' (default dynamic 1:8:64);
+    weights: checkpoint path (default synthetic weights with `seed`); cache_dir: cache root
+    (default $PFDEPLOY_CACHE_DIR or the user cache); force: re-export even if cached; verify: run
+    parity (a failure raises UserError and leaves the artifact marked failed); out: also copy
+    the finished artifact to this directory; calib: folder of calibration images for int8
+    (default synthetic); progress: callable(str) for stage messages."""
+    from ..config import cache_dir as default_cache
+    from ..zoo import get_spec
+
+    spec = get_spec(model)
+    target = canonical_target(target)
+    precision = check_precision(target, precision)
+    bspec = parse_batch(batch, dynamic_batch)
+    if (calib is not None or calib_size is not None) and precision != "int8":
+        raise UsageError("--calib/--calib-size only apply to --precision int8")
+    root = default_cache(cache_dir)
+    check_writable_dir(root, "cache directory")
+    out_path = _check_out(out, force) if out is not None else None
+    wsrc = weights_source(weights, seed)
+    cspec = None
+    if precision == "int8":
+        from .images import calib_spec
+
+        cspec = calib_spec(calib, calib_size)
+    source = _source or _Source(spec.name, weights, seed)
+
+    if target == "trt":
+        art = _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, source, progress,
+                            weights, seed)
+    else:
+        req = make_request(spec.name, wsrc, target, precision, bspec, cspec)
+        art = _cached_or_build(req, spec, root, force, verify, source, progress, weights, seed)
+    if out_path is not None:
+        art = _copy_out(art, out_path, force)
+        _say(progress, f"copied to {out_path}")
+    return art
+
+
+def _check_out(out, force: bool) -> Path:
+    p = Path(out).expanduser()
+    check_writable_dir(p)
+    if p.exists():
+        if not p.is_dir():
+            raise UserError(f"--out {p} exists and is not a directory")
+        if any(p.iterdir()) and not force:
+            raise UserError(f"--out {p} exists and is not empty; choose a new directory or add --force to replace it")
+    return p
+
+
+def _copy_out(art: Artifact, out: Path, force: bool) -> Artifact:
+    tmp = make_temp_dir(out.parent, out.name)
+    try:
+        for name in [*art.manifest["files"], "manifest.json"]:
+            shutil.copy2(art.path / name, tmp / name)
+        if out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        publish_dir(tmp, out, replace=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_artifact(out, check_hash=False)
+
+
+def _cached_or_build(req: ExportRequest, spec, root: Path, force: bool, verify: bool, source: _Source,
+                     progress, weights, seed) -> Artifact:
+    final = artifact_dir(root, req)
+    art = None
+    replace = force
+    if final.exists() and not force:
+        try:
+            art = load_artifact(final)
+            _say(progress, f"cached {req.target} {req.precision} artifact: {final}")
+        except UserError as exc:
+            _say(progress, f"cached artifact unusable ({exc}); re-exporting")
+            replace = True
+    if art is None:
+        art = _build(req, spec, root, final, replace, verify, source, progress, weights, seed)
+    elif verify and art.status == "unverified":
+        art = _verify_in_place(art, spec, source, progress)
+    if art.status == "failed" and verify:
+        from .parity import format_failure
+
+        raise UserError(format_failure(f"{spec.name} {req.target} {req.precision}", art.parity)
+                        + f"; the artifact is kept for inspection at {art.path} (re-export with --force)")
+    return art
+
+
+def _base_manifest(req: ExportRequest, spec, weights) -> dict:
+    return {
+        "format": "pfdeploy-artifact", "version": 1, "status": "unverified", "key": req.key(),
+        "model": {"name": spec.name, "family": spec.family, "input_size": list(spec.input_size),
+                  "mean": list(spec.mean), "std": list(spec.std), "interpolation": spec.interpolation,
+                  "crop_pct": spec.crop_pct},
+        "weights": {"source": req.weights_source, "file": str(Path(weights).expanduser().resolve()) if weights else None},
+        "target": req.target, "precision": req.precision,
+        "exporter": {"opset": req.opset, "precision": req.precision, "batch": req.batch.to_dict(),
+                     "calibration": req.calib.to_dict() if req.calib else None},
+        "tools": {**tool_versions("torch", "onnx", "onnxscript", "onnxruntime", "openvino", "nncf",
+                                  "tensorrt", "timm"), **req.tools},
+        "cache_key_material": req.key_material(),
+        "pfdeploy_version": __version__,
+    }
+
+
+def _build(req: ExportRequest, spec, root: Path, final: Path, replace: bool, verify: bool, source: _Source,
+           progress, weights, seed) -> Artifact:
+    parent = None
+    if req.target == "openvino" or (req.target == "onnx" and req.precision == "int8"):
+        # derived from the cached fp32 ONNX (exported and verified first if needed)
+        parent = get_artifact(spec.name, "onnx", "fp32", batch=req.batch.min if not req.batch.dynamic else None,
+                              dynamic_batch=None if not req.batch.dynamic else
+                              (req.batch.min, req.batch.opt, req.batch.max),
+                              weights=weights, seed=seed, cache_dir=root, force=False, verify=verify,
+                              progress=progress, _source=source)
+    model = source.model()  # before the temp dir: a bad weights file leaves nothing behind
+    tmp = make_temp_dir(final.parent, final.name)
+    try:
+        manifest = _base_manifest(req, spec, weights)
+        if parent is not None:
+            manifest["exporter"]["parent"] = {"key": parent.manifest["key"], "sha256": parent.sha256,
+                                              "path": str(parent.path)}
+        _say(progress, f"exporting {spec.name} to {req.target} {req.precision} ({req.batch.describe()})")
+        t0 = time.perf_counter()
+        manifest["exporter"].update(_export_step(req, spec, model, tmp, parent))
+        manifest["export_seconds"] = round(time.perf_counter() - t0, 3)
+        names = sorted(p.name for p in tmp.iterdir() if p.is_file() and not p.name.startswith("."))
+        manifest["files"] = files_digest(tmp, names)
+        manifest["model_file"] = MODEL_FILES[req.target]
+        manifest["sha256"] = artifact_sha256(manifest["files"])
+        manifest["created_at"] = utc_now()
+        if verify:
+            _say(progress, f"verifying parity at batch {', '.join(map(str, req.batch.parity_batches()))}")
+            _attach_parity(manifest, Artifact(tmp, manifest), spec, model)
+        write_manifest(tmp, manifest)
+        path = publish_dir(tmp, final, replace=replace)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_artifact(path, check_hash=False)
+
+
+def _attach_parity(manifest: dict, art: Artifact, spec, model) -> None:
+    from .parity import artifact_runner, run_parity
+
+    t0 = time.perf_counter()
+    runner = artifact_runner(art)
+    batch = BatchSpec(**{k: v for k, v in manifest["exporter"]["batch"].items() if k != "example"})
+    parity = run_parity(model, spec, runner, batch.parity_batches(), manifest["precision"])
+    if getattr(runner, "config", None):
+        parity["runtime_config"] = runner.config
+    parity["seconds"] = round(time.perf_counter() - t0, 3)
+    parity["checked_at"] = utc_now()
+    manifest["parity"] = parity
+    manifest["status"] = "ok" if parity["passed"] else "failed"
+
+
+def _verify_in_place(art: Artifact, spec, source: _Source, progress) -> Artifact:
+    _say(progress, f"verifying cached artifact {art.path}")
+    manifest = dict(art.manifest)
+    _attach_parity(manifest, art, spec, source.model())
+    write_manifest(art.path, manifest)
+    return load_artifact(art.path, check_hash=False)
+
+
+def _export_step(req: ExportRequest, spec, model, tmp: Path, parent: Artifact | None) -> dict:
+    if req.target == "onnx":
+        if req.precision in ("fp32", "fp16"):
+            from .onnx_export import export_onnx
+
+            return export_onnx(model, spec, req.batch, tmp / "model.onnx", req.opset, half=req.precision == "fp16")
+        from .images import calibration_batches
+        from .onnx_export import op_histogram
+        from .quantize import ort_quantize
+
+        import onnx
+
+        settings = ort_quantize(parent.model_file, tmp / "model.onnx", calibration_batches(spec, req.calib))
+        onnx.checker.check_model(str(tmp / "model.onnx"), full_check=True)
+        return {"name": "onnxruntime static QDQ quantization of the fp32 ONNX", "quantization": settings,
+                "ops": op_histogram(onnx.load(str(tmp / "model.onnx")))}
+    if req.target == "openvino":
+        return _openvino_step(req, spec, model, tmp, parent)
+    raise AssertionError(req.target)
+
+
+def _openvino_step(req: ExportRequest, spec, model, tmp: Path, parent: Artifact) -> dict:
+    """OpenVINO IR from the verified fp32 ONNX (not from the module): one torch export feeds every
+    runtime, so OpenVINO and ONNX Runtime run the very same graph, and OpenVINO's ONNX frontend
+    keeps the dynamic batch axis as exported."""
+    from ..errors import optional_import
+
+    ov = optional_import("openvino", "--to openvino")
+    try:
+        ov_model = ov.convert_model(str(parent.model_file))
+    except Exception as exc:
+        raise UserError(f"OpenVINO could not convert {parent.model_file}: {str(exc).strip().splitlines()[0]}") from None
+    info = {"name": "openvino.convert_model(fp32 ONNX) + openvino.save_model", "source": "onnx"}
+    if req.precision == "int8":
+        import torch.nn as nn
+
+        from .images import calibration_batches
+        from .quantize import ov_quantize
+
+        transformer = any(isinstance(m, nn.LayerNorm) for m in model.modules())
+        ov_model, qinfo = ov_quantize(ov_model, calibration_batches(spec, req.calib), transformer)
+        info["quantization"] = qinfo
+    compress = req.precision == "fp16"
+    ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=compress)
+    info["compress_to_fp16"] = compress
+    return info
+
+
+# --- TensorRT ---------------------------------------------------------------------------------
+
+def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, source, progress, weights, seed):
+    from . import tensorrt as trtx
+
+    info = trtx.probe()
+    strongly = True
+    if info["tensorrt"]:
+        import tensorrt as trt
+
+        strongly = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    src_prec = trtx.source_precision(precision, strongly)
+    src_req = make_request(spec.name, wsrc, "onnx", src_prec, bspec, cspec)
+    src_dir = artifact_dir(root, src_req)
+    if info["missing"]:
+        tc = trtx.timing_cache_path(root, "VERSION", "GPU")
+        cmd = trtx.trtexec_command(src_dir / "model.onnx", "model.plan", bspec, spec.input_size, precision,
+                                   timing_cache=tc.parent / "timing.cache")
+        hint = None
+        if not (src_dir / "model.onnx").is_file():
+            flags = f" --precision {src_prec}" if src_prec != "fp32" else ""
+            if not bspec.dynamic:
+                flags += f" --batch {bspec.min}"
+            elif (bspec.min, bspec.opt, bspec.max) != DEFAULT_DYNAMIC:
+                flags += f" --dynamic-batch {bspec.min}:{bspec.opt}:{bspec.max}"
+            hint = (f"That ONNX file is not exported yet; `pfdeploy export {spec.name} --to onnx{flags}` "
+                    f"writes it there.")
+        trtx.require(onnx_hint=hint, trtexec=cmd)
+    gpu = trtx.gpu_facts()
+    extra = {"tensorrt": info["tensorrt"], "gpu": gpu["gpu"], "compute_capability": gpu["compute_capability"],
+             "cuda": gpu["cuda"]}
+    req = make_request(spec.name, wsrc, "trt", precision, bspec, cspec, extra_tools=extra)
+    final = artifact_dir(root, req)
+    if final.exists() and not force:
+        try:
+            art = load_artifact(final)
+        except UserError as exc:
+            _say(progress, f"cached engine unusable ({exc}); rebuilding")
+            art = None
+        if art is not None:
+            if art.status == "failed" and verify:
+                from .parity import format_failure
+
+                raise UserError(format_failure(f"{spec.name} trt {precision}", art.parity)
+                                + f"; kept at {art.path} (re-export with --force)")
+            return art
+    onnx_art = get_artifact(spec.name, "onnx", src_prec, batch=None if bspec.dynamic else bspec.min,
+                            dynamic_batch=(bspec.min, bspec.opt, bspec.max) if bspec.dynamic else None,
+                            weights=weights, seed=seed, cache_dir=root, verify=verify, progress=progress,
+                            calib=cspec.folder if cspec and cspec.source == "images" else None,
+                            calib_size=cspec.size if cspec else None, _source=source)
+    model = source.model()
+    tmp = make_temp_dir(final.parent, final.name)
+    try:
+        manifest = _base_manifest(req, spec, weights)
+        manifest["exporter"]["parent"] = {"key": onnx_art.manifest["key"], "sha256": onnx_art.sha256,
+                                          "path": str(onnx_art.path)}
+        _say(progress, f"building TensorRT {precision} engine for {spec.name} on {gpu['gpu']}")
+        t0 = time.perf_counter()
+        settings = trtx.build_engine(onnx_art.model_file, tmp / "model.plan", precision, bspec, spec.input_size,
+                                     trtx.timing_cache_path(root, info["tensorrt"], gpu["gpu"]))
+        manifest["export_seconds"] = round(time.perf_counter() - t0, 3)
+        manifest["exporter"].update({"name": "tensorrt.Builder + OnnxParser", **settings,
+                                     "trtexec": trtx.trtexec_command(onnx_art.model_file, final / "model.plan", bspec,
+                                                                     spec.input_size, precision)})
+        manifest["tools"].update({**extra})
+        manifest["files"] = files_digest(tmp, ["model.plan"])
+        manifest["model_file"] = "model.plan"
+        manifest["sha256"] = artifact_sha256(manifest["files"])
+        manifest["created_at"] = utc_now()
+        if verify:
+            _attach_parity(manifest, Artifact(tmp, manifest), spec, model)
+        write_manifest(tmp, manifest)
+        path = publish_dir(tmp, final, replace=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    art = load_artifact(path, check_hash=False)
+    if art.status == "failed" and verify:
+        from .parity import format_failure
+
+        raise UserError(format_failure(f"{spec.name} trt {precision}", art.parity) + f"; kept at {art.path}")
+    return art
+
+
+def model_for_artifact(art: Artifact, weights=None):
+    """Rebuild the PyTorch model an artifact was exported from (for `verify`). Synthetic weights
+    are rebuilt from their seed; a checkpoint is taken from `weights` or the path recorded in the
+    manifest, and must have the recorded sha256."""
+    from ..weights import sha256_file
+    from ..zoo import create_model
+
+    src = art.manifest["weights"]["source"]
+    name = art.model_name
+    if src.startswith("synthetic:"):
+        if weights is not None:
+            raise UsageError(f"{art.path} was exported with synthetic weights ({src}); --weights does not apply")
+        return create_model(name, seed=int(src.split(":", 1)[1]))
+    path = weights or art.manifest["weights"].get("file")
+    if not path or not Path(path).is_file():
+        raise UserError(f"{art.path} was exported from a checkpoint ({src}) that is not at its recorded path; "
+                        f"pass it with --weights PATH")
+    if f"sha256:{sha256_file(path)}" != src:
+        raise UserError(f"{path} is not the checkpoint {art.path} was exported from (sha256 differs from {src})")
+    return create_model(name, weights=path)

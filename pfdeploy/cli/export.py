@@ -1,0 +1,79 @@
+"""`pfdeploy export MODEL --to onnx|openvino|trt`: a verified artifact with its manifest."""
+from __future__ import annotations
+
+import click
+
+from ..render import emit, err_console, fmt, table
+
+
+def parity_rows(parity: dict | None) -> list:
+    if not parity:
+        return []
+    rows = []
+    for b, f in sorted(parity["per_batch"].items(), key=lambda kv: int(kv[0])):
+        rows.append((b, f["n"], f"{f['max_abs']:.2e}", f"{f['max_rel']:.2e}", f"{f['cosine_min']:.6f}", fmt(f["top1"], 3)))
+    o = parity["overall"]
+    rows.append(("all", o["n"], f"{o['max_abs']:.2e}", f"{o['max_rel']:.2e}", f"{o['cosine_min']:.6f}", fmt(o["top1"], 3)))
+    return rows
+
+
+PARITY_COLUMNS = ["batch", "inputs", "max abs err", "max rel err", "cosine (min)", "top-1 agree"]
+
+
+def summary(art) -> dict:
+    m = art.manifest
+    return {"path": str(art.path), "model_file": str(art.model_file), "model": m["model"]["name"],
+            "target": m["target"], "precision": m["precision"], "status": m["status"], "sha256": m["sha256"],
+            "batch": m["exporter"]["batch"], "opset": m["exporter"].get("opset"),
+            "export_seconds": m.get("export_seconds"), "parity": m.get("parity"), "manifest": m}
+
+
+def show(console, art) -> None:
+    m = art.manifest
+    b = m["exporter"]["batch"]
+    batch = f"dynamic {b['min']}:{b['opt']}:{b['max']}" if b["dynamic"] else f"static {b['min']}"
+    console.print(f"[bold]{m['model']['name']}[/bold] -> {m['target']} {m['precision']} "
+                  f"(opset {m['exporter'].get('opset')}, batch {batch}, weights {m['weights']['source']})")
+    console.print(f"artifact: {art.path}")
+    console.print(f"model file: {art.model_file}  sha256 {m['sha256']}")
+    if m.get("export_seconds") is not None:
+        console.print(f"export time: {m['export_seconds']:.1f} s")
+    p = m.get("parity")
+    if p:
+        console.print(table(PARITY_COLUMNS, parity_rows(p), title=f"parity vs PyTorch ({p['inputs']} inputs)",
+                            justify_right=PARITY_COLUMNS[1:]))
+    status = {"ok": "[green]parity ok[/green]", "failed": "[red]parity FAILED[/red]",
+              "unverified": "[yellow]not verified (--no-verify)[/yellow]"}[m["status"]]
+    console.print(status)
+
+
+@click.command("export")
+@click.argument("model")
+@click.option("--to", "target", required=True, metavar="TARGET", help="onnx | openvino | trt (tensorrt).")
+@click.option("--precision", default="fp32", show_default=True, help="fp32 | fp16 | int8.")
+@click.option("--batch", type=int, default=None, help="Static batch size.")
+@click.option("--dynamic-batch", default=None, metavar="MIN:OPT:MAX",
+              help="Dynamic batch axis range (default 1:8:64; OPT is TensorRT's tuning point).")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Checkpoint (default: synthetic weights).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic weights.")
+@click.option("--calib", type=click.Path(file_okay=False), default=None,
+              help="Folder of calibration images for int8 (default: synthetic images).")
+@click.option("--calib-size", type=int, default=None, help="Number of calibration images (default 64 synthetic, or all in --calib).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Also copy the artifact to this directory.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Artifact cache (default $PFDEPLOY_CACHE_DIR or the user cache directory).")
+@click.option("--force", is_flag=True, help="Re-export even if the cache holds this artifact.")
+@click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(model, target, precision, batch, dynamic_batch, weights, seed, calib, calib_size, out, cache_dir,
+            force, no_verify, as_json):
+    """Export MODEL to ONNX, OpenVINO or TensorRT, verified against PyTorch."""
+    from ..exporters.pipeline import get_artifact
+
+    def progress(msg):
+        err_console.print(f"[dim]{msg}[/dim]")
+
+    art = get_artifact(model, target, precision, batch=batch, dynamic_batch=dynamic_batch, weights=weights,
+                       seed=seed, cache_dir=cache_dir, force=force, verify=not no_verify, out=out, calib=calib,
+                       calib_size=calib_size, progress=progress)
+    emit(summary(art), as_json, lambda console: show(console, art))

@@ -1,0 +1,80 @@
+"""`pfdeploy verify ARTIFACT [--images DIR]`: re-run parity of an artifact against PyTorch."""
+from __future__ import annotations
+
+import click
+
+from ..errors import UserError
+from ..render import emit
+
+
+def verify_artifact(path, images=None, weights=None, limit: int | None = None) -> dict:
+    """Re-run parity for the artifact at `path` on seeded synthetic inputs (as at export) and,
+    with `images`, on a folder of real images preprocessed per the model's spec. Returns
+    {"artifact", "synthetic", "images"}; each parity record has "passed". Read-only: the
+    manifest is not modified."""
+    from ..exporters.artifact import load_artifact
+    from ..exporters.parity import artifact_runner, run_parity
+    from ..exporters.pipeline import model_for_artifact
+    from ..exporters.settings import BatchSpec
+    from ..zoo import get_spec
+
+    art = load_artifact(path)
+    spec = get_spec(art.model_name)
+    model = model_for_artifact(art, weights)
+    runner = artifact_runner(art)
+    b = art.manifest["exporter"]["batch"]
+    batch = BatchSpec(b["dynamic"], b["min"], b["opt"], b["max"])
+    result = {"artifact": str(art.path), "model": art.model_name, "target": art.target,
+              "precision": art.precision, "synthetic": run_parity(model, spec, runner, batch.parity_batches(),
+                                                                  art.precision), "images": None}
+    if images is not None:
+        from ..exporters.images import list_images, preprocess
+
+        files = list_images(images)[: limit or None]
+        x = preprocess(files, spec)
+        step = batch.min if not batch.dynamic else min(batch.max, 8)
+        chunks = []
+        for i in range(0, x.shape[0], step):
+            part = x[i: i + step]
+            if not batch.dynamic and part.shape[0] < step:  # a static engine takes exactly its batch
+                import torch
+
+                pad = part[-1:].expand(step - part.shape[0], *part.shape[1:])
+                part = torch.cat([part, pad])
+            chunks.append((part.shape[0], part))
+        rec = run_parity(model, spec, runner, [], art.precision, inputs=chunks, label=f"images:{images}")
+        rec["images"] = len(files)
+        result["images"] = rec
+    return result
+
+
+@click.command("verify")
+@click.argument("artifact", type=click.Path())
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Folder of real images: top-1 agreement between PyTorch and the artifact on them.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="The checkpoint the artifact was exported from, if not at its recorded path.")
+@click.option("--limit", type=int, default=None, help="Use at most this many images.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(artifact, images, weights, limit, as_json):
+    """Re-run parity of an artifact against PyTorch (optionally on real images)."""
+    from .export import PARITY_COLUMNS, parity_rows
+    from ..render import table
+
+    res = verify_artifact(artifact, images, weights, limit)
+
+    def human(console):
+        console.print(f"[bold]{res['model']}[/bold] {res['target']} {res['precision']}: {res['artifact']}")
+        for key, title in (("synthetic", "seeded synthetic inputs"), ("images", "real images")):
+            rec = res[key]
+            if rec is None:
+                continue
+            console.print(table(PARITY_COLUMNS, parity_rows(rec), title=f"parity vs PyTorch on {title}",
+                                justify_right=PARITY_COLUMNS[1:]))
+            verdict = "[green]passed[/green]" if rec["passed"] else f"[red]FAILED: {'; '.join(rec['failures'])}[/red]"
+            console.print(f"{title}: top-1 agreement {rec['overall']['top1']:.3f} over {rec['overall']['n']} inputs, {verdict}")
+
+    emit(res, as_json, human)
+    failed = [k for k in ("synthetic", "images") if res[k] is not None and not res[k]["passed"]]
+    if failed:
+        raise UserError(f"parity failed on {' and '.join(failed)} inputs for {res['artifact']}")
