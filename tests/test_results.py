@@ -1,0 +1,148 @@
+"""`pfdeploy.results.load` (pandas) and the `pfdeploy results` verb in every format."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from pfdeploy.errors import UserError
+from pfdeploy.results import load
+from pfdeploy.store import RESULT_FIELDS, open_store, read_run_file
+from test_store import result_row, run_meta
+
+
+def cli(capsys, *args):
+    """Run the CLI in this process (pfdeploy.cli.main: real exit codes and error lines)."""
+    from pfdeploy.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def filled(tmp_path):
+    """A store with two runs: 'base' (3 results) then 'head' (2 ok results and a failed one)."""
+    url = str(tmp_path / "r.db")
+    ids = {}
+    with open_store(url) as store:
+        for tag, backends in (("base", ["torch", "onnxruntime", "openvino"]), ("head", ["torch", "onnxruntime"])):
+            run_id = store.begin_run(run_meta(tag=tag))
+            for i, b in enumerate(backends):
+                store.add_result(run_id, result_row(backend=b, p50_ms=10.0 + i, cv=0.08 if i else 0.01,
+                                                    artifact={"opset": 18, "nested": {"a": [1]}}),
+                                 np.arange(100, dtype=np.int64) + i, np.arange(100) // 10)
+            if tag == "head":
+                store.add_result(run_id, result_row(backend="openvino", status="failed",
+                                                    error="worker killed by signal 11 (SIGSEGV)", p50_ms=None))
+            store.finish_run(run_id, "finished")
+            ids[tag] = run_id
+    return url, ids
+
+
+def test_load_all_and_one_run(filled):
+    url, ids = filled
+    df = load(url)
+    assert len(df) == 6
+    assert list(df.columns[:len(RESULT_FIELDS)]) == list(RESULT_FIELDS)
+    assert {"tag", "git_commit", "machine_id", "run_started_at", "run_status"} <= set(df.columns)
+    assert str(df["created_at"].dt.tz) == "UTC" and str(df["run_started_at"].dt.tz) == "UTC"
+    assert df["p50_ms"].dtype == np.float64 and pd.isna(df["p50_ms"].iloc[-1])
+    head = load(url, run="head")
+    assert list(head["backend"]) == ["torch", "onnxruntime", "openvino"]
+    assert set(head["run_id"]) == {ids["head"]}
+    assert "samples_ns" not in head.columns
+
+
+def test_load_with_samples(filled):
+    url, ids = filled
+    df = load(url, run=ids["base"][:8], samples=True)
+    assert df["samples_ns"].iloc[1].tolist() == list(range(1, 101))
+    assert df["samples_ns"].iloc[0].dtype == np.int64
+    assert df["sample_rounds"].iloc[0].tolist() == [i // 10 for i in range(100)]
+    long = df.explode(["samples_ns", "sample_rounds"])
+    assert len(long) == 300
+
+
+def test_load_errors(tmp_path, filled):
+    with pytest.raises(UserError, match="no results store at"):
+        load(str(tmp_path / "none.db"))
+    with pytest.raises(UserError, match="no run, tag or commit matches"):
+        load(filled[0], run="nosuchtag")
+
+
+def test_load_empty_store(tmp_path):
+    url = str(tmp_path / "empty.db")
+    open_store(url).close()
+    df = load(url)
+    assert len(df) == 0 and "p50_ms" in df.columns
+
+
+def test_cli_table_defaults_to_latest(filled):
+    url, ids = filled
+    proc = run_cli("results", "--store", url)  # one real subprocess: the installed entry point
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"run {ids['head'][:12]}" in out and ids["base"][:12] not in out
+    assert "10.000 [9.900, 10.100]" in out
+    assert "8.0% !" in out  # CV above 5% is flagged
+    assert "worker killed by signal 11 (SIGSEGV)" in out
+
+
+def test_cli_list_and_all(filled, capsys):
+    url, ids = filled
+    code, out, err = cli(capsys, "results", "--store", url, "--list")
+    assert code == 0, err
+    assert out.index(ids["head"][:12]) < out.index(ids["base"][:12])  # newest first
+    code, out, err = cli(capsys, "results", "--store", url, "--list", "--format", "json")
+    assert [r["tag"] for r in json.loads(out)] == ["head", "base"]
+    code, out, err = cli(capsys, "results", "--store", url, "--all")
+    assert code == 0 and ids["head"][:12] in out and ids["base"][:12] in out
+
+
+def test_cli_csv_json_parquet(filled, tmp_path, capsys):
+    url, ids = filled
+    code, out, err = cli(capsys, "results", "--store", url, "--run", "base", "--format", "csv", "--samples")
+    assert code == 0, err
+    df = pd.read_csv(io.StringIO(out))
+    assert len(df) == 3 and json.loads(df["samples_ns"].iloc[0])[:3] == [0, 1, 2]
+    assert json.loads(df["artifact"].iloc[0]) == {"opset": 18, "nested": {"a": [1]}}
+
+    out = tmp_path / "run.json"
+    code, _, err = cli(capsys, "results", "--store", url, "--run", "base", "--format", "json", "--out", str(out))
+    assert code == 0, err
+    doc = read_run_file(out)  # the run-file format that `pfdeploy compare` reads
+    assert doc["run"]["id"] == ids["base"] and len(doc["results"][0]["samples_ns"]) == 100
+
+    pq = tmp_path / "all.parquet"
+    code, _, err = cli(capsys, "results", "--store", url, "--all", "--format", "parquet", "--samples", "--out", str(pq))
+    assert code == 0, err
+    assert f"wrote {pq}" in err
+    back = pd.read_parquet(pq)
+    assert len(back) == 6 and list(back["samples_ns"].iloc[0][:2]) == [0, 1]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--format", "parquet"], 2, "give --out FILE"),
+    (["--format", "table", "--out", "x.txt"], 2, "--format table prints to the terminal"),
+    (["--all", "--run", "base"], 2, "exclude each other"),
+    (["--all", "--format", "json"], 2, "exports one run"),
+    (["--run", "nosuch"], 1, "no run, tag or commit matches 'nosuch'"),
+    (["--format", "xml"], 2, "xml"),
+])
+def test_cli_usage_errors(filled, args, code, message, capsys):
+    got, out, err = cli(capsys, "results", "--store", filled[0], *args)
+    assert got == code, err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_missing_store(tmp_path):
+    proc = run_cli("results", "--store", str(tmp_path / "nothing.db"))
+    assert proc.returncode == 1
+    assert "no results store at" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "nothing.db").exists()
