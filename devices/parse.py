@@ -291,7 +291,9 @@ def list_devices() -> list[dict]:
 
     Each entry: device (the string to pass to --device), kind, name (model name), backends (list),
     unavailable ({backend: reason}), details (memory, providers, ...). The CPU comes first, then
-    CUDA devices, then OpenVINO devices other than its CPU plugin."""
+    CUDA devices, then OpenVINO devices other than its CPU plugin. Unlike parse_device, this
+    reads CUDA device properties and so initialises CUDA in the calling process when a GPU is
+    present (fine for `pfdeploy devices`; workers that need a clean CUDA state are spawned)."""
     from .machine import cpu_info, memory_bytes
 
     cpu = cpu_info()

@@ -32,8 +32,8 @@ def load(url: str | None = None, run: str | None = None, samples: bool = False):
             runs = [store.resolve_run(run)]
             rows = store.results(runs[0]["id"])
         else:
-            runs = store.runs()
             rows = store.all_results()
+            runs = store.runs()  # read second: every run a result points to is in it
         by_id = {r["id"]: r for r in runs}
         sample_map: dict[int, dict] = {}
         if samples:
