@@ -50,6 +50,7 @@ def synth_row(model: str, family: str, backend: str, median_ms: float, seed: int
            "artifact_sha256": "ab" * 32, "artifact": {"exporter": "onnx", "opset": 18},
            "parity": {"ok": True, "max_abs_diff": 1.2e-5}, "warnings": [], "round_size": 10}
     row.update(kw)
+    row["case_key"] = C.case_key(row)
     if status != "ok":
         row.update(samples_ns=[], sample_rounds=None)
         return row

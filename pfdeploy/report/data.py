@@ -103,16 +103,6 @@ def _family_of(row: dict) -> str:
     return str(row.get("family") or "")
 
 
-def _baselines_of(model: str) -> tuple[str, ...] | None:
-    """The model's declared baselines from the zoo, None when the zoo does not know it."""
-    try:
-        from ..zoo import get_spec
-
-        return tuple(get_spec(model).baselines)
-    except Exception:  # unknown or external (timm:...) names: use every non-PF model of the run
-        return None
-
-
 def _speedup(base_row: dict, pf_row: dict) -> dict:
     """baseline p50 / PF p50 (> 1: the parameter-free model is faster). From paired rounds
     (METHOD.md section 5) when both were measured in shared rounds, else from the two medians."""
@@ -205,14 +195,12 @@ def _overview_block(rows: list[dict], bar_chart) -> dict:
             is_pf = m in pf_models
             speedups = {}
             if is_pf and r.get("status") == "ok":
-                declared = _baselines_of(m)
+                # every other model of the run in the same configuration counts as a baseline
+                # (the zoo's declared baselines would need importing torch and timm: seconds)
                 for base in baseline_models:
                     br = by.get((base, b))
-                    if br is None or br.get("status") != "ok":
-                        continue
-                    if declared is not None and base not in declared:
-                        continue
-                    speedups[base] = _speedup(br, r)
+                    if br is not None and br.get("status") == "ok":
+                        speedups[base] = _speedup(br, r)
             label, cls, detail = parity_status(r.get("parity"))
             table.append({"row": r, "model": m, "backend": b, "is_pf": is_pf, "speedups": speedups,
                           "parity": label, "parity_class": cls, "parity_detail": detail})
@@ -290,9 +278,3 @@ def run_summary(doc: dict) -> dict:
             manifests.append({"row": r, "json": pretty_json(r.get("artifact") or {})})
     return {"counts": _status_counts(rows), "failures": failures, "skipped": skipped,
             "manifests": manifests, "rows": sorted(rows, key=_sort_key)}
-
-
-def median_ms(samples_ns: Sequence[float] | None) -> float | None:
-    if not samples_ns:
-        return None
-    return float(np.median(np.asarray(samples_ns, dtype=float))) / 1e6

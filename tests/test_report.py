@@ -1,0 +1,199 @@
+"""`pfdeploy report`: the static site built from a store of synthetic runs (written through the
+store API): pages, charts, escaping of everything that comes from users, atomic replacement,
+and the CLI. The real-browser test is test_report_browser.py."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pfdeploy.errors import UserError
+from pfdeploy.report import build_report
+from pfdeploy.store import open_store
+from test_compare import CASES, synth_doc, write_run
+
+EVIL_TAG = "<script>alert(1)</script>"
+EVIL_MODEL = "pf_x<img src=x onerror=alert(2)>"
+EVIL_ERROR = "RuntimeError: </script><script>alert(3)</script> & more"
+EXTRA = (("mobilenetv2_100", "depthwise", "onnxruntime", 8.0),
+         ("pf_resnet50_max", "parameter-free", "openvino", 25.0),
+         ("resnet50", "conv", "openvino", 33.0))
+T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+
+
+def make_store(path: Path, n_runs: int = 4, slow_from: int = 2) -> tuple:
+    """A store with `n_runs` runs of CASES+EXTRA on one machine; resnet50 is 12% slower from run
+    `slow_from` on; the last run is tagged EVIL_TAG, has a failed case with EVIL_ERROR and a
+    case whose model name is EVIL_MODEL."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = open_store(path)
+    ids = []
+    for i in range(n_runs):
+        last = i == n_runs - 1
+        cases = CASES + EXTRA + ((EVIL_MODEL, "parameter-free", "onnxruntime", 12.0),)
+        doc = synth_doc(EVIL_TAG if last else f"nightly-{i}", 50 + i, cases=cases,
+                        factor={"resnet50": 1.12} if i >= slow_from else 1.0, commit=f"{i:02d}c0ffee{i:02d}" * 3)
+        if last:
+            failed = doc["results"][2]  # dw_resnet50 onnxruntime
+            failed.update(status="failed", error=EVIL_ERROR, samples_ns=[], sample_rounds=None, p50_ms=None,
+                          p50_ci_low_ms=None, p50_ci_high_ms=None)
+        ids.append(write_run(store, doc, started_at=T0 + dt.timedelta(hours=i)))
+    return store, ids
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    store, ids = make_store(root / "results.db")
+    summary = build_report(root / "site", store=store)
+    return summary, ids, root
+
+
+def _pages(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in out.rglob("*.html")}
+
+
+def test_site_layout(site):
+    summary, ids, _ = site
+    out = summary.out
+    pages = _pages(out)
+    assert {"index.html", "history.html", "runs.html"} <= set(pages)
+    assert {f"runs/{i}.html" for i in ids} <= set(pages)
+    assert (out / "assets" / "report.css").is_file() and (out / "assets" / "report.js").is_file()
+    assert summary.runs == 4 and summary.sections == 1
+    assert summary.cases == len(CASES) + len(EXTRA) + 1
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".site.")]  # no temp dirs left
+
+
+def test_nothing_is_fetched_from_the_network(site):
+    for name, html in _pages(site[0].out).items():
+        for attr, url in re.findall(r'\b(src|href)="([^"]*)"', html):
+            assert not re.match(r"^(https?:)?//", url), (name, url)
+        assert "@import" not in html
+    css = (site[0].out / "assets" / "report.css").read_text()
+    assert "url(" not in css and "@import" not in css
+
+
+def test_user_strings_are_escaped_everywhere(site):
+    pages = _pages(site[0].out)
+    for name, html in pages.items():
+        assert EVIL_TAG not in html, name
+        assert "<img src=x" not in html, name
+        assert "<script>alert(3)" not in html, name
+        # the only script elements are the report's own
+        for tag in re.findall(r"<script[^>]*>", html):
+            assert tag in ('<script type="application/json" id="pfdeploy-data">', '<script src="assets/report.js">'), tag
+    index = pages["index.html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index          # the tag, as text
+    assert "pf_x&lt;img src=x onerror=alert(2)&gt;" in index          # the model, as text
+    run_page = pages[f"runs/{site[1][-1]}.html"]
+    assert "RuntimeError: &lt;/script&gt;&lt;script&gt;alert(3)&lt;/script&gt; &amp; more" in run_page
+
+
+def test_json_in_script_cannot_close_the_element(site):
+    html = _pages(site[0].out)["history.html"]
+    m = re.search(r'<script type="application/json" id="pfdeploy-data">(.*?)</script>', html, re.S)
+    blob = m.group(1)
+    assert "<" not in blob and ">" not in blob
+    data = json.loads(blob)
+    assert EVIL_MODEL in {c["model"] for c in data["cases"]}  # round-trips intact
+    assert data["filters"] == ["machine", "device", "backend", "model", "precision"]
+    assert len(data["cases"]) == site[0].cases
+
+
+def test_overview_chart_and_speedup_table(site):
+    html = _pages(site[0].out)["index.html"]
+    svg = re.search(r'<svg[^>]*class="chart bar-chart".*?</svg>', html, re.S).group(0)
+    bars = re.findall(r'<rect class="bar" data-group="([^"]*)" data-series="([^"]*)"', svg)
+    # every ok case of the latest run is a bar; the failed dw_resnet50/onnxruntime is not
+    assert ("dw_resnet50", "onnxruntime") not in bars
+    assert ("resnet50", "openvino") in bars and ("pf_resnet50_max", "onnxruntime") in bars
+    assert len(bars) == len(CASES) + len(EXTRA) + 1 - 1
+    assert svg.count('class="errbar"') == len(bars)
+    assert 'font-weight="bold"' in svg  # parameter-free models stand out
+    # speedup of pf_resnet50_max against resnet50 (40 ms * 1.12 vs 30 ms), from paired rounds
+    row = re.search(r'<tr class="pf">\s*<td>pf_resnet50_max</td><td>parameter-free</td><td>onnxruntime</td>(.*?)</tr>',
+                    html, re.S).group(1)
+    speedups = [float(x) for x in re.findall(r">(\d+\.\d+)×<", row)]
+    assert any(abs(s - 40 * 1.12 / 30) < 0.05 for s in speedups), speedups
+    assert "paired rounds" in row
+    assert 'class="parity ok"' in html and "14.20" in html  # parity status and params (M)
+
+
+def test_history_markers_follow_compare(site):
+    html = _pages(site[0].out)["history.html"]
+    sections = dict(re.findall(r'<section class="case" id="(case-\d+)"(.*?)</section>', html, re.S))
+    regressed = [k for k, s in sections.items() if 'class="marker regression"' in s]
+    assert len(regressed) == 2  # resnet50 on onnxruntime and openvino, once each
+    for k in regressed:
+        assert 'data-model="resnet50"' in sections[k]
+        assert sections[k].count('class="marker regression"') == 1
+    failed = [k for k, s in sections.items() if 'class="marker failed"' in s]
+    assert len(failed) == 1 and 'data-model="dw_resnet50"' in sections[failed[0]]
+    assert all(s.count('class="band"') >= 1 for s in sections.values())
+
+
+def test_run_page_shows_environment_manifests_and_failures(site):
+    html = _pages(site[0].out)[f"runs/{site[1][-1]}.html"]
+    assert 'id="failures"' in html and "dw_resnet50" in html
+    assert "Synthetic CPU" in html and "min_time" in html  # machine and config
+    assert '"exporter": "onnx"' in html.replace("&#34;", '"')  # artifact manifest
+    assert "abababababababab" in html  # artifact sha256
+
+
+def test_rebuild_replaces_the_previous_report(tmp_path):
+    store, _ = make_store(tmp_path / "db" / "r.db", n_runs=2)
+    out = tmp_path / "site"
+    build_report(out, store=store)
+    (out / "stale.html").write_text("old")
+    build_report(out, store=store)
+    assert not (out / "stale.html").exists() and (out / "index.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db", "site"]
+
+
+def test_a_failed_build_leaves_the_old_report_intact(tmp_path, monkeypatch):
+    store, _ = make_store(tmp_path / "db" / "r.db", n_runs=2)
+    out = tmp_path / "site"
+    build_report(out, store=store)
+    before = (out / "index.html").read_text()
+    from pfdeploy.report import build as B
+
+    monkeypatch.setattr(B.D, "run_summary", lambda doc: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        build_report(out, store=store)
+    assert (out / "index.html").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db", "site"]
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_report(tmp_path):
+    store, _ = make_store(tmp_path / "db" / "r.db", n_runs=1)
+    precious = tmp_path / "docs"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(UserError, match="not a pfdeploy report"):
+        build_report(precious, store=store)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_empty_store_is_a_user_error(tmp_path):
+    (tmp_path / "db").mkdir()
+    store = open_store(tmp_path / "db" / "empty.db")
+    with pytest.raises(UserError, match="no runs"):
+        build_report(tmp_path / "site", store=store)
+    assert not (tmp_path / "site").exists()
+
+
+def test_report_cli(tmp_path, cli):
+    make_store(tmp_path / "db" / "r.db", n_runs=2)
+    res = cli("report", "--store", str(tmp_path / "db" / "r.db"), "--out", str(tmp_path / "site"), "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["runs"] == 2 and Path(info["index"]).is_file()
+    missing = cli("report", "--store", str(tmp_path / "nope.db"), "--out", str(tmp_path / "site2"))
+    assert missing.returncode == 1
+    assert missing.stderr.strip().count("\n") == 0 and "Traceback" not in missing.stderr
+    assert "nope.db" in missing.stderr
+    assert not (tmp_path / "nope.db").exists() and not (tmp_path / "site2").exists()
