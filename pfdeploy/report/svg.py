@@ -133,8 +133,9 @@ def bar_chart(groups: Sequence[str], series: Sequence[str], values: dict, *, uni
                            f'<line x1="{_num(cx - 4)}" x2="{_num(cx + 4)}" y1="{_num(y(lo))}" y2="{_num(y(lo))}"/></g>')
         lx, ly = gx + (n_s * bar_w) / 2, top + plot_h + 14
         weight = ' font-weight="bold"' if g in bold_groups else ""
+        short = g if len(g) <= 26 else g[:25] + "…"
         out.append(f'<text class="xlabel" x="{_num(lx)}" y="{ly}" text-anchor="end"{weight} '
-                   f'transform="rotate(-30 {_num(lx)} {ly})">{escape(g)}</text>')
+                   f'transform="rotate(-30 {_num(lx)} {ly})"><title>{escape(g)}</title>{escape(short)}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 
