@@ -82,6 +82,18 @@ def _parse_time(s: str) -> _dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
 
 
+def _coerce_time(v) -> _dt.datetime | None:
+    """None, an aware/naive (UTC) datetime or an ISO-8601 string -> aware datetime; a bad string
+    is a UserError here, before SQLAlchemy would wrap it into a StatementError."""
+    if v is None or v == "":
+        return None
+    if isinstance(v, str):
+        return _parse_time(v)
+    if isinstance(v, _dt.datetime):
+        return v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)
+    raise UserError(f"not a timestamp: {v!r}")
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
@@ -425,7 +437,7 @@ class Store:
         loadavg_before (unknown keys are kept in `extra`); optional id/started_at (imports)."""
         meta = dict(meta or {})
         run_id = str(meta.pop("id", None) or uuid.uuid4().hex)
-        started = meta.pop("started_at", None) or _now()
+        started = _coerce_time(meta.pop("started_at", None)) or _now()
         values = {"id": run_id, "started_at": started, "status": "running"}
         values.update(self._run_values(meta))
         self._tx(lambda c: c.execute(runs_table.insert().values(**values)))
@@ -573,7 +585,7 @@ class Store:
             elif k in RESULT_JSON:
                 values[k] = _clean_json(v)
             elif k == "created_at":
-                values[k] = v
+                values[k] = _coerce_time(v)
             elif k in RESULT_TEXT:
                 values[k] = None if v is None else str(v)
             else:
@@ -641,8 +653,8 @@ class Store:
         doc = validate_run_doc(doc)
         run = dict(doc["run"])
         run_id = run["id"]
-        values = {"id": run_id, "started_at": run.get("started_at") or _now(),
-                  "finished_at": run.get("finished_at"), "status": run.get("status", "finished")}
+        values = {"id": run_id, "started_at": _coerce_time(run.get("started_at")) or _now(),
+                  "finished_at": _coerce_time(run.get("finished_at")), "status": run.get("status", "finished")}
         values.update(self._run_values({k: v for k, v in run.items()
                                         if k not in ("id", "started_at", "finished_at", "status")}))
         prepared = []

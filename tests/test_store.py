@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import uuid
 
 import numpy as np
@@ -376,3 +377,21 @@ def test_clean_json_keeps_json_strict(tmp_path):
         run_id = store.begin_run(run_meta(machine={"x": float("inf"), "arr": np.arange(3), "t": (1, 2)}))
         assert store.get_run(run_id)["machine"] == {"x": None, "arr": [0, 1, 2], "t": [1, 2]}
         assert not any(isinstance(v, float) and math.isnan(v) for v in store.get_run(run_id)["machine"].values())
+
+
+def test_postgres_without_psycopg_names_the_extra(monkeypatch):
+    from pfdeploy.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg -> ImportError
+    with pytest.raises(MissingDependency, match=r"pip install 'pfdeploy\[postgres\]'"):
+        open_store("postgresql://u@localhost/db")
+
+
+def test_created_at_and_started_at_strings_round_trip(store_url):
+    with open_store(store_url) as store:
+        run_id = store.begin_run(run_meta(started_at="2026-03-01T10:00:00+02:00"))
+        assert store.get_run(run_id)["started_at"] == "2026-03-01T08:00:00+00:00"  # stored in UTC
+        store.add_result(run_id, result_row(created_at="2026-03-01T08:00:05+00:00"), [1])
+        assert store.results(run_id)[0]["created_at"] == "2026-03-01T08:00:05+00:00"
+        with pytest.raises(UserError, match="not an ISO-8601 timestamp"):
+            store.begin_run(run_meta(started_at="yesterday"))
