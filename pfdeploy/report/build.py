@@ -38,7 +38,7 @@ def _env():
     env = Environment(loader=FileSystemLoader(str(ASSETS)),
                       autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=D.num, millions=D.millions, pretty_json=D.pretty_json, slug=D.slug)
+    env.filters.update(num=D.num, millions=D.millions, pretty_json=D.pretty_json, slug=D.slug, when=D.when, load=D.load)
     return env
 
 

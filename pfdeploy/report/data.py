@@ -37,6 +37,23 @@ def pretty_json(v: Any) -> str:
     return json.dumps(v, indent=2, sort_keys=True, default=str)
 
 
+def when(iso: Any) -> str:
+    """'2026-11-27T05:51:48.214739+00:00' -> '2026-11-27 05:51 UTC' (the store keeps UTC)."""
+    if not iso:
+        return "-"
+    text = str(iso)
+    if len(text) >= 16 and text[10] == "T":
+        return text[:10] + " " + text[11:16] + (" UTC" if text.endswith(("+00:00", "Z")) else "")
+    return text
+
+
+def load(v: Any) -> str:
+    """A load average ([1, 5, 15] minutes, or one number) with two decimals."""
+    if isinstance(v, (list, tuple)):
+        return " / ".join(num(x, 2) if isinstance(x, (int, float)) else str(x) for x in v)
+    return num(v, 2) if isinstance(v, (int, float)) else ("-" if v is None else str(v))
+
+
 def slug(text: str) -> str:
     """File-name-safe form of a run id (ids come from the store; keep them from escaping the
     runs/ folder or clashing)."""
@@ -82,11 +99,18 @@ def parity_status(parity: Any) -> tuple[str, str, str]:
         st = parity["status"].lower()
         ok = True if st in ("ok", "pass", "passed") else False if st in ("fail", "failed") else None
     figures = []
-    for k, v in parity.items():
-        if isinstance(v, float):
-            figures.append(f"{k}={v:.3g}")
-        elif isinstance(v, int) and not isinstance(v, bool):
-            figures.append(f"{k}={v}")
+    per_batch = parity.get("per_batch")
+    if isinstance(per_batch, dict) and per_batch:
+        # the exporters' manifest: figures per parity batch; show the worst of each
+        worst = {"max_abs": max, "max_rel": max, "cosine_min": min, "top1": min}
+        for k, pick in worst.items():
+            vals = [b.get(k) for b in per_batch.values() if isinstance(b, dict) and isinstance(b.get(k), (int, float))]
+            if vals:
+                figures.append(f"{k}={pick(vals):.3g}")
+    else:
+        for k, v in parity.items():
+            if isinstance(v, float):
+                figures.append(f"{k}={v:.3g}")
     detail = ", ".join(figures[:6])
     if ok is True:
         return "pass", "ok", detail
@@ -234,14 +258,14 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
         for (run, row), mark in zip(items, marks):
             ok = row.get("status") == "ok" and isinstance(row.get("p50_ms"), (int, float))
             commit = (run.get("git_commit") or "")[:8]
-            when = str(run.get("started_at") or "")[:16].replace("T", " ")
-            label = commit or when[5:] or str(run.get("id"))[:8]
+            when_ = when(run.get("started_at"))
+            label = commit or when_[5:16] or str(run.get("id"))[:8]
             if ok:
-                tip = (f"{when} · commit {commit or '-'} · tag {run.get('tag') or '-'}: p50 "
+                tip = (f"{when_} · commit {commit or '-'} · tag {run.get('tag') or '-'}: p50 "
                        f"{num(row.get('p50_ms'), 3)} ms [{num(row.get('p50_ci_low_ms'), 3)}, "
                        f"{num(row.get('p50_ci_high_ms'), 3)}]" + (f" · {mark}" if mark else ""))
             else:
-                tip = f"{when} · commit {commit or '-'}: failed: {row.get('error') or ''}"[:400]
+                tip = f"{when_} · commit {commit or '-'}: failed: {row.get('error') or ''}"[:400]
             points.append({"label": label, "value": float(row["p50_ms"]) if ok else None,
                            "low": row.get("p50_ci_low_ms") if ok else None,
                            "high": row.get("p50_ci_high_ms") if ok else None,
