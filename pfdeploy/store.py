@@ -338,7 +338,7 @@ def parse_store_url(url: str | os.PathLike | None) -> tuple[str, sa.engine.URL |
     if not raw:
         raise UsageError("empty store URL; give a path, sqlite:///path or postgresql://user@host/db")
     if "://" not in raw:
-        path = Path(raw).expanduser()
+        path = Path(raw).expanduser().absolute()
         return "sqlite", sa.engine.make_url("sqlite:///" + str(path)), path
     scheme = raw.split("://", 1)[0].lower()
     if scheme in ("sqlite", "sqlite+pysqlite"):
@@ -348,7 +348,7 @@ def parse_store_url(url: str | os.PathLike | None) -> tuple[str, sa.engine.URL |
             raise UsageError(f"bad store URL {raw!r}: {exc}") from None
         if not u.database or u.database == ":memory:":
             return "sqlite", sa.engine.make_url("sqlite://"), None
-        path = Path(u.database).expanduser()
+        path = Path(u.database).expanduser().absolute()
         return "sqlite", u.set(drivername="sqlite", database=str(path)), path
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         rest = raw.split("://", 1)[1]
