@@ -20,11 +20,10 @@ import math
 import os
 import random
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -381,7 +380,6 @@ class Store:
         self.path = path
         self.lock_timeout_s = lock_timeout_s
         self._pid = os.getpid()
-        self._lock = threading.Lock()
 
     # -- plumbing
 
