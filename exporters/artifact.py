@@ -22,7 +22,7 @@ from ..errors import UserError
 MANIFEST = "manifest.json"
 FORMAT = "pfdeploy-artifact"
 VERSION = 1
-STATUSES = ("ok", "failed", "unverified")
+STATUSES = ("ok", "failed", "unverified", "inconclusive")
 REQUIRED = ("format", "version", "status", "key", "model", "weights", "target", "precision",
             "exporter", "tools", "files", "model_file", "sha256", "created_at", "pfdeploy_version")
 

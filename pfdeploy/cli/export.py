@@ -43,8 +43,18 @@ def show(console, art) -> None:
         console.print(table(PARITY_COLUMNS, parity_rows(p), title=f"parity vs PyTorch ({p['inputs']} inputs)",
                             justify_right=PARITY_COLUMNS[1:]))
     status = {"ok": "[green]parity ok[/green]", "failed": "[red]parity FAILED[/red]",
-              "unverified": "[yellow]not verified (--no-verify)[/yellow]"}[m["status"]]
+              "unverified": "[yellow]not verified (--no-verify)[/yellow]",
+              "inconclusive": "[yellow]parity inconclusive[/yellow]"}[m["status"]]
     console.print(status)
+    if m["status"] == "inconclusive":
+        from ..exporters.pipeline import inconclusive_note
+
+        console.print(inconclusive_note(art))
+    base = (p or {}).get("baseline")
+    if base:
+        b = base["overall"]
+        console.print(f"baseline ({base['what']}): max abs {b['max_abs']:.2e}, cosine min {b['cosine_min']:.6f}, "
+                      f"top-1 {b['top1']:.3f}")
 
 
 @click.command("export")
