@@ -72,9 +72,11 @@ def register(spec: ModelSpec):
     spec.name and its aliases."""
 
     def deco(builder: Callable) -> Callable:
-        for key in (spec.name, *spec.aliases):
-            if key in _SPECS or key in _ALIASES:
-                raise ValueError(f"model name {key!r} registered twice")
+        # Re-registering an identical spec is allowed (a module re-executed after a failed import).
+        if _SPECS.get(spec.name) != spec:
+            for key in (spec.name, *spec.aliases):
+                if key in _SPECS or key in _ALIASES:
+                    raise ValueError(f"model name {key!r} registered twice")
         _SPECS[spec.name] = spec
         _BUILDERS[spec.name] = builder
         for alias in spec.aliases:
