@@ -475,6 +475,7 @@ class Engine:
         artifact = dict(prep.artifact)
         if live is not None and live.load:
             artifact["runner"] = live.load.get("describe")
+            artifact["worker_pid"] = live.load.get("pid")
             thr = live.load.get("threads") or {}
             artifact["threads_applied"] = thr
             warnings += list(thr.get("warnings") or [])

@@ -204,7 +204,7 @@ class _Worker:
         t2 = time.perf_counter_ns()
         self.runner.device_ms.clear(), self.runner.h2d_ms.clear(), self.runner.d2h_ms.clear()
         return {"load_ms": (t1 - t0) / 1e6, "first_ms": (t2 - t1) / 1e6, "describe": self.runner.describe(),
-                "threads": threads}
+                "threads": threads, "pid": os.getpid()}
 
     def warmup(self, rule: dict, max_time_s: float | None = None) -> dict:
         from .timing import warm_up

@@ -6,6 +6,8 @@ no model, configurable behaviour through `case.options`:
     crash_after: steps before a "step" crash (default 0)
     exit_code: with crash, exit with this code instead of a signal
     fail: "load" -> raise a UserError during load
+    trace: a file to which every step appends "pid start_ns end_ns" (CLOCK_MONOTONIC, shared by
+           all processes), so a test can check that two workers never ran at the same time
 """
 from __future__ import annotations
 
@@ -40,7 +42,12 @@ class FakeRunner(Runner):
         self.steps += 1
         if self.case.options.get("crash") == "step" and self.steps > int(self.case.options.get("crash_after", 0)):
             self._die()
+        start = time.monotonic_ns()
         end = time.perf_counter_ns() + self.work_ns
         while time.perf_counter_ns() < end:
             pass
+        trace = self.case.options.get("trace")
+        if trace:
+            with open(trace, "a") as f:
+                f.write(f"{os.getpid()} {start} {time.monotonic_ns()}\n")
         return None

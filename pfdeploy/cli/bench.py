@@ -47,7 +47,9 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
     if models and suite:
         raise UsageError("--models and --suite are exclusive: a suite fixes its models")
     s = get_suite(suite or "default")
-    model_list = _csv(models, "models") or s.models
+    from ..zoo import canonical_name
+
+    model_list = tuple(canonical_name(m) for m in (_csv(models, "models") or s.models))  # unknown: exit 2
     backend_list = _csv(backends, "backends")
     if backend_list:
         for b in backend_list:
