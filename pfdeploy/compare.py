@@ -460,14 +460,14 @@ def existing_store(url: str | None = None):
 
 def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     """BASE/HEAD reference -> run document. `ref` is an exported JSON run file (a path that
-    exists, or anything ending in .json), else a store reference: run id or unique prefix, tag,
-    git commit prefix, or "latest" (Store.resolve_run)."""
+    exists, or anything ending in .json), else a store reference: run id or unique prefix, tag
+    (tags may contain slashes: `feature/x`), git commit prefix, or "latest" (Store.resolve_run)."""
     from .store import read_run_file
 
     path = Path(ref).expanduser()
     if path.is_file():
         return read_run_file(path)
-    if ref.lower().endswith(".json") or os.sep in ref:
+    if ref.lower().endswith(".json"):
         raise UserError(f"run file {ref} does not exist")
     if store is None:
         store = existing_store(store_url)
@@ -500,8 +500,10 @@ def _p(c: CaseComparison) -> str:
 
 
 def _case_label(c: CaseComparison) -> str:
-    return (f"{c.model} {c.backend} {c.device} {c.precision} b{c.batch} t{c.threads} {c.scenario}"
-            if c.model else c.case_key)
+    if not c.model:
+        return c.case_key
+    weights = f" [{c.weights}]" if c.weights and c.weights != "synthetic:0" else ""
+    return f"{c.model}{weights} {c.backend} {c.device} {c.precision} b{c.batch} t{c.threads} {c.scenario}"
 
 
 def _note(c: CaseComparison) -> str:

@@ -101,6 +101,10 @@ def test_store_references(tmp_path, capsys):
         code, out, err = invoke("compare", base, head, "--store", str(db), "--json", capsys=capsys)
         assert code == 1, err
         assert json.loads(out)["counts"] == {"regression": 3}
+    write_run(store, synth_doc("feature/faster", 3, factor=0.8))  # a tag with a slash is not a path
+    code, out, err = invoke("compare", "v1.0", "feature/faster", "--store", str(db), "--json", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["counts"] == {"improvement": 3}
     exported = tmp_path / "base.json"
     store.export_run(base_id, exported)
     code, out, _ = invoke("compare", str(exported), "v1.0", "--store", str(db), "--json", capsys=capsys)
