@@ -197,3 +197,37 @@ def test_report_cli(tmp_path, cli):
     assert missing.stderr.strip().count("\n") == 0 and "Traceback" not in missing.stderr
     assert "nope.db" in missing.stderr
     assert not (tmp_path / "nope.db").exists() and not (tmp_path / "site2").exists()
+
+
+def test_parity_status_reads_the_exporters_manifest():
+    from pfdeploy.report.data import parity_status
+
+    manifest = {"passed": True, "precision": "fp32", "seed": 7_000_000, "batches": [1, 3],
+                "per_batch": {"1": {"max_abs": 4.3e-05, "max_rel": 2e-05, "cosine_min": 0.99999, "top1": 1.0},
+                              "3": {"max_abs": 5.0e-05, "max_rel": 1e-05, "cosine_min": 0.99998, "top1": 1.0}}}
+    label, cls, detail = parity_status(manifest)
+    assert (label, cls) == ("pass", "ok")
+    assert "max_abs=5e-05" in detail and "cosine_min=1" in detail and "seed" not in detail
+    assert parity_status({**manifest, "passed": False})[:2] == ("FAIL", "bad")
+    assert parity_status({}) == ("-", "na", "")
+    assert parity_status({"note": "no verdict"})[:2] == ("recorded", "na")
+
+
+def test_run_page_names_cannot_leave_the_runs_folder():
+    from pfdeploy.report.data import slug
+
+    for evil in ("../../etc/passwd", "..", "a/b", "x" * 300, "<script>"):
+        s = slug(evil)
+        assert "/" not in s and not s.startswith(".") and len(s) <= 100 and re.fullmatch(r"[A-Za-z0-9_.-]+", s)
+    assert slug("../a") != slug("__a")  # sanitised names get a hash: no collisions
+    assert slug("e617a6ae9ea84efdac9b23894ce41f28") == "e617a6ae9ea84efdac9b23894ce41f28"
+
+
+def test_axis_ticks():
+    from pfdeploy.report.svg import nice_range, nice_ticks
+
+    t = nice_range(35.1, 35.9)
+    assert t[0] <= 35.1 and t[-1] >= 35.9 and t == sorted(t) and len(t) <= 12
+    assert nice_range(5.0, 5.0)[0] < 5.0 < nice_range(5.0, 5.0)[-1]
+    assert nice_ticks(47.3)[0] == 0 and nice_ticks(47.3)[-1] >= 47.3
+    assert nice_ticks(0) == [0.0, 1.0] and nice_range(float("nan"), 1) == [0.0, 1.0]
