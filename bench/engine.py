@@ -434,7 +434,7 @@ class Engine:
         lv.worker.cleanup()
         self._live.pop(lv.spec.key, None)
         row = self._row(lv.spec, lv.prep, "failed", msg, live=lv)
-        self._done_units += 0  # the case's units stay undone; the total shrinks instead
+        # the failed case's share of the progress bar is dropped from the total
         self._total_units = max(self._done_units, self._total_units - lv.budget_units)
         self._commit(CaseResult(lv.spec, row, lv.samples, lv.rounds))
 

@@ -171,9 +171,20 @@ class WorkerProcess:
 
 # ------------------------------------------------------------------------------ worker side
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process since its exec. Linux: VmHWM from /proc/self/status
+    (per address space, so it starts afresh at exec). Not getrusage's ru_maxrss: Linux carries it
+    over from the parent through fork and exec, so every worker would report at least the
+    parent's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
     return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 

@@ -152,3 +152,12 @@ def test_unsupported_precision_is_skipped_not_dropped(store):
     runnable, skipped = eng.plan(parse_device("cpu"), 1)
     assert [c.precision for c in runnable] == ["fp32"]
     assert len(skipped) == 1 and "int8" in skipped[0][1]
+
+
+def test_peak_rss_is_the_workers_own(store, inputs):
+    """A big parent must not leak its size into the workers' peak RSS (Linux keeps ru_maxrss
+    across fork and exec)."""
+    ballast = np.ones(300 * 2**20 // 8)  # 300 MiB in the parent
+    out = run(store, [fake("a", inputs)])
+    assert out.results[0].row["peak_rss_mb"] < 250
+    del ballast
