@@ -291,21 +291,12 @@ class Engine:
                 base.family = spec.family
                 source = _ModelSource(name, cfg.seed, self._progress)
                 if need["torch"]:
-                    import torch
-
-                    from ..complexity import complexity
-
-                    model = source.model()
-                    cx = complexity(model, spec.input_size)
-                    path = tmp / f"{name}.pt"
-                    torch.save(model.state_dict(), path)
-                    base.weights_file = str(path)
-                    del model
+                    base.weights_file, base.params, base.macs = self._torch_weights(spec, source, tmp)
                 else:
                     from ..complexity import complexity_of
 
                     cx = complexity_of(name)
-                base.params, base.macs = cx.params, cx.macs
+                    base.params, base.macs = cx.params, cx.macs
                 from ..weights import synthetic_images
 
                 for b in need["batches"]:
@@ -337,6 +328,48 @@ class Engine:
                 else:
                     p.model_file, p.artifact_sha256, p.artifact, p.parity = res
         return out
+
+    def _torch_weights(self, spec, source, tmp: Path) -> tuple[str, int, int]:
+        """(state-dict path, params, MACs) of the calibrated synthetic model for the torch
+        runners. Cached beside the artifacts, keyed on model, seed, torch version and the zoo's
+        and weights' source code, so a warm run builds and calibrates nothing."""
+        import hashlib
+        import json
+
+        import torch
+
+        from .. import weights as weights_mod
+        from .. import zoo as zoo_pkg
+        from ..complexity import complexity
+        from ..config import cache_dir
+
+        h = hashlib.sha256()
+        for f in sorted(Path(zoo_pkg.__file__).parent.glob("*.py")) + [Path(weights_mod.__file__)]:
+            h.update(f.read_bytes())
+        key = f"{spec.name}-seed{self.config.seed}-torch{torch.__version__}-{h.hexdigest()[:12]}".replace(":", "_")
+        root = cache_dir(self.config.cache_dir) / "torch-weights"
+        pt, meta = root / f"{key}.pt", root / f"{key}.json"
+        if pt.is_file() and meta.is_file():
+            try:
+                m = json.loads(meta.read_text())
+                return str(pt), int(m["params"]), int(m["macs"])
+            except (OSError, ValueError, KeyError):
+                pass
+        model = source.model()
+        cx = complexity(model, spec.input_size)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            part = root / f".{key}.{os.getpid()}.part"
+            torch.save(model.state_dict(), part)
+            os.replace(part, pt)  # the .json is written last: its presence means the .pt is whole
+            part.write_text(json.dumps({"params": cx.params, "macs": cx.macs, "model": spec.name,
+                                        "seed": self.config.seed}))
+            os.replace(part, meta)
+            return str(pt), cx.params, cx.macs
+        except OSError:  # an unwritable cache: keep the weights for this run only
+            path = tmp / f"{spec.name}.pt"
+            torch.save(model.state_dict(), path)
+            return str(path), cx.params, cx.macs
 
     def _artifact(self, model: str, target: str, precision: str, source=None):
         """(model_file, sha256, exporter settings, parity) from the artifact cache, exported on

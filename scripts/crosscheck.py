@@ -79,9 +79,9 @@ def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path) -> d
     text = res.stdout
     med = float(re.search(r"Median:\s+([\d.]+) ms", text).group(1))
     count = int(re.search(r"Count:\s+(\d+) iterations", text).group(1))
-    props = {k: re.search(rf"{k}: (\S+)", text).group(1) for k in ("NUM_STREAMS", "INFERENCE_NUM_THREADS",
-                                                                     "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT")
-             if re.search(rf"{k}: (\S+)", text)}
+    keys = ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT",
+            "ENABLE_CPU_PINNING", "CPU_DENORMALS_OPTIMIZATION")
+    props = {k: m.group(1).strip() for k in keys if (m := re.search(rf"{k}: (.+)$", text, re.M))}
     return {"n": count, "median_ms": med, "properties": props, "command": " ".join(cmd)}
 
 

@@ -161,3 +161,26 @@ def test_peak_rss_is_the_workers_own(store, inputs):
     out = run(store, [fake("a", inputs)])
     assert out.results[0].row["peak_rss_mb"] < 250
     del ballast
+
+
+def test_torch_weights_are_cached_between_runs(tmp_path, store):
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    class Source:
+        calls = 0
+
+        def model(self):
+            Source.calls += 1
+            torch.manual_seed(0)
+            return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
+
+    spec = SimpleNamespace(name="tiny", input_size=(3, 8, 8))
+    eng = Engine(BenchConfig(models=(), cache_dir=str(tmp_path / "cache")), store)
+    path1, params1, macs1 = eng._torch_weights(spec, Source(), tmp_path)
+    assert Source.calls == 1 and params1 > 0 and macs1 > 0
+    path2, params2, macs2 = eng._torch_weights(spec, Source(), tmp_path)
+    assert Source.calls == 1 and (path2, params2, macs2) == (path1, params1, macs1)  # no rebuild
+    (tmp_path / "cache" / "torch-weights" / (os.path.basename(path1)[:-3] + ".json")).write_text("{broken")
+    eng._torch_weights(spec, Source(), tmp_path)
+    assert Source.calls == 2  # an unreadable entry is rebuilt, not trusted

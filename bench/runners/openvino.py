@@ -69,7 +69,7 @@ class OpenVinoRunner(Runner):
     def _describe(self) -> dict:
         props = {}
         for key in ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
-                    "OPTIMAL_NUMBER_OF_INFER_REQUESTS"):
+                    "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "ENABLE_CPU_PINNING", "CPU_DENORMALS_OPTIMIZATION"):
             try:
                 props[key] = str(self.compiled.get_property(key))
             except Exception:  # noqa: BLE001 - a plugin without this property

@@ -226,6 +226,12 @@ def summary_data(outcome) -> dict:
             "notes": outcome.notes + [PAPER_NOTE]}
 
 
+def _cv(r: dict) -> str:
+    if r["cv"] is None:
+        return "-"
+    return f"[red]CV {r['cv']:.1%}[/red]" if r["noisy"] else f"{r['cv']:.1%}"
+
+
 def print_summary(console, data: dict) -> None:
     from ..render import fmt, table
 
@@ -242,7 +248,7 @@ def print_summary(console, data: dict) -> None:
                      ms(r["p90_ms"]), ms(r["p99_ms"]), fmt(r["items_per_s"], 1),
                      x(r["speedup"].get("resnet50")), x(r["speedup"].get("dw_resnet50")),
                      fmt(r["params"] / 1e6 if r["params"] else None, 2), fmt(r["macs"] / 1e9 if r["macs"] else None, 2),
-                     r["parity"], (f"[red]CV {r['cv']:.1%}[/red]" if r["noisy"] else fmt(r["cv"] * 100 if r["cv"] is not None else None, 1) + "%"),
+                     r["parity"], _cv(r),
                      r["n"]))
     cols = ["model", "backend", "prec", "batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s",
             "vs resnet50", "vs dw_resnet50", "params M", "MACs G", "parity", "CV", "n"]
