@@ -10,8 +10,9 @@ batch). Figures per batch size and overall:
 - cosine: cosine similarity of each sample's logit vector, minimum and mean over samples;
 - top1: fraction of samples whose arg-max class agrees.
 
-Tolerances per precision (TOLERANCES): fp32 is held to ~1e-4 absolute on logits, fp16 to ~1e-2
-relative, int8 by top-1 agreement and cosine.
+Tolerances per precision (TOLERANCES): fp32 is held to ~1e-4 absolute on logits (1e-4 + 1e-4 *
+max|logit|: a ResNet-50's reordered fp32 sums reach 2e-4 on logits of magnitude 2-3), fp16 to
+~1e-2 + 3e-2 * max|logit|, int8 by top-1 agreement and cosine.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .settings import PARITY_SEED
 
 # An artifact passes when every listed bound holds. atol/rtol: max_abs <= atol + rtol * max|ref|.
 TOLERANCES = {
-    "fp32": {"atol": 1e-4, "rtol": 1e-5, "min_cosine": 0.99999, "min_top1": 1.0},
+    "fp32": {"atol": 1e-4, "rtol": 1e-4, "min_cosine": 0.99999, "min_top1": 1.0},
     "fp16": {"atol": 1e-2, "rtol": 3e-2, "min_cosine": 0.999},
     "int8": {"min_cosine": 0.95, "min_top1": 0.70},
 }

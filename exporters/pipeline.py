@@ -40,10 +40,27 @@ class _Source:
 
     def model(self):
         if self._model is None:
-            from ..zoo import create_model
+            key = (self.name, str(self.weights) if self.weights else None, self.seed, _weights_stamp(self.weights))
+            if _LAST_MODEL and _LAST_MODEL[0] == key:
+                self._model = _LAST_MODEL[1]
+            else:
+                from ..zoo import create_model
 
-            self._model = create_model(self.name, weights=self.weights, seed=self.seed)
+                self._model = create_model(self.name, weights=self.weights, seed=self.seed)
+                _LAST_MODEL[:] = [key, self._model]
         return self._model
+
+
+# The last model built, reused by the next export of the same model in this process (a model's
+# ONNX, OpenVINO and int8 artifacts are usually asked for in a row; one entry bounds the memory).
+_LAST_MODEL: list = []
+
+
+def _weights_stamp(weights):
+    if not weights:
+        return None
+    st = Path(weights).expanduser().stat()
+    return (st.st_size, st.st_mtime_ns)
 
 
 def weights_source(weights, seed: int) -> str:
@@ -168,7 +185,9 @@ def _cached_or_build(req: ExportRequest, spec, root: Path, force: bool, verify: 
             replace = True
     if art is None:
         art = _build(req, spec, root, final, replace, verify, source, progress, weights, seed)
-    elif verify and art.status == "unverified":
+    elif verify and art.status in ("unverified", "failed"):
+        # a failed artifact is kept for inspection; asking for it again re-runs parity (with the
+        # current tolerances) instead of repeating a stale verdict
         art = _verify_in_place(art, spec, source, progress)
     if art.status == "failed" and verify:
         from .parity import format_failure

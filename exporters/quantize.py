@@ -9,6 +9,7 @@ Both use the same calibration set (images.calibration_batches).
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,6 +36,9 @@ def ort_quantize(fp32_onnx: Path, out_path: Path, batches: list) -> dict:
             return None if x is None else {"input": x}
 
     work = Path(tempfile.mkdtemp(prefix=".quant-", dir=Path(out_path).parent))
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # the quantizer logs a warning per 1-D weight (LayerNorm scales)
     try:
         pre = work / "pre.onnx"
         try:
@@ -51,6 +55,7 @@ def ort_quantize(fp32_onnx: Path, out_path: Path, batches: list) -> dict:
             raise UserError(f"ONNX Runtime quantization failed: {type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
     finally:
+        root_logger.setLevel(level)
         shutil.rmtree(work, ignore_errors=True)
     return dict(ORT_SETTINGS)
 
