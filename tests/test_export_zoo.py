@@ -40,3 +40,16 @@ def test_static_batch_export():
     dims = onnx.load(str(art.model_file)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [1, 3, 224, 224]
     assert art.parity["batches"] == [1] and art.parity["overall"]["n"] == 2 and art.status == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_fp16(target):
+    art = get_artifact("pf_vit_ti", target, "fp16")
+    assert art.status == "ok" and art.parity["overall"]["cosine_min"] >= 0.999
+    if target == "openvino":
+        assert art.manifest["exporter"]["compress_to_fp16"] and 'element_type="f16"' in art.model_file.read_text()
+    else:
+        import onnx
+
+        assert onnx.load(str(art.model_file)).graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
