@@ -7,7 +7,11 @@ scenario) present in both runs, on the same machine id:
 - a seeded 95% bootstrap CI of r. Each run is resampled independently; when its samples were
   taken in rounds (interleaved rounds of K iterations), whole rounds are resampled, not single
   samples, so that drift between rounds on a shared machine widens the CI instead of hiding in it;
-- a two-sided Mann-Whitney U p-value as a second opinion;
+- a two-sided Mann-Whitney U p-value as a second opinion (on round medians when there are rounds:
+  the same independent units the bootstrap resamples);
+- the 95% holds for the comparison as a whole: the gate fails when any case regresses, so each
+  of the m cases with a statistical verdict gets a Bonferroni-corrected CI at 1 - 0.05/m and a
+  Mann-Whitney level 0.05/m (`correction="none"` for plain per-case 95%);
 - verdict: **regression** when the CI's lower bound is above 1, r >= 1 + threshold and the
   Mann-Whitney test agrees (p < alpha); **improvement** mirrored (upper bound below 1,
   r <= 1 - threshold, p < alpha); **inconclusive** when the CI is wider (high - low) than the
@@ -40,6 +44,7 @@ DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
 DEFAULT_ALPHA = 0.05
 FAIL_ON = ("regression", "inconclusive", "never")
+CORRECTIONS = ("bonferroni", "none")
 CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "threads", "scenario")
 
 # Display order: what needs attention first.
@@ -101,7 +106,8 @@ def bootstrap_medians(samples: Sequence[float], rounds: Sequence[int] | None, re
 
 
 def mann_whitney_p(base: Sequence[float], head: Sequence[float]) -> float | None:
-    """Two-sided Mann-Whitney U p-value (scipy), None when it cannot be computed."""
+    """Two-sided Mann-Whitney U p-value (scipy) of two sets of independent values (round
+    medians, or samples when there are no rounds); None when it cannot be computed."""
     from scipy.stats import mannwhitneyu
 
     a, b = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
@@ -157,7 +163,24 @@ def ratio_stats(base: Sequence[float], head: Sequence[float], base_rounds: Seque
     # The percentile interval of a skewed statistic may, rarely, not contain the point estimate;
     # widen it to do so, so "CI above 1" never contradicts the ratio shown beside it.
     lo, hi = min(float(lo), r), max(float(hi), r)
-    return RatioStats(r, lo, hi, mann_whitney_p(b, h), mb, mh, b_method, h_method, b_units, h_units)
+    if b_method == h_method == "rounds":
+        # the test sees the same independent units the bootstrap resamples: one median per round
+        p = mann_whitney_p(_round_medians(b, base_rounds), _round_medians(h, head_rounds))
+    else:
+        p = mann_whitney_p(b, h)
+    return RatioStats(r, lo, hi, p, mb, mh, b_method, h_method, b_units, h_units)
+
+
+def _round_medians(x: np.ndarray, rounds: Sequence[int]) -> np.ndarray:
+    r = np.asarray(rounds)
+    return np.array([np.median(x[r == k]) for k in np.unique(r)])
+
+
+def resamples_for(confidence: float, minimum: int = DEFAULT_RESAMPLES, cap: int = 20_000) -> int:
+    """Bootstrap replicates for a percentile CI at `confidence`: at least 10 replicates beyond
+    each bound (a 99.7% CI needs ~6700), never fewer than `minimum`, at most `cap`."""
+    tail = (1.0 - confidence) / 2.0
+    return int(min(cap, max(minimum, math.ceil(10.0 / tail))))
 
 
 def verdict(stats: RatioStats, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> tuple[str, str]:
@@ -239,8 +262,19 @@ class Comparison:
     resamples: int
     seed: int
     same_machine: bool
+    correction: str = "bonferroni"
+    tested: int = 0                    # cases with a statistical verdict (the family)
+    case_confidence: float = DEFAULT_CONFIDENCE
+    case_alpha: float = DEFAULT_ALPHA
     cases: list[CaseComparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def levels(self) -> str:
+        """How the confidence was spent, in words."""
+        if self.correction == "bonferroni" and self.tested > 1:
+            return (f"{self.confidence * 100:g}% family-wise over {self.tested} cases (Bonferroni: "
+                    f"{self.case_confidence * 100:.3g}% CI and Mann-Whitney α={self.case_alpha:.2g} per case)")
+        return f"{self.case_confidence * 100:.3g}% CI, Mann-Whitney α={self.case_alpha:.2g}"
 
     @property
     def counts(self) -> dict[str, int]:
@@ -276,6 +310,8 @@ class Comparison:
             "base": _run_summary(self.base), "head": _run_summary(self.head),
             "threshold": self.threshold, "confidence": self.confidence, "alpha": self.alpha,
             "resamples": self.resamples, "seed": self.seed, "same_machine": self.same_machine,
+            "correction": self.correction, "tested": self.tested, "case_confidence": self.case_confidence,
+            "case_alpha": self.case_alpha,
             "counts": self.counts, "warnings": list(self.warnings),
             "cases": [c.to_dict() for c in self.cases],
         }
@@ -327,9 +363,18 @@ def _stable_seed(seed: int, key: str) -> list[int]:
 
 def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRESHOLD,
                  confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA) -> Comparison:
+                 seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA,
+                 correction: str = "bonferroni") -> Comparison:
     """Compare two run documents (run-file format) case by case. Returns a Comparison whose
-    cases cover the union of both runs' case keys."""
+    cases cover the union of both runs' case keys.
+
+    `confidence` and `alpha` hold for the comparison as a whole: the gate fails when any case
+    regresses, so with `correction="bonferroni"` (default) each of the m cases that get a
+    statistical verdict uses a CI at 1 - (1 - confidence)/m and a Mann-Whitney level alpha/m
+    (an A/A comparison of 15 cases then calls a false regression with probability <= 5%, not up
+    to 15 x 2.5%). `correction="none"`: every case at `confidence` and `alpha`."""
+    if correction not in CORRECTIONS:
+        raise UsageError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
     if not 0 < threshold < 1:
         raise UsageError(f"threshold must be between 0 and 1 (a fraction: 0.05 = 5%), not {threshold}")
     if not 0.5 <= confidence < 1:
@@ -349,13 +394,21 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
     warnings.extend(_load_warnings(base_run, head_run))
     base_rows = _index(base_doc, "base", warnings)
     head_rows = _index(head_doc, "head", warnings)
+    tested = sum(1 for k, b in base_rows.items() if same_machine and k in head_rows
+                 and _testable(b) and _testable(head_rows[k]))
+    m = tested if correction == "bonferroni" and tested > 1 else 1
     cmp = Comparison(base_run, head_run, threshold, confidence, alpha, resamples, seed, same_machine,
-                     warnings=warnings)
+                     correction=correction, tested=tested, case_confidence=1.0 - (1.0 - confidence) / m,
+                     case_alpha=alpha / m, warnings=warnings)
     for key in list(base_rows) + [k for k in head_rows if k not in base_rows]:
         cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp))
     order = {v: i for i, v in enumerate(VERDICTS)}
     cmp.cases.sort(key=lambda c: (order.get(c.verdict, len(order)), c.case_key))
     return cmp
+
+
+def _testable(row: dict) -> bool:
+    return row.get("status") == "ok" and bool(row.get("samples_ns"))
 
 
 def _load_warnings(base_run: dict, head_run: dict) -> list[str]:
@@ -433,13 +486,14 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
                                          else "base" if not b_samples else "head")
         return c
     stats = ratio_stats(b_samples, h_samples, base.get("sample_rounds"), head.get("sample_rounds"),
-                        cmp.confidence, cmp.resamples, _stable_seed(cmp.seed, key))
+                        cmp.case_confidence, resamples_for(cmp.case_confidence, cmp.resamples),
+                        _stable_seed(cmp.seed, key))
     c.ratio, c.ci_low, c.ci_high, c.ci_width = stats.ratio, stats.ci_low, stats.ci_high, stats.ci_width
     c.p_value = stats.p_value
     c.base_units, c.head_units = stats.base_units, stats.head_units
     c.resampled = (f"{stats.base_method}/{stats.head_method}" if stats.base_method != stats.head_method
                    else stats.base_method)
-    c.verdict, c.note = verdict(stats, cmp.threshold, cmp.alpha)
+    c.verdict, c.note = verdict(stats, cmp.threshold, cmp.case_alpha)
     if stats.base_method == "samples" or stats.head_method == "samples":
         extra = "samples resampled singly (no rounds recorded)"
         c.note = f"{c.note}; {extra}" if c.note else extra
@@ -537,8 +591,8 @@ def to_markdown(cmp: Comparison, fail_on: str = "regression") -> str:
     lines = [
         f"### pfdeploy compare: {md_escape(cmp.headline())}",
         "",
-        f"{status} the gate (`--fail-on {fail_on}`, threshold {cmp.threshold * 100:g}%, "
-        f"{cmp.confidence * 100:g}% bootstrap CI of the ratio of medians, Mann-Whitney α={cmp.alpha:g}).",
+        f"{status} the gate (`--fail-on {fail_on}`, threshold {cmp.threshold * 100:g}%; bootstrap CI of the "
+        f"ratio of medians and Mann-Whitney: {cmp.levels()}).",
         "",
         f"- base: {md_escape(run_label(cmp.base))}, commit {md_escape((cmp.base.get('git_commit') or '-')[:12])}, "
         f"{md_escape(cmp.base.get('started_at') or '-')}",
@@ -550,7 +604,7 @@ def to_markdown(cmp: Comparison, fail_on: str = "regression") -> str:
     for w in cmp.warnings:
         lines.append(f"- ⚠️ {md_escape(w)}")
     lines += ["", "| verdict | model | backend | device | precision | batch | threads | scenario | "
-                  "base p50 ms | head p50 ms | change | 95% CI of ratio | p (MWU) | note |",
+                  "base p50 ms | head p50 ms | change | CI of ratio | p (MWU) | note |",
               "|---|---|---|---|---|---|---|---|---:|---:|---:|---|---:|---|"]
     for c in cmp.cases:
         cells = [f"{MARK.get(c.verdict, '')} {c.verdict}", c.model or c.case_key, c.backend, c.device,
@@ -569,7 +623,7 @@ def print_table(cmp: Comparison, console, fail_on: str = "regression") -> None:
 
     t = Table(title=f"compare {run_label(cmp.base)} -> {run_label(cmp.head)}", header_style="bold")
     for col, right in (("verdict", False), ("case", False), ("base p50 ms", True), ("head p50 ms", True),
-                       ("change", True), ("95% CI", True), ("p (MWU)", True), ("note", False)):
+                       ("change", True), ("CI of ratio", True), ("p (MWU)", True), ("note", False)):
         t.add_column(col, justify="right" if right else "left")
     for c in cmp.cases:
         t.add_row(Text(c.verdict, style=STYLE.get(c.verdict, "")), Text(_case_label(c)),
@@ -578,8 +632,8 @@ def print_table(cmp: Comparison, console, fail_on: str = "regression") -> None:
     for w in cmp.warnings:
         console.print(Text(f"warning: {w}", style="yellow"))
     failing = cmp.failing(fail_on)
-    console.print(Text(f"{cmp.headline()}; threshold {cmp.threshold * 100:g}%, "
-                       f"{cmp.confidence * 100:g}% CI; gate (--fail-on {fail_on}): "
+    console.print(Text(f"{cmp.headline()}; threshold {cmp.threshold * 100:g}%, {cmp.levels()}; "
+                       f"gate (--fail-on {fail_on}): "
                        + (f"FAIL ({len(failing)} case(s))" if failing else "pass"),
                        style="bold red" if failing else "bold green"))
 

@@ -377,3 +377,31 @@ def test_table_output_does_not_interpret_markup():
     con = Console(record=True, width=250)
     C.print_table(C.compare_runs(base, head), con)
     assert "[bold red]x[/]" in con.export_text()
+
+
+def test_confidence_is_family_wise_over_the_tested_cases():
+    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0) for i in range(10))
+    base, head = synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor={"m0": 1.10})
+    head["results"].append(synth_row("extra", "conv", "onnxruntime", 5.0, 3))  # new: not in the family
+    fam = C.compare_runs(base, head)
+    per_case = C.compare_runs(base, head, correction="none")
+    assert fam.tested == 10 and fam.case_confidence == pytest.approx(0.995) and fam.case_alpha == pytest.approx(0.005)
+    assert per_case.case_confidence == 0.95 and per_case.case_alpha == 0.05
+    assert "95% family-wise over 10 cases" in fam.to_markdown()
+    wide, narrow = by_model(fam), by_model(per_case)
+    for m in (f"m{i}" for i in range(10)):
+        assert wide[m].ci_low <= narrow[m].ci_low and wide[m].ci_high >= narrow[m].ci_high
+    assert wide["m0"].verdict == "regression"  # a real 10% slowdown still stands out
+    # a p-value that passes one test but not one of ten
+    st = C.RatioStats(1.08, 1.02, 1.14, 0.01, 1.0, 1.08, "rounds", "rounds", 30, 30)
+    assert C.verdict(st, alpha=0.05)[0] == "regression"
+    assert C.verdict(st, alpha=0.005)[0] == "inconclusive"
+
+
+def test_mann_whitney_uses_round_medians_when_there_are_rounds():
+    # 10 rounds of 50 samples each side, head 1% slower: 500 samples make the shift "significant",
+    # 10 round medians do not
+    base = synth_samples(20, 1, rounds=10, per_round=50, noise=0.02, drift=0.03)
+    head = synth_samples(20, 2, rounds=10, per_round=50, noise=0.02, drift=0.03, factor=1.01)
+    by_rounds, by_samples = _stats(base, head), _stats(base, head, rounds=False)
+    assert by_samples.p_value < 1e-3 < by_rounds.p_value

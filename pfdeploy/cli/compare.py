@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..compare import (DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
+from ..compare import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                        DEFAULT_THRESHOLD, FAIL_ON)
 
 
@@ -23,14 +23,18 @@ from ..compare import (DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEF
               help="Also write the Markdown summary (pull-request comment) to FILE ('-' for stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead of a table.")
 @click.option("--confidence", type=float, default=DEFAULT_CONFIDENCE, show_default=True,
-              help="Confidence level of the bootstrap CI of the ratio.")
+              help="Confidence level of the bootstrap CI of the ratio (for all cases together, see "
+                   "--correction).")
 @click.option("--resamples", type=int, default=DEFAULT_RESAMPLES, show_default=True,
-              help="Bootstrap replicates.")
+              help="Bootstrap replicates (at least; more where a corrected CI needs them).")
 @click.option("--alpha", type=float, default=DEFAULT_ALPHA, show_default=True,
               help="Mann-Whitney significance level that a regression/improvement must also meet.")
+@click.option("--correction", type=click.Choice(CORRECTIONS), default="bonferroni", show_default=True,
+              help="bonferroni: --confidence and --alpha hold for all cases together (the gate fails on "
+                   "any one); none: for each case separately.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Bootstrap seed.")
 def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, confidence, resamples,
-            alpha, seed):
+            alpha, correction, seed):
     """Compare run HEAD against run BASE, case by case.
 
     BASE and HEAD are run ids (or unique prefixes), tags (latest run with it), git commit prefixes
@@ -53,7 +57,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
             store = existing_store(store_url)
         docs.append(load_run(ref, store_url, store=store))
     cmp = compare_runs(docs[0], docs[1], threshold=threshold, confidence=confidence,
-                       resamples=resamples, seed=seed, alpha=alpha)
+                       resamples=resamples, seed=seed, alpha=alpha, correction=correction)
     md = cmp.to_markdown(fail_on)
     if markdown_file == "-":
         click.echo(md, nl=False)
