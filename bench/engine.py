@@ -30,6 +30,9 @@ from .worker import WorkerDied, WorkerError, WorkerProcess
 
 ROUND_TIME_S = 0.25  # one interleaving round of a case lasts about this long
 MAX_GROUP = 16  # at most this many worker processes alive at once
+# environment variables that change how runtimes' thread pools behave; recorded with the run
+_THREAD_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES",
+               "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TBB_NUM_THREADS")
 
 
 @dataclass
@@ -212,7 +215,8 @@ class Engine:
         run_id = self.store.begin_run({
             "tag": cfg.tag, "git_commit": git_commit(), "suite": cfg.suite, "suite_version": cfg.suite_version,
             "machine_id": meta.get("machine_id"), "machine": meta, "tools": meta.get("tools", {}),
-            "config": {**cfg.to_dict(), "threads": threads, "device": str(device)},
+            "config": {**cfg.to_dict(), "threads": threads, "device": str(device),
+                       "env": {k: os.environ[k] for k in sorted(os.environ) if k in _THREAD_ENV}},
             "pfdeploy_version": __version__, "loadavg_before": _loadavg(),
         })
         self.run_id = run_id
@@ -564,11 +568,11 @@ def _parity_status(parity: dict | None) -> str:
     """One word for a manifest's parity block: ok / failed / reference / unverified / -."""
     if not parity:
         return "-"
+    if isinstance(parity.get("passed"), bool):
+        return "ok" if parity["passed"] else "failed"
     for key in ("status", "verdict", "result"):
         if isinstance(parity.get(key), str):
             return parity[key]
-    if isinstance(parity.get("passed"), bool):
-        return "ok" if parity["passed"] else "failed"
     if isinstance(parity.get("ok"), bool):
         return "ok" if parity["ok"] else "failed"
     return "recorded"
