@@ -32,7 +32,7 @@ import os
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -665,24 +665,3 @@ def append_step_summary(markdown: str, env: dict | None = None) -> Path | None:
     except OSError as exc:
         raise UserError(f"cannot append to GITHUB_STEP_SUMMARY={target}: {exc.strerror}") from None
     return Path(target)
-
-
-def history_markers(points: Iterable[dict], threshold: float = DEFAULT_THRESHOLD,
-                    resamples: int = 1000, seed: int = DEFAULT_SEED) -> list[str | None]:
-    """Verdict of each point of one case's history against the previous point (same machine):
-    `points` are result rows in time order, with `samples_ns` (and `sample_rounds`). Returns a
-    list as long as `points`: None for the first point and where no verdict can be computed."""
-    out: list[str | None] = []
-    prev = None
-    for row in points:
-        mark = None
-        if (prev is not None and row.get("status") == "ok" and prev.get("status") == "ok"
-                and prev.get("samples_ns") and row.get("samples_ns")):
-            stats = ratio_stats(prev["samples_ns"], row["samples_ns"], prev.get("sample_rounds"),
-                                row.get("sample_rounds"), DEFAULT_CONFIDENCE, resamples,
-                                _stable_seed(seed, case_key(row)))
-            mark = verdict(stats, threshold)[0]
-        out.append(mark)
-        if row.get("status") == "ok" and row.get("samples_ns"):
-            prev = row
-    return out

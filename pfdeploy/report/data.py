@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..compare import case_key, history_markers
+from ..compare import case_key, compare_runs
 
 PF_FAMILY = "parameter-free"
 
@@ -243,6 +243,7 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
     """One entry per (machine id, case key) with its points over runs, oldest first."""
     from .svg import history_chart
 
+    verdicts = run_verdicts(docs_oldest_first, threshold)
     series: "OrderedDict[tuple, list]" = OrderedDict()
     for doc in docs_oldest_first:
         run = doc.get("run") or {}
@@ -253,9 +254,10 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
     cases = []
     for i, ((mid, key), items) in enumerate(sorted(series.items(), key=lambda kv: (kv[0][0], _sort_key(kv[1][-1][1])))):
         rows = [r for _, r in items]
-        marks = history_markers(rows, threshold=threshold)
         points = []
-        for (run, row), mark in zip(items, marks):
+        for run, row in items:
+            mark = verdicts.get((str(run.get("id")), key))
+            mark = mark if mark in ("regression", "improvement") else None
             ok = row.get("status") == "ok" and isinstance(row.get("p50_ms"), (int, float))
             commit = (run.get("git_commit") or "")[:8]
             when_ = when(run.get("started_at"))
@@ -281,6 +283,24 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
                       "regressions": sum(1 for p in points if p["marker"] == "regression"),
                       "improvements": sum(1 for p in points if p["marker"] == "improvement")})
     return cases
+
+
+def run_verdicts(docs_oldest_first: Sequence[dict], threshold: float = 0.05) -> dict[tuple[str, str], str]:
+    """{(run id, case key): verdict} of `pfdeploy compare PREVIOUS RUN` for every run, where
+    PREVIOUS is the run before it on the same machine: the markers are exactly what the CI gate
+    said (same statistics, same family-wise levels)."""
+    out: dict[tuple[str, str], str] = {}
+    previous: dict[str, dict] = {}
+    for doc in docs_oldest_first:
+        run = doc.get("run") or {}
+        mid = str(run.get("machine_id") or "")
+        prev = previous.get(mid)
+        if mid and prev is not None:
+            for c in compare_runs(prev, doc, threshold=threshold).cases:
+                out[(str(run.get("id")), c.case_key)] = c.verdict
+        if mid:
+            previous[mid] = doc
+    return out
 
 
 def _sort_key(row: dict) -> tuple:
