@@ -8,7 +8,6 @@ import re
 from collections import OrderedDict
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 
 from ..compare import case_key, compare_runs
 
