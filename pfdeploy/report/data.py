@@ -8,7 +8,6 @@ import re
 from collections import OrderedDict
 from typing import Any, Iterable, Sequence
 
-
 from ..compare import case_key, compare_runs
 
 PF_FAMILY = "parameter-free"
