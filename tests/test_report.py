@@ -211,6 +211,8 @@ def test_parity_status_reads_the_exporters_manifest():
     assert parity_status({**manifest, "passed": False})[:2] == ("FAIL", "bad")
     assert parity_status({}) == ("-", "na", "")
     assert parity_status({"note": "no verdict"})[:2] == ("recorded", "na")
+    assert parity_status({"status": "reference", "note": "PyTorch is the reference"}) == (
+        "reference", "na", "PyTorch is the reference")
 
 
 def test_run_page_names_cannot_leave_the_runs_folder():
