@@ -9,7 +9,9 @@ Both use the same calibration set (images.calibration_batches).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import shutil
 import tempfile
 from pathlib import Path
@@ -41,23 +43,28 @@ def ort_quantize(fp32_onnx: Path, out_path: Path, batches: list) -> dict:
     root_logger.setLevel(logging.ERROR)  # the quantizer logs a warning per 1-D weight (LayerNorm scales)
     try:
         pre = work / "pre.onnx"
-        try:
-            quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=False)
-        except Exception:  # symbolic shape inference cannot read every graph; the ONNX one can
-            quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
-        try:
-            q.quantize_static(
-                str(pre), str(out_path), Reader(batches), quant_format=q.QuantFormat.QDQ,
-                per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                calibrate_method=q.CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-        except Exception as exc:
-            raise UserError(f"ONNX Runtime quantization failed: {type(exc).__name__}: "
-                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        with contextlib.redirect_stdout(sys.stderr):
+            _quantize(q, quant_pre_process, fp32_onnx, pre, out_path, Reader(batches))
     finally:
         root_logger.setLevel(level)
         shutil.rmtree(work, ignore_errors=True)
     return dict(ORT_SETTINGS)
+
+
+def _quantize(q, quant_pre_process, fp32_onnx, pre, out_path, reader) -> None:
+    try:
+        quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=False)
+    except Exception:  # symbolic shape inference cannot read every graph; ONNX's own can
+        quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
+    try:
+        q.quantize_static(
+            str(pre), str(out_path), reader, quant_format=q.QuantFormat.QDQ,
+            per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+            calibrate_method=q.CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    except Exception as exc:
+        raise UserError(f"ONNX Runtime quantization failed: {type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
 
 
 def ov_quantize(ov_model, batches: list, transformer: bool):
@@ -68,7 +75,8 @@ def ov_quantize(ov_model, batches: list, transformer: bool):
     if transformer:
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
     try:
-        qmodel = nncf.quantize(ov_model, nncf.Dataset(batches), **kwargs)
+        with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: keep stdout for --json
+            qmodel = nncf.quantize(ov_model, nncf.Dataset(batches), **kwargs)
     except Exception as exc:
         raise UserError(f"NNCF quantization failed: {type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
