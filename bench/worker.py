@@ -200,11 +200,21 @@ class _Worker:
 
         spec = CaseSpec(**case)
         threads = {}
-        if spec.backend != "_fake":
+        if spec.backend in ("torch", "torch-compile", "tensorrt"):
             from pfdeploy.devices import apply_thread_settings, set_flush_denormal
 
             threads = apply_thread_settings(spec.threads)
             threads["flush_denormal"] = set_flush_denormal()
+        elif spec.backend != "_fake":
+            # ONNX Runtime and OpenVINO take the thread count (and flush-to-zero) through their own
+            # session options (see their runners); importing torch here only to set its pools
+            # would cost seconds and memory per worker. The OpenMP/MKL variables are set alike.
+            from pfdeploy.devices.threads import THREAD_ENV_VARS
+
+            env = {var: str(spec.threads) for var in THREAD_ENV_VARS}
+            os.environ.update(env)
+            threads = {"threads": spec.threads, "interop": 1, "env": env, "warnings": [],
+                       "flush_denormal": "runtime option"}
         x = np.load(inputs)
         cls = load_runner_class(spec.backend)
         self.runner = cls(spec, x, model_file=model_file, weights_file=weights_file)
