@@ -25,6 +25,19 @@ def _no_traceback(proc):
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
 
 
+@pytest.fixture
+def invoke(capsys):
+    """Run the CLI in-process (same entry point as the console script, no interpreter start-up)."""
+    from pfdeploy.cli import main
+
+    def run(*args):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
 def test_version_and_python_m():
     from pfdeploy import __version__
 
@@ -32,28 +45,28 @@ def test_version_and_python_m():
     assert proc.returncode == 0 and __version__ in proc.stdout
 
 
-def test_models_json_and_family_filter():
-    proc = run_cli("models", "--json")
+def test_models_json_and_family_filter(invoke):
+    proc = invoke("models", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     names = {d["name"] for d in data}
     assert {"pf_resnet50_max", "pf_resnet50_hybrid", "pf_vit_ti", "pf_vit_s", "pf_vit_b", "pf_pit_ti", "pf_pit_s",
             "pf_pit_b", "resnet50", "dw_resnet50", "mobilenetv2_100", "efficientnet_b0",
             "deit_small_patch16_224", "pit_s_224"} <= names
-    proc = run_cli("models", "--family", "depthwise", "--json")
+    proc = invoke("models", "--family", "depthwise", "--json")
     assert {d["family"] for d in json.loads(proc.stdout)} == {"depthwise"}
-    table = run_cli("models")
+    table = invoke("models")
     assert table.returncode == 0 and "pf_resnet50_hybrid" in table.stdout and "pf_resnet50" in table.stdout
 
 
-def test_info_computes_params_and_macs():
-    proc = run_cli("info", "pf_resnet50", "--json")
+def test_info_computes_params_and_macs(invoke):
+    proc = invoke("info", "pf_resnet50", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["name"] == "pf_resnet50_hybrid"
     assert abs(data["computed"]["params_m"] - 17.3) < 0.1 and abs(data["computed"]["macs_g"] - 2.6) < 0.05
     assert data["published"]["gpu_ms"] == 7.3
-    human = run_cli("info", "resnet50_max")
+    human = invoke("info", "resnet50_max")
     assert human.returncode == 0 and "14.23" in human.stdout and "published" in human.stdout
 
 
@@ -65,25 +78,25 @@ def test_unknown_model_exits_2_with_close_matches():
     assert len(lines) == 1 and "did you mean" in lines[0] and "pf_resnet50" in lines[0]
 
 
-def test_bad_weights_file_is_one_clear_line(tmp_path):
+def test_bad_weights_file_is_one_clear_line(tmp_path, invoke):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")
-    proc = run_cli("info", "pf_resnet50_max", "--weights", str(bad))
+    proc = invoke("info", "pf_resnet50_max", "--weights", str(bad))
     assert proc.returncode == 1
     _no_traceback(proc)
     assert len(proc.stderr.strip().splitlines()) == 1 and "not a readable" in proc.stderr
     wrong = tmp_path / "wrong.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, wrong)
-    proc = run_cli("info", "pf_resnet50_max", "--weights", str(wrong))
+    proc = invoke("info", "pf_resnet50_max", "--weights", str(wrong))
     assert proc.returncode == 1 and "missing" in proc.stderr
     _no_traceback(proc)
 
 
-def test_unknown_verb_and_bad_option_are_usage_errors():
-    proc = run_cli("frobnicate")
+def test_unknown_verb_and_bad_option_are_usage_errors(invoke):
+    proc = invoke("frobnicate")
     assert proc.returncode == 2
     _no_traceback(proc)
-    proc = run_cli("models", "--family", "nope")
+    proc = invoke("models", "--family", "nope")
     assert proc.returncode == 2
     _no_traceback(proc)
 
