@@ -404,7 +404,25 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
         cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp))
     order = {v: i for i, v in enumerate(VERDICTS)}
     cmp.cases.sort(key=lambda c: (order.get(c.verdict, len(order)), c.case_key))
+    cmp.warnings.extend(_shift_warnings(cmp))
     return cmp
+
+
+def _shift_warnings(cmp: Comparison) -> list[str]:
+    """Every case slower (or faster) by a similar factor looks like the machine, not the code:
+    a neighbour's load, a CPU frequency change. Statistics cannot tell the two apart; say so."""
+    ratios = [c.ratio for c in cmp.cases if c.ci_low is not None and c.ratio]
+    if len(ratios) < 4:
+        return []
+    slower = sum(1 for r in ratios if r >= 1 + cmp.threshold)
+    faster = sum(1 for r in ratios if r <= 1 - cmp.threshold)
+    for n, word in ((slower, "slower"), (faster, "faster")):
+        if n >= 0.8 * len(ratios):
+            med = float(np.median(ratios))
+            return [f"{n} of {len(ratios)} compared cases are {word} (median ratio {med:.2f}): a machine-wide "
+                    "shift (other load, CPU frequency) looks the same as a code change; rerun both on a quiet "
+                    "machine, or back to back, before trusting these verdicts"]
+    return []
 
 
 def _testable(row: dict) -> bool:

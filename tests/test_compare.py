@@ -405,3 +405,11 @@ def test_mann_whitney_uses_round_medians_when_there_are_rounds():
     head = synth_samples(20, 2, rounds=10, per_round=50, noise=0.02, drift=0.03, factor=1.01)
     by_rounds, by_samples = _stats(base, head), _stats(base, head, rounds=False)
     assert by_samples.p_value < 1e-3 < by_rounds.p_value
+
+
+def test_machine_wide_shift_is_warned():
+    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0) for i in range(5))
+    everything = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=0.75))
+    assert any("machine-wide shift" in w and "5 of 5 compared cases are faster" in w for w in everything.warnings)
+    one = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor={"m0": 1.3}))
+    assert not any("machine-wide" in w for w in one.warnings)
