@@ -210,7 +210,7 @@ def summary_data(outcome) -> dict:
                            if b is not None and b is not r else ({"ratio": 1.0} if b is r else None))
         rows.append({
             "model": s.model, "family": row["family"], "backend": s.backend, "device": s.device,
-            "precision": s.precision, "batch": s.batch, "n": row["n"], "p50_ms": row["p50_ms"],
+            "precision": s.precision, "batch": s.batch, "scenario": s.scenario, "n": row["n"], "p50_ms": row["p50_ms"],
             "p50_ci_low_ms": row["p50_ci_low_ms"], "p50_ci_high_ms": row["p50_ci_high_ms"],
             "p90_ms": row["p90_ms"], "p99_ms": row["p99_ms"], "items_per_s": row["items_per_s"],
             "speedup": {k: (v or {}).get("ratio") for k, v in speed.items()},
@@ -252,7 +252,11 @@ def print_summary(console, data: dict) -> None:
                      r["n"]))
     cols = ["model", "backend", "prec", "batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s",
             "vs resnet50", "vs dw_resnet50", "params M", "MACs G", "parity", "CV", "n"]
-    console.print(table(cols, rows, title="pfdeploy bench: latency (host clock)",
+    scenarios = sorted({r["scenario"] for r in data["results"]}) or ["latency"]
+    title = f"pfdeploy bench: {', '.join(scenarios)} (host clock)"
+    if "throughput" in scenarios:
+        title += "; throughput: one sample = every request in flight completed"
+    console.print(table(cols, rows, title=title,
                         justify_right=["batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", "vs resnet50",
                                        "vs dw_resnet50", "params M", "MACs G", "CV", "n"]))
     if data["not_measured"]:
