@@ -154,7 +154,8 @@ def history_chart(points: Sequence[dict], *, title: str = "", unit: str = "ms") 
     width, height = left + plot_w + right, top + plot_h + bottom
     vals = [v for p in points for v in (p.get("value"), p.get("low"), p.get("high"))
             if v is not None and math.isfinite(v)]
-    ticks = nice_range(min(vals), max(vals)) if vals else [0.0, 1.0]
+    # room below and above for the improvement / regression triangles
+    ticks = nice_range(min(vals) * 0.93, max(vals) * 1.04) if vals else [0.0, 1.0]
     ymin, ymax = ticks[0], ticks[-1]
     span = (ymax - ymin) or 1.0
 
