@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import UserError
+from ..exporters.artifact import parity_verdict
 from .config import CaseSpec, StopRule
 from .stats import CV_WARN, summarize
 from .timing import Decision, decide, round_size
@@ -395,7 +396,7 @@ class Engine:
             return f"export to {target} {precision} failed: {type(exc).__name__}: {exc}"
         man = art.manifest
         if man.get("status") == "failed":
-            return f"{target} {precision} artifact failed parity verification: {_parity_status(man.get('parity'))}"
+            return f"{target} {precision} artifact failed parity verification: {parity_verdict(man.get('parity'))}"
         settings = {"target": target, "path": str(art.path), "exporter": man.get("exporter"),
                     "tools": man.get("tools"), "manifest_status": man.get("status")}
         return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}
@@ -564,18 +565,3 @@ class _ModelSource:
         self._model = None
 
 
-def _parity_status(parity: dict | None) -> str:
-    """One word for a manifest's parity block: ok / failed / reference / unverified / -."""
-    if not parity:
-        return "-"
-    if isinstance(parity.get("passed"), bool):
-        return "ok" if parity["passed"] else "failed"
-    for key in ("status", "verdict", "result"):
-        if isinstance(parity.get(key), str):
-            return parity[key]
-    if isinstance(parity.get("ok"), bool):
-        return "ok" if parity["ok"] else "failed"
-    return "recorded"
-
-
-parity_status = _parity_status

@@ -66,6 +66,19 @@ class Artifact:
         return f"Artifact({self.model_name} {self.target} {self.precision} {self.status} at {self.path})"
 
 
+def parity_verdict(parity: dict | None) -> str:
+    """One word for a parity record (the manifest's `parity`, carried into every result row):
+    passed | failed | inconclusive | unverified (no record) | reference (PyTorch itself, the
+    reference everything is checked against)."""
+    if not parity:
+        return "unverified"
+    if parity.get("status") == "reference":
+        return "reference"
+    if parity.get("verdict") in ("passed", "failed", "inconclusive"):
+        return parity["verdict"]
+    return "passed" if parity.get("passed") is True else "failed"
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -190,7 +190,7 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
 
 def summary_data(outcome) -> dict:
     """The facts the table shows, as data (also what --json - adds as "summary")."""
-    from ..bench.engine import parity_status
+    from ..exporters.artifact import parity_verdict
     from ..bench.stats import CV_WARN, paired_ratio
     from ..bench.suites import SPEEDUP_BASELINES
 
@@ -214,7 +214,7 @@ def summary_data(outcome) -> dict:
             "p50_ci_low_ms": row["p50_ci_low_ms"], "p50_ci_high_ms": row["p50_ci_high_ms"],
             "p90_ms": row["p90_ms"], "p99_ms": row["p99_ms"], "items_per_s": row["items_per_s"],
             "speedup": {k: (v or {}).get("ratio") for k, v in speed.items()},
-            "params": row["params"], "macs": row["macs"], "parity": parity_status(row["parity"]),
+            "params": row["params"], "macs": row["macs"], "parity": parity_verdict(row["parity"]),
             "cv": row["cv"], "noisy": bool(row["cv"] is not None and row["cv"] > CV_WARN),
             "peak_rss_mb": row["peak_rss_mb"], "warnings": row["warnings"],
         })
