@@ -76,7 +76,9 @@ def parity_verdict(parity: dict | None) -> str:
         return "reference"
     if parity.get("verdict") in ("passed", "failed", "inconclusive"):
         return parity["verdict"]
-    return "passed" if parity.get("passed") is True else "failed"
+    if isinstance(parity.get("passed"), bool):
+        return "passed" if parity["passed"] else "failed"
+    return "unverified"
 
 
 def utc_now() -> str:

@@ -48,7 +48,7 @@ def synth_row(model: str, family: str, backend: str, median_ms: float, seed: int
            "scenario": "latency", "status": status, "error": error, "clock": "host",
            "params": 14_200_000 if family == "parameter-free" else 25_600_000, "macs": 2_200_000_000,
            "artifact_sha256": "ab" * 32, "artifact": {"exporter": "onnx", "opset": 18},
-           "parity": {"ok": True, "max_abs_diff": 1.2e-5}, "warnings": [], "round_size": 10}
+           "parity": {"passed": True, "verdict": "passed", "per_batch": {"1": {"max_abs": 1.2e-5, "cosine_min": 1.0, "top1": 1.0}}}, "warnings": [], "round_size": 10}
     row.update(kw)
     row["case_key"] = C.case_key(row)
     if status != "ok":

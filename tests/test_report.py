@@ -210,7 +210,8 @@ def test_parity_status_reads_the_exporters_manifest():
     assert "max_abs=5e-05" in detail and "cosine_min=1" in detail and "seed" not in detail
     assert parity_status({**manifest, "passed": False})[:2] == ("FAIL", "bad")
     assert parity_status({}) == ("-", "na", "")
-    assert parity_status({"note": "no verdict"})[:2] == ("recorded", "na")
+    assert parity_status({"note": "no verdict"})[:2] == ("unverified", "na")
+    assert parity_status({**manifest, "passed": False, "verdict": "inconclusive"})[:2] == ("inconclusive", "na")
     assert parity_status({"status": "reference", "note": "PyTorch is the reference"}) == (
         "reference", "na", "PyTorch is the reference")
 

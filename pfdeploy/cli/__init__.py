@@ -49,7 +49,8 @@ def cli():
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line on stderr and exit non-zero, no traceback."""
     try:
-        cli.main(args=argv, prog_name="pfdeploy", standalone_mode=False)
+        # standalone_mode=False: click returns ctx.exit(n)'s code (or the command's return value)
+        rv = cli.main(args=argv, prog_name="pfdeploy", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:

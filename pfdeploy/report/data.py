@@ -81,42 +81,30 @@ def machine_label(run: dict) -> str:
 
 
 def parity_status(parity: Any) -> tuple[str, str, str]:
-    """(label, css class, detail) for a result's parity dict (from the artifact manifest).
-    Recognises a boolean under ok/passed/pass, or a status string; details are the numeric
-    figures. Unknown shapes are shown, not guessed."""
+    """(label, css class, detail) for a result's parity dict (the artifact manifest's, or
+    the engine's "reference" record for PyTorch itself). The verdict comes from the exporters'
+    own reading (`parity_verdict`); the detail is the worst figure over the parity batches."""
+    from ..exporters.artifact import parity_verdict
+
     if not parity:
         return "-", "na", ""
     if not isinstance(parity, dict):
         return str(parity), "na", ""
-    ok = None
-    for k in ("ok", "passed", "pass", "within_tolerance"):
-        if isinstance(parity.get(k), bool):
-            ok = parity[k]
-            break
-    if ok is None and isinstance(parity.get("status"), str):
-        st = parity["status"].lower()
-        ok = True if st in ("ok", "pass", "passed") else False if st in ("fail", "failed") else None
+    verdict = parity_verdict(parity)
+    if verdict == "reference":
+        return "reference", "na", str(parity.get("note") or "")
     figures = []
     per_batch = parity.get("per_batch")
     if isinstance(per_batch, dict) and per_batch:
-        # the exporters' manifest: figures per parity batch; show the worst of each
         worst = {"max_abs": max, "max_rel": max, "cosine_min": min, "top1": min}
         for k, pick in worst.items():
             vals = [b.get(k) for b in per_batch.values() if isinstance(b, dict) and isinstance(b.get(k), (int, float))]
             if vals:
                 figures.append(f"{k}={pick(vals):.3g}")
-    else:
-        for k, v in parity.items():
-            if isinstance(v, float):
-                figures.append(f"{k}={v:.3g}")
     detail = ", ".join(figures[:6])
-    if ok is True:
-        return "pass", "ok", detail
-    if ok is False:
-        return "FAIL", "bad", detail
-    if isinstance(parity.get("status"), str):  # e.g. "reference": PyTorch itself, nothing to check
-        return parity["status"], "na", str(parity.get("note") or detail)
-    return "recorded", "na", detail or pretty_json(parity)[:200]
+    label, cls = {"passed": ("pass", "ok"), "failed": ("FAIL", "bad"),
+                  "inconclusive": ("inconclusive", "na"), "unverified": ("unverified", "na")}[verdict]
+    return label, cls, detail
 
 
 # --------------------------------------------------------------------------------------------
