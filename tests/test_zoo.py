@@ -12,9 +12,18 @@ from pfdeploy.complexity import complexity
 from pfdeploy.errors import UsageError
 from pfdeploy.zoo import build_architecture, canonical_name, get_spec, list_models
 
+# The release's key/shape listing: ../shared/pflayer/state_dict_keys.json beside the repository,
+# with a verbatim copy in tests/data so that a clone without ../shared still runs the check.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "pflayer" / "state_dict_keys.json"
-RELEASE = json.loads(SHARED.read_text())
+VENDORED = Path(__file__).resolve().parent / "data" / "state_dict_keys.json"
+RELEASE = json.loads((SHARED if SHARED.is_file() else VENDORED).read_text())
 RELEASED = [s for s in list_models() if s.release_name]
+
+
+def test_vendored_release_listing_is_the_shared_one():
+    if not SHARED.is_file():
+        pytest.skip(f"{SHARED} not present; using the vendored copy")
+    assert json.loads(VENDORED.read_text()) == json.loads(SHARED.read_text())
 
 
 def test_every_released_model_is_in_the_zoo():
