@@ -36,6 +36,15 @@ def _table_rows(rows):
                fmt(r.get("peak_rss_mb"), 0))
 
 
+def _write_frame(df, fmt_: str, out) -> None:
+    if fmt_ == "csv":
+        _write(df.to_csv(index=False), out)
+    else:
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        _write(buf.getvalue(), out)
+
+
 def _write(data: bytes | str, out: str | None) -> None:
     from ..store import atomic_write_bytes
 
@@ -92,12 +101,7 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
 
         df = flatten_for_files(load(store_url, run=None if all_runs else (run_ref or "latest"), samples=samples),
                                arrays_as_json=fmt_ == "csv")
-        if fmt_ == "csv":
-            _write(df.to_csv(index=False), out)
-        else:
-            buf = io.BytesIO()
-            df.to_parquet(buf, index=False)
-            _write(buf.getvalue(), out)
+        _write_frame(df, fmt_, out)
         return
 
     with open_store(store_url, create=False) as store:
@@ -149,12 +153,7 @@ def _emit_runs(runs, fmt_, out, store_url):
         import pandas as pd
 
         df = pd.DataFrame.from_records([{c: r.get(c) for c in cols} for r in runs], columns=cols)
-        if fmt_ == "csv":
-            _write(df.to_csv(index=False), out)
-        else:
-            buf = io.BytesIO()
-            df.to_parquet(buf, index=False)
-            _write(buf.getvalue(), out)
+        _write_frame(df, fmt_, out)
         return
     console.print(table(["run", "started (UTC)", "status", "tag", "commit", "suite", "machine", "results"],
                         [(r["id"][:12], r["started_at"][:19].replace("T", " "), r["status"], r.get("tag") or "-",
