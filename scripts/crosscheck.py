@@ -11,7 +11,7 @@ On one artifact at batch 1, alternately in one session (A, B, A, B, ...):
 pfdeploy's side runs through the real engine (worker process, runner, timing loop, statistics)
 with --min-time = --max-time = the duration of each turn. Prints a Markdown table and writes JSON.
 
-    .venv/bin/python scripts/crosscheck.py [--model pf_resnet50_max] [--pairs 5] [--seconds 10]
+    .venv/bin/python scripts/crosscheck.py [--model pf_resnet50_max] [--pairs 10] [--seconds 5]
         [--threads N] [--json crosscheck.json]
 """
 from __future__ import annotations
@@ -96,8 +96,8 @@ def bare_ort_median(onnx_file: str, inputs: str, threads: int, seconds: float) -
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="pf_resnet50_max")
-    ap.add_argument("--pairs", type=int, default=5, help="alternations A,B per runtime")
-    ap.add_argument("--seconds", type=float, default=10.0, help="measurement time of each turn")
+    ap.add_argument("--pairs", type=int, default=10, help="alternations A,B per runtime")
+    ap.add_argument("--seconds", type=float, default=5.0, help="measurement time of each turn")
     ap.add_argument("--threads", type=int, default=None, help="default: physical cores")
     ap.add_argument("--only", choices=["openvino", "onnxruntime"], default=None)
     ap.add_argument("--json", default="crosscheck.json")
