@@ -226,6 +226,21 @@ def _base_manifest(req: ExportRequest, spec, weights) -> dict:
     }
 
 
+def _seal_and_publish(tmp: Path, final: Path, manifest: dict, names: list[str], model_file: str,
+                      req: ExportRequest, spec, model, verify: bool, progress, replace: bool) -> Path:
+    """Digest the files, verify parity (unless disabled), write the manifest and move the
+    temporary directory into place; the caller removes `tmp` if anything raises."""
+    manifest["files"] = files_digest(tmp, names)
+    manifest["model_file"] = model_file
+    manifest["sha256"] = artifact_sha256(manifest["files"])
+    manifest["created_at"] = utc_now()
+    if verify:
+        _say(progress, f"verifying parity at batch {', '.join(map(str, req.batch.parity_batches()))}")
+        _attach_parity(manifest, Artifact(tmp, manifest), spec, model)
+    write_manifest(tmp, manifest)
+    return publish_dir(tmp, final, replace=replace)
+
+
 def _build(req: ExportRequest, spec, root: Path, final: Path, replace: bool, verify: bool, source: _Source,
            progress, weights, seed) -> Artifact:
     parent = None
@@ -248,15 +263,8 @@ def _build(req: ExportRequest, spec, root: Path, final: Path, replace: bool, ver
         manifest["exporter"].update(_export_step(req, spec, model, tmp, parent))
         manifest["export_seconds"] = round(time.perf_counter() - t0, 3)
         names = sorted(p.name for p in tmp.iterdir() if p.is_file() and not p.name.startswith("."))
-        manifest["files"] = files_digest(tmp, names)
-        manifest["model_file"] = MODEL_FILES[req.target]
-        manifest["sha256"] = artifact_sha256(manifest["files"])
-        manifest["created_at"] = utc_now()
-        if verify:
-            _say(progress, f"verifying parity at batch {', '.join(map(str, req.batch.parity_batches()))}")
-            _attach_parity(manifest, Artifact(tmp, manifest), spec, model)
-        write_manifest(tmp, manifest)
-        path = publish_dir(tmp, final, replace=replace)
+        path = _seal_and_publish(tmp, final, manifest, names, MODEL_FILES[req.target], req, spec, model,
+                                 verify, progress, replace)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -400,14 +408,8 @@ def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, sour
                                      "trtexec": trtx.trtexec_command(onnx_art.model_file, final / "model.plan", bspec,
                                                                      spec.input_size, precision)})
         manifest["tools"].update({**extra})
-        manifest["files"] = files_digest(tmp, ["model.plan"])
-        manifest["model_file"] = "model.plan"
-        manifest["sha256"] = artifact_sha256(manifest["files"])
-        manifest["created_at"] = utc_now()
-        if verify:
-            _attach_parity(manifest, Artifact(tmp, manifest), spec, model)
-        write_manifest(tmp, manifest)
-        path = publish_dir(tmp, final, replace=True)
+        path = _seal_and_publish(tmp, final, manifest, ["model.plan"], "model.plan", req, spec, model,
+                                 verify, progress, replace=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -13,6 +13,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 FONT = 12
 
 
+
 def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
@@ -67,6 +68,15 @@ def _num(v: float) -> str:
     return f"{v:.2f}"
 
 
+def _y_axis(out: list[str], ticks, y, left, plot_w, top, plot_h, label: str) -> None:
+    """Horizontal grid lines with tick labels, and the rotated axis title (escaped)."""
+    for t in ticks:
+        ty = y(t)
+        out.append(f'<line class="grid" x1="{left}" x2="{_num(left + plot_w)}" y1="{_num(ty)}" y2="{_num(ty)}" '
+                   f'stroke="#ddd"/><text x="{left - 6}" y="{_num(ty + 4)}" text-anchor="end">{_fmt(t)}</text>')
+    out.append(f'<text x="14" y="{top + plot_h / 2}" transform="rotate(-90 14 {top + plot_h / 2})" '
+               f'text-anchor="middle">{escape(label)}</text>')
+
 def bar_chart(groups: Sequence[str], series: Sequence[str], values: dict, *, unit: str = "ms",
               title: str = "", bold_groups: Sequence[str] = (), series_colors: dict | None = None) -> Markup:
     """Grouped bars with error bars.
@@ -105,12 +115,7 @@ def bar_chart(groups: Sequence[str], series: Sequence[str], values: dict, *, uni
         out.append(f'<g class="legend-item"><rect x="{lx}" y="{ly}" width="12" height="12" fill="{c}"/>'
                    f'<text x="{lx + 16}" y="{ly + 10}">{escape(s)}</text></g>')
     # axes and grid
-    for t in ticks:
-        ty = y(t)
-        out.append(f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{_num(ty)}" y2="{_num(ty)}" '
-                   f'stroke="#ddd"/><text x="{left - 6}" y="{_num(ty + 4)}" text-anchor="end">{_fmt(t)}</text>')
-    out.append(f'<text x="14" y="{top + plot_h / 2}" transform="rotate(-90 14 {top + plot_h / 2})" '
-               f'text-anchor="middle">p50 latency ({escape(unit)})</text>')
+    _y_axis(out, ticks, y, left, plot_w, top, plot_h, f"p50 latency ({unit})")
     out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#333"/>')
     for gi, g in enumerate(groups):
         gx = left + pad + gi * group_w + gap / 2
@@ -168,12 +173,7 @@ def history_chart(points: Sequence[dict], *, title: str = "", unit: str = "ms") 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart history-chart" role="img" '
            f'width="{_num(width)}" height="{height}" viewBox="0 0 {_num(width)} {height}" '
            f'font-family="system-ui, sans-serif" font-size="{FONT}">', f"<title>{escape(title)}</title>"]
-    for t in ticks:
-        ty = y(t)
-        out.append(f'<line class="grid" x1="{left}" x2="{_num(left + plot_w)}" y1="{_num(ty)}" y2="{_num(ty)}" '
-                   f'stroke="#ddd"/><text x="{left - 6}" y="{_num(ty + 4)}" text-anchor="end">{_fmt(t)}</text>')
-    out.append(f'<text x="14" y="{top + plot_h / 2}" transform="rotate(-90 14 {top + plot_h / 2})" '
-               f'text-anchor="middle">p50 ({escape(unit)})</text>')
+    _y_axis(out, ticks, y, left, plot_w, top, plot_h, f"p50 ({unit})")
     # CI band: contiguous stretches of points that have both bounds
     seg: list[tuple[float, float, float]] = []
     bands = []
