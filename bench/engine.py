@@ -402,11 +402,21 @@ class Engine:
         return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}
 
     # ------------------------------------------------------------------ running
+    def _label(self, spec: CaseSpec) -> str:
+        """The case as the progress line names it: precision and batch only where the run has
+        several (the line must fit an 80-column terminal)."""
+        parts = [spec.model, spec.backend]
+        if len(self.config.precisions) > 1:
+            parts.append(spec.precision)
+        if len(self.config.batches) > 1:
+            parts.append(f"b{spec.batch}")
+        return "/".join(parts)
+
     def _run_group(self, group: list[tuple[CaseSpec, Prepared]]) -> None:
         cfg, rule = self.config, self.config.rule
         live: list[_Live] = []
         for spec, prep in group:  # load one at a time
-            self._progress.update(f"loading {spec.label}", self._done_units, self._total_units)
+            self._progress.update(f"loading {self._label(spec)}", self._done_units, self._total_units)
             w = WorkerProcess(spec.label)
             lv = _Live(spec, prep, w, budget_units=self._case_units())
             self._live[spec.key] = lv
@@ -418,7 +428,7 @@ class Engine:
                 continue
             live.append(lv)
         for lv in list(live):  # warm up one at a time
-            self._progress.update(f"warming up {lv.spec.label}", self._done_units, self._total_units)
+            self._progress.update(f"warming up {self._label(lv.spec)}", self._done_units, self._total_units)
             try:
                 reply = lv.worker.call("warmup", timeout_s=max(600, 20 * rule.max_time_s), rule=rule.to_dict(),
                                        max_time_s=max(rule.max_time_s, 10 * rule.warmup_time_s))
@@ -432,7 +442,7 @@ class Engine:
         rnd = 0
         while live:
             for lv in list(live):
-                self._progress.update(f"{lv.spec.label} (round {rnd + 1}, n={len(lv.samples)})",
+                self._progress.update(f"{self._label(lv.spec)} (round {rnd + 1}, n={len(lv.samples)})",
                                       self._done_units, self._total_units)
                 budget = int(rule.max_time_s * 1e9) - lv.measured_ns
                 per_iter = (lv.measured_ns / len(lv.samples)) if lv.samples else 1e9
