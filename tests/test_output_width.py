@@ -347,3 +347,42 @@ def test_fit_progress_text():
     s = fit_progress_text("pf_resnet50_hybrid / onnxruntime / fp32 / b1 (round 12, n=340)", 30)
     assert len(s) == 30 and s.endswith(" (round 12, n=340)") and "…" in s and s.startswith("pf_re")
     assert fit_progress_text("a" * 50, 10) == "aaaa…aaaaa"
+
+
+def test_report_run_page_leads_warnings_with_one_line_per_kind(default_store, tmp_path):
+    import html
+
+    from pfdeploy.report import build_report
+
+    url, rows = default_store
+    with open_store(url, create=False) as store:
+        build_report(tmp_path / "site", store=store)
+    (page,) = [p for p in (tmp_path / "site").rglob("*.html") if "runs/" in str(p)]
+    text = html.unescape(page.read_text(encoding="utf-8"))
+    head = text.index('<ul class="warning-kinds">')
+    assert "3 of 15 cases noisy (CV > 5%): pf_resnet50_hybrid (openvino), resnet50 (torch, openvino)" in text[head:]
+    assert text[head:].count("noisy: coefficient of variation 13.6% > 5%") == 3  # every case's detail still listed
+
+
+# ----------------------------------------------------------------------------- models and devices
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_models_and_devices_fit(width, monkeypatch):
+    import pfdeploy.render as render
+    from pfdeploy.cli import main
+    from pfdeploy.zoo import list_models
+
+    c = term(width)
+    monkeypatch.setattr(render, "console", c)
+    assert main(["models"]) == 0
+    out = text_of(c)
+    assert all(len(ln) <= width for ln in out.splitlines()) and "…" not in out
+    lines = out.splitlines()
+    for s in list_models(None):
+        assert any(f"│ {s.name} " in ln for ln in lines), s.name
+    assert "input 224x224" in out  # shared by every model: in the title
+    c.file = io.StringIO()
+    assert main(["devices"]) == 0
+    out = text_of(c)
+    assert all(len(ln) <= width for ln in out.splitlines()) and "…" not in out
+    assert "│ cpu " in out
