@@ -52,6 +52,17 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _count(n: int, of: int) -> str:
+    """'3 of 15 cases', or 'all 15 cases' / 'the one case'."""
+    if n == of:
+        return "the one case" if n == 1 else f"all {n} cases"
+    return f"{n} of {_plural(of, 'case')}"
+
+
+def _names(n: int, of: int, labels: str) -> str:
+    return "" if n == of else f": {labels}"
+
+
 def summarize_warnings(rows: Sequence[dict]) -> list[dict]:
     """One entry per kind of warning: {kind, count, of, text, advice, cases, details}.
 
@@ -90,16 +101,16 @@ def summarize_warnings(rows: Sequence[dict]) -> list[dict]:
         extra = {k: ", ".join(sorted(v)) for k, v in g["extra"].items()}
         if g["kind"] == "noisy":
             of = len(measured) or len(rows)
-            text = f"{n} of {_plural(of, 'case')} noisy (CV > {extra['limit']}%): {labels}"
+            text = f"{_count(n, of)} noisy (CV > {extra['limit']}%){_names(n, of, labels)}"
             advice = "rerun on a quieter machine or raise --min-time"
         elif g["kind"] == "max_time":
             of = len(measured) or len(rows)
-            text = (f"{n} of {_plural(of, 'case')} stopped at --max-time ({extra['max']} s) before the "
-                    f"median's CI reached +-{extra['target']}%: {labels}")
+            text = (f"{_count(n, of)} stopped at --max-time ({extra['max']} s) before the "
+                    f"median's CI reached +-{extra['target']}%{_names(n, of, labels)}")
             advice = "raise --max-time (or --target-ci), or rerun on a quieter machine"
         else:
             of = len(rows)
-            text = f"{n} of {_plural(of, 'case')}: {extra['message']}: {labels}"
+            text = f"{_count(n, of)}: {extra['message']}{_names(n, of, labels)}"
             advice = None
         out.append({"kind": g["kind"], "count": n, "of": of, "text": text + (f"; {advice}" if advice else ""),
                     "advice": advice, "cases": [short_label(r, fields) for r in g["rows"]],
@@ -117,7 +128,7 @@ def summarize_not_measured(rows: Sequence[dict]) -> list[dict]:
             groups.setdefault((r["status"], r.get("error") or "no reason recorded"), []).append(r)
     out = []
     for (status, reason), rs in groups.items():
-        text = f"{status}: {len(rs)} of {_plural(len(rows), 'case')}: {group_labels(rs, fields)}: {reason}"
+        text = f"{status}: {_count(len(rs), len(rows))}{_names(len(rs), len(rows), group_labels(rs, fields))}: {reason}"
         out.append({"status": status, "reason": reason, "count": len(rs), "of": len(rows), "text": text,
                     "cases": [short_label(r, fields) for r in rs],
                     "details": [{"case": r.get("case_key"), "label": short_label(r, fields)} for r in rs]})

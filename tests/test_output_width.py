@@ -386,3 +386,10 @@ def test_models_and_devices_fit(width, monkeypatch):
     out = text_of(c)
     assert all(len(ln) <= width for ln in out.splitlines()) and "…" not in out
     assert "│ cpu " in out
+
+
+def test_a_warning_every_case_has_is_not_followed_by_every_name():
+    rows = default_suite_rows(noisy=[(m, b) for m in DEFAULT_MODELS for b in DEFAULT_BACKENDS], max_time=())
+    (s,) = summarize_warnings(rows)
+    assert s["text"] == "all 15 cases noisy (CV > 5%); rerun on a quieter machine or raise --min-time"
+    assert len(s["cases"]) == 15 and len(s["details"]) == 15
