@@ -393,3 +393,14 @@ def test_a_warning_every_case_has_is_not_followed_by_every_name():
     (s,) = summarize_warnings(rows)
     assert s["text"] == "all 15 cases noisy (CV > 5%); rerun on a quieter machine or raise --min-time"
     assert len(s["cases"]) == 15 and len(s["details"]) == 15
+
+
+def test_progress_shows_names_literally():
+    from pfdeploy.cli.bench import RichProgress
+
+    c = term(100)
+    p = RichProgress(c)
+    p.task = p.bar.add_task("x", total=1.0)
+    p.bar.update(p.task, description=p._fit("timm:odd[/x]name/onnxruntime (round 1, n=2)"))
+    c.print(p.bar.make_tasks_table(p.bar.tasks))
+    assert "timm:odd[/x]name/onnxruntime (round 1, n=2)" in text_of(c)

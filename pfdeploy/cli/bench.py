@@ -146,7 +146,7 @@ class RichProgress:
         width = console.width
         self.bar_width = 6 if width < 100 else min(40, width - 100 + 10)
         self.bar = Progress(SpinnerColumn(),
-                            TextColumn("{task.description}", style="bold",
+                            TextColumn("{task.description}", style="bold", markup=False,  # user text: literal
                                        table_column=Column(no_wrap=True, overflow="crop")),
                             BarColumn(bar_width=self.bar_width),
                             TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), TextColumn("ETA"),
