@@ -68,11 +68,16 @@ def mirror(tmp_path, monkeypatch):
     server.server_close()
 
 
-def _serve_checkpoint(root: Path, file: str, model: str, seed: int) -> Path:
-    """A checkpoint in the release's layout (a plain state_dict saved with torch.save)."""
-    from pfdeploy.zoo import create_model
+def _serve_checkpoint(root: Path, file: str, model: str, seed: int, calibrated: bool = False) -> Path:
+    """A checkpoint in the release's layout (a plain state_dict saved with torch.save); calibrated
+    (synthetic weights with BatchNorm statistics, slower) when its outputs matter."""
+    from pfdeploy.zoo import build_architecture, create_model
 
-    sd = create_model(model, seed=seed).state_dict()
+    if calibrated:
+        sd = create_model(model, seed=seed).state_dict()
+    else:
+        torch.manual_seed(seed)
+        sd = build_architecture(model).state_dict()
     path = root / "pflayer" / file
     path.parent.mkdir(exist_ok=True)
     torch.save(sd, path)
@@ -186,7 +191,7 @@ def test_export_with_release_weights_from_a_mirror(mirror, tmp_path):
     from pfdeploy.weights import sha256_file
     from pfdeploy.zoo import build_architecture
 
-    served = _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=5)
+    served = _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=5, calibrated=True)
     env = {pretrained.MIRROR_ENV: mirror["url"], "PFDEPLOY_CACHE_DIR": str(mirror["cache"])}
     out = tmp_path / "art"
     r = _cli("export", "pf_resnet50_max", "--weights", "release", "--to", "onnx", "--out", str(out), env=env)
