@@ -172,17 +172,15 @@ def print_table(out: Console, columns: Sequence[Col], rows: Sequence[Sequence[An
     if fit is None:
         fit = out.is_terminal
     rows = [list(r) for r in rows]
-    f = fit_table(columns, rows, None if (wide or not fit) else out.width, title)
-    if not f.hidden and f.width <= out.width:
+    full = wide or not fit
+    f = fit_table(columns, rows, None if full else out.width, title)
+    saved = out.width
+    try:  # the full table at its natural width: wider than the terminal rather than squeezed
+        if full and f.width > saved:
+            out.width = f.width
         out.print(f.table)
-    else:
-        saved = out.width
-        try:  # the full table at its natural width: wider than the terminal rather than squeezed
-            if not fit or wide:
-                out.width = max(saved, f.width)
-            out.print(f.table)
-        finally:
-            out.width = saved
+    finally:
+        out.width = saved
     if f.hidden:
         out.print(Text(f"more columns with {wide_hint}: " + ", ".join(f.hidden), style="dim"))
     return f
