@@ -196,40 +196,32 @@ def check_claims(docs: Sequence[dict], claims: Sequence[Claim] = CLAIMS) -> dict
 
     docs = sorted(docs, key=_started, reverse=True)
     machines: dict[str, str] = {}
-    configs: dict[tuple, None] = {}
-    for doc in docs:
+    # (machine id, *config, model) -> {index of the doc, newest first: its successful row}
+    found: dict[tuple, dict[int, dict]] = {}
+    for i, doc in enumerate(docs):
         run = doc.get("run") or {}
         mid = str(run.get("machine_id") or "unknown")
         machines.setdefault(mid, machine_label(run))
         for row in doc.get("results") or []:
-            if row.get("status") == "ok":
-                configs.setdefault((mid, *config_of(row)), None)
-    verdicts = []
-    for claim in claims:
-        for key in sorted(configs, key=lambda k: tuple(str(x) for x in k)):
-            verdicts.append(_check_one(claim, key, docs))
+            if _ok(row):
+                found.setdefault((mid, *config_of(row), row.get("model")), {}).setdefault(i, row)
+    configs = sorted({k[:-1] for k in found}, key=lambda k: tuple(str(x) for x in k))
+    verdicts = [_check_one(claim, key, docs, found) for claim in claims for key in configs]
     return {"rule": VERDICT_RULE, "orientation": "speedup = baseline p50 / model p50; above 1 the model is faster",
             "claims": [c.to_dict() for c in claims], "machines": machines, "verdicts": verdicts}
 
 
-def _check_one(claim: Claim, key: tuple, docs: Sequence[dict]) -> dict:
+def _check_one(claim: Claim, key: tuple, docs: Sequence[dict], found: dict) -> dict:
     mid, cfg = key[0], key[1:]
-    seen = {claim.model: False, claim.baseline: False}
-    for doc in docs:
-        run = doc.get("run") or {}
-        if str(run.get("machine_id") or "unknown") != mid:
-            continue
-        rows = {r.get("model"): r for r in doc.get("results") or []
-                if config_of(r) == cfg and r.get("model") in seen and _ok(r)}
-        for m in rows:
-            seen[m] = True
-        if len(rows) == 2:
-            v = pair(rows[claim.model], rows[claim.baseline])
-            v.update(run_id=run.get("id"), run_tag=run.get("tag"), started_at=run.get("started_at"))
-            break
+    model, base = found.get((*key, claim.model), {}), found.get((*key, claim.baseline), {})
+    both = [i for i in model if i in base]  # doc indices in insertion order: newest first
+    if both:
+        run = docs[both[0]].get("run") or {}
+        v = pair(model[both[0]], base[both[0]])
+        v.update(run_id=run.get("id"), run_tag=run.get("tag"), started_at=run.get("started_at"))
     else:
         v = pair({"model": claim.model, **dict(zip(CONFIG_FIELDS, cfg))}, None, claim.baseline)
-        missing = [m for m, s in seen.items() if not s]
+        missing = [m for m, rows in ((claim.model, model), (claim.baseline, base)) if not rows]
         v.update(run_id=None, run_tag=None, started_at=None,
                  reason=(f"{' and '.join(missing)} not measured here" if missing
                          else "never measured in the same run"))
