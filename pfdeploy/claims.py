@@ -160,10 +160,20 @@ class Claim:
             return self.release_baseline_ms / self.release_model_ms
         return None
 
+    @property
+    def release_gpu(self) -> str:
+        """The release's GPU figures as one cell: '1.28x (6.8 / 8.7 ms)', '6.8 / - ms' or '-'."""
+        if self.release_model_ms is None:
+            return "-"
+        base = "-" if self.release_baseline_ms is None else f"{self.release_baseline_ms:g}"
+        ms = f"{self.release_model_ms:g} / {base} ms"
+        return f"{self.release_speedup:.2f}x ({ms})" if self.release_speedup else ms
+
     def to_dict(self) -> dict:
         return {"id": self.id, "statement": self.statement, "model": self.model, "baseline": self.baseline,
                 "release": self.release, "release_model_ms": self.release_model_ms,
-                "release_baseline_ms": self.release_baseline_ms, "release_speedup": self.release_speedup}
+                "release_baseline_ms": self.release_baseline_ms, "release_speedup": self.release_speedup,
+                "release_gpu": self.release_gpu}
 
 
 _NO_DW = ("the release publishes no depthwise ResNet-50 (pfdeploy's controlled baseline); the paper's "

@@ -72,21 +72,20 @@ def print_claims(console, data: dict, show_all: bool = False) -> None:
             ms = (f"{fmt(v['model_p50_ms'], 2)} / {fmt(v['baseline_p50_ms'], 2)}" if v["ratio"] is not None else "-")
             params = "/".join(fmt(v[k] / 1e6 if v[k] else None, 1) for k in ("model_params", "baseline_params"))
             macs = "/".join(fmt(v[k] / 1e9 if v[k] else None, 2) for k in ("model_macs", "baseline_macs"))
-            rel = f"{c['release_speedup']:.2f}x" if c["release_speedup"] else "-"
             rows.append((escape(c["statement"]), escape(where), f"[{style[v['verdict']]}]{word}[/]",
-                         ratio_text(v), ms, params, macs, rel))
+                         ratio_text(v), ms, params, macs, c["release_gpu"]))
         title = escape(f"claims on {device} · {data['machines'].get(mid, mid)} ({mid[:12]})")
         if rows:
             console.print(table(["claim", "runtime", "verdict", "speedup [95% CI]", "p50 ms PF/base",
-                                 "params M", "MACs G", "release GPU"], rows, title=title,
+                                 "params M", "MACs G", "release GPU PF/base"], rows, title=title,
                                 justify_right=["speedup [95% CI]", "p50 ms PF/base", "params M", "MACs G",
-                                               "release GPU"]))
+                                               "release GPU PF/base"]))
         else:
             console.print(title)
         if missing and not show_all:
             console.print(escape(f"not measured on this machine and device: {'; '.join(missing)}"))
-    console.print("release GPU: the PfLayer release's GPU latency ratio (baseline ms / PF ms, batch 1; GPU, "
-                  "precision and timing method not published); '-': the release has no such figure:")
+    console.print("release GPU: the PfLayer release's GPU latency (batch 1; GPU, precision and timing method not "
+                  "published) and the ratio baseline / PF where it has both; '-': no such figure. Per claim:")
     for c in data["claims"]:
         console.print(escape(f"  {c['statement']}: {c['release']}"))
     console.print(escape(f"verdicts: {data['rule']}"))
