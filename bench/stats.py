@@ -142,11 +142,13 @@ def speedup(base_samples_ns: Sequence[int], base_rounds: Sequence[int] | None, m
 
     Returns {"ratio", "ci_low", "ci_high", "paired": bool, "rounds": int (shared rounds; 0 when
     unpaired)}, ci_* None when there is too little data for an interval; None when either side
-    has no samples. Round ids whose count differs from the samples' are ignored (unpaired)."""
+    has no samples; ValueError when round ids are given but differ in length from the samples."""
     if not len(base_samples_ns) or not len(model_samples_ns):
         return None
-    if (base_rounds is not None and model_rounds is not None and len(base_rounds) == len(base_samples_ns)
-            and len(model_rounds) == len(model_samples_ns)):
+    for samples, rounds in ((base_samples_ns, base_rounds), (model_samples_ns, model_rounds)):
+        if rounds is not None and len(rounds) and len(rounds) != len(samples):
+            raise ValueError("samples and rounds differ in length")
+    if base_rounds is not None and model_rounds is not None and len(base_rounds) and len(model_rounds):
         res = paired_ratio(base_samples_ns, base_rounds, model_samples_ns, model_rounds)
         if res is not None and res["rounds"] >= 2:
             return {**res, "paired": True}

@@ -111,8 +111,12 @@ def pair(model_row: dict, base_row: dict | None, baseline: str | None = None) ->
         out["reason"] = (f"{base_row.get('model')} {base_row.get('status')}" if base_row
                          else "baseline not in this run")
         return out
-    res = speedup(base_row["samples_ns"], base_row.get("sample_rounds"), model_row["samples_ns"],
-                  model_row.get("sample_rounds"))
+    try:
+        res = speedup(base_row["samples_ns"], base_row.get("sample_rounds"), model_row["samples_ns"],
+                      model_row.get("sample_rounds"))
+    except ValueError as exc:  # a damaged run file: say so in the reason, never a traceback
+        out["reason"] = str(exc)
+        return out
     if res is None:
         out["reason"] = "no samples to compare"
         return out
