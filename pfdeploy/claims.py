@@ -51,11 +51,12 @@ def verdict_text(v: dict) -> str:
 
 
 def ratio_text(v: dict) -> str:
-    """'0.93x [0.91, 0.95]' (no interval when there is none)."""
+    """'0.93x [0.91, 0.95]'; '~0.93x [...]' when unpaired (the two cases never shared a round, so
+    the machine's drift between them is not cancelled); no interval when there is none."""
     if v.get("ratio") is None:
         return "-"
     ci = f" [{v['ci_low']:.2f}, {v['ci_high']:.2f}]" if v.get("ci_low") is not None else ""
-    return f"{v['ratio']:.2f}x{ci}"
+    return f"{'' if v.get('paired') else '~'}{v['ratio']:.2f}x{ci}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,7 +88,14 @@ def config_of(row: dict) -> tuple:
 
 
 def _ok(row: dict | None) -> bool:
-    return bool(row) and row.get("status") == "ok" and bool(row.get("samples_ns"))
+    return bool(row) and row.get("status") == "ok" and (
+        bool(row.get("samples_ns")) or isinstance(row.get("p50_ms"), (int, float)))
+
+
+def _rounds(row: dict):
+    """The row's round ids when there is one per sample, else None (then nothing is paired)."""
+    r = row.get("sample_rounds")
+    return r if r is not None and len(r) == len(row.get("samples_ns") or ()) else None
 
 
 def pair(model_row: dict, base_row: dict | None, baseline: str | None = None) -> dict:
@@ -111,12 +119,13 @@ def pair(model_row: dict, base_row: dict | None, baseline: str | None = None) ->
         out["reason"] = (f"{base_row.get('model')} {base_row.get('status')}" if base_row
                          else "baseline not in this run")
         return out
-    try:
-        res = speedup(base_row["samples_ns"], base_row.get("sample_rounds"), model_row["samples_ns"],
-                      model_row.get("sample_rounds"))
-    except ValueError as exc:  # a damaged run file: say so in the reason, never a traceback
-        out["reason"] = str(exc)
-        return out
+    if not (base_row.get("samples_ns") and model_row.get("samples_ns")):
+        # a row without raw samples (an imported summary): the ratio of the medians, no CI
+        b, m = base_row.get("p50_ms"), model_row.get("p50_ms")
+        res = ({"ratio": b / m, "ci_low": None, "ci_high": None, "paired": False, "rounds": 0}
+               if isinstance(b, (int, float)) and isinstance(m, (int, float)) and m > 0 else None)
+    else:
+        res = speedup(base_row["samples_ns"], _rounds(base_row), model_row["samples_ns"], _rounds(model_row))
     if res is None:
         out["reason"] = "no samples to compare"
         return out

@@ -110,6 +110,19 @@ def test_comparisons_follow_the_named_baselines():
     assert mob["verdict"] == "not measured" and mob["ratio"] is None and "not in this run" in mob["reason"]
 
 
+def test_unpaired_and_sample_less_comparisons_are_marked():
+    doc = _doc()
+    rows = {r["model"]: r for r in doc["results"]}
+    rows["deit_small_patch16_224"]["sample_rounds"] = [k + 100 for k in rows["deit_small_patch16_224"]["sample_rounds"]]
+    rows["resnet50"]["samples_ns"], rows["resnet50"]["sample_rounds"] = [], None  # a summary without samples
+    got = {(c["model"], c["baseline"]): c for c in K.comparisons(doc["results"])}
+    vit = got[("pf_vit_s", "deit_small_patch16_224")]
+    assert not vit["paired"] and vit["ci_low"] is not None and K.ratio_text(vit).startswith("~0.9")
+    r50 = got[("pf_resnet50_max", "resnet50")]
+    assert r50["ratio"] == pytest.approx(rows["resnet50"]["p50_ms"] / rows["pf_resnet50_max"]["p50_ms"])
+    assert r50["ci_low"] is None and r50["verdict"] == "inconclusive" and K.ratio_text(r50) == f"~{r50['ratio']:.2f}x"
+
+
 def test_comparisons_never_cross_configurations():
     doc = _doc()
     for r in doc["results"]:

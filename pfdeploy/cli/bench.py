@@ -213,7 +213,7 @@ def summary_data(outcome) -> dict:
             "p50_ci_low_ms": row["p50_ci_low_ms"], "p50_ci_high_ms": row["p50_ci_high_ms"],
             "p90_ms": row["p90_ms"], "p99_ms": row["p99_ms"], "items_per_s": row["items_per_s"],
             "speedup": {c["baseline"]: c["ratio"] for c in comps},
-            "comparisons": comps,
+            "comparisons": comps, "clock": row.get("clock"),
             "params": row["params"], "macs": row["macs"], "parity": parity_verdict(row["parity"]),
             "cv": row["cv"], "noisy": bool(row["cv"] is not None and row["cv"] > CV_WARN),
             "peak_rss_mb": row["peak_rss_mb"], "warnings": row["warnings"],
@@ -223,7 +223,15 @@ def summary_data(outcome) -> dict:
               for r in outcome.results if r.row["status"] != "ok"]
     return {"run_id": outcome.run_id, "status": outcome.status, "store": outcome.store_url,
             "wall_s": round(outcome.wall_s, 1), "results": rows, "not_measured": others,
-            "notes": outcome.notes + [PAPER_NOTE]}
+            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows)}
+
+
+def _unpaired_note(rows: list[dict]) -> list[str]:
+    n = sum(1 for r in rows for c in r["comparisons"] if c["ratio"] is not None and not c["paired"])
+    if not n:
+        return []
+    return [f"{n} speedup(s) are unpaired (~): the two cases never ran in the same rotation, so machine drift "
+            "between them is not cancelled and their CI is wider"]
 
 
 def speedup_columns(results: list[dict]) -> list[str]:

@@ -122,7 +122,7 @@ def _speedup(comp: dict) -> dict:
     how = (f"paired rounds ({comp['rounds']})" if comp.get("paired")
            else "ratio of medians (unpaired: no shared rounds)")
     return {"value": comp.get("ratio"), "low": comp.get("ci_low"), "high": comp.get("ci_high"), "how": how,
-            "verdict": comp.get("verdict"), "slower": comp.get("slower")}
+            "paired": bool(comp.get("paired")), "verdict": comp.get("verdict"), "slower": comp.get("slower")}
 
 
 def config_label(row: dict) -> str:
