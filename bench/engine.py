@@ -99,6 +99,7 @@ class Progress:
 @dataclass
 class Prepared:
     family: str | None = None
+    baselines: tuple[str, ...] = ()  # the baselines the model's zoo spec names (ModelSpec.baselines)
     params: int | None = None
     macs: int | None = None
     inputs: str | None = None
@@ -294,6 +295,7 @@ class Engine:
             try:
                 spec = get_spec(name)
                 base.family = spec.family
+                base.baselines = tuple(spec.baselines)
                 source = _ModelSource(name, cfg.seed, self._progress)
                 if need["torch"]:
                     base.weights_file, base.params, base.macs = self._torch_weights(spec, source, tmp)
@@ -318,6 +320,7 @@ class Engine:
             base = per_model[c.model]
             p = out[c.key]
             p.family, p.params, p.macs, p.error = base.family, base.params, base.macs, base.error
+            p.baselines = base.baselines
             p.inputs = str(tmp / f"{c.model}_b{c.batch}.npy")
             target = BACKENDS[c.backend].target
             if target is None:
@@ -528,7 +531,8 @@ class Engine:
             if decision is not None:
                 artifact["stop_reason"] = decision.reason
         row = {
-            "case_key": spec.key, "model": spec.model, "family": prep.family, "weights": spec.weights,
+            "case_key": spec.key, "model": spec.model, "family": prep.family, "baselines": list(prep.baselines),
+            "weights": spec.weights,
             "backend": spec.backend, "device": spec.device, "precision": spec.precision, "batch": spec.batch,
             "threads": spec.threads, "scenario": spec.scenario, "status": status, "error": error,
             **{k: v for k, v in summary.to_dict().items()},

@@ -21,6 +21,7 @@ VERBS = {
     "bench": "Benchmark models through every installed runtime and store the results.",
     "results": "Show stored benchmark results.",
     "compare": "Compare two runs: regression verdict per case (CI gate).",
+    "claims": "Check the paper's claims against stored runs: a verdict per machine, device, runtime, precision.",
     "report": "Build a static HTML dashboard from the results store.",
     "weights": "The release's pretrained checkpoints: list, fetch into the cache, verify.",
     "store": "The results store's schema: inspect it, upgrade it, publish the run-file schema.",

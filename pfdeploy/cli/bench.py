@@ -8,8 +8,9 @@ import click
 
 from ..errors import UsageError
 
-PAPER_NOTE = ("speedup = baseline p50 / this p50, from rounds the two cases ran back to back "
-              "(median of the per-round ratios)")
+PAPER_NOTE = ("vs <baseline> = baseline p50 / this p50 with its 95% CI (above 1: faster), for each baseline the "
+              "model's spec names; paired over the rounds the two cases ran back to back; `pfdeploy claims` "
+              "turns them into verdicts")
 
 
 def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
@@ -189,31 +190,30 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
 
 
 def summary_data(outcome) -> dict:
-    """The facts the table shows, as data (also what --json - adds as "summary")."""
+    """The facts the table shows, as data (also what --json - adds as "summary"). Every
+    parameter-free row carries "comparisons": one per baseline its zoo spec names, with the
+    speedup's 95% CI, pairing, verdict, and both models' p50, params and MACs (pfdeploy.claims)."""
+    from ..claims import comparisons
     from ..exporters.artifact import parity_verdict
-    from ..bench.stats import CV_WARN, paired_ratio
-    from ..bench.suites import SPEEDUP_BASELINES
+    from ..bench.stats import CV_WARN
 
     ok = [r for r in outcome.results if r.row["status"] == "ok"]
-    by_group: dict[tuple, dict[str, object]] = {}
-    for r in ok:
-        s = r.spec
-        by_group.setdefault((s.backend, s.device, s.precision, s.batch, s.scenario), {})[s.model] = r
+    docrows = [{**r.row, "samples_ns": r.samples_ns, "sample_rounds": r.rounds} for r in outcome.results]
+    by_case: dict[tuple, list] = {}
+    for c in comparisons(docrows):
+        by_case.setdefault((c["model"], c["backend"], c["device"], c["precision"], c["batch"], c["scenario"]),
+                           []).append(c)
     rows = []
     for r in ok:
         s, row = r.spec, r.row
-        speed = {}
-        group = by_group[(s.backend, s.device, s.precision, s.batch, s.scenario)]
-        for base in SPEEDUP_BASELINES:
-            b = group.get(base)
-            speed[base] = (paired_ratio(b.samples_ns, b.rounds, r.samples_ns, r.rounds)
-                           if b is not None and b is not r else ({"ratio": 1.0} if b is r else None))
+        comps = by_case.get((s.model, s.backend, s.device, s.precision, s.batch, s.scenario), [])
         rows.append({
             "model": s.model, "family": row["family"], "backend": s.backend, "device": s.device,
             "precision": s.precision, "batch": s.batch, "scenario": s.scenario, "n": row["n"], "p50_ms": row["p50_ms"],
             "p50_ci_low_ms": row["p50_ci_low_ms"], "p50_ci_high_ms": row["p50_ci_high_ms"],
             "p90_ms": row["p90_ms"], "p99_ms": row["p99_ms"], "items_per_s": row["items_per_s"],
-            "speedup": {k: (v or {}).get("ratio") for k, v in speed.items()},
+            "speedup": {c["baseline"]: c["ratio"] for c in comps},
+            "comparisons": comps, "clock": row.get("clock"),
             "params": row["params"], "macs": row["macs"], "parity": parity_verdict(row["parity"]),
             "cv": row["cv"], "noisy": bool(row["cv"] is not None and row["cv"] > CV_WARN),
             "peak_rss_mb": row["peak_rss_mb"], "warnings": row["warnings"],
@@ -223,7 +223,26 @@ def summary_data(outcome) -> dict:
               for r in outcome.results if r.row["status"] != "ok"]
     return {"run_id": outcome.run_id, "status": outcome.status, "store": outcome.store_url,
             "wall_s": round(outcome.wall_s, 1), "results": rows, "not_measured": others,
-            "notes": outcome.notes + [PAPER_NOTE]}
+            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows)}
+
+
+def _unpaired_note(rows: list[dict]) -> list[str]:
+    n = sum(1 for r in rows for c in r["comparisons"] if c["ratio"] is not None and not c["paired"])
+    if not n:
+        return []
+    return [f"{n} speedup(s) are unpaired (~): the two cases never ran in the same rotation, so machine drift "
+            "between them is not cancelled and their CI is wider"]
+
+
+def speedup_columns(results: list[dict]) -> list[str]:
+    """The baselines the table has a "vs" column for: every baseline that some parameter-free
+    row of the table was compared with (measured), in order of appearance."""
+    cols: dict[str, None] = {}
+    for r in results:
+        for c in r.get("comparisons") or []:
+            if c.get("ratio") is not None:
+                cols.setdefault(c["baseline"], None)
+    return list(cols)
 
 
 def _cv(r: dict) -> str:
@@ -238,27 +257,33 @@ def print_summary(console, data: dict) -> None:
     def ms(v):
         return fmt(v, 3)
 
-    def x(v):
-        return "-" if v is None else f"{v:.2f}x"
+    from ..claims import ratio_text
+
+    bases = speedup_columns(data["results"])
+    vs_cols = [f"vs {b}" for b in bases]
+
+    def x(r, base):
+        c = next((c for c in r.get("comparisons") or [] if c["baseline"] == base), None)
+        return "-" if c is None or c["ratio"] is None else ratio_text(c)
 
     rows = []
     for r in data["results"]:
         ci = (f"[{r['p50_ci_low_ms']:.3f}, {r['p50_ci_high_ms']:.3f}]" if r["p50_ci_low_ms"] is not None else "")
         rows.append((r["model"], r["backend"], r["precision"], r["batch"], f"{ms(r['p50_ms'])} {ci}",
                      ms(r["p90_ms"]), ms(r["p99_ms"]), fmt(r["items_per_s"], 1),
-                     x(r["speedup"].get("resnet50")), x(r["speedup"].get("dw_resnet50")),
+                     *(x(r, b) for b in bases),
                      fmt(r["params"] / 1e6 if r["params"] else None, 2), fmt(r["macs"] / 1e9 if r["macs"] else None, 2),
                      r["parity"], _cv(r),
                      r["n"]))
     cols = ["model", "backend", "prec", "batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s",
-            "vs resnet50", "vs dw_resnet50", "params M", "MACs G", "parity", "CV", "n"]
+            *vs_cols, "params M", "MACs G", "parity", "CV", "n"]
     scenarios = sorted({r["scenario"] for r in data["results"]}) or ["latency"]
     title = f"pfdeploy bench: {', '.join(scenarios)} (host clock)"
     if "throughput" in scenarios:
         title += "; throughput: one sample = every request in flight completed"
     console.print(table(cols, rows, title=title,
-                        justify_right=["batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", "vs resnet50",
-                                       "vs dw_resnet50", "params M", "MACs G", "CV", "n"]))
+                        justify_right=["batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", *vs_cols,
+                                       "params M", "MACs G", "CV", "n"]))
     if data["not_measured"]:
         console.print(table(["case", "status", "reason"],
                             [(o["case"], o["status"], o["reason"]) for o in data["not_measured"]],
