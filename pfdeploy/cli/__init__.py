@@ -47,7 +47,20 @@ def cli():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one line on stderr and exit non-zero, no traceback."""
+    """Entry point: user errors print one line on stderr and exit non-zero, no traceback.
+    SIGINT/SIGTERM/SIGHUP follow pfdeploy.signals' policy: cleanup runs, exit 128 + signal."""
+    from .. import signals
+
+    previous = signals.install()
+    try:
+        return _main(argv)
+    finally:
+        signals.restore(previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    from .. import signals
+
     try:
         # standalone_mode=False: click returns ctx.exit(n)'s code (or the command's return value)
         rv = cli.main(args=argv, prog_name="pfdeploy", standalone_mode=False)
@@ -56,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return 130
+    except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort (prompts)
+        click.echo(f"pfdeploy: interrupted ({signals.signal_name(signals.received() or 2)})", err=True)
+        return signals.exit_code()
+    except KeyboardInterrupt as exc:
+        click.echo(f"pfdeploy: interrupted ({signals.signal_name(getattr(exc, 'signum', 2))}); "
+                   f"temporary files removed", err=True)
+        return signals.exit_code(exc)
     except UserError as exc:
         click.echo(f"pfdeploy: error: {exc}", err=True)
         return exc.exit_code
