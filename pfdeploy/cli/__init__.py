@@ -69,9 +69,11 @@ def _main(argv: list[str] | None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort (prompts)
-        click.echo(f"pfdeploy: interrupted ({signals.signal_name(signals.received() or 2)})", err=True)
-        return signals.exit_code()
+    except click.exceptions.Abort as exc:  # click turns a KeyboardInterrupt (our signals too) into Abort
+        cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else None
+        signum = getattr(cause, "signum", None) or signals.received() or 2
+        click.echo(f"pfdeploy: interrupted ({signals.signal_name(signum)}); temporary files removed", err=True)
+        return 128 + signum
     except KeyboardInterrupt as exc:
         click.echo(f"pfdeploy: interrupted ({signals.signal_name(getattr(exc, 'signum', 2))}); "
                    f"temporary files removed", err=True)
