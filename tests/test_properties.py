@@ -18,7 +18,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
                                                                            HealthCheck.too_slow])
 
 json_scalars = st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | \
-    st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+    st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False) | st.text(max_size=12)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) |
                            st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
 
@@ -43,7 +43,7 @@ def result_rows(draw, model, backend):
         if samples:
             row["p50_ms"] = sorted(samples)[len(samples) // 2] / 1e6
     elif status == "ok":
-        row["p50_ms"] = draw(st.none() | st.floats(min_value=1e-6, max_value=1e6))
+        row["p50_ms"] = draw(st.none() | st.floats(min_value=1e-6, max_value=1e6, allow_subnormal=False))
     return row
 
 
