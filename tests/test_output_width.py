@@ -289,6 +289,10 @@ def _bench_data(rows):
                                                "n", "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "p90_ms", "p99_ms",
                                                "items_per_s", "params", "macs", "cv", "peak_rss_mb", "warnings")},
                         "speedup": {"resnet50": 1.2345, "dw_resnet50": 0.9876}, "parity": "pass",
+                        "comparisons": [{"baseline": "resnet50", "ratio": 1.2345, "ci_low": 1.2012, "ci_high": 1.2789,
+                                         "paired": True},
+                                        {"baseline": "dw_resnet50", "ratio": 0.9876, "ci_low": 0.9512, "ci_high": 1.0234,
+                                         "paired": False}],
                         "noisy": r["cv"] > 0.05})
     return {"run_id": "0123456789abcdef", "status": "finished", "store": "/tmp/x.db", "wall_s": 300.0,
             "results": results, "not_measured": [], "warnings": summarize_warnings(rows),
@@ -306,7 +310,7 @@ def test_bench_summary_fits(width):
     assert_readable(out, rows, width)
     assert "cpu, fp32, batch 1, latency" in out
     if width == 100:
-        assert "vs resnet50" in out and "vs dw_resnet50" in out and "1.23x" in out
+        assert "vs resnet50" in out and "1.23x [1.20, 1.28]" in out
     assert sum("warning:" in ln for ln in out.splitlines()) == 2
 
 
@@ -315,11 +319,12 @@ def test_bench_speedup_columns_follow_the_data():
 
     data = _bench_data(default_suite_rows())
     for r in data["results"]:
-        r["speedup"] = {"deit_small_patch16_224": 0.93}
+        r["comparisons"] = [{"baseline": "deit_small_patch16_224", "ratio": 0.93, "ci_low": 0.91, "ci_high": 0.95,
+                             "paired": False}]
     cols, rows, _ = summary_table(data)
     headers = [c.header for c in cols]
     assert "vs deit_small_patch16_224" in headers and "vs resnet50" not in headers
-    assert rows[0][headers.index("vs deit_small_patch16_224")] == "0.93x"
+    assert rows[0][headers.index("vs deit_small_patch16_224")] == "~0.93x [0.91, 0.95]"  # issue 9's marker
 
 
 @pytest.mark.parametrize("width", [80, 100, 160])

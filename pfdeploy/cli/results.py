@@ -56,7 +56,7 @@ def _write_frame(df, fmt_: str, out) -> None:
 
 
 def _write(data: bytes | str, out: str | None) -> None:
-    from ..store import atomic_write_bytes
+    from ..outputs import atomic_write_bytes
 
     if out is None:
         if isinstance(data, bytes):
@@ -64,12 +64,7 @@ def _write(data: bytes | str, out: str | None) -> None:
         else:
             sys.stdout.write(data)
         return
-    from pathlib import Path
-
-    p = Path(out).expanduser()
-    if not p.parent.exists():
-        raise UsageError(f"--out {out}: directory {p.parent} does not exist")
-    atomic_write_bytes(p, data.encode("utf-8") if isinstance(data, str) else data)
+    p = atomic_write_bytes(out, data.encode("utf-8") if isinstance(data, str) else data, "--out")
     click.echo(f"wrote {p}", err=True)
 
 
@@ -101,6 +96,10 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out, wide):
         raise UsageError("--format json exports one run (the run-file format); use csv or parquet with --all")
     if samples and fmt_ not in ("csv", "parquet"):
         raise UsageError("--samples applies to csv and parquet (json always carries the samples)")
+    if out:
+        from ..outputs import check_output_file
+
+        check_output_file(out, "--out")  # before the store is read
 
     if list_runs:
         with open_store(store_url, create=False, readonly=True) as store:
