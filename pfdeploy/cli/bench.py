@@ -158,6 +158,7 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
     from ..render import console, err_console
     from ..store import open_store
 
+    interrupt_on_signals()
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag)
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
@@ -186,6 +187,19 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
         sys.exit(130)
     if any(r.row["status"] == "failed" for r in outcome.results):
         sys.exit(1)
+
+
+def interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM (`timeout`, a scheduler) both end the run as interrupted: finished cases
+    kept, the JSON run file written, exit 130. Both handlers are installed explicitly: Python leaves
+    SIGINT ignored when its parent ignored it (a job started in the background)."""
+    import signal
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def summary_data(outcome) -> dict:
