@@ -72,6 +72,17 @@ def _same_as_reference(store) -> None:
             assert b["device_p50_ms"] is None and b["device_samples_ns"] is None
 
 
+def test_revision_constants_match_alembic():
+    """migrations.REVISIONS / HEAD_SCHEMA (read without importing Alembic) are Alembic's chain."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations.HERE))
+    chain = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert tuple(chain) == migrations.REVISIONS and script.get_current_head() == migrations.head()
+    assert int(script.get_revision(script.get_current_head()).module.SCHEMA) == migrations.HEAD_SCHEMA == SCHEMA_VERSION
+    assert [s for s, _, _ in migrations.revisions()] == list(range(3, SCHEMA_VERSION + 1))
+
+
 def test_fixture_is_a_release_0_1_store():
     con = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
     assert con.execute("SELECT version FROM pfdeploy_schema").fetchone() == (3,)
