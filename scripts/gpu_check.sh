@@ -33,6 +33,8 @@ TOTAL_S="${TOTAL_S:-$([ "$DEVICE" = cpu ] && echo 900 || echo 420)}"
 SITE="${SITE:-/tmp/pfdeploy-site}"
 WHEELS="${WHEELS:-.whl}"             # the carried wheels (ignored folder)
 mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac  # steps run from elsewhere
+case "$WHEELS" in /*) ;; *) WHEELS="$ROOT/$WHEELS" ;; esac
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pfdeploy-check.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 LOG="$OUT/check.log"
