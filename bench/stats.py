@@ -60,7 +60,14 @@ def bootstrap_median_ci(samples: Sequence[float], confidence: float = 0.95,
     x = np.asarray(samples, dtype=np.float64)
     if len(x) < 2:
         return None
-    rng = np.random.default_rng(seed)
+    meds = _bootstrap_medians(x, resamples, np.random.default_rng(seed))
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(meds, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def _bootstrap_medians(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of `resamples` bootstrap resamples of `x`, drawn from `rng`."""
     # resample in chunks so a long run (10^5 samples) does not allocate gigabytes
     meds = np.empty(resamples)
     chunk = max(1, int(2e7 // len(x)))
@@ -68,9 +75,7 @@ def bootstrap_median_ci(samples: Sequence[float], confidence: float = 0.95,
         k = min(chunk, resamples - start)
         idx = rng.integers(0, len(x), size=(k, len(x)))
         meds[start:start + k] = np.median(x[idx], axis=1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(meds, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    return meds
 
 
 def summarize(samples_ns: Sequence[int], seed: int = BOOTSTRAP_SEED) -> Summary:
@@ -123,3 +128,38 @@ def _round_medians(samples: Sequence[int], rounds: Sequence[int]) -> dict[int, f
     if len(s) != len(r):
         raise ValueError("samples and rounds differ in length")
     return {int(k): float(np.median(s[r == k])) for k in np.unique(r)}
+
+
+def speedup(base_samples_ns: Sequence[int], base_rounds: Sequence[int] | None, model_samples_ns: Sequence[int],
+            model_rounds: Sequence[int] | None) -> dict | None:
+    """How much faster a model is than a baseline: median(baseline) / median(model), so **above
+    1 the model is faster** (the orientation of every speedup pfdeploy shows).
+
+    Paired (METHOD.md section 5) when both cases carry round ids and share at least two rounds:
+    `paired_ratio`'s median of per-round ratios with its bootstrap CI over rounds. Otherwise the
+    unpaired ratio of the two medians, with a seeded percentile-bootstrap 95% CI that resamples
+    each case's samples independently (wider: it cannot cancel the machine's drift).
+
+    Returns {"ratio", "ci_low", "ci_high", "paired": bool, "rounds": int (shared rounds; 0 when
+    unpaired)}, ci_* None when there is too little data for an interval; None when either side
+    has no samples; ValueError when round ids are given but differ in length from the samples."""
+    if not len(base_samples_ns) or not len(model_samples_ns):
+        return None
+    for samples, rounds in ((base_samples_ns, base_rounds), (model_samples_ns, model_rounds)):
+        if rounds is not None and len(rounds) and len(rounds) != len(samples):
+            raise ValueError("samples and rounds differ in length")
+    if base_rounds is not None and model_rounds is not None and len(base_rounds) and len(model_rounds):
+        res = paired_ratio(base_samples_ns, base_rounds, model_samples_ns, model_rounds)
+        if res is not None and res["rounds"] >= 2:
+            return {**res, "paired": True}
+    b = np.asarray(base_samples_ns, dtype=np.float64)
+    m = np.asarray(model_samples_ns, dtype=np.float64)
+    mb, mm = float(np.median(b)), float(np.median(m))
+    if mm <= 0:
+        return None
+    lo = hi = None
+    if len(b) >= 2 and len(m) >= 2:
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        ratios = _bootstrap_medians(b, BOOTSTRAP_RESAMPLES, rng) / _bootstrap_medians(m, BOOTSTRAP_RESAMPLES, rng)
+        lo, hi = (float(v) for v in np.quantile(ratios, [0.025, 0.975]))
+    return {"ratio": mb / mm, "ci_low": lo, "ci_high": hi, "paired": False, "rounds": 0}
