@@ -10,12 +10,13 @@
 # docs/gpu.md for the `pip download` line), and pfdeploy itself from this tree, are installed with
 # `pip install --no-index --no-deps --target` into $SITE and put on PYTHONPATH.
 # Then the steps, each bounded on its own (SIGINT at its limit: the bench keeps its finished cases
-# and still writes its JSON run file; if it does not, the run is exported from the store):
+# and still writes its JSON run file (pfdeploy.signals); if it does not, the run is exported from
+# the store):
 #   env      nvidia-smi, package versions, `pfdeploy devices --json`
 #   eager    torch eager (CUDA events, NVML peak memory), fp32+fp16, batch 1 and 64
 #   compile  torch.compile (inductor), one case after another (--no-interleave)
-#   ort      ONNX Runtime on the device (CUDA provider; skipped cases when onnxruntime-gpu is missing)
-#   trt      the TensorRT backend (skipped cases when tensorrt is missing)
+#   ort      ONNX Runtime on the device (CUDA provider; the step is skipped without onnxruntime-gpu)
+#   trt      the TensorRT backend (skipped without tensorrt)
 #   tests    the GPU-path tests (fakes of ONNX Runtime, NVML, TensorRT, torch.cuda)
 # One step failing does not stop the others. Everything lands in $OUT: summary.json (one line per
 # step: rc, seconds, cases ok/failed/skipped), check.log, one run file per bench step and
@@ -163,8 +164,17 @@ if [ "$GPU" = 1 ]; then
   bench eager 170 --backends torch --models "$MODELS" --precision fp32,fp16 --batch 1,64 --min-time 1 --max-time 3
   bench compile 120 --backends torch-compile --models "$MODELS" --precision fp16 --batch 1 \
       --min-time 1 --max-time 2 --no-interleave
-  bench ort 45 --backends onnxruntime --models "$MODELS" --precision fp32,fp16 --batch 1 --min-time 1 --max-time 2
-  bench trt 45 --backends tensorrt --models "$MODELS" --precision fp32,fp16 --batch 1 --min-time 1 --max-time 2
+  # without the runtime every case would be skipped, which `pfdeploy bench` reports as an error
+  if "$PY" -c "import sys, onnxruntime as o; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" 2>/dev/null; then
+    bench ort 45 --backends onnxruntime --models "$MODELS" --precision fp32,fp16 --batch 1 --min-time 1 --max-time 2
+  else
+    skip ort "onnxruntime here has no CUDAExecutionProvider (onnxruntime-gpu is not installed: pfdeploy[gpu-cu13])"
+  fi
+  if "$PY" -c "import tensorrt" 2>/dev/null; then
+    bench trt 45 --backends tensorrt --models "$MODELS" --precision fp32,fp16 --batch 1 --min-time 1 --max-time 2
+  else
+    skip trt "tensorrt is not installed (pfdeploy[gpu-cu13])"
+  fi
 else
   MODELS="${MODELS:-timm:test_resnet}"  # a small timm test network: the same code paths, seconds not minutes
   # one thread: torch's OpenMP threads busy-wait on a loaded 2-core machine (docs/bench.md)

@@ -224,7 +224,6 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
     from ..render import console, err_console, esc
     from ..store import open_store
 
-    interrupt_on_signals()
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag)
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
@@ -262,19 +261,6 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
     if not any(r.row["status"] == "ok" for r in outcome.results):
         raise UserError(f"nothing was measured: all {len(outcome.results)} case(s) were skipped "
                         f"(reasons above; run {outcome.run_id})")
-
-
-def interrupt_on_signals() -> None:
-    """Ctrl-C and SIGTERM (`timeout`, a scheduler) both end the run as interrupted: finished cases
-    kept, the JSON run file written, exit 130. Both handlers are installed explicitly: Python leaves
-    SIGINT ignored when its parent ignored it (a job started in the background)."""
-    import signal
-
-    def _interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def summary_data(outcome) -> dict:
