@@ -570,6 +570,8 @@ class Engine:
                                         **dev.to_dict(),
                                         "h2d_p50_ms": summarize([int(v * 1e6) for v in live.h2d_ms]).p50_ms,
                                         "d2h_p50_ms": summarize([int(v * 1e6) for v in live.d2h_ms]).p50_ms}
+        if final and final.get("runtime_peak_gpu_mb") is not None:
+            artifact["runtime_peak_gpu_mb"] = final["runtime_peak_gpu_mb"]  # the runtime's own, narrower figure
         if live is not None:
             artifact["warmup_iters"] = live.warmup_n
             if decision is not None:
@@ -584,6 +586,7 @@ class Engine:
             "load_ms": live.load.get("load_ms") if live and live.load else None,
             "first_ms": live.load.get("first_ms") if live and live.load else None,
             "peak_rss_mb": (final or {}).get("peak_rss_mb"), "peak_gpu_mb": (final or {}).get("peak_gpu_mb"),
+            "peak_gpu_source": (final or {}).get("peak_gpu_source"),
             "clock": "host", "params": prep.params, "macs": prep.macs,
             "artifact_sha256": prep.artifact_sha256, "artifact": artifact, "parity": prep.parity or {},
             "warnings": warnings, "round_size": live.k if live else None, "created_at": _now(),
