@@ -161,6 +161,7 @@ class Engine:
         self._progress = Progress()
         self._done_units = 0.0
         self._total_units = 0.0
+        self._next_round = 0  # round ids are unique within the run: one id per rotation
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ planning
@@ -256,6 +257,12 @@ class Engine:
         return r.warmup_time_s + r.min_time_s + 1.0
 
     def _groups(self, todo):
+        """Interleaving groups (rotations): one per precision and batch when it fits MAX_GROUP
+        workers; otherwise clusters that must share a rotation (a model with its zoo baselines
+        and the table's baselines, per backend) are packed whole into groups (first fit,
+        largest first), so every speedup of a model over its baselines stays paired. Only a
+        cluster larger than MAX_GROUP itself is split (its cross-chunk ratios are then unpaired,
+        and say so). `--no-interleave`: every case alone."""
         if not self.config.interleave:
             return [[t] for t in todo]
         by_key: dict[tuple, list] = {}
@@ -263,8 +270,19 @@ class Engine:
             by_key.setdefault((spec.precision, spec.batch), []).append((spec, prep))
         groups = []
         for items in by_key.values():
-            for i in range(0, len(items), MAX_GROUP):
-                groups.append(items[i:i + MAX_GROUP])
+            if len(items) <= MAX_GROUP:
+                groups.append(items)
+                continue
+            bins: list[list] = []
+            for cluster in sorted(_clusters(items), key=len, reverse=True):
+                for i in range(0, len(cluster), MAX_GROUP):
+                    part = cluster[i:i + MAX_GROUP]
+                    target = next((b for b in bins if len(b) + len(part) <= MAX_GROUP), None)
+                    if target is None:
+                        bins.append(list(part))
+                    else:
+                        target.extend(part)
+            groups.extend(bins)
         return groups
 
     # ------------------------------------------------------------------ preparation
@@ -429,10 +447,14 @@ class Engine:
             lv.warmup_n = len(reply["samples_ns"])
             lv.k = round_size(reply["samples_ns"], cfg.round_time_s)
             self._advance(rule.warmup_time_s + 1.0)
-        rnd = 0
         while live:
+            # one rotation: every live case measures one round; all of them share this round id
+            # (and only they: ids are never reused within the run, so two results share a round
+            # id only when they ran in the same rotation, back to back)
+            rnd = self._next_round
+            self._next_round += 1
             for lv in list(live):
-                self._progress.update(f"{lv.spec.label} (round {rnd + 1}, n={len(lv.samples)})",
+                self._progress.update(f"{lv.spec.label} (round {len(set(lv.rounds)) + 1}, n={len(lv.samples)})",
                                       self._done_units, self._total_units)
                 budget = int(rule.max_time_s * 1e9) - lv.measured_ns
                 per_iter = (lv.measured_ns / len(lv.samples)) if lv.samples else 1e9
@@ -452,11 +474,10 @@ class Engine:
                 lv.d2h_ms += reply.get("d2h_ms") or []
                 lv.measured_ns += sum(s)
                 self._advance(min(sum(s) / 1e9, max(0.0, rule.min_time_s - (lv.measured_ns - sum(s)) / 1e9)))
-                decision = decide(rule, lv.samples, lv.measured_ns)
+                decision = decide(rule, lv.samples, lv.measured_ns, rounds=lv.rounds)
                 if decision.stop:
                     live.remove(lv)
                     self._finish(lv, decision)
-            rnd += 1
 
     def _advance(self, units: float) -> None:
         self._done_units = min(self._total_units, self._done_units + units)
@@ -496,7 +517,8 @@ class Engine:
     def _row(self, spec: CaseSpec, prep: Prepared, status: str, error: str | None, live: _Live | None = None,
              final: dict | None = None, decision: Decision | None = None) -> dict:
         warnings: list[str] = []
-        summary = summarize(live.samples if (live and status == "ok") else [])
+        summary = summarize(live.samples if (live and status == "ok") else [],
+                            live.rounds if (live and status == "ok") else None)
         items_per_s = None
         if status == "ok" and summary.n and live.measured_ns:
             per_step = (final or {}).get("items_per_step") or spec.batch
@@ -541,6 +563,43 @@ class Engine:
             "warnings": warnings, "round_size": live.k if live else None, "created_at": _now(),
         }
         return row
+
+
+def _clusters(items: list) -> list[list]:
+    """Cases that should share a rotation: per backend, each model linked with its zoo
+    baselines and with the table's baselines (SPEEDUP_BASELINES) when it is a parameter-free
+    model or one of them (union-find over model names)."""
+    from ..zoo import get_spec
+    from .suites import SPEEDUP_BASELINES
+
+    parent: dict = {}
+
+    def find(a):
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def union(a, b):
+        parent[find(a)] = find(b)
+
+    present = {(s.backend, s.model) for s, _ in items}
+    for backend, model in present:
+        find((backend, model))
+        try:
+            spec = get_spec(model)
+            links = list(spec.baselines)
+            if spec.family == "parameter-free" and "resnet" in model:
+                links += list(SPEEDUP_BASELINES)
+        except Exception:  # noqa: BLE001 - a model outside the zoo (the fake runner's): no links
+            links = []
+        for other in links:
+            if (backend, other) in present:
+                union((backend, model), (backend, other))
+    out: dict = {}
+    for spec, prep in items:
+        out.setdefault(find((spec.backend, spec.model)), []).append((spec, prep))
+    return list(out.values())
 
 
 class _ModelSource:

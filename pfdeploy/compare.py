@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .bench.stats import bootstrap_medians, percentile_interval, ratio_replicates  # noqa: F401 (re-exported)
 from .errors import UsageError, UserError
 
 DEFAULT_THRESHOLD = 0.05
@@ -56,54 +57,11 @@ MARK = {"regression": "🔴", "failed": "❌", "inconclusive": "🟡", "improvem
 STYLE = {"regression": "bold red", "failed": "bold red", "inconclusive": "yellow",
          "improvement": "green", "unchanged": "", "no-samples": "dim", "not-compared": "magenta",
          "skipped": "dim", "missing": "dim", "new": "cyan"}
-# Bootstrap replicates are processed in chunks so memory stays bounded (chunk x samples ints).
-_CHUNK_CELLS = 4_000_000
 
 
 # --------------------------------------------------------------------------------------------
 # statistics
 # --------------------------------------------------------------------------------------------
-
-def _units(samples: np.ndarray, rounds: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """Sort `samples` and give each its resampling unit: its round when the samples were taken
-    in at least two rounds, else itself. Returns (sorted samples, unit index per sorted sample,
-    number of units, method)."""
-    order = np.argsort(samples, kind="stable")
-    values = samples[order]
-    if rounds is not None and len(rounds) == len(samples):
-        labels, unit = np.unique(np.asarray(rounds)[order], return_inverse=True)
-        if len(labels) >= 2:
-            return values, unit.astype(np.intp), len(labels), "rounds"
-    return values, np.arange(len(values)), len(values), "samples"
-
-
-def bootstrap_medians(samples: Sequence[float], rounds: Sequence[int] | None, resamples: int,
-                      rng: np.random.Generator) -> tuple[np.ndarray, str, int]:
-    """Bootstrap distribution of the median of `samples`.
-
-    Each replicate draws as many units as there are (with replacement): whole rounds when
-    `rounds` gives at least two distinct round indices, else single samples, and takes the median
-    of all samples of the drawn units (a weighted median over the sorted samples, so no replicate
-    is materialised). Returns (medians[resamples], method "rounds" | "samples", units)."""
-    x = np.asarray(samples, dtype=float)
-    if x.size == 0:
-        raise ValueError("no samples")
-    values, unit, n_units, method = _units(x, rounds)
-    medians = np.empty(resamples)
-    chunk = max(1, min(resamples, _CHUNK_CELLS // max(1, values.size)))
-    p = np.full(n_units, 1.0 / n_units)
-    for start in range(0, resamples, chunk):
-        b = min(chunk, resamples - start)
-        counts = rng.multinomial(n_units, p, size=b)            # (b, units): times each unit drawn
-        cum = np.cumsum(counts[:, unit], axis=1)                # (b, samples) in sorted order
-        total = cum[:, -1]
-        lo_rank = (total + 1) // 2                              # 1-based order statistics of the median
-        hi_rank = total // 2 + 1
-        lo_idx = (cum < lo_rank[:, None]).sum(axis=1)
-        hi_idx = (cum < hi_rank[:, None]).sum(axis=1)
-        medians[start:start + b] = (values[lo_idx] + values[hi_idx]) / 2.0
-    return medians, method, n_units
-
 
 def mann_whitney_p(base: Sequence[float], head: Sequence[float]) -> float | None:
     """Two-sided Mann-Whitney U p-value (scipy) of two sets of independent values (round
@@ -133,6 +91,7 @@ class RatioStats:
     head_method: str
     base_units: int
     head_units: int
+    replicates: Any = field(default=None, repr=False, compare=False)  # bootstrap replicates of r
 
     @property
     def ci_width(self) -> float:
@@ -148,27 +107,18 @@ def ratio_stats(base: Sequence[float], head: Sequence[float], base_rounds: Seque
     b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
     if b.size == 0 or h.size == 0:
         raise ValueError("both runs need samples")
-    mb, mh = float(np.median(b)), float(np.median(h))
-    if mb <= 0:
+    if float(np.median(b)) <= 0:
         raise ValueError("base median is not positive")
-    rng = np.random.default_rng(seed)
-    bm, b_method, b_units = bootstrap_medians(b, base_rounds, resamples, rng)
-    hm, h_method, h_units = bootstrap_medians(h, head_rounds, resamples, rng)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = hm / bm
-    ratios = ratios[np.isfinite(ratios)]
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
-    r = mh / mb
-    # The percentile interval of a skewed statistic may, rarely, not contain the point estimate;
-    # widen it to do so, so "CI above 1" never contradicts the ratio shown beside it.
-    lo, hi = min(float(lo), r), max(float(hi), r)
-    if b_method == h_method == "rounds":
+    rep = ratio_replicates(h, head_rounds, b, base_rounds, resamples, np.random.default_rng(seed))
+    r = rep["ratio"]
+    lo, hi = percentile_interval(rep["replicates"], r, confidence)
+    if rep["den_method"] == rep["num_method"] == "rounds":
         # the test sees the same independent units the bootstrap resamples: one median per round
         p = mann_whitney_p(_round_medians(b, base_rounds), _round_medians(h, head_rounds))
     else:
         p = mann_whitney_p(b, h)
-    return RatioStats(r, lo, hi, p, mb, mh, b_method, h_method, b_units, h_units)
+    return RatioStats(r, lo, hi, p, rep["den_median"], rep["num_median"], rep["den_method"], rep["num_method"],
+                      rep["den_units"], rep["num_units"], replicates=rep["replicates"])
 
 
 def _round_medians(x: np.ndarray, rounds: Sequence[int]) -> np.ndarray:
@@ -512,8 +462,8 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
     c.resampled = (f"{stats.base_method}/{stats.head_method}" if stats.base_method != stats.head_method
                    else stats.base_method)
     c.verdict, c.note = verdict(stats, cmp.threshold, cmp.case_alpha)
-    if stats.base_method == "samples" or stats.head_method == "samples":
-        extra = "samples resampled singly (no rounds recorded)"
+    if stats.base_method == "blocks" or stats.head_method == "blocks":
+        extra = "blocks of consecutive samples resampled (no rounds recorded)"
         c.note = f"{c.note}; {extra}" if c.note else extra
     return c
 

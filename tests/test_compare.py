@@ -107,7 +107,10 @@ def by_model(cmp: C.Comparison) -> dict[str, C.CaseComparison]:
 # ----------------------------------------------------------------------------------------------
 
 def _stats(base, head, rounds=True):
-    return C.ratio_stats(base[0], head[0], base[1] if rounds else None, head[1] if rounds else None)
+    """rounds=False: every sample its own unit (the single-sample bootstrap, for contrast)."""
+    if rounds:
+        return C.ratio_stats(base[0], head[0], base[1], head[1])
+    return C.ratio_stats(base[0], head[0], list(range(len(base[0]))), list(range(len(head[0]))))
 
 
 def test_shift_of_ten_percent_is_a_regression():
@@ -158,9 +161,12 @@ def test_rounds_are_resampled_whole():
     med, method, units = C.bootstrap_medians(samples, rounds, 500, np.random.default_rng(1))
     assert method == "rounds" and units == 12
     assert np.all(med == 5.0)
-    med_s, method_s, units_s = C.bootstrap_medians(samples, None, 500, np.random.default_rng(1))
-    assert method_s == "samples" and units_s == 108
+    med_s, method_s, units_s = C.bootstrap_medians(samples, list(range(108)), 500, np.random.default_rng(1))
+    assert units_s == 108  # every sample its own unit: the single-sample bootstrap has spread
     assert med_s.min() < 5.0 < med_s.max()
+    # no rounds recorded: contiguous blocks of ~n^(1/3) consecutive samples are the units
+    med_b, method_b, units_b = C.bootstrap_medians(samples, None, 500, np.random.default_rng(1))
+    assert method_b == "blocks" and units_b == int(np.ceil(108 / round(108 ** (1 / 3))))
 
 
 def test_bootstrap_median_matches_explicit_resampling():
@@ -282,10 +288,10 @@ def test_inconclusive_gate_level():
     assert cmp.exit_code("regression") == 0 and cmp.exit_code("inconclusive") == 1
 
 
-def test_samples_without_rounds_fall_back_to_single_samples_and_say_so():
+def test_samples_without_rounds_fall_back_to_blocks_and_say_so():
     cmp = C.compare_runs(synth_doc("base", 1, with_rounds=False), synth_doc("head", 2, with_rounds=False, factor=1.1))
     assert {c.verdict for c in cmp.cases} == {"regression"}
-    assert all(c.resampled == "samples" and "no rounds recorded" in c.note for c in cmp.cases)
+    assert all(c.resampled == "blocks" and "no rounds recorded" in c.note for c in cmp.cases)
 
 
 def test_results_without_samples_are_listed():

@@ -8,8 +8,9 @@ import click
 
 from ..errors import UsageError
 
-PAPER_NOTE = ("speedup = baseline p50 / this p50, from rounds the two cases ran back to back "
-              "(median of the per-round ratios)")
+PAPER_NOTE = ("speedup = baseline p50 / this p50; paired: the median of the per-round ratios of rounds the two "
+              "cases ran in the same rotation, back to back; marked ~ (unpaired): the ratio of the two medians of "
+              "cases that never shared a rotation (--no-interleave, or different interleaving groups)")
 
 
 def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
@@ -191,7 +192,7 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
 def summary_data(outcome) -> dict:
     """The facts the table shows, as data (also what --json - adds as "summary")."""
     from ..exporters.artifact import parity_verdict
-    from ..bench.stats import CV_WARN, paired_ratio
+    from ..bench.stats import CV_WARN, speedup as speedup_of
     from ..bench.suites import SPEEDUP_BASELINES
 
     ok = [r for r in outcome.results if r.row["status"] == "ok"]
@@ -206,14 +207,16 @@ def summary_data(outcome) -> dict:
         group = by_group[(s.backend, s.device, s.precision, s.batch, s.scenario)]
         for base in SPEEDUP_BASELINES:
             b = group.get(base)
-            speed[base] = (paired_ratio(b.samples_ns, b.rounds, r.samples_ns, r.rounds)
-                           if b is not None and b is not r else ({"ratio": 1.0} if b is r else None))
+            speed[base] = (speedup_of(b.samples_ns, b.rounds, r.samples_ns, r.rounds)
+                           if b is not None and b is not r else ({"ratio": 1.0, "paired": True} if b is r else None))
         rows.append({
             "model": s.model, "family": row["family"], "backend": s.backend, "device": s.device,
             "precision": s.precision, "batch": s.batch, "scenario": s.scenario, "n": row["n"], "p50_ms": row["p50_ms"],
             "p50_ci_low_ms": row["p50_ci_low_ms"], "p50_ci_high_ms": row["p50_ci_high_ms"],
             "p90_ms": row["p90_ms"], "p99_ms": row["p99_ms"], "items_per_s": row["items_per_s"],
             "speedup": {k: (v or {}).get("ratio") for k, v in speed.items()},
+            "speedup_detail": {k: v for k, v in speed.items() if v is not None},
+            "clock": row.get("clock"),
             "params": row["params"], "macs": row["macs"], "parity": parity_verdict(row["parity"]),
             "cv": row["cv"], "noisy": bool(row["cv"] is not None and row["cv"] > CV_WARN),
             "peak_rss_mb": row["peak_rss_mb"], "warnings": row["warnings"],
@@ -223,7 +226,15 @@ def summary_data(outcome) -> dict:
               for r in outcome.results if r.row["status"] != "ok"]
     return {"run_id": outcome.run_id, "status": outcome.status, "store": outcome.store_url,
             "wall_s": round(outcome.wall_s, 1), "results": rows, "not_measured": others,
-            "notes": outcome.notes + [PAPER_NOTE]}
+            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows)}
+
+
+def _unpaired_note(rows: list[dict]) -> list[str]:
+    n = sum(1 for r in rows for k, v in (r.get("speedup_detail") or {}).items() if v.get("paired") is False)
+    if not n:
+        return []
+    return [f"{n} speedup(s) are unpaired (~): the two cases never ran in the same rotation, so machine drift "
+            "between them is not cancelled; their CI comes from independent round bootstraps"]
 
 
 def _cv(r: dict) -> str:
@@ -238,15 +249,19 @@ def print_summary(console, data: dict) -> None:
     def ms(v):
         return fmt(v, 3)
 
-    def x(v):
-        return "-" if v is None else f"{v:.2f}x"
+    def x(r, base):
+        v = r["speedup"].get(base)
+        if v is None:
+            return "-"
+        paired = (r.get("speedup_detail", {}).get(base) or {}).get("paired", True)
+        return f"{v:.2f}x" if paired else f"~{v:.2f}x"
 
     rows = []
     for r in data["results"]:
         ci = (f"[{r['p50_ci_low_ms']:.3f}, {r['p50_ci_high_ms']:.3f}]" if r["p50_ci_low_ms"] is not None else "")
         rows.append((r["model"], r["backend"], r["precision"], r["batch"], f"{ms(r['p50_ms'])} {ci}",
                      ms(r["p90_ms"]), ms(r["p99_ms"]), fmt(r["items_per_s"], 1),
-                     x(r["speedup"].get("resnet50")), x(r["speedup"].get("dw_resnet50")),
+                     x(r, "resnet50"), x(r, "dw_resnet50"),
                      fmt(r["params"] / 1e6 if r["params"] else None, 2), fmt(r["macs"] / 1e9 if r["macs"] else None, 2),
                      r["parity"], _cv(r),
                      r["n"]))

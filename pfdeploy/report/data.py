@@ -116,21 +116,25 @@ def _family_of(row: dict) -> str:
 
 
 def _speedup(base_row: dict, pf_row: dict) -> dict:
-    """baseline p50 / PF p50 (> 1: the parameter-free model is faster). From paired rounds
-    (METHOD.md section 5) when both were measured in shared rounds, else from the two medians."""
+    """baseline p50 / PF p50 (> 1: the parameter-free model is faster), from `bench.stats.speedup`:
+    paired rounds (METHOD.md section 5) when both were measured in the same rotations, else an
+    unpaired ratio of medians with its own round-aware CI, labelled as such."""
     bs, ps = base_row.get("samples_ns"), pf_row.get("samples_ns")
     br, pr = base_row.get("sample_rounds"), pf_row.get("sample_rounds")
-    if bs and ps and br and pr and len(bs) == len(br) and len(ps) == len(pr):
-        from ..bench.stats import paired_ratio
+    if bs and ps:
+        from ..bench.stats import speedup
 
-        res = paired_ratio(bs, br, ps, pr)
-        if res and res.get("rounds", 0) >= 2:
+        res = speedup(bs, br if br and len(br) == len(bs) else None, ps, pr if pr and len(pr) == len(ps) else None)
+        if res is not None:
             return {"value": res["ratio"], "low": res.get("ci_low"), "high": res.get("ci_high"),
-                    "how": f"paired rounds ({res['rounds']})"}
+                    "paired": res["paired"],
+                    "how": (f"paired rounds ({res['rounds']})" if res["paired"]
+                            else "unpaired: ratio of medians (never in the same rotation)")}
     b, p = base_row.get("p50_ms"), pf_row.get("p50_ms")
     if isinstance(b, (int, float)) and isinstance(p, (int, float)) and p > 0:
-        return {"value": b / p, "low": None, "high": None, "how": "ratio of medians"}
-    return {"value": None, "low": None, "high": None, "how": ""}
+        return {"value": b / p, "low": None, "high": None, "paired": False,
+                "how": "unpaired: ratio of medians (no raw samples)"}
+    return {"value": None, "low": None, "high": None, "paired": None, "how": ""}
 
 
 def config_label(row: dict) -> str:
