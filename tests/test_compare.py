@@ -413,9 +413,37 @@ def test_mann_whitney_uses_round_medians_when_there_are_rounds():
     assert by_samples.p_value < 1e-3 < by_rounds.p_value
 
 
-def test_machine_wide_shift_is_warned():
-    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0) for i in range(5))
-    everything = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=0.75))
-    assert any("machine-wide shift" in w and "5 of 5 compared cases are faster" in w for w in everything.warnings)
+def test_machine_wide_shift_is_its_own_finding_and_per_case_verdicts_are_relative():
+    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0 + 3 * i) for i in range(6))
+    faster = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=0.75))
+    assert faster.shift is not None and faster.shift.ratio == pytest.approx(0.75, abs=0.02)
+    assert faster.shift.ci_low < 0.75 < faster.shift.ci_high < 1 and faster.shift.beyond_threshold
+    assert any("machine-wide shift: every case moved -2" in w for w in faster.warnings)
+    # no case is an improvement on its own: they all moved together
+    assert {c.verdict for c in faster.cases} <= {"unchanged", "inconclusive"}
+    assert all(abs(c.rel_ratio - 1) < 0.03 for c in faster.cases)
+    assert faster.exit_code("regression") == 0 and not faster.shift.fails_gate  # a common speed-up passes
+    slower = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.2))
+    assert slower.shift.fails_gate and slower.exit_code("regression") == 1
+    assert {c.verdict for c in slower.cases} <= {"unchanged", "inconclusive"}
+    assert "machine-wide shift +2" in slower.headline() and "rerun" in slower.to_markdown()
+    allowed = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.2),
+                             shift_fails=False)
+    assert allowed.exit_code("regression") == 0 and allowed.shift.beyond_threshold
+    # one case changing is that case's regression, not a shift
     one = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor={"m0": 1.3}))
-    assert not any("machine-wide" in w for w in one.warnings)
+    assert not one.shift.beyond_threshold and not any("machine-wide" in w for w in one.warnings)
+    assert by_model(one)["m0"].verdict == "regression" and one.exit_code("regression") == 1
+    # a shift AND one case 15% slower on top: the case is a regression relative to the shift
+    both = C.compare_runs(synth_doc("b", 1, cases=cases),
+                          synth_doc("h", 2, cases=cases, factor={f"m{i}": 0.8 * (1.15 if i == 3 else 1) for i in range(6)}))
+    assert by_model(both)["m3"].verdict == "regression"
+    assert by_model(both)["m3"].rel_ratio == pytest.approx(1.15, abs=0.03)
+    assert sum(c.verdict == "regression" for c in both.cases) == 1
+
+
+def test_fewer_cases_than_the_shift_needs_keep_absolute_verdicts_and_warn():
+    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0) for i in range(3))
+    cmp = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.3))
+    assert cmp.shift is None and {c.verdict for c in cmp.cases} == {"regression"}
+    assert any("cannot be told from a code change" in w for w in cmp.warnings)

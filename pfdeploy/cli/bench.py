@@ -142,12 +142,15 @@ class RichProgress:
 @click.option("--target-ci", type=float, help="Stop once the median's 95% CI half-width is within this fraction (default 0.01).")
 @click.option("--interleave/--no-interleave", default=True, show_default=True,
               help="Interleave rounds of all cases (A,B,C,A,B,C...) or run cases one after another.")
+@click.option("--allow-failed-parity", is_flag=True,
+              help="Also time artifacts whose parity check failed (NaN/Inf or far from PyTorch); their rows say "
+                   "parity failed. Default: such cases fail without being timed.")
 @click.option("--store", "store_url", help="Results store: a SQLite path or URL, postgresql://... "
                                            "(default: $PFDEPLOY_STORE or ./pfdeploy-results.db).")
 @click.option("--tag", help="A label for this run (compare and report find runs by tag).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Also write the run as JSON to FILE ('-': stdout).")
 def command(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time, target_ci,
-            interleave, store_url, tag, json_file):
+            interleave, allow_failed_parity, store_url, tag, json_file):
     """Benchmark models through every installed runtime and store the results.
 
     With no arguments: the `default` suite on the CPU (the parameter-free ResNet-50s against
@@ -161,6 +164,7 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
 
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag)
+    cfg.allow_failed_parity = allow_failed_parity
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
     from ..bench.engine import Engine
 
