@@ -31,6 +31,7 @@ from .worker import WorkerDied, WorkerError, WorkerProcess
 
 ROUND_TIME_S = 0.25  # one interleaving round of a case lasts about this long
 MAX_GROUP = 16  # at most this many worker processes alive at once
+MEASURE_TIMEOUT_MIN_S = 60.0  # a worker silent for this long plus 20x its expected round time is hung
 # environment variables that change how runtimes' thread pools behave; recorded with the run
 _THREAD_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES",
                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TBB_NUM_THREADS")
@@ -463,7 +464,7 @@ class Engine:
                                       self._done_units, self._total_units)
                 budget = int(rule.max_time_s * 1e9) - lv.measured_ns
                 per_iter = (lv.measured_ns / len(lv.samples)) if lv.samples else 1e9
-                timeout = 60 + 20 * (lv.k + cfg.rewarm) * per_iter / 1e9
+                timeout = MEASURE_TIMEOUT_MIN_S + 20 * (lv.k + cfg.rewarm) * per_iter / 1e9
                 try:
                     reply = lv.worker.call("measure", timeout_s=timeout, iters=lv.k, budget_ns=budget,
                                            rewarm=cfg.rewarm)

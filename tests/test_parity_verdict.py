@@ -66,12 +66,22 @@ def test_records_written_by_the_old_rule_are_rejudged():
 # ---------------------------------------------------------------------------------------------
 
 def _break(src, dst, how):
-    """Copy of the QDQ int8 model with weight scales corrupted: `nan` -> NaN scales,
-    `far` -> every weight scale of the first half of the layers multiplied by 40."""
+    """Copy of the QDQ int8 model, broken: `nan` -> the logits pass through an Add of NaN (a
+    runtime that produces NaN); `far` -> the weight scales of the first half of the layers
+    multiplied by 40 (a broken quantization recipe)."""
     import onnx
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
     proto = onnx.load(str(src))
+    if how == "nan":
+        out = proto.graph.output[0]
+        old = out.name
+        proto.graph.initializer.append(numpy_helper.from_array(np.array([np.nan], np.float32), "nan_const"))
+        for node in proto.graph.node:
+            node.output[:] = [f"{old}_pre" if o == old else o for o in node.output]
+        proto.graph.node.append(helper.make_node("Add", [f"{old}_pre", "nan_const"], [old]))
+        onnx.save(proto, str(dst))
+        return
     inits = {i.name: i for i in proto.graph.initializer}
     deq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
            and inits[n.input[1]].dims and inits[n.input[1]].dims[0] > 1]
@@ -79,7 +89,7 @@ def _break(src, dst, how):
     for i, node in enumerate(deq[: max(1, len(deq) // 2)]):
         scale = inits[node.input[1]]
         arr = numpy_helper.to_array(scale).copy()
-        arr = arr * np.float32("nan") if how == "nan" else arr * np.float32(40.0)
+        arr = arr * np.float32(40.0)
         scale.CopyFrom(numpy_helper.from_array(arr.astype(np.float32), scale.name))
     onnx.save(proto, str(dst))
 
