@@ -13,8 +13,6 @@ from pfdeploy import compare as C
 from pfdeploy.bench.stats import summarize
 
 RUNS = Path(__file__).parent / "data" / "runs"
-if not (RUNS / "expected.json").exists():  # TEMPORARY until the fixtures are committed
-    pytest.skip("golden fixtures not committed yet", allow_module_level=True)
 EXPECTED = json.loads((RUNS / "expected.json").read_text())
 
 
