@@ -139,7 +139,7 @@ class RichProgress:
 @click.option("--scenario", type=click.Choice(["latency", "throughput"]), help="latency (default) or throughput.")
 @click.option("--min-time", type=float, help="Measure each case for at least this many seconds.")
 @click.option("--max-time", type=float, help="Never measure a case longer than this many seconds.")
-@click.option("--target-ci", type=float, help="Stop once the median's 95% CI half-width is within this fraction (default 0.01).")
+@click.option("--target-ci", type=float, help="Stop once the median's round-aware 95% CI half-width is within this fraction (default 0.02).")
 @click.option("--interleave/--no-interleave", default=True, show_default=True,
               help="Interleave rounds of all cases (A,B,C,A,B,C...) or run cases one after another.")
 @click.option("--allow-failed-parity", is_flag=True,
