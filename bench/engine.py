@@ -75,6 +75,7 @@ class CaseResult:
     samples_ns: list[int] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)
     result_id: object = None
+    device_samples_ns: list[int] | None = None  # device-clock samples (CUDA events) of GPU backends
 
 
 @dataclass
@@ -512,10 +513,15 @@ class Engine:
         finally:
             self._live.pop(lv.spec.key, None)
         row = self._row(lv.spec, lv.prep, "ok", None, live=lv, final=final, decision=decision)
-        self._commit(CaseResult(lv.spec, row, lv.samples, lv.rounds))
+        self._commit(CaseResult(lv.spec, row, lv.samples, lv.rounds,
+                                device_samples_ns=[int(v * 1e6) for v in lv.device_ms] or None))
 
     def _commit(self, result: CaseResult) -> None:
-        result.result_id = self.store.add_result(self.run_id, result.row, result.samples_ns, result.rounds)
+        dev = result.device_samples_ns
+        if dev and len(dev) != len(result.samples_ns):
+            dev = None  # the store keeps device samples beside host samples one to one
+        result.result_id = self.store.add_result(self.run_id, result.row, result.samples_ns, result.rounds,
+                                                 device_samples_ns=dev or None)
         self._results.append(result)
         self._progress.case_done(result)
 
