@@ -9,7 +9,9 @@ each up, then drives rounds A, B, C, A, B, C ... with exactly one worker running
 the others wait on their pipe. A case leaves the rotation when its stopping rule says so; its
 worker then reports its peak RSS and exits, and its result row is committed to the store.
 A worker that dies (a runtime segfault) fails its own case with the exit signal recorded.
-Ctrl-C kills the workers, keeps every finished case and marks the run interrupted.
+Ctrl-C, SIGTERM or SIGHUP (pfdeploy.signals) kill the workers, keep every finished case, mark the
+run interrupted and remove the temporary directory; workers also die with the parent if it is
+killed outright (PR_SET_PDEATHSIG).
 """
 from __future__ import annotations
 
@@ -30,6 +32,23 @@ from .timing import Decision, decide, round_size
 from .worker import WorkerDied, WorkerError, WorkerProcess
 
 ROUND_TIME_S = 0.25  # one interleaving round of a case lasts about this long
+# A worker's load (runtime import, model load, first inference) gets this long; torch.compile
+# compiles at the first inference and gets longer. $PFDEPLOY_LOAD_TIMEOUT_S overrides both.
+LOAD_TIMEOUT_S = 300.0
+LOAD_TIMEOUT_COMPILE_S = 900.0
+
+
+def load_timeout_s(backend: str) -> float:
+    raw = os.environ.get("PFDEPLOY_LOAD_TIMEOUT_S")
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise UserError(f"PFDEPLOY_LOAD_TIMEOUT_S={raw!r} is not a number of seconds") from None
+        if value <= 0:
+            raise UserError(f"PFDEPLOY_LOAD_TIMEOUT_S must be positive, not {raw!r}")
+        return value
+    return LOAD_TIMEOUT_COMPILE_S if backend == "torch-compile" else LOAD_TIMEOUT_S
 MAX_GROUP = 16  # at most this many worker processes alive at once
 MEASURE_TIMEOUT_MIN_S = 60.0  # a worker silent for this long plus 20x its expected round time is hung
 # environment variables that change how runtimes' thread pools behave; recorded with the run
@@ -86,6 +105,7 @@ class Outcome:
     store_url: str
     wall_s: float
     notes: list[str] = field(default_factory=list)
+    signum: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM, SIGHUP)
 
 
 class Progress:
@@ -103,6 +123,7 @@ class Progress:
 @dataclass
 class Prepared:
     family: str | None = None
+    baselines: tuple[str, ...] = ()  # the baselines the model's zoo spec names (ModelSpec.baselines)
     params: int | None = None
     macs: int | None = None
     inputs: str | None = None
@@ -211,7 +232,13 @@ class Engine:
         cfg = self.config
         t0 = time.monotonic()
         device = parse_device(cfg.device)  # UsageError (exit 2) for an unusable GPU
-        threads = cfg.threads or physical_cores()
+        cores = physical_cores()
+        threads = cfg.threads or cores
+        self._oversubscribed = None
+        if threads > cores:
+            self._oversubscribed = (f"{threads} threads on {cores} physical core(s): hyper-threads share a core's "
+                                    f"units, so these figures measure contention as well as the runtime")
+            self.notes.append(f"warning: {self._oversubscribed}")
         if prepared_cases is None:
             runnable, skipped = self.plan(device, threads)
         else:
@@ -227,6 +254,7 @@ class Engine:
         })
         self.run_id = run_id
         status = "failed"
+        signum = None
         tmp = Path(tempfile.mkdtemp(prefix="pfdeploy-bench-"))
         try:
             for spec, why in skipped:
@@ -245,16 +273,21 @@ class Engine:
             for group in self._groups(todo):
                 self._run_group(group)
             status = "finished"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # pfdeploy.signals.Interrupted for SIGTERM/SIGHUP too
             status = "interrupted"
+            signum = getattr(exc, "signum", None) or 2
         finally:
-            for live in list(self._live.values()):
-                live.worker.kill()
-                live.worker.cleanup()
-            self._live.clear()
-            self.store.finish_run(run_id, status, loadavg_after=_loadavg())
-            shutil.rmtree(tmp, ignore_errors=True)
-        return Outcome(run_id, status, self._results, self.store_url, time.monotonic() - t0, self.notes)
+            from .. import signals
+
+            with signals.deferred():  # a second signal must not cut the cleanup in half
+                for live in list(self._live.values()):
+                    live.worker.kill()
+                    live.worker.cleanup()
+                self._live.clear()
+                shutil.rmtree(tmp, ignore_errors=True)
+                self.store.finish_run(run_id, status, loadavg_after=_loadavg())
+        return Outcome(run_id, status, self._results, self.store_url, time.monotonic() - t0, self.notes,
+                       signum=signum)
 
     def _case_units(self) -> float:
         r = self.config.rule
@@ -316,6 +349,7 @@ class Engine:
             try:
                 spec = get_spec(name)
                 base.family = spec.family
+                base.baselines = tuple(spec.baselines)
                 source = _ModelSource(name, cfg.seed, self._progress)
                 if need["torch"]:
                     base.weights_file, base.params, base.macs = self._torch_weights(spec, source, tmp)
@@ -340,6 +374,7 @@ class Engine:
             base = per_model[c.model]
             p = out[c.key]
             p.family, p.params, p.macs, p.error = base.family, base.params, base.macs, base.error
+            p.baselines = base.baselines
             p.inputs = str(tmp / f"{c.model}_b{c.batch}.npy")
             target = BACKENDS[c.backend].target
             if target is None:
@@ -436,7 +471,7 @@ class Engine:
             lv = _Live(spec, prep, w, budget_units=self._case_units())
             self._live[spec.key] = lv
             try:
-                lv.load = w.call("load", timeout_s=1800, case=spec.to_dict(), inputs=prep.inputs,
+                lv.load = w.call("load", timeout_s=load_timeout_s(spec.backend), case=spec.to_dict(), inputs=prep.inputs,
                                  model_file=prep.model_file, weights_file=prep.weights_file)
             except (WorkerDied, WorkerError) as exc:
                 self._fail(lv, exc, "load")
@@ -529,6 +564,8 @@ class Engine:
     def _row(self, spec: CaseSpec, prep: Prepared, status: str, error: str | None, live: _Live | None = None,
              final: dict | None = None, decision: Decision | None = None) -> dict:
         warnings: list[str] = []
+        if getattr(self, "_oversubscribed", None) and status == "ok":
+            warnings.append(self._oversubscribed)
         summary = summarize(live.samples if (live and status == "ok") else [],
                             live.rounds if (live and status == "ok") else None)
         items_per_s = None
@@ -570,7 +607,8 @@ class Engine:
             if decision is not None:
                 artifact["stop_reason"] = decision.reason
         row = {
-            "case_key": spec.key, "model": spec.model, "family": prep.family, "weights": spec.weights,
+            "case_key": spec.key, "model": spec.model, "family": prep.family, "baselines": list(prep.baselines),
+            "weights": spec.weights,
             "backend": spec.backend, "device": spec.device, "precision": spec.precision, "batch": spec.batch,
             "threads": spec.threads, "scenario": spec.scenario, "status": status, "error": error,
             **{k: v for k, v in summary.to_dict().items()},

@@ -70,6 +70,7 @@ class WorkerProcess:
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env.setdefault("PYTHONUNBUFFERED", "1")
+        full_env["PFDEPLOY_PARENT_PID"] = str(os.getpid())  # the worker dies with this process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pfdeploy.bench.worker", str(p2c_r), str(c2p_w)],
             pass_fds=(p2c_r, c2p_w), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
@@ -256,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rfd, wfd = int(argv[0]), int(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    parent = os.environ.get("PFDEPLOY_PARENT_PID")
+    if parent and parent.isdigit():
+        from pfdeploy.signals import die_with_parent
+
+        # SIGKILL when the parent dies, however it dies: a busy worker never outlives it
+        die_with_parent(int(parent))
     reader = os.fdopen(rfd, "r")
     writer = os.fdopen(wfd, "w", buffering=1)
     worker = _Worker()

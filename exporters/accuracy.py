@@ -118,8 +118,8 @@ def record(artifact_dir, rec: dict, files: list[Path], images, weights_source: s
     data[digest] = entry
     try:
         atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
-    except OSError as exc:
-        entry["not_recorded"] = f"{path}: {exc.strerror or exc}"
+    except UserError as exc:  # pfdeploy.outputs turns the OSError (read-only, full) into one line
+        entry["not_recorded"] = str(exc)
     return entry
 
 

@@ -202,15 +202,86 @@ def load_artifact(path, check_hash: bool = True) -> Artifact:
 
 # --- atomic directories ----------------------------------------------------------------------
 
+_OWNER_RE = None
+STALE_UNOWNED_S = 6 * 3600  # a temp dir whose owner cannot be checked is removed after this long
+STALE_FOREIGN_S = 24 * 3600  # ... and one made on another host (a shared cache) after this long
+
+
+def _host() -> str:
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _owner_tag() -> str:
+    """'pid<PID>@<host>': who made a temporary directory, so a later run can tell a dead
+    export's leftovers (removed) from a live one's (kept)."""
+    return f"pid{os.getpid()}@{_host()}"
+
+
 def make_temp_dir(parent: Path, name: str) -> Path:
     """A private temporary directory beside the final location (same filesystem, so the final
-    rename is atomic). Its name starts with '.tmp-' so nothing treats it as an artifact."""
+    rename is atomic). Its name starts with '.tmp-' so nothing treats it as an artifact, and
+    names its owner (pid and host) for `sweep_stale_temp`."""
     parent = Path(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=parent))
+        return Path(tempfile.mkdtemp(prefix=f".tmp-{name}-{_owner_tag()}-", dir=parent))
     except OSError as exc:
         raise UserError(f"cannot write to {parent}: {exc.strerror or exc}") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temp(root: Path, now: float | None = None) -> list[Path]:
+    """Remove what killed exports left in the cache: '.tmp-*' and '.old-*' directories (one
+    level below `root`, and in `root`) whose owner process on this host is gone, or that are
+    older than a day (another host's) or 6 hours (no owner recorded). Best effort: an
+    unreadable or read-only cache is left alone. Returns the removed paths."""
+    import re
+
+    global _OWNER_RE
+    if _OWNER_RE is None:
+        _OWNER_RE = re.compile(r"-pid(\d+)@([A-Za-z0-9]+)-")
+    now = time.time() if now is None else now
+    root = Path(root)
+    removed = []
+    try:
+        parents = [root] + [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return removed
+    host = _host()
+    for parent in parents:
+        try:
+            entries = [e for e in parent.iterdir() if e.name.startswith((".tmp-", ".old-")) and e.is_dir()]
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                age = now - e.stat().st_mtime
+            except OSError:
+                continue
+            m = _OWNER_RE.search(e.name)
+            if m and m.group(2) == host:
+                stale = not _pid_alive(int(m.group(1)))
+            elif m:
+                stale = age > STALE_FOREIGN_S
+            else:
+                stale = age > STALE_UNOWNED_S
+            if stale:
+                shutil.rmtree(e, ignore_errors=True)
+                if not e.exists():
+                    removed.append(e)
+    return removed
 
 
 def publish_dir(tmp: Path, final: Path, replace: bool = False) -> Path:
@@ -222,7 +293,7 @@ def publish_dir(tmp: Path, final: Path, replace: bool = False) -> Path:
         if not replace:
             shutil.rmtree(tmp, ignore_errors=True)
             return final
-        old = final.with_name(f".old-{final.name}-{os.getpid()}-{int(time.time() * 1000)}")
+        old = final.with_name(f".old-{final.name}-{_owner_tag()}-{int(time.time() * 1000)}")
         os.rename(final, old)
         try:
             os.rename(tmp, final)

@@ -18,8 +18,9 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import UsageError, UserError
-from .artifact import (Artifact, parity_verdict, artifact_sha256, check_writable_dir, files_digest, load_artifact,
-                       make_temp_dir, publish_dir, tool_versions, utc_now, write_manifest)
+from .artifact import (FORMAT, MANIFEST, Artifact, artifact_sha256, check_writable_dir, files_digest,
+                       load_artifact, make_temp_dir, parity_verdict, publish_dir, sweep_stale_temp, tool_versions,
+                       utc_now, write_manifest)
 from .settings import (DEFAULT_DYNAMIC, MODEL_FILES, OPSET, BatchSpec, ExportRequest, canonical_target, check_precision,
                        parse_batch)
 
@@ -124,8 +125,10 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
     if (calib is not None or calib_size is not None) and precision != "int8":
         raise UsageError("--calib/--calib-size only apply to --precision int8")
     root = default_cache(cache_dir)
-    check_writable_dir(root, "cache directory")
+    # A read-only cache that already holds the artifact is fine: writability is checked (early,
+    # before any expensive step) only where something must be exported, in _build/_trt_artifact.
     out_path = _check_out(out, force) if out is not None else None
+    sweep_stale_temp(root)  # leftovers of exports that were killed (best effort)
     from ..pretrained import resolve
 
     resolved = resolve(spec.name, weights)  # a release checkpoint is fetched (once) here
@@ -146,32 +149,63 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
         req = make_request(spec.name, wsrc, target, precision, bspec, cspec)
         art = _cached_or_build(req, spec, root, force, verify, source, progress, weights, seed, allow_failed)
     if out_path is not None:
-        art = _copy_out(art, out_path, force)
+        art = _copy_out(art, out_path)
         _say(progress, f"copied to {out_path}")
     return art
 
 
+def _holds_only_an_artifact(p: Path) -> bool:
+    """True when directory `p` holds a previous pfdeploy artifact and nothing else (its
+    manifest.json and exactly the files that manifest lists)."""
+    import json
+
+    try:
+        manifest = json.loads((p / MANIFEST).read_text())
+        names = {e.name for e in p.iterdir()}
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        return False
+    return names <= {MANIFEST, *manifest["files"]}
+
+
 def _check_out(out, force: bool) -> Path:
+    """--out DIR: new or empty; or, with --force, holding only a previous pfdeploy artifact
+    (replaced as a whole). A directory with anything else in it is refused, --force or not:
+    pfdeploy never deletes a user's files."""
     p = Path(out).expanduser()
-    check_writable_dir(p)
+    check_writable_dir(p, "--out")
     if p.exists():
         if not p.is_dir():
             raise UserError(f"--out {p} exists and is not a directory")
-        if any(p.iterdir()) and not force:
-            raise UserError(f"--out {p} exists and is not empty; choose a new directory or add --force to replace it")
+        if any(p.iterdir()):
+            if not _holds_only_an_artifact(p):
+                raise UserError(f"--out {p} is not empty and holds more than a pfdeploy artifact; choose a new or "
+                                f"empty directory (pfdeploy never deletes other files, --force or not)")
+            if not force:
+                raise UserError(f"--out {p} is not empty (it holds a pfdeploy artifact); choose a new directory "
+                                f"or add --force to replace that artifact")
     return p
 
 
-def _copy_out(art: Artifact, out: Path, force: bool) -> Artifact:
+def _copy_out(art: Artifact, out: Path) -> Artifact:
+    from ..outputs import publish_tree_mode
+
     tmp = make_temp_dir(out.parent, out.name)
     try:
-        for name in [*art.manifest["files"], "manifest.json"]:
+        for name in [*art.manifest["files"], MANIFEST]:
             shutil.copy2(art.path / name, tmp / name)
+        publish_tree_mode(tmp)  # a directory the user named gets the umask's mode, not mkdtemp's 0700
+        _check_out(out, True)  # again: files may have appeared there while copying
         if out.exists() and not any(out.iterdir()):
             out.rmdir()
         publish_dir(tmp, out, replace=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # full disk, permissions
+            from ..outputs import _reason
+
+            raise UserError(f"cannot write --out {out}: {_reason(exc)}") from None
         raise
     return load_artifact(out, check_hash=False)
 
@@ -189,6 +223,7 @@ def _cached_or_build(req: ExportRequest, spec, root: Path, force: bool, verify: 
             _say(progress, f"cached artifact unusable ({exc}); re-exporting")
             replace = True
     if art is None:
+        check_writable_dir(root, "cache directory")  # before the expensive export
         art = _build(req, spec, root, final, replace, verify, source, progress, weights, seed)
     elif verify and (art.status in ("unverified", "failed")
                      or (art.status == "inconclusive" and parity_verdict(art.parity) != "inconclusive")):
@@ -297,7 +332,11 @@ def _verify_in_place(art: Artifact, spec, source: _Source, progress) -> Artifact
     _say(progress, f"verifying cached artifact {art.path}")
     manifest = dict(art.manifest)
     _attach_parity(manifest, art, spec, source.model())
-    write_manifest(art.path, manifest)
+    try:
+        write_manifest(art.path, manifest)
+    except OSError:  # a read-only cache: use the verdict for this command, keep the file as it is
+        _say(progress, f"cache {art.path} is read-only: the new parity verdict is not saved there")
+        return Artifact(art.path, manifest)
     return load_artifact(art.path, check_hash=False)
 
 
@@ -396,6 +435,7 @@ def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, sour
                 raise UserError(format_failure(f"{spec.name} trt {precision}", art.parity)
                                 + f"; kept at {art.path} (re-export with --force)")
             return art
+    check_writable_dir(root, "cache directory")  # before building an engine
     onnx_art = get_artifact(spec.name, "onnx", src_prec, batch=None if bspec.dynamic else bspec.min,
                             dynamic_batch=(bspec.min, bspec.opt, bspec.max) if bspec.dynamic else None,
                             weights=weights, seed=seed, cache_dir=root, verify=verify, progress=progress,

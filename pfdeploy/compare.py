@@ -322,6 +322,37 @@ def _stable_seed(seed: int, key: str) -> list[int]:
     return [int(seed), zlib.crc32(key.encode("utf-8"))]
 
 
+MAX_SAMPLE_NS = 86_400 * 10**9  # one day: no single timed inference takes longer; larger is corrupt input
+
+
+def check_run_doc(doc: dict, side: str) -> None:
+    """Input validation before any statistics: a run with no results cannot be compared (a HEAD
+    that measured nothing must not pass the gate), and every latency must be possible: samples
+    are whole nanoseconds in 1 .. MAX_SAMPLE_NS, a stored p50 is a positive finite number.
+    Raises UserError (exit 1) naming the side, the case and the value."""
+    run = doc.get("run") or {}
+    results = doc.get("results")
+    label = run_label(run) if run else "?"
+    if not isinstance(results, list) or not results:
+        raise UserError(f"{side} run {label} has no results: nothing was measured, so there is nothing to "
+                        f"compare (a {side.upper()} without results never passes the gate)")
+    for row in results:
+        if not isinstance(row, dict):
+            raise UserError(f"{side} run {label}: a result is not an object")
+        key = row.get("case_key") or "?"
+        for s in row.get("samples_ns") or []:
+            if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_SAMPLE_NS:
+                raise UserError(f"{side} run {label}, case {key}: impossible latency sample {s!r} ns "
+                                f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+        for f in ("p50_ms", "min_ms", "max_ms"):
+            v = row.get(f)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 \
+                    or v > MAX_SAMPLE_NS / 1e6:
+                raise UserError(f"{side} run {label}, case {key}: impossible {f} {v!r}")
+
+
 def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRESHOLD,
                  confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES,
                  seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA,
@@ -346,6 +377,8 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
         raise UsageError(f"confidence must be in [0.5, 1), not {confidence}")
     if resamples < 100:
         raise UsageError(f"resamples must be at least 100, not {resamples}")
+    check_run_doc(base_doc, "base")
+    check_run_doc(head_doc, "head")
     base_run, head_run = base_doc.get("run") or {}, head_doc.get("run") or {}
     warnings: list[str] = []
     same_machine = bool(base_run.get("machine_id")) and base_run.get("machine_id") == head_run.get("machine_id")
@@ -727,7 +760,7 @@ def print_table(cmp: Comparison, console, fail_on: str = "regression") -> None:
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=f"compare {run_label(cmp.base)} -> {run_label(cmp.head)}", header_style="bold")
+    t = Table(title=Text(f"compare {run_label(cmp.base)} -> {run_label(cmp.head)}"), header_style="bold")
     for col, right in (("verdict", False), ("case", False), ("base p50 ms", True), ("head p50 ms", True),
                        ("change", True), ("CI of ratio", True), ("vs shift [CI]", True), ("p (MWU)", True),
                        ("note", False)):
@@ -746,19 +779,11 @@ def print_table(cmp: Comparison, console, fail_on: str = "regression") -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory and a rename."""
-    import tempfile
+    """Write `text` to `path` atomically (pfdeploy.outputs: temp file + rename, umask mode,
+    one-line errors)."""
+    from .outputs import atomic_write_text
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text, "--markdown")
 
 
 def append_step_summary(markdown: str, env: dict | None = None) -> Path | None:

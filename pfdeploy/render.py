@@ -47,14 +47,35 @@ def emit(data: Any, as_json: bool, human: Callable[[Console], None]) -> None:
         human(console)
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,
+def esc(value: Any) -> str:
+    """User text (tags, model names, paths, error messages, install hints) made safe to print
+    through rich: markup brackets are escaped, so `[/x]` or `pfdeploy[gpu]` print as written and
+    can never break or restyle the output. The one helper for text shown through rich."""
+    from rich.markup import escape
+
+    return escape("" if value is None else str(value))
+
+
+def cell(value: Any):
+    """A table cell: rich renderables (Text, markup made on purpose with Text.from_markup) pass
+    through; anything else is shown literally."""
+    from rich.console import ConsoleRenderable, RichCast
+
+    if isinstance(value, (ConsoleRenderable, RichCast)):
+        return value
+    return esc(value)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Any = None,
           justify_right: Iterable[str] = ()) -> Table:
+    """A rich table whose cells and title are shown literally (user text is escaped); pass a
+    rich Text for a styled cell or title."""
     right = set(justify_right)
-    t = Table(title=title, header_style="bold")
+    t = Table(title=cell(title) if title is not None else None, header_style="bold")
     for c in columns:
-        t.add_column(c, justify="right" if c in right else "left")
+        t.add_column(esc(c), justify="right" if c in right else "left")
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[cell(v) for v in r])
     return t
 
 

@@ -150,13 +150,59 @@ def read_checkpoint(path: str | Path) -> dict:
             detail = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln]
             if detail:  # the weights-only unpickler met a callable/class it will not import
                 raise UserError(
-                    f"{path}: refused to load: the checkpoint holds objects other than tensors, which "
+                    f"{path}: refused: unsafe: the checkpoint holds objects other than tensors, which "
                     f"could run code when unpickled (torch.load weights_only=True: {detail[0]})") from None
+            imports = pickle_imports(path)
+            if imports:  # e.g. protocol 4/5 STACK_GLOBAL, which the weights-only unpickler cannot even parse
+                raise UserError(
+                    f"{path}: refused: unsafe: the pickle would import {', '.join(imports[:3])}, which could run "
+                    f"code; pfdeploy loads only plain tensors (torch.load weights_only=True)") from None
             raise UserError(f"{path}: not a readable PyTorch checkpoint (corrupt or not a pickle)") from None
         except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
     return unwrap_state_dict(sd, path)
+
+
+# What a plain tensor checkpoint may import when unpickled; anything else makes a pickle unsafe.
+_SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "_codecs.encode", "numpy.core.multiarray._reconstruct",
+                         "numpy.dtype", "numpy.ndarray", "builtins.set", "builtins.frozenset", "builtins.bytearray")
+
+
+def pickle_imports(path: str | Path) -> list[str]:
+    """The 'module.name' globals a pickle (raw, or the data.pkl of a torch zip checkpoint) would
+    import, other than the ones a tensor checkpoint needs, read with pickletools without
+    executing anything. Empty when there are none or the file cannot be parsed."""
+    import io
+    import pickletools
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return []
+    blobs = [raw]
+    if zipfile.is_zipfile(io.BytesIO(raw)):
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as z:
+                blobs = [z.read(n) for n in z.namelist() if n.endswith(".pkl")]
+        except (zipfile.BadZipFile, OSError, RuntimeError):
+            return []
+    found: list[str] = []
+    for blob in blobs:
+        strings: list[str] = []
+        try:
+            for op, arg, _pos in pickletools.genops(blob):
+                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING",
+                               "BINSTRING", "SHORT_BINSTRING"):
+                    strings.append(str(arg))
+                elif op.name in ("GLOBAL", "INST"):
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+        except Exception:  # noqa: BLE001 - truncated or not a pickle: nothing more to learn
+            pass
+    unsafe = [g for g in dict.fromkeys(found) if not g.startswith(_SAFE_GLOBAL_PREFIXES)]
+    return unsafe
 
 
 def unwrap_state_dict(obj, path: Path | str = "checkpoint") -> dict:

@@ -52,3 +52,60 @@ def cli():
 
 def has_exe(name: str) -> bool:
     return shutil.which(name) is not None
+
+
+PG_ENV = "PFDEPLOY_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty schema in the test PostgreSQL database named by $PFDEPLOY_TEST_POSTGRES_URL
+    (`.ci/run` starts a local server and sets it; README: "Testing against PostgreSQL"). Skips
+    with the reason when it is not set. Mark tests using it `postgres`."""
+    import uuid
+
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set (see README: testing against PostgreSQL)")
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'pfdeploy[postgres]'")
+    import sqlalchemy as sa
+
+    schema = "pft_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in url else "?"
+    yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
+
+
+@pytest.fixture
+def make_readonly():
+    """make_readonly(dir): make `dir` unwritable for this process, really (not a mock): chmod 0555
+    for an ordinary user; as root (who ignores modes) the immutable attribute (chattr +i), else a
+    read-only bind mount. Skips when none is possible here. Undone at teardown."""
+    import stat
+
+    undo = []
+
+    def make(path):
+        path = os.fspath(path)
+        if os.geteuid() != 0:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            os.chmod(path, 0o555)
+            undo.append(lambda: os.chmod(path, mode))
+            return path
+        if has_exe("chattr") and subprocess.run(["chattr", "+i", path], capture_output=True).returncode == 0:
+            undo.append(lambda: subprocess.run(["chattr", "-i", path], capture_output=True))
+            return path
+        if has_exe("mount") and subprocess.run(["mount", "--bind", "-o", "ro", path, path],
+                                               capture_output=True).returncode == 0:
+            undo.append(lambda: subprocess.run(["umount", path], capture_output=True))
+            return path
+        pytest.skip("cannot make a directory read-only as root here (no chattr +i, no bind mount)")
+
+    yield make
+    for u in reversed(undo):
+        u()

@@ -274,7 +274,7 @@ def test_write_run_file_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UserError, match="disk full"):  # one line (pfdeploy.outputs), not a traceback
         write_run_file({**doc, "run": {"id": "r2"}}, path)
     assert path.read_bytes() == before  # the old file is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]  # the temp file is gone

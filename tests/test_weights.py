@@ -79,7 +79,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     monkeypatch.setenv("PFDEPLOY_TEST_MARKER", str(marker))
     path = _save(tmp_path, "evil.pth", {"state_dict": {"x": torch.zeros(1)}, "payload": _Evil()})
-    with pytest.raises(UserError, match="refused to load"):
+    with pytest.raises(UserError, match="refused: unsafe"):
         create_model("pf_pit_ti", weights=path)
     assert not marker.exists()
 

@@ -21,6 +21,7 @@ VERBS = {
     "bench": "Benchmark models through every installed runtime and store the results.",
     "results": "Show stored benchmark results.",
     "compare": "Compare two runs: regression verdict per case (CI gate).",
+    "claims": "Check the paper's claims against stored runs: a verdict per machine, device, runtime, precision.",
     "report": "Build a static HTML dashboard from the results store.",
     "weights": "The release's pretrained checkpoints: list, fetch into the cache, verify.",
     "store": "The results store's schema: inspect it, upgrade it, publish the run-file schema.",
@@ -49,7 +50,20 @@ def cli():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one line on stderr and exit non-zero, no traceback."""
+    """Entry point: user errors print one line on stderr and exit non-zero, no traceback.
+    SIGINT/SIGTERM/SIGHUP follow pfdeploy.signals' policy: cleanup runs, exit 128 + signal."""
+    from .. import signals
+
+    previous = signals.install()
+    try:
+        return _main(argv)
+    finally:
+        signals.restore(previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    from .. import signals
+
     try:
         # standalone_mode=False: click returns ctx.exit(n)'s code (or the command's return value)
         rv = cli.main(args=argv, prog_name="pfdeploy", standalone_mode=False)
@@ -58,12 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return 130
+    except click.exceptions.Abort as exc:  # click turns a KeyboardInterrupt (our signals too) into Abort
+        cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else None
+        signum = getattr(cause, "signum", None) or signals.received() or 2
+        click.echo(f"pfdeploy: interrupted ({signals.signal_name(signum)}); temporary files removed", err=True)
+        return 128 + signum
+    except KeyboardInterrupt as exc:
+        click.echo(f"pfdeploy: interrupted ({signals.signal_name(getattr(exc, 'signum', 2))}); "
+                   f"temporary files removed", err=True)
+        return signals.exit_code(exc)
     except UserError as exc:
         click.echo(f"pfdeploy: error: {exc}", err=True)
         return exc.exit_code

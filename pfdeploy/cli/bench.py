@@ -8,18 +8,77 @@ import click
 
 from ..errors import UsageError
 
-PAPER_NOTE = ("speedup = baseline p50 / this p50; paired: the median of the per-round ratios of rounds the two "
-              "cases ran in the same rotation, back to back; marked ~ (unpaired): the ratio of the two medians of "
-              "cases that never shared a rotation (--no-interleave, or different interleaving groups)")
+PAPER_NOTE = ("vs <baseline> = baseline p50 / this p50 with its 95% CI (above 1: faster), for each baseline the "
+              "model's spec names; paired over the rounds the two cases ran back to back; `pfdeploy claims` "
+              "turns them into verdicts")
+
+
+def _unique(items) -> tuple:
+    """Items in their first order, each once (`--batch 1,1` measures batch 1 once)."""
+    return tuple(dict.fromkeys(items))
 
 
 def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
     if value is None:
         return None
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    items = _unique(v.strip() for v in value.split(",") if v.strip())
     if not items:
         raise UsageError(f"--{what} needs at least one value")
     return items
+
+
+# A batch is refused up front when this many times its input tensor (a floor for the
+# activations a CNN/ViT keeps alive at once) exceeds the memory available now.
+BATCH_MEMORY_FACTOR = 16
+
+
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on: its affinity mask, capped by a container quota."""
+    import math
+
+    from ..devices.machine import _affinity, _cgroup_cpu_limit
+
+    n = len(_affinity())
+    quota = _cgroup_cpu_limit()
+    return max(1, min(n, math.ceil(quota))) if quota else max(1, n)
+
+
+def check_threads(threads: int | None) -> None:
+    """--threads: 1 .. the CPUs this process may use. More threads than CPUs measure the OS
+    scheduler (on 2 CPUs, 16 threads made a 3.5 ms case take 105 ms), so they are refused; more
+    than the physical cores is allowed with a warning in the table and the stored row."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    cpus = usable_cpus()
+    if threads > cpus:
+        raise UsageError(f"--threads {threads} is more than the {cpus} CPU(s) this process may use; "
+                         f"oversubscribed threads measure contention, not the runtime (use at most {cpus})")
+
+
+def check_batch_memory(models: tuple[str, ...], batches: tuple[int, ...]) -> None:
+    """Refuse a batch whose inputs alone could not fit (BATCH_MEMORY_FACTOR x the input tensor
+    against the memory available now): fail in a second, not after allocating for minutes."""
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except Exception:  # noqa: BLE001 - no reading, no check
+        return
+    from ..zoo import get_spec
+
+    for m in models:
+        per_item = 4
+        for d in get_spec(m).input_size:
+            per_item *= int(d)
+        for b in batches:
+            need = b * per_item * BATCH_MEMORY_FACTOR
+            if need > available:
+                raise UsageError(
+                    f"--batch {b} is too large for {m}: its fp32 inputs alone take {b * per_item / 2**30:.1f} GiB "
+                    f"and {BATCH_MEMORY_FACTOR}x that (a floor for the activations) is more than the "
+                    f"{available / 2**30:.1f} GiB of memory available")
 
 
 def _batches(value: str | None) -> tuple[int, ...] | None:
@@ -27,7 +86,7 @@ def _batches(value: str | None) -> tuple[int, ...] | None:
     if items is None:
         return None
     try:
-        out = tuple(int(v) for v in items)
+        out = _unique(int(v) for v in items)
     except ValueError:
         raise UsageError(f"--batch takes comma-separated positive integers, got {value!r}") from None
     if any(b < 1 for b in out):
@@ -50,11 +109,10 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
     s = get_suite(suite or "default")
     from ..zoo import canonical_name
 
-    model_list = tuple(canonical_name(m) for m in (_csv(models, "models") or s.models))  # unknown: exit 2
+    model_list = _unique(canonical_name(m) for m in (_csv(models, "models") or s.models))  # unknown: exit 2
     backend_list = _csv(backends, "backends")
     if backend_list:
-        for b in backend_list:
-            backend_info(b)  # unknown names: UsageError with the list
+        backend_list = _unique(backend_info(b).name for b in backend_list)  # unknown: UsageError with the list
     elif s.backends is not None and device in (None, "cpu") and not models:
         backend_list = s.backends
     elif models and device in (None, "cpu"):
@@ -65,8 +123,9 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
             raise UsageError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
     if scenario and scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
+    check_threads(threads)
+    batches = _batches(batch) or s.batches
+    check_batch_memory(model_list, batches)
     rule = s.rule
     changes = {}
     if min_time is not None:
@@ -82,7 +141,7 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
     rule = replace(rule, **changes) if changes else rule  # __post_init__ validates
     return BenchConfig(
         models=model_list, backends=backend_list, device=device or "cpu", precisions=precisions,
-        batches=_batches(batch) or s.batches, threads=threads, scenario=scenario or s.scenario, rule=rule,
+        batches=batches, threads=threads, scenario=scenario or s.scenario, rule=rule,
         interleave=interleave, tag=tag, suite=None if models else s.name, suite_version=None if models else s.version,
     )
 
@@ -110,21 +169,25 @@ class RichProgress:
         self.bar.stop()
 
     def phase(self, text):
-        self.bar.update(self.task, description=text)
+        from ..render import esc
+
+        self.bar.update(self.task, description=esc(text))
         if not self.tty:
-            self.console.print(text)
+            self.console.print(text, markup=False, highlight=False)
 
     def plan(self, total_units):
         self.bar.update(self.task, total=max(total_units, 1e-9), completed=0)
 
     def update(self, current, completed_units, total_units):
-        self.bar.update(self.task, description=current, completed=completed_units, total=max(total_units, 1e-9))
+        from ..render import esc
+
+        self.bar.update(self.task, description=esc(current), completed=completed_units, total=max(total_units, 1e-9))
 
     def case_done(self, result):
         row = result.row
         if row["status"] != "ok" or not self.tty:
             detail = f"{row['p50_ms']:.3f} ms" if row.get("p50_ms") is not None else (row.get("error") or "")
-            self.console.print(f"{row['status']:>7}  {result.spec.label}: {detail}")
+            self.console.print(f"{row['status']:>7}  {result.spec.label}: {detail}", markup=False, highlight=False)
 
 
 @click.command("bench")
@@ -155,17 +218,23 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
 
     With no arguments: the `default` suite on the CPU (the parameter-free ResNet-50s against
     ResNet-50, the depthwise ResNet-50 and MobileNetV2; torch, ONNX Runtime, OpenVINO; batch 1;
-    fp32; latency). Exit codes: 0 done, 1 a case failed or a user error, 2 bad usage or an
-    unusable device, 130 interrupted (finished cases are kept)."""
+    fp32; latency). Exit codes: 0 done, 1 a case failed, nothing was measured (every case
+    skipped) or a user error, 2 bad usage or an unusable device, 130 interrupted by Ctrl-C, 143 by
+    SIGTERM (finished cases are kept, the run is marked interrupted)."""
     from ..config import default_store_url
     from ..devices import parse_device
-    from ..render import console, err_console
+    from ..errors import UserError
+    from ..render import console, err_console, esc
     from ..store import open_store
 
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag)
     cfg.allow_failed_parity = allow_failed_parity
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
+    if json_file and json_file != "-":
+        from ..outputs import check_output_file
+
+        check_output_file(json_file, "--json")  # before the benchmark, not after it
     from ..bench.engine import Engine
 
     url = default_store_url(store_url)
@@ -174,53 +243,55 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
     with RichProgress(err_console) as progress:
         outcome = engine.run(progress)
     data = summary_data(outcome)
-    if json_file:
-        doc = store.export_run(outcome.run_id)
-        if json_file == "-":
-            from ..render import to_json
+    if json_file == "-":
+        from ..render import to_json
 
-            sys.stdout.write(to_json({**doc, "summary": data}) + "\n")
-        else:
-            store.export_run(outcome.run_id, json_file)
-    if json_file != "-":
-        print_summary(console, data)
+        sys.stdout.write(to_json({**store.export_run(outcome.run_id), "summary": data}) + "\n")
+    else:
+        print_summary(console, data)  # first: a failing --json write must not lose the summary
+        if json_file:
+            store.export_run(outcome.run_id, json_file)  # atomic; a UserError line if it fails now
     store.close()
     if outcome.status == "interrupted":
-        err_console.print(f"interrupted: {sum(1 for r in outcome.results if r.row['status'] == 'ok')} finished "
-                          f"case(s) kept in {store.url} (run {outcome.run_id}, marked interrupted)")
-        sys.exit(130)
+        from .. import signals
+
+        signum = outcome.signum or 2
+        err_console.print(esc(f"interrupted by {signals.signal_name(signum)}: "
+                              f"{sum(1 for r in outcome.results if r.row['status'] == 'ok')} finished "
+                              f"case(s) kept in {store.url} (run {outcome.run_id}, marked interrupted)"))
+        sys.exit(128 + signum)
     if any(r.row["status"] == "failed" for r in outcome.results):
         sys.exit(1)
+    if not any(r.row["status"] == "ok" for r in outcome.results):
+        raise UserError(f"nothing was measured: all {len(outcome.results)} case(s) were skipped "
+                        f"(reasons above; run {outcome.run_id})")
 
 
 def summary_data(outcome) -> dict:
-    """The facts the table shows, as data (also what --json - adds as "summary")."""
+    """The facts the table shows, as data (also what --json - adds as "summary"). Every
+    parameter-free row carries "comparisons": one per baseline its zoo spec names, with the
+    speedup's 95% CI, pairing, verdict, and both models' p50, params and MACs (pfdeploy.claims)."""
+    from ..claims import comparisons
     from ..exporters.artifact import parity_verdict
-    from ..bench.stats import CV_WARN, speedup as speedup_of
-    from ..bench.suites import SPEEDUP_BASELINES
+    from ..bench.stats import CV_WARN
 
     ok = [r for r in outcome.results if r.row["status"] == "ok"]
-    by_group: dict[tuple, dict[str, object]] = {}
-    for r in ok:
-        s = r.spec
-        by_group.setdefault((s.backend, s.device, s.precision, s.batch, s.scenario), {})[s.model] = r
+    docrows = [{**r.row, "samples_ns": r.samples_ns, "sample_rounds": r.rounds} for r in outcome.results]
+    by_case: dict[tuple, list] = {}
+    for c in comparisons(docrows):
+        by_case.setdefault((c["model"], c["backend"], c["device"], c["precision"], c["batch"], c["scenario"]),
+                           []).append(c)
     rows = []
     for r in ok:
         s, row = r.spec, r.row
-        speed = {}
-        group = by_group[(s.backend, s.device, s.precision, s.batch, s.scenario)]
-        for base in SPEEDUP_BASELINES:
-            b = group.get(base)
-            speed[base] = (speedup_of(b.samples_ns, b.rounds, r.samples_ns, r.rounds)
-                           if b is not None and b is not r else ({"ratio": 1.0, "paired": True} if b is r else None))
+        comps = by_case.get((s.model, s.backend, s.device, s.precision, s.batch, s.scenario), [])
         rows.append({
             "model": s.model, "family": row["family"], "backend": s.backend, "device": s.device,
             "precision": s.precision, "batch": s.batch, "scenario": s.scenario, "n": row["n"], "p50_ms": row["p50_ms"],
             "p50_ci_low_ms": row["p50_ci_low_ms"], "p50_ci_high_ms": row["p50_ci_high_ms"],
             "p90_ms": row["p90_ms"], "p99_ms": row["p99_ms"], "items_per_s": row["items_per_s"],
-            "speedup": {k: (v or {}).get("ratio") for k, v in speed.items()},
-            "speedup_detail": {k: v for k, v in speed.items() if v is not None},
-            "clock": row.get("clock"),
+            "speedup": {c["baseline"]: c["ratio"] for c in comps},
+            "comparisons": comps, "clock": row.get("clock"),
             "params": row["params"], "macs": row["macs"], "parity": parity_verdict(row["parity"]),
             "cv": row["cv"], "noisy": bool(row["cv"] is not None and row["cv"] > CV_WARN),
             "peak_rss_mb": row["peak_rss_mb"], "warnings": row["warnings"],
@@ -234,17 +305,30 @@ def summary_data(outcome) -> dict:
 
 
 def _unpaired_note(rows: list[dict]) -> list[str]:
-    n = sum(1 for r in rows for k, v in (r.get("speedup_detail") or {}).items() if v.get("paired") is False)
+    n = sum(1 for r in rows for c in r["comparisons"] if c["ratio"] is not None and not c["paired"])
     if not n:
         return []
     return [f"{n} speedup(s) are unpaired (~): the two cases never ran in the same rotation, so machine drift "
-            "between them is not cancelled; their CI comes from independent round bootstraps"]
+            "between them is not cancelled and their CI is wider"]
+
+
+def speedup_columns(results: list[dict]) -> list[str]:
+    """The baselines the table has a "vs" column for: every baseline that some parameter-free
+    row of the table was compared with (measured), in order of appearance."""
+    cols: dict[str, None] = {}
+    for r in results:
+        for c in r.get("comparisons") or []:
+            if c.get("ratio") is not None:
+                cols.setdefault(c["baseline"], None)
+    return list(cols)
 
 
 def _cv(r: dict) -> str:
     if r["cv"] is None:
         return "-"
-    return f"[red]CV {r['cv']:.1%}[/red]" if r["noisy"] else f"{r['cv']:.1%}"
+    from rich.text import Text
+
+    return Text(f"CV {r['cv']:.1%}", style="red") if r["noisy"] else f"{r['cv']:.1%}"
 
 
 def print_summary(console, data: dict) -> None:
@@ -253,35 +337,38 @@ def print_summary(console, data: dict) -> None:
     def ms(v):
         return fmt(v, 3)
 
+    from ..claims import ratio_text
+
+    bases = speedup_columns(data["results"])
+    vs_cols = [f"vs {b}" for b in bases]
+
     def x(r, base):
-        v = r["speedup"].get(base)
-        if v is None:
-            return "-"
-        paired = (r.get("speedup_detail", {}).get(base) or {}).get("paired", True)
-        return f"{v:.2f}x" if paired else f"~{v:.2f}x"
+        c = next((c for c in r.get("comparisons") or [] if c["baseline"] == base), None)
+        return "-" if c is None or c["ratio"] is None else ratio_text(c)
 
     rows = []
     for r in data["results"]:
         ci = (f"[{r['p50_ci_low_ms']:.3f}, {r['p50_ci_high_ms']:.3f}]" if r["p50_ci_low_ms"] is not None else "")
         rows.append((r["model"], r["backend"], r["precision"], r["batch"], f"{ms(r['p50_ms'])} {ci}",
                      ms(r["p90_ms"]), ms(r["p99_ms"]), fmt(r["items_per_s"], 1),
-                     x(r, "resnet50"), x(r, "dw_resnet50"),
+                     *(x(r, b) for b in bases),
                      fmt(r["params"] / 1e6 if r["params"] else None, 2), fmt(r["macs"] / 1e9 if r["macs"] else None, 2),
                      r["parity"], _cv(r),
                      r["n"]))
     cols = ["model", "backend", "prec", "batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s",
-            "vs resnet50", "vs dw_resnet50", "params M", "MACs G", "parity", "CV", "n"]
+            *vs_cols, "params M", "MACs G", "parity", "CV", "n"]
     scenarios = sorted({r["scenario"] for r in data["results"]}) or ["latency"]
     title = f"pfdeploy bench: {', '.join(scenarios)} (host clock)"
     if "throughput" in scenarios:
         title += "; throughput: one sample = every request in flight completed"
     console.print(table(cols, rows, title=title,
-                        justify_right=["batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", "vs resnet50",
-                                       "vs dw_resnet50", "params M", "MACs G", "CV", "n"]))
+                        justify_right=["batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", *vs_cols,
+                                       "params M", "MACs G", "CV", "n"]))
     if data["not_measured"]:
         console.print(table(["case", "status", "reason"],
                             [(o["case"], o["status"], o["reason"]) for o in data["not_measured"]],
                             title="not measured"))
     for note in data["notes"]:
-        console.print(f"note: {note}")
-    console.print(f"run {data['run_id']} ({data['status']}, {data['wall_s']:.0f} s) stored in {data['store']}")
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(f"run {data['run_id']} ({data['status']}, {data['wall_s']:.0f} s) stored in {data['store']}",
+                  markup=False, highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from ..render import emit, table
+from ..render import emit, esc, table
 
 
 @click.command("check")
@@ -21,7 +21,7 @@ def command(artifact, target, as_json):
 
     def human(console):
         t = report.table
-        console.print(f"{report.path}: opset {report.opsets.get('ai.onnx')}, {sum(report.ops.values())} nodes, "
+        console.print(f"{esc(report.path)}: opset {report.opsets.get('ai.onnx')}, {sum(report.ops.values())} nodes, "
                       f"{len(report.ops)} operator types; checked against onnx-tensorrt's operator list for "
                       f"TensorRT {t['tensorrt_version']} (opset {t['opset_min']}-{t['opset_max']})")
         if report.problems:
@@ -33,7 +33,7 @@ def command(artifact, target, as_json):
         if report.notes:
             console.print("restrictions of the operators used (the parser checks them at build time):")
             for n in report.notes:
-                console.print(f"  {n['op']}: {n['restrictions']}")
+                console.print(f"  {esc(n['op'])}: {esc(n['restrictions'])}")
 
     emit(data, as_json, human)
     if not report.ok:

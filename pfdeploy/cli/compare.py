@@ -52,6 +52,10 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
     from ..compare import append_step_summary, compare_runs, load_run, print_table, write_text_atomic
     from ..render import console, emit
 
+    if markdown_file and markdown_file != "-":
+        from ..outputs import check_output_file
+
+        check_output_file(markdown_file, "--markdown")  # before loading and resampling
     store = None
     docs = []
     for ref in (base, head):

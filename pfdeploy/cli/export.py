@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..render import emit, err_console, fmt, table
+from ..render import emit, err_console, esc, fmt, table
 
 
 def parity_rows(parity: dict | None) -> list:
@@ -32,10 +32,10 @@ def show(console, art) -> None:
     m = art.manifest
     b = m["exporter"]["batch"]
     batch = f"dynamic {b['min']}:{b['opt']}:{b['max']}" if b["dynamic"] else f"static {b['min']}"
-    console.print(f"[bold]{m['model']['name']}[/bold] -> {m['target']} {m['precision']} "
-                  f"(opset {m['exporter'].get('opset')}, batch {batch}, weights {m['weights']['source']})")
-    console.print(f"artifact: {art.path}")
-    console.print(f"model file: {art.model_file}  sha256 {m['sha256']}")
+    console.print(f"[bold]{esc(m['model']['name'])}[/bold] -> {esc(m['target'])} {esc(m['precision'])} "
+                  f"(opset {esc(m['exporter'].get('opset'))}, batch {esc(batch)}, weights {esc(m['weights']['source'])})")
+    console.print(f"artifact: {esc(art.path)}")
+    console.print(f"model file: {esc(art.model_file)}  sha256 {esc(m['sha256'])}")
     if m.get("export_seconds") is not None:
         console.print(f"export time: {m['export_seconds']:.1f} s")
     p = m.get("parity")
@@ -49,11 +49,11 @@ def show(console, art) -> None:
     if m["status"] == "inconclusive":
         from ..exporters.pipeline import inconclusive_note
 
-        console.print(inconclusive_note(art))
+        console.print(esc(inconclusive_note(art)))
     base = (p or {}).get("baseline")
     if base:
         b = base["overall"]
-        console.print(f"baseline ({base['what']}): max abs {b['max_abs']:.2e}, cosine min {b['cosine_min']:.6f}, "
+        console.print(f"baseline ({esc(base['what'])}): max abs {b['max_abs']:.2e}, cosine min {b['cosine_min']:.6f}, "
                       f"top-1 {b['top1']:.3f}")
 
 
@@ -71,10 +71,13 @@ def show(console, art) -> None:
 @click.option("--calib", type=click.Path(file_okay=False), default=None,
               help="Folder of calibration images for int8 (default: synthetic images).")
 @click.option("--calib-size", type=int, default=None, help="Number of calibration images (default 64 synthetic, or all in --calib).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Also copy the artifact to this directory.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Also copy the artifact to this directory (new or empty; with --force, a previous artifact "
+                   "there is replaced; other files are never deleted).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Artifact cache (default $PFDEPLOY_CACHE_DIR or the user cache directory).")
-@click.option("--force", is_flag=True, help="Re-export even if the cache holds this artifact.")
+@click.option("--force", is_flag=True, help="Re-export even if the cache holds this artifact (and replace a previous "
+                                           "artifact in --out).")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(model, target, precision, batch, dynamic_batch, weights, seed, calib, calib_size, out, cache_dir,
@@ -83,7 +86,7 @@ def command(model, target, precision, batch, dynamic_batch, weights, seed, calib
     from ..exporters.pipeline import get_artifact
 
     def progress(msg):
-        err_console.print(f"[dim]{msg}[/dim]")
+        err_console.print(f"[dim]{esc(msg)}[/dim]")
 
     art = get_artifact(model, target, precision, batch=batch, dynamic_batch=dynamic_batch, weights=weights,
                        seed=seed, cache_dir=cache_dir, force=force, verify=not no_verify, out=out, calib=calib,

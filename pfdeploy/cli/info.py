@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..render import emit, fmt, table
+from ..render import emit, esc, fmt, table
 
 
 @click.command("info")
@@ -28,9 +28,9 @@ def command(model, weights, as_json):
 
     def human(console):
         pub = spec.published
-        console.print(f"[bold]{spec.name}[/bold] ({spec.family}): {spec.description}")
+        console.print(f"[bold]{esc(spec.name)}[/bold] ({esc(spec.family)}): {esc(spec.description)}")
         if spec.aliases:
-            console.print(f"aliases: {', '.join(spec.aliases)}")
+            console.print(esc(f"aliases: {', '.join(spec.aliases)}"))
         console.print(f"input {'x'.join(map(str, spec.input_size))}, {spec.interpolation}, crop {spec.crop_pct}, "
                       f"mean {spec.mean}, std {spec.std}")
         console.print(table(
@@ -42,8 +42,8 @@ def command(model, weights, as_json):
              ("throughput", "-", pub.throughput or "-")],
             justify_right=["computed", "published"]))
         if pub.source:
-            console.print(f"published: {pub.source}")
+            console.print(esc(f"published: {pub.source}"))
         console.print("baselines: " + (", ".join(spec.baselines) or "-"))
-        console.print("layers: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
+        console.print(esc("layers: ") + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
 
     emit(data, as_json, human)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import UsageError
-from ..render import fmt, table, to_json
+from ..render import esc, fmt, table, to_json
 
 TABLE_COLUMNS = ["model", "backend", "device", "precision", "batch", "threads", "status", "n",
                  "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", "cv", "load ms", "peak RSS MB"]
@@ -46,7 +46,7 @@ def _write_frame(df, fmt_: str, out) -> None:
 
 
 def _write(data: bytes | str, out: str | None) -> None:
-    from ..store import atomic_write_bytes
+    from ..outputs import atomic_write_bytes
 
     if out is None:
         if isinstance(data, bytes):
@@ -54,12 +54,7 @@ def _write(data: bytes | str, out: str | None) -> None:
         else:
             sys.stdout.write(data)
         return
-    from pathlib import Path
-
-    p = Path(out).expanduser()
-    if not p.parent.exists():
-        raise UsageError(f"--out {out}: directory {p.parent} does not exist")
-    atomic_write_bytes(p, data.encode("utf-8") if isinstance(data, str) else data)
+    p = atomic_write_bytes(out, data.encode("utf-8") if isinstance(data, str) else data, "--out")
     click.echo(f"wrote {p}", err=True)
 
 
@@ -89,6 +84,10 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
         raise UsageError("--format json exports one run (the run-file format); use csv or parquet with --all")
     if samples and fmt_ not in ("csv", "parquet"):
         raise UsageError("--samples applies to csv and parquet (json always carries the samples)")
+    if out:
+        from ..outputs import check_output_file
+
+        check_output_file(out, "--out")  # before the store is read
 
     if list_runs:
         with open_store(store_url, create=False, readonly=True) as store:
@@ -115,7 +114,7 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
     from ..render import console
 
     if not per_run:
-        console.print(f"no runs in {where}")
+        console.print(esc(f"no runs in {where}"))
         return
     for run, rows in per_run:
         console.print(table(TABLE_COLUMNS, _table_rows(rows), title=_title(run),

@@ -73,6 +73,20 @@ def _has_class_folders(images, files) -> bool:
     return all(len(f.relative_to(root).parts) > 1 for f in files)
 
 
+def verdict_markup(rec: dict) -> str:
+    """The verdict line of one parity record, as rich markup (user text escaped). Only the
+    message of the record's own verdict is built: a passed record has no failures or baseline."""
+    from ..render import esc
+
+    failures = esc("; ".join(rec.get("failures") or []))
+    if rec["verdict"] == "passed":
+        return "[green]passed[/green]"
+    if rec["verdict"] == "failed":
+        return f"[red]FAILED: {failures}[/red]"
+    base = esc("; ".join((rec.get("baseline") or {}).get("failures") or []))
+    return f"[yellow]inconclusive: {failures}, and PyTorch with rounded weights misses too ({base})[/yellow]"
+
+
 @click.command("verify")
 @click.argument("artifact", type=click.Path())
 @click.option("--images", type=click.Path(file_okay=False), default=None,
@@ -82,28 +96,27 @@ def _has_class_folders(images, files) -> bool:
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="Labels for --images: lines 'relative/path.jpg label' (ImageNet-1k index or synset id). "
                    "Class subfolders (n01440764/ or 0/) need no file. Gives top-1/top-5 of artifact and PyTorch.")
-@click.option("--limit", type=int, default=None, help="Use at most this many images.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most this many images (>= 1).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(artifact, images, weights, labels, limit, as_json):
     """Re-run parity of an artifact against PyTorch (optionally on real images)."""
     from .export import PARITY_COLUMNS, parity_rows
-    from ..render import table
+    from ..render import esc, fmt, table
 
     res = verify_artifact(artifact, images, weights, limit, labels)
 
     def human(console):
-        console.print(f"[bold]{res['model']}[/bold] {res['target']} {res['precision']}: {res['artifact']}")
+        console.print(f"[bold]{esc(res['model'])}[/bold] {esc(res['target'])} {esc(res['precision'])}: "
+                      f"{esc(res['artifact'])}")
         for key, title in (("synthetic", "seeded synthetic inputs"), ("images", "real images")):
             rec = res[key]
             if rec is None:
                 continue
             console.print(table(PARITY_COLUMNS, parity_rows(rec), title=f"parity vs PyTorch on {title}",
                                 justify_right=PARITY_COLUMNS[1:]))
-            verdict = {"passed": "[green]passed[/green]",
-                       "failed": f"[red]FAILED: {'; '.join(rec['failures'])}[/red]",
-                       "inconclusive": f"[yellow]inconclusive: {'; '.join(rec['failures'])}, and PyTorch with rounded "
-                                       f"weights misses too ({'; '.join(rec['baseline']['failures'])})[/yellow]"}[rec["verdict"]]
-            console.print(f"{title}: top-1 agreement {rec['overall']['top1']:.3f} over {rec['overall']['n']} inputs, {verdict}")
+            verdict = verdict_markup(rec)
+            console.print(f"{title}: top-1 agreement {fmt(rec['overall'].get('top1'), 3)} over "
+                          f"{rec['overall']['n']} inputs, {verdict}")
 
         acc = res.get("accuracy")
         if acc:

@@ -4,8 +4,10 @@
 
 Pages (readable from file://, no network, no CDN: local CSS/JS, SVG charts drawn in Python):
 
-- index.html: per machine and device, the latest run's parameter-free-versus-baseline view:
-  grouped bars of p50 with CI error bars per model and backend, a speedup table with params,
+- index.html: first the paper's claims with a verdict per machine, device, runtime and
+  precision (pfdeploy.claims; also written as claims.json); then per machine and device, the
+  latest run's parameter-free-versus-baseline view: grouped bars of p50 with CI error bars per
+  model and backend, a table of speedups (with CI) against the baselines each spec names, params,
   MACs and parity status;
 - history.html: per case, p50 with its CI band over runs, regression/improvement markers from
   `compare` between consecutive runs; client-side filters (machine, device, backend, model,

@@ -43,6 +43,9 @@ def _env():
 
 
 def _check_out(out: Path) -> None:
+    from ..outputs import check_output_dir
+
+    check_output_dir(out.parent, "--out")  # the site is built beside OUT and renamed into place
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
@@ -85,12 +88,16 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
         run["counts"] = D._status_counts(d.get("results") or [])
         runs.append(run)
     sections = D.overview_sections(docs)
+    claims = D.claims_sections(docs)
     cases = D.history_cases(list(reversed(docs)), threshold=threshold)
     for s in sections:
         s["run_page"] = f"runs/{D.slug(s['run'].get('id'))}.html"
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write --out {out}: {exc.strerror or exc}") from None
     summary = ReportSummary(out=out, runs=len(docs), cases=len(cases), sections=len(sections))
     try:
         def write(rel: str, template: str, **ctx):
@@ -101,7 +108,11 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
             path.write_text(html, encoding="utf-8")
             summary.pages.append(rel)
 
-        write("index.html", "overview.html.j2", sections=sections, runs=runs)
+        write("index.html", "overview.html.j2", sections=sections, runs=runs, claims=claims)
+        from ..render import to_json
+
+        (tmp / "claims.json").write_text(to_json(claims["json"]) + "\n", encoding="utf-8")
+        summary.pages.append("claims.json")
         write("history.html", "history.html.j2", cases=cases, index=D.filter_index(cases),
               filters=D.FILTERS, threshold=threshold)
         write("runs.html", "runs.html.j2", runs=runs)
@@ -112,8 +123,10 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
             shutil.copyfile(ASSETS / name, tmp / "assets" / name)
         (tmp / MARKER).write_text(f"pfdeploy {__version__} report, {now}\n", encoding="utf-8")
         _swap_into_place(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # full disk, permissions changed while building
+            raise UserError(f"cannot write --out {out}: {exc.strerror or exc}") from None
         raise
     return summary
 
@@ -133,6 +146,8 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         if old is not None:
             os.rename(old, out)
         raise
-    os.chmod(out, 0o755)  # mkdtemp makes 0700 directories; a report is meant to be shared
+    from ..outputs import publish_tree_mode
+
+    publish_tree_mode(out)  # mkdtemp makes 0700 directories; a report gets the umask's mode
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -8,6 +8,7 @@ import re
 from collections import OrderedDict
 from typing import Any, Iterable, Sequence
 
+from ..claims import check_claims, comparisons, ratio_text
 from ..compare import case_key, compare_runs
 
 PF_FAMILY = "parameter-free"
@@ -115,26 +116,13 @@ def _family_of(row: dict) -> str:
     return str(row.get("family") or "")
 
 
-def _speedup(base_row: dict, pf_row: dict) -> dict:
-    """baseline p50 / PF p50 (> 1: the parameter-free model is faster), from `bench.stats.speedup`:
-    paired rounds (METHOD.md section 5) when both were measured in the same rotations, else an
-    unpaired ratio of medians with its own round-aware CI, labelled as such."""
-    bs, ps = base_row.get("samples_ns"), pf_row.get("samples_ns")
-    br, pr = base_row.get("sample_rounds"), pf_row.get("sample_rounds")
-    if bs and ps:
-        from ..bench.stats import speedup
-
-        res = speedup(bs, br if br and len(br) == len(bs) else None, ps, pr if pr and len(pr) == len(ps) else None)
-        if res is not None:
-            return {"value": res["ratio"], "low": res.get("ci_low"), "high": res.get("ci_high"),
-                    "paired": res["paired"],
-                    "how": (f"paired rounds ({res['rounds']})" if res["paired"]
-                            else "unpaired: ratio of medians (never in the same rotation)")}
-    b, p = base_row.get("p50_ms"), pf_row.get("p50_ms")
-    if isinstance(b, (int, float)) and isinstance(p, (int, float)) and p > 0:
-        return {"value": b / p, "low": None, "high": None, "paired": False,
-                "how": "unpaired: ratio of medians (no raw samples)"}
-    return {"value": None, "low": None, "high": None, "paired": None, "how": ""}
+def _speedup(comp: dict) -> dict:
+    """A comparison of pfdeploy.claims (baseline p50 / PF p50, > 1: the parameter-free model is
+    faster; `bench.stats.speedup`) as the overview's cell."""
+    how = (f"paired rounds ({comp['rounds']})" if comp.get("paired")
+           else "ratio of medians (unpaired: no shared rounds)")
+    return {"value": comp.get("ratio"), "low": comp.get("ci_low"), "high": comp.get("ci_high"), "how": how,
+            "paired": bool(comp.get("paired")), "verdict": comp.get("verdict"), "slower": comp.get("slower")}
 
 
 def config_label(row: dict) -> str:
@@ -201,7 +189,13 @@ def _overview_block(rows: list[dict], bar_chart) -> dict:
             values[(m, b)] = (float(r["p50_ms"]), lo, hi, tip)
     chart = bar_chart(models, backends, values, title=f"p50 latency, {config_label(rows[0])}",
                       bold_groups=pf_models)
-    baseline_models = [m for m in models if m not in pf_models]
+    # each parameter-free model against the baselines its spec names (pfdeploy.claims)
+    comps: dict[tuple, dict] = {}
+    baseline_models: dict[str, None] = {}
+    for c in comparisons(rows):
+        if c["ratio"] is not None:
+            comps[(str(c["model"]), str(c["backend"]), str(c["baseline"]))] = _speedup(c)
+            baseline_models.setdefault(str(c["baseline"]), None)
     table = []
     for m in models:
         for b in backends:
@@ -209,19 +203,35 @@ def _overview_block(rows: list[dict], bar_chart) -> dict:
             if r is None:
                 continue
             is_pf = m in pf_models
-            speedups = {}
-            if is_pf and r.get("status") == "ok":
-                # every other model of the run in the same configuration counts as a baseline
-                # (the zoo's declared baselines would need importing torch and timm: seconds)
-                for base in baseline_models:
-                    br = by.get((base, b))
-                    if br is not None and br.get("status") == "ok":
-                        speedups[base] = _speedup(br, r)
+            speedups = {base: comps[(m, b, base)] for base in baseline_models if (m, b, base) in comps}
             label, cls, detail = parity_status(r.get("parity"))
             table.append({"row": r, "model": m, "backend": b, "is_pf": is_pf, "speedups": speedups,
                           "parity": label, "parity_class": cls, "parity_detail": detail})
-    return {"label": config_label(rows[0]), "chart": chart, "table": table, "baselines": baseline_models,
+    return {"label": config_label(rows[0]), "chart": chart, "table": table, "baselines": list(baseline_models),
             "has_bars": bool(values)}
+
+
+# --------------------------------------------------------------------------------------------
+# the paper's claims (the overview leads with them)
+# --------------------------------------------------------------------------------------------
+
+def claims_sections(docs: Sequence[dict]) -> dict:
+    """`check_claims` of every run, grouped per (machine id, device) for the overview: each
+    section lists the measured verdicts and the claims it never measured."""
+    data = check_claims(docs)
+    claims = {c["id"]: c for c in data["claims"]}
+    grouped: "OrderedDict[tuple, list]" = OrderedDict()
+    for v in data["verdicts"]:
+        grouped.setdefault((v["machine_id"], str(v["device"])), []).append(v)
+    sections = []
+    for (mid, device), vs in grouped.items():
+        measured = [dict(v, text=ratio_text(v), claim_info=claims[v["claim"]]) for v in vs
+                    if v["verdict"] != "not measured"]
+        seen = {v["claim"] for v in measured}
+        missing = [c for cid, c in claims.items() if cid not in seen]
+        sections.append({"machine_id": mid, "machine": data["machines"].get(mid, mid), "device": device,
+                         "verdicts": measured, "not_measured": missing})
+    return {"sections": sections, "claims": data["claims"], "rule": data["rule"], "json": data}
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,5 +322,6 @@ def run_summary(doc: dict) -> dict:
     for r in rows:
         if r.get("artifact") or r.get("artifact_sha256"):
             manifests.append({"row": r, "json": pretty_json(r.get("artifact") or {})})
+    comps = [dict(c, text=ratio_text(c)) for c in comparisons(rows)]
     return {"counts": _status_counts(rows), "failures": failures, "skipped": skipped,
-            "manifests": manifests, "rows": sorted(rows, key=_sort_key)}
+            "manifests": manifests, "rows": sorted(rows, key=_sort_key), "comparisons": comps}
