@@ -25,8 +25,9 @@ class StopRule:
 
     Warm-up: at least `warmup_iters` iterations and at least `warmup_time_s` seconds.
     Measurement: at least `min_iters` samples AND at least `min_time_s` seconds of measured time;
-    then stop as soon as the bootstrap 95% CI of the median has a half-width within `target_ci`
-    (relative to the median) and at least `min_samples` samples exist (the smallest count a
+    then stop as soon as the round-aware bootstrap 95% CI of the median has a half-width within
+    `target_ci` (relative to the median), at least `min_rounds` rounds were measured and at least
+    `min_samples` samples exist (the smallest count a
     reported percentile needs: 64 for p90); stop unconverged at `max_time_s` of measured time.
     Measured time is the sum of the case's own samples: time spent waiting while other cases
     of an interleaved comparison run does not count.
@@ -35,10 +36,11 @@ class StopRule:
     min_iters: int = 64
     min_time_s: float = 2.0
     max_time_s: float = 20.0
-    target_ci: float = 0.01
+    target_ci: float = 0.02  # +-2%: what an honest (round-aware) CI reaches within a suite's budget (docs/bench.md)
     warmup_iters: int = 10
     warmup_time_s: float = 1.0
     min_samples: int = PERCENTILE_MIN_SAMPLES[90]
+    min_rounds: int = 5  # rounds before a case may converge (the CI resamples rounds)
 
     def __post_init__(self):
         if self.min_iters < 1:
@@ -53,8 +55,8 @@ class StopRule:
             raise UsageError(f"--min-time ({self.min_time_s} s) must not exceed --max-time ({self.max_time_s} s)")
         if not (0 < self.target_ci < 1):
             raise UsageError(f"--target-ci must be a fraction between 0 and 1 (0.01 = +-1%), got {self.target_ci}")
-        if self.warmup_iters < 0 or self.min_samples < 1:
-            raise UsageError("warmup_iters must be >= 0 and min_samples >= 1")
+        if self.warmup_iters < 0 or self.min_samples < 1 or self.min_rounds < 1:
+            raise UsageError("warmup_iters must be >= 0, min_samples and min_rounds >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)

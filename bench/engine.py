@@ -50,6 +50,7 @@ def load_timeout_s(backend: str) -> float:
         return value
     return LOAD_TIMEOUT_COMPILE_S if backend == "torch-compile" else LOAD_TIMEOUT_S
 MAX_GROUP = 16  # at most this many worker processes alive at once
+MEASURE_TIMEOUT_MIN_S = 60.0  # a worker silent for this long plus 20x its expected round time is hung
 # environment variables that change how runtimes' thread pools behave; recorded with the run
 _THREAD_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES",
                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TBB_NUM_THREADS")
@@ -75,13 +76,15 @@ class BenchConfig:
     rewarm: int = 1  # discarded calls at the start of each round (caches evicted by other cases)
     cache_dir: str | None = None
     verify: bool = True
+    allow_failed_parity: bool = False  # time artifacts whose parity failed (labelled failed in the row)
 
     def to_dict(self) -> dict:
         return {"models": list(self.models), "backends": list(self.backends) if self.backends else None,
                 "device": self.device, "precisions": list(self.precisions), "batches": list(self.batches),
                 "threads": self.threads, "scenario": self.scenario, "rule": self.rule.to_dict(),
                 "interleave": self.interleave, "seed": self.seed, "options": self.options,
-                "round_time_s": self.round_time_s, "rewarm": self.rewarm}
+                "round_time_s": self.round_time_s, "rewarm": self.rewarm,
+                "allow_failed_parity": self.allow_failed_parity}
 
 
 @dataclass
@@ -91,6 +94,7 @@ class CaseResult:
     samples_ns: list[int] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)
     result_id: object = None
+    device_samples_ns: list[int] | None = None  # device-clock samples (CUDA events) of GPU backends
 
 
 @dataclass
@@ -182,6 +186,7 @@ class Engine:
         self._progress = Progress()
         self._done_units = 0.0
         self._total_units = 0.0
+        self._next_round = 0  # round ids are unique within the run: one id per rotation
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ planning
@@ -289,6 +294,12 @@ class Engine:
         return r.warmup_time_s + r.min_time_s + 1.0
 
     def _groups(self, todo):
+        """Interleaving groups (rotations): one per precision and batch when it fits MAX_GROUP
+        workers; otherwise clusters that must share a rotation (a model with its zoo baselines
+        and the table's baselines, per backend) are packed whole into groups (first fit,
+        largest first), so every speedup of a model over its baselines stays paired. Only a
+        cluster larger than MAX_GROUP itself is split (its cross-chunk ratios are then unpaired,
+        and say so). `--no-interleave`: every case alone."""
         if not self.config.interleave:
             return [[t] for t in todo]
         by_key: dict[tuple, list] = {}
@@ -296,8 +307,19 @@ class Engine:
             by_key.setdefault((spec.precision, spec.batch), []).append((spec, prep))
         groups = []
         for items in by_key.values():
-            for i in range(0, len(items), MAX_GROUP):
-                groups.append(items[i:i + MAX_GROUP])
+            if len(items) <= MAX_GROUP:
+                groups.append(items)
+                continue
+            bins: list[list] = []
+            for cluster in sorted(_clusters(items), key=len, reverse=True):
+                for i in range(0, len(cluster), MAX_GROUP):
+                    part = cluster[i:i + MAX_GROUP]
+                    target = next((b for b in bins if len(b) + len(part) <= MAX_GROUP), None)
+                    if target is None:
+                        bins.append(list(part))
+                    else:
+                        target.extend(part)
+            groups.extend(bins)
         return groups
 
     # ------------------------------------------------------------------ preparation
@@ -424,14 +446,17 @@ class Engine:
         try:
             art = get_artifact(model, target, precision=precision, seed=self.config.seed,
                                cache_dir=self.config.cache_dir, verify=self.config.verify, progress=progress,
-                               _source=source)
+                               _source=source, allow_failed=self.config.allow_failed_parity)
         except UserError as exc:
             return f"export to {target} {precision} failed: {exc}"
         except Exception as exc:  # noqa: BLE001
             return f"export to {target} {precision} failed: {type(exc).__name__}: {exc}"
         man = art.manifest
-        if man.get("status") == "failed":
-            return f"{target} {precision} artifact failed parity verification: {parity_verdict(man.get('parity'))}"
+        verdict = parity_verdict(man.get("parity")) if man.get("parity") else None
+        if (man.get("status") == "failed" or verdict == "failed") and not self.config.allow_failed_parity:
+            why = (man.get("parity") or {}).get("why") or "outside the tolerance"
+            return (f"{target} {precision} artifact failed parity verification ({why}); not timed "
+                    f"(--allow-failed-parity times it anyway)")
         settings = {"target": target, "path": str(art.path), "exporter": man.get("exporter"),
                     "tools": man.get("tools"), "manifest_status": man.get("status")}
         return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}
@@ -474,14 +499,18 @@ class Engine:
             lv.warmup_n = len(reply["samples_ns"])
             lv.k = round_size(reply["samples_ns"], cfg.round_time_s)
             self._advance(rule.warmup_time_s + 1.0)
-        rnd = 0
         while live:
+            # one rotation: every live case measures one round; all of them share this round id
+            # (and only they: ids are never reused within the run, so two results share a round
+            # id only when they ran in the same rotation, back to back)
+            rnd = self._next_round
+            self._next_round += 1
             for lv in list(live):
-                self._progress.update(f"{self._label(lv.spec)} (round {rnd + 1}, n={len(lv.samples)})",
+                self._progress.update(f"{self._label(lv.spec)} (round {len(set(lv.rounds)) + 1}, n={len(lv.samples)})",
                                       self._done_units, self._total_units)
                 budget = int(rule.max_time_s * 1e9) - lv.measured_ns
                 per_iter = (lv.measured_ns / len(lv.samples)) if lv.samples else 1e9
-                timeout = 60 + 20 * (lv.k + cfg.rewarm) * per_iter / 1e9
+                timeout = MEASURE_TIMEOUT_MIN_S + 20 * (lv.k + cfg.rewarm) * per_iter / 1e9
                 try:
                     reply = lv.worker.call("measure", timeout_s=timeout, iters=lv.k, budget_ns=budget,
                                            rewarm=cfg.rewarm)
@@ -497,11 +526,10 @@ class Engine:
                 lv.d2h_ms += reply.get("d2h_ms") or []
                 lv.measured_ns += sum(s)
                 self._advance(min(sum(s) / 1e9, max(0.0, rule.min_time_s - (lv.measured_ns - sum(s)) / 1e9)))
-                decision = decide(rule, lv.samples, lv.measured_ns)
+                decision = decide(rule, lv.samples, lv.measured_ns, rounds=lv.rounds)
                 if decision.stop:
                     live.remove(lv)
                     self._finish(lv, decision)
-            rnd += 1
 
     def _advance(self, units: float) -> None:
         self._done_units = min(self._total_units, self._done_units + units)
@@ -530,10 +558,15 @@ class Engine:
         finally:
             self._live.pop(lv.spec.key, None)
         row = self._row(lv.spec, lv.prep, "ok", None, live=lv, final=final, decision=decision)
-        self._commit(CaseResult(lv.spec, row, lv.samples, lv.rounds))
+        self._commit(CaseResult(lv.spec, row, lv.samples, lv.rounds,
+                                device_samples_ns=[int(v * 1e6) for v in lv.device_ms] or None))
 
     def _commit(self, result: CaseResult) -> None:
-        result.result_id = self.store.add_result(self.run_id, result.row, result.samples_ns, result.rounds)
+        dev = result.device_samples_ns
+        if dev and len(dev) != len(result.samples_ns):
+            dev = None  # the store keeps device samples beside host samples one to one
+        result.result_id = self.store.add_result(self.run_id, result.row, result.samples_ns, result.rounds,
+                                                 device_samples_ns=dev or None)
         self._results.append(result)
         self._progress.case_done(result)
 
@@ -543,7 +576,8 @@ class Engine:
         warnings: list[str] = []
         if getattr(self, "_oversubscribed", None) and status == "ok":
             warnings.append(self._oversubscribed)
-        summary = summarize(live.samples if (live and status == "ok") else [])
+        summary = summarize(live.samples if (live and status == "ok") else [],
+                            live.rounds if (live and status == "ok") else None)
         items_per_s = None
         if status == "ok" and summary.n and live.measured_ns:
             per_step = (final or {}).get("items_per_step") or spec.batch
@@ -555,6 +589,9 @@ class Engine:
                 warnings.append(f"stopped at max-time ({self.config.rule.max_time_s:g} s measured) before the "
                                 f"median's CI reached +-{self.config.rule.target_ci:.1%}"
                                 + (f" (it is +-{hw:.1%})" if hw is not None else ""))
+        if status == "ok" and prep.parity and parity_verdict(prep.parity) == "failed":
+            warnings.append("timed although its parity check FAILED (--allow-failed-parity): its outputs are not "
+                            "what PyTorch computes")
         artifact = dict(prep.artifact)
         if live is not None and live.load:
             artifact["runner"] = live.load.get("describe")
@@ -564,8 +601,13 @@ class Engine:
             warnings += list(thr.get("warnings") or [])
             if thr and thr.get("flush_denormal") is False:
                 warnings.append("flush-to-zero not available on this CPU")
+        device_fields: dict = {}
         if live is not None and live.device_ms:
-            dev = summarize([int(v * 1e6) for v in live.device_ms])
+            dev_rounds = live.rounds if len(live.rounds) == len(live.device_ms) else None
+            dev = summarize([int(v * 1e6) for v in live.device_ms], dev_rounds)
+            device_fields = {"device_p50_ms": dev.p50_ms, "device_p50_ci_low_ms": dev.p50_ci_low_ms,
+                             "device_p50_ci_high_ms": dev.p50_ci_high_ms, "device_n": dev.n,
+                             "host_p50_ms": summary.p50_ms}
             artifact["device_clock"] = {"clock": "device (CUDA events, compute only, inputs on the device)",
                                         **dev.to_dict(),
                                         "h2d_p50_ms": summarize([int(v * 1e6) for v in live.h2d_ms]).p50_ms,
@@ -587,11 +629,51 @@ class Engine:
             "first_ms": live.load.get("first_ms") if live and live.load else None,
             "peak_rss_mb": (final or {}).get("peak_rss_mb"), "peak_gpu_mb": (final or {}).get("peak_gpu_mb"),
             "peak_gpu_source": (final or {}).get("peak_gpu_source"),
-            "clock": "host", "params": prep.params, "macs": prep.macs,
+            # which clock each figure is: the main statistics (p50_ms ... cv) are always the host
+            # clock (METHOD.md 1); "host+device": the row also carries device_* figures (CUDA events)
+            "clock": "host+device" if device_fields else "host", **device_fields,
+            "params": prep.params, "macs": prep.macs,
             "artifact_sha256": prep.artifact_sha256, "artifact": artifact, "parity": prep.parity or {},
             "warnings": warnings, "round_size": live.k if live else None, "created_at": _now(),
         }
         return row
+
+
+def _clusters(items: list) -> list[list]:
+    """Cases that should share a rotation: per backend, each model linked with its zoo
+    baselines and with the table's baselines (SPEEDUP_BASELINES) when it is a parameter-free
+    model or one of them (union-find over model names)."""
+    from ..zoo import get_spec
+    from .suites import SPEEDUP_BASELINES
+
+    parent: dict = {}
+
+    def find(a):
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def union(a, b):
+        parent[find(a)] = find(b)
+
+    present = {(s.backend, s.model) for s, _ in items}
+    for backend, model in present:
+        find((backend, model))
+        try:
+            spec = get_spec(model)
+            links = list(spec.baselines)
+            if spec.family == "parameter-free" and "resnet" in model:
+                links += list(SPEEDUP_BASELINES)
+        except Exception:  # noqa: BLE001 - a model outside the zoo (the fake runner's): no links
+            links = []
+        for other in links:
+            if (backend, other) in present:
+                union((backend, model), (backend, other))
+    out: dict = {}
+    for spec, prep in items:
+        out.setdefault(find((spec.backend, spec.model)), []).append((spec, prep))
+    return list(out.values())
 
 
 class _ModelSource:

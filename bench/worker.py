@@ -217,7 +217,7 @@ class _Worker:
 
             threads = apply_thread_settings(spec.threads)
             threads["flush_denormal"] = set_flush_denormal()
-        elif spec.backend != "_fake":
+        else:
             # ONNX Runtime and OpenVINO take the thread count (and flush-to-zero) through their own
             # session options (see their runners); importing torch here only to set its pools
             # would cost seconds and memory per worker. The OpenMP/MKL variables are set alike.

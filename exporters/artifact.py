@@ -74,6 +74,12 @@ def parity_verdict(parity: dict | None) -> str:
         return "unverified"
     if parity.get("status") == "reference":
         return "reference"
+    if parity.get("verdict") == "inconclusive" and parity.get("overall"):
+        # re-judged by the current rule: a record written by an older, laxer rule (every miss
+        # of a model whose rounded-weights baseline also missed) may be a failure today
+        from .parity import classify
+
+        return classify(parity)[0]
     if parity.get("verdict") in ("passed", "failed", "inconclusive"):
         return parity["verdict"]
     if isinstance(parity.get("passed"), bool):

@@ -31,6 +31,15 @@ TOLERANCES = {
 # int8 is judged on more held-out images than fp32/fp16: top-1 agreement over 4 images says little.
 EXTRA_BATCHES = {"fp32": 0, "fp16": 0, "int8": 10}
 
+# When a reduced-precision artifact misses the tolerance and so does PyTorch with merely rounded
+# weights, the miss is `inconclusive` only if the artifact is about as close to PyTorch as that
+# rounded-weights baseline: each error measure of the artifact (1 - mean cosine, max_rel, top-1
+# disagreement) at most INCONCLUSIVE_FACTOR times the baseline's. Anything further off is
+# `failed`, and so are non-finite outputs (NaN/Inf) and outputs that point elsewhere entirely
+# (mean cosine below FAR_OFF_COSINE), whatever the baseline does.
+INCONCLUSIVE_FACTOR = 4.0
+FAR_OFF_COSINE = 0.5
+
 
 def parity_inputs(spec, batches: list[int], precision: str, seed: int = PARITY_SEED) -> list:
     """[(batch_size, tensor)]: one input per requested batch size, then (int8) EXTRA_BATCHES more
@@ -157,14 +166,45 @@ def run_parity(model, spec, runner, batches: list[int], precision: str, seed: in
         base_failures = judge(base, precision)
         record["baseline"] = {"what": f"PyTorch with weights rounded to {precision} (fp32 compute)",
                               "overall": _clean(base), "failures": base_failures}
-        if failures and base_failures:
-            record["verdict"] = "inconclusive"
+    record["verdict"], record["why"] = classify(record)
+    record["passed"] = record["verdict"] == "passed"
     return record
+
+
+def classify(record: dict) -> tuple[str, str]:
+    """(verdict, why) of a parity record (`run_parity`'s, or one read back from a manifest):
+    passed | failed | inconclusive, by the rule above INCONCLUSIVE_FACTOR."""
+    overall = record.get("overall") or {}
+    failures = record.get("failures") or []
+    if not failures:
+        return "passed", "within tolerance"
+    if overall.get("nonfinite") or not all(
+            isinstance(overall.get(k), (int, float)) and math.isfinite(overall[k]) for k in ("max_abs", "cosine_mean")):
+        return "failed", "the artifact returned NaN or Inf"
+    if overall["cosine_mean"] < FAR_OFF_COSINE:
+        return "failed", f"far off: mean cosine {overall['cosine_mean']:.3f} < {FAR_OFF_COSINE}"
+    base = record.get("baseline") or {}
+    bo = base.get("overall") or {}
+    if not base.get("failures") or not bo:
+        return "failed", "misses the tolerance" + ("" if bo else " (no rounded-weights baseline)") + \
+            ("; PyTorch with rounded weights meets it" if bo else "")
+    n = max(1, int(overall.get("n") or 1))
+    measures = (("1 - mean cosine", 1 - overall["cosine_mean"], 1 - bo.get("cosine_mean", 1.0), 0.0),
+                ("max_rel", overall.get("max_rel", math.inf), bo.get("max_rel", 0.0), 0.0),
+                ("top-1 disagreement", 1 - overall.get("top1", 0.0), 1 - bo.get("top1", 1.0), 1.0 / n))
+    worse = [f"{name} {a:.3g} > {INCONCLUSIVE_FACTOR:g} x baseline {b:.3g}" for name, a, b, slack in measures
+             if not a <= INCONCLUSIVE_FACTOR * b + slack]
+    if worse:
+        return "failed", "further from PyTorch than the rounded-weights baseline allows: " + "; ".join(worse)
+    return "inconclusive", (f"misses the tolerance, as PyTorch with weights rounded to {record.get('precision')} "
+                            f"does; within {INCONCLUSIVE_FACTOR:g}x of that baseline's error")
 
 
 def format_failure(name: str, parity: dict) -> str:
     o = parity["overall"]
-    return (f"{name}: parity {parity.get('verdict', 'failed').upper()} ({'; '.join(parity['failures'])}): max_abs {o['max_abs']:.3g}, "
+    why = f"; {parity['why']}" if parity.get("why") else ""
+    return (f"{name}: parity {parity.get('verdict', 'failed').upper()} ({'; '.join(parity['failures'])}{why}): "
+            f"max_abs {o['max_abs']:.3g}, "
             f"max_rel {o['max_rel']:.3g}, cosine_min {o['cosine_min']:.6f}, top1 {o['top1']:.3f} over {o['n']} inputs")
 
 

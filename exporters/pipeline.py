@@ -19,8 +19,8 @@ from typing import Callable
 from .. import __version__
 from ..errors import UsageError, UserError
 from .artifact import (FORMAT, MANIFEST, Artifact, artifact_sha256, check_writable_dir, files_digest,
-                       load_artifact, make_temp_dir, publish_dir, sweep_stale_temp, tool_versions, utc_now,
-                       write_manifest)
+                       load_artifact, make_temp_dir, parity_verdict, publish_dir, sweep_stale_temp, tool_versions,
+                       utc_now, write_manifest)
 from .settings import (DEFAULT_DYNAMIC, MODEL_FILES, OPSET, BatchSpec, ExportRequest, canonical_target, check_precision,
                        parse_batch)
 
@@ -104,9 +104,9 @@ def artifact_dir(root: Path, req: ExportRequest) -> Path:
 def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, dynamic_batch=None,
                  weights=None, seed: int = 0, cache_dir=None, force: bool = False, verify: bool = True,
                  out=None, calib=None, progress: Callable | None = None, calib_size: int | None = None,
-                 _source: _Source | None = None) -> Artifact:
+                 _source: _Source | None = None, allow_failed: bool = False) -> Artifact:
     """Export (or reuse from the cache) `model` for `target` at `precision` and return the
-    verified Artifact.
+    verified Artifact (with `allow_failed`, also one whose parity failed: the caller decides).
 
     model: zoo name, alias or timm:<name>; target: onnx | openvino | trt; precision: fp32 | fp16 |
     int8; batch: static batch N, or dynamic_batch 'MIN:OPT:MAX' (default dynamic 1:8:64);
@@ -144,10 +144,10 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
 
     if target == "trt":
         art = _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, source, progress,
-                            weights, seed)
+                            weights, seed, allow_failed)
     else:
         req = make_request(spec.name, wsrc, target, precision, bspec, cspec)
-        art = _cached_or_build(req, spec, root, force, verify, source, progress, weights, seed)
+        art = _cached_or_build(req, spec, root, force, verify, source, progress, weights, seed, allow_failed)
     if out_path is not None:
         art = _copy_out(art, out_path)
         _say(progress, f"copied to {out_path}")
@@ -211,7 +211,7 @@ def _copy_out(art: Artifact, out: Path) -> Artifact:
 
 
 def _cached_or_build(req: ExportRequest, spec, root: Path, force: bool, verify: bool, source: _Source,
-                     progress, weights, seed) -> Artifact:
+                     progress, weights, seed, allow_failed: bool = False) -> Artifact:
     final = artifact_dir(root, req)
     art = None
     replace = force
@@ -225,11 +225,13 @@ def _cached_or_build(req: ExportRequest, spec, root: Path, force: bool, verify: 
     if art is None:
         check_writable_dir(root, "cache directory")  # before the expensive export
         art = _build(req, spec, root, final, replace, verify, source, progress, weights, seed)
-    elif verify and art.status in ("unverified", "failed"):
+    elif verify and (art.status in ("unverified", "failed")
+                     or (art.status == "inconclusive" and parity_verdict(art.parity) != "inconclusive")):
         # a failed artifact is kept for inspection; asking for it again re-runs parity (with the
-        # current tolerances) instead of repeating a stale verdict
+        # current tolerances) instead of repeating a stale verdict; so does an 'inconclusive'
+        # that the current rule judges otherwise (written by an older, laxer rule)
         art = _verify_in_place(art, spec, source, progress)
-    if art.status == "failed" and verify:
+    if art.status == "failed" and verify and not allow_failed:
         from .parity import format_failure
 
         raise UserError(format_failure(f"{spec.name} {req.target} {req.precision}", art.parity)
@@ -388,7 +390,8 @@ def _openvino_step(req: ExportRequest, spec, model, tmp: Path, parent: Artifact)
 
 # --- TensorRT ---------------------------------------------------------------------------------
 
-def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, source, progress, weights, seed):
+def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, source, progress, weights, seed,
+                  allow_failed: bool = False):
     from . import tensorrt as trtx
 
     info = trtx.probe()
@@ -426,7 +429,7 @@ def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, sour
             _say(progress, f"cached engine unusable ({exc}); rebuilding")
             art = None
         if art is not None:
-            if art.status == "failed" and verify:
+            if art.status == "failed" and verify and not allow_failed:
                 from .parity import format_failure
 
                 raise UserError(format_failure(f"{spec.name} trt {precision}", art.parity)
@@ -459,7 +462,7 @@ def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, sour
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     art = load_artifact(path, check_hash=False)
-    if art.status == "failed" and verify:
+    if art.status == "failed" and verify and not allow_failed:
         from .parity import format_failure
 
         raise UserError(format_failure(f"{spec.name} trt {precision}", art.parity) + f"; kept at {art.path}")

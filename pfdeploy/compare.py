@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .bench.stats import bootstrap_medians, percentile_interval, ratio_replicates  # noqa: F401 (re-exported)
 from .errors import UsageError, UserError
 
 DEFAULT_THRESHOLD = 0.05
@@ -56,54 +57,11 @@ MARK = {"regression": "🔴", "failed": "❌", "inconclusive": "🟡", "improvem
 STYLE = {"regression": "bold red", "failed": "bold red", "inconclusive": "yellow",
          "improvement": "green", "unchanged": "", "no-samples": "dim", "not-compared": "magenta",
          "skipped": "dim", "missing": "dim", "new": "cyan"}
-# Bootstrap replicates are processed in chunks so memory stays bounded (chunk x samples ints).
-_CHUNK_CELLS = 4_000_000
 
 
 # --------------------------------------------------------------------------------------------
 # statistics
 # --------------------------------------------------------------------------------------------
-
-def _units(samples: np.ndarray, rounds: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """Sort `samples` and give each its resampling unit: its round when the samples were taken
-    in at least two rounds, else itself. Returns (sorted samples, unit index per sorted sample,
-    number of units, method)."""
-    order = np.argsort(samples, kind="stable")
-    values = samples[order]
-    if rounds is not None and len(rounds) == len(samples):
-        labels, unit = np.unique(np.asarray(rounds)[order], return_inverse=True)
-        if len(labels) >= 2:
-            return values, unit.astype(np.intp), len(labels), "rounds"
-    return values, np.arange(len(values)), len(values), "samples"
-
-
-def bootstrap_medians(samples: Sequence[float], rounds: Sequence[int] | None, resamples: int,
-                      rng: np.random.Generator) -> tuple[np.ndarray, str, int]:
-    """Bootstrap distribution of the median of `samples`.
-
-    Each replicate draws as many units as there are (with replacement): whole rounds when
-    `rounds` gives at least two distinct round indices, else single samples, and takes the median
-    of all samples of the drawn units (a weighted median over the sorted samples, so no replicate
-    is materialised). Returns (medians[resamples], method "rounds" | "samples", units)."""
-    x = np.asarray(samples, dtype=float)
-    if x.size == 0:
-        raise ValueError("no samples")
-    values, unit, n_units, method = _units(x, rounds)
-    medians = np.empty(resamples)
-    chunk = max(1, min(resamples, _CHUNK_CELLS // max(1, values.size)))
-    p = np.full(n_units, 1.0 / n_units)
-    for start in range(0, resamples, chunk):
-        b = min(chunk, resamples - start)
-        counts = rng.multinomial(n_units, p, size=b)            # (b, units): times each unit drawn
-        cum = np.cumsum(counts[:, unit], axis=1)                # (b, samples) in sorted order
-        total = cum[:, -1]
-        lo_rank = (total + 1) // 2                              # 1-based order statistics of the median
-        hi_rank = total // 2 + 1
-        lo_idx = (cum < lo_rank[:, None]).sum(axis=1)
-        hi_idx = (cum < hi_rank[:, None]).sum(axis=1)
-        medians[start:start + b] = (values[lo_idx] + values[hi_idx]) / 2.0
-    return medians, method, n_units
-
 
 def mann_whitney_p(base: Sequence[float], head: Sequence[float]) -> float | None:
     """Two-sided Mann-Whitney U p-value (scipy) of two sets of independent values (round
@@ -133,6 +91,7 @@ class RatioStats:
     head_method: str
     base_units: int
     head_units: int
+    replicates: Any = field(default=None, repr=False, compare=False)  # bootstrap replicates of r
 
     @property
     def ci_width(self) -> float:
@@ -148,27 +107,18 @@ def ratio_stats(base: Sequence[float], head: Sequence[float], base_rounds: Seque
     b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
     if b.size == 0 or h.size == 0:
         raise ValueError("both runs need samples")
-    mb, mh = float(np.median(b)), float(np.median(h))
-    if mb <= 0:
+    if float(np.median(b)) <= 0:
         raise ValueError("base median is not positive")
-    rng = np.random.default_rng(seed)
-    bm, b_method, b_units = bootstrap_medians(b, base_rounds, resamples, rng)
-    hm, h_method, h_units = bootstrap_medians(h, head_rounds, resamples, rng)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = hm / bm
-    ratios = ratios[np.isfinite(ratios)]
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
-    r = mh / mb
-    # The percentile interval of a skewed statistic may, rarely, not contain the point estimate;
-    # widen it to do so, so "CI above 1" never contradicts the ratio shown beside it.
-    lo, hi = min(float(lo), r), max(float(hi), r)
-    if b_method == h_method == "rounds":
+    rep = ratio_replicates(h, head_rounds, b, base_rounds, resamples, np.random.default_rng(seed))
+    r = rep["ratio"]
+    lo, hi = percentile_interval(rep["replicates"], r, confidence)
+    if rep["den_method"] == rep["num_method"] == "rounds":
         # the test sees the same independent units the bootstrap resamples: one median per round
         p = mann_whitney_p(_round_medians(b, base_rounds), _round_medians(h, head_rounds))
     else:
         p = mann_whitney_p(b, h)
-    return RatioStats(r, lo, hi, p, mb, mh, b_method, h_method, b_units, h_units)
+    return RatioStats(r, lo, hi, p, rep["den_median"], rep["num_median"], rep["den_method"], rep["num_method"],
+                      rep["den_units"], rep["num_units"], replicates=rep["replicates"])
 
 
 def _round_medians(x: np.ndarray, rounds: Sequence[int]) -> np.ndarray:
@@ -237,6 +187,9 @@ class CaseComparison:
     ci_low: float | None = None
     ci_high: float | None = None
     ci_width: float | None = None
+    rel_ratio: float | None = None      # ratio relative to the common shift (the verdict's basis)
+    rel_ci_low: float | None = None
+    rel_ci_high: float | None = None
     p_value: float | None = None
     base_n: int | None = None
     head_n: int | None = None
@@ -268,6 +221,8 @@ class Comparison:
     case_alpha: float = DEFAULT_ALPHA
     cases: list[CaseComparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    shift: Any = None                  # Shift, with >= MIN_SHIFT_CASES compared cases
+    shift_fails: bool = True
 
     def levels(self) -> str:
         """How the confidence was spent, in words."""
@@ -295,6 +250,9 @@ class Comparison:
                or (c.verdict == "failed" and c.head_status == "failed" and c.base_status == "ok")]
         if fail_on == "inconclusive":
             bad += [c for c in self.cases if c.verdict in ("inconclusive", "no-samples", "not-compared")]
+        if self.shift is not None and self.shift.fails_gate:
+            # the whole run slowed beyond the threshold: every compared case is affected
+            bad += [c for c in self.cases if c.rel_ratio is not None and c not in bad]
         return bad
 
     def exit_code(self, fail_on: str = "regression") -> int:
@@ -303,6 +261,8 @@ class Comparison:
     def headline(self) -> str:
         counts = self.counts
         parts = [f"{n} {v}" for v, n in counts.items()]
+        if self.shift is not None and self.shift.beyond_threshold:
+            parts.insert(0, f"machine-wide shift {(self.shift.ratio - 1) * 100:+.1f}%")
         return ", ".join(parts) if parts else "no cases"
 
     def to_dict(self, fail_on: str | None = None) -> dict:
@@ -313,6 +273,7 @@ class Comparison:
             "correction": self.correction, "tested": self.tested, "case_confidence": self.case_confidence,
             "case_alpha": self.case_alpha,
             "counts": self.counts, "warnings": list(self.warnings),
+            "shift": self.shift.to_dict() if self.shift is not None else None,
             "cases": [c.to_dict() for c in self.cases],
         }
         if fail_on is not None:
@@ -395,7 +356,7 @@ def check_run_doc(doc: dict, side: str) -> None:
 def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRESHOLD,
                  confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES,
                  seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA,
-                 correction: str = "bonferroni") -> Comparison:
+                 correction: str = "bonferroni", shift_fails: bool = True) -> Comparison:
     """Compare two run documents (run-file format) case by case. Returns a Comparison whose
     cases cover the union of both runs' case keys.
 
@@ -403,7 +364,11 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
     regresses, so with `correction="bonferroni"` (default) each of the m cases that get a
     statistical verdict uses a CI at 1 - (1 - confidence)/m and a Mann-Whitney level alpha/m
     (an A/A comparison of 15 cases then calls a false regression with probability <= 5%, not up
-    to 15 x 2.5%). `correction="none"`: every case at `confidence` and `alpha`."""
+    to 15 x 2.5%). `correction="none"`: every case at `confidence` and `alpha`.
+
+    With at least MIN_SHIFT_CASES compared cases, the shift common to all of them is estimated
+    (`Comparison.shift`) and every per-case verdict is taken relative to it (see `_apply_shift`);
+    `shift_fails`: a common slowdown beyond the threshold fails the gate (default)."""
     if correction not in CORRECTIONS:
         raise UsageError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
     if not 0 < threshold < 1:
@@ -433,28 +398,141 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
     cmp = Comparison(base_run, head_run, threshold, confidence, alpha, resamples, seed, same_machine,
                      correction=correction, tested=tested, case_confidence=1.0 - (1.0 - confidence) / m,
                      case_alpha=alpha / m, warnings=warnings)
+    cmp.shift_fails = shift_fails
+    stats: dict[str, RatioStats] = {}
     for key in list(base_rows) + [k for k in head_rows if k not in base_rows]:
-        cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp))
+        cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp, stats))
+    _apply_shift(cmp, stats, base_rows, head_rows)
     order = {v: i for i, v in enumerate(VERDICTS)}
     cmp.cases.sort(key=lambda c: (order.get(c.verdict, len(order)), c.case_key))
-    cmp.warnings.extend(_shift_warnings(cmp))
     return cmp
 
 
-def _shift_warnings(cmp: Comparison) -> list[str]:
-    """Every case slower (or faster) by a similar factor looks like the machine, not the code:
-    a neighbour's load, a CPU frequency change. Statistics cannot tell the two apart; say so."""
+@dataclass
+class Shift:
+    """The change common to every compared case (a whole-run shift: the machine, a neighbour's
+    load, a shared dependency), estimated as the median over cases of log(ratio)."""
+
+    ratio: float                # exp(median log ratio): 1.10 = every case 10% slower
+    ci_low: float
+    ci_high: float
+    cases: int                  # how many cases it is estimated from
+    spread: float               # tau: case-to-case spread of the shift beyond measurement noise (log)
+    significant: bool           # the CI excludes 1
+    beyond_threshold: bool      # significant and |ratio - 1| >= threshold
+    fails_gate: bool            # a common slowdown beyond the threshold (with shift_fails)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def message(self, threshold: float) -> str:
+        pct = (self.ratio - 1) * 100
+        ci = f"[{(self.ci_low - 1) * 100:+.1f}%, {(self.ci_high - 1) * 100:+.1f}%]"
+        if not self.beyond_threshold:
+            return (f"common shift of all {self.cases} cases {pct:+.1f}% {ci}: within the threshold; per-case "
+                    "verdicts are relative to it")
+        word = "slower" if self.ratio > 1 else "faster"
+        text = (f"machine-wide shift: every case moved {pct:+.1f}% {ci} ({self.cases} cases, {word}): the machine "
+                "or a shared dependency changed; per-case verdicts below are relative to this shift")
+        if self.fails_gate:
+            text += (". Timing alone cannot tell a runtime upgrade from a noisy neighbour, so a common slowdown "
+                     "beyond the threshold fails the gate: rerun both back to back on a quiet machine")
+        return text
+
+
+MIN_SHIFT_CASES = 4
+
+
+def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict) -> None:
+    """Estimate the whole-run shift and re-take every per-case verdict relative to it.
+
+    Model: log r_i = s + d_i + noise_i, s the shift common to all cases, d_i the case's own change.
+    s is the median over cases of log r_i; its CI comes from a two-level bootstrap (cases
+    resampled, and each case's own bootstrap replicate). A case's relative change is
+    log r_i minus the median of the *other* cases (leave-one-out, so a case never hides its own
+    change in the shift), with replicates from the same bootstrap. A machine-wide shift is rarely
+    uniform (a busy core slows one runtime more than another), so the spread of the relative
+    changes beyond their measurement noise, tau, is estimated robustly (the tau that makes the
+    median |standardised relative change| that of a normal, 0.6745: one outlying case does not
+    move it) and added to every case's relative CI. Verdicts then use the usual rule on the
+    relative ratio; Mann-Whitney compares base round medians with head round medians divided by
+    the leave-one-out shift."""
+    keys = [c.case_key for c in cmp.cases if c.case_key in stats]
+    if len(keys) < MIN_SHIFT_CASES:
+        if keys:
+            cmp.warnings.extend(_few_cases_warning(cmp, len(keys)))
+        return
+    reps = [np.log(stats[k].replicates) for k in keys]
+    width = min(r.size for r in reps)
+    L = np.vstack([r[:width] for r in reps])                       # (m, B) log-ratio replicates
+    point = np.array([math.log(stats[k].ratio) for k in keys])      # (m,)
+    m = len(keys)
+    rng = np.random.default_rng(_stable_seed(cmp.seed, "shift"))
+    pick = rng.integers(0, m, size=(width, m))
+    shift_reps = np.median(L[pick, np.arange(width)[:, None]], axis=1)
+    s_point = float(np.median(point))
+    lo, hi = percentile_interval(shift_reps, s_point, cmp.confidence)
+    loo_point = np.array([np.median(np.delete(point, i)) for i in range(m)])
+    loo_reps = np.vstack([np.median(np.delete(L, i, axis=0), axis=0) for i in range(m)])
+    d = point - loo_point
+    D = L - loo_reps
+    sd = np.array([max(_iqr_sd(D[i]), 1e-9) for i in range(m)])
+    tau = _robust_tau(d, sd)
+    noise = rng.standard_normal(D.shape) * tau
+    sig = lo > 0 or hi < 0
+    beyond = sig and abs(math.exp(s_point) - 1) >= cmp.threshold
+    cmp.shift = Shift(ratio=math.exp(s_point), ci_low=math.exp(lo), ci_high=math.exp(hi), cases=m,
+                      spread=float(tau), significant=bool(sig), beyond_threshold=bool(beyond),
+                      fails_gate=bool(beyond and s_point > 0 and cmp.shift_fails))
+    cmp.warnings.append(cmp.shift.message(cmp.threshold))
+    by_key = {c.case_key: c for c in cmp.cases}
+    for i, key in enumerate(keys):
+        c, st = by_key[key], stats[key]
+        rel = float(np.exp(d[i]))
+        rlo, rhi = percentile_interval(np.exp(D[i] + noise[i]), rel, cmp.case_confidence)
+        base, head = base_rows[key], head_rows[key]
+        p = st.p_value
+        if st.base_method == st.head_method == "rounds":
+            hm = _round_medians(np.asarray(head["samples_ns"], float), head["sample_rounds"]) / math.exp(loo_point[i])
+            p = mann_whitney_p(_round_medians(np.asarray(base["samples_ns"], float), base["sample_rounds"]), hm)
+        rs = RatioStats(rel, rlo, rhi, p, st.base_median_ns, st.head_median_ns, st.base_method, st.head_method,
+                        st.base_units, st.head_units)
+        c.rel_ratio, c.rel_ci_low, c.rel_ci_high = rel, rlo, rhi
+        c.p_value = p
+        v, note = verdict(rs, cmp.threshold, cmp.case_alpha)
+        extra = f"relative to the common shift ({(cmp.shift.ratio - 1) * 100:+.1f}%)" if beyond else ""
+        if "no rounds recorded" in c.note:
+            extra = "; ".join(x for x in (extra, "blocks of consecutive samples resampled (no rounds recorded)") if x)
+        c.verdict = v
+        c.note = "; ".join(x for x in (note, extra) if x)
+
+
+def _iqr_sd(x: np.ndarray) -> float:
+    q1, q3 = np.quantile(x, [0.25, 0.75])
+    return float((q3 - q1) / 1.349)
+
+
+def _robust_tau(d: np.ndarray, sd: np.ndarray) -> float:
+    """The smallest tau >= 0 with median(|d| / sqrt(sd^2 + tau^2)) <= 0.6745 (bisection)."""
+    def med_z(t):
+        return float(np.median(np.abs(d) / np.sqrt(sd ** 2 + t ** 2)))
+
+    if med_z(0.0) <= 0.6745:
+        return 0.0
+    lo, hi = 0.0, float(np.max(np.abs(d))) / 0.6745 + 1e-9
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if med_z(mid) <= 0.6745 else (mid, hi)
+    return hi
+
+
+def _few_cases_warning(cmp: Comparison, n: int) -> list[str]:
+    """Too few cases to separate a machine-wide shift from a change: say so when they all moved."""
     ratios = [c.ratio for c in cmp.cases if c.ci_low is not None and c.ratio]
-    if len(ratios) < 4:
-        return []
-    slower = sum(1 for r in ratios if r >= 1 + cmp.threshold)
-    faster = sum(1 for r in ratios if r <= 1 - cmp.threshold)
-    for n, word in ((slower, "slower"), (faster, "faster")):
-        if n >= 0.8 * len(ratios):
-            med = float(np.median(ratios))
-            return [f"{n} of {len(ratios)} compared cases are {word} (median ratio {med:.2f}): a machine-wide "
-                    "shift (other load, CPU frequency) looks the same as a code change; rerun both on a quiet "
-                    "machine, or back to back, before trusting these verdicts"]
+    if ratios and (all(r >= 1 + cmp.threshold for r in ratios) or all(r <= 1 - cmp.threshold for r in ratios)):
+        return [f"all {n} compared cases moved the same way (median ratio {float(np.median(ratios)):.2f}); with fewer "
+                f"than {MIN_SHIFT_CASES} cases a machine-wide shift cannot be told from a code change: rerun both "
+                "back to back before trusting these verdicts"]
     return []
 
 
@@ -491,7 +569,8 @@ def _load_warnings(base_run: dict, head_run: dict) -> list[str]:
     return []
 
 
-def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Comparison) -> CaseComparison:
+def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Comparison,
+                  stats_out: dict | None = None) -> CaseComparison:
     row = head or base or {}
     c = CaseComparison(case_key=key, verdict="unchanged", **_case_fields(row))
     c.base_status = base.get("status") if base else None
@@ -545,8 +624,10 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
     c.resampled = (f"{stats.base_method}/{stats.head_method}" if stats.base_method != stats.head_method
                    else stats.base_method)
     c.verdict, c.note = verdict(stats, cmp.threshold, cmp.case_alpha)
-    if stats.base_method == "samples" or stats.head_method == "samples":
-        extra = "samples resampled singly (no rounds recorded)"
+    if stats_out is not None:
+        stats_out[key] = stats
+    if stats.base_method == "blocks" or stats.head_method == "blocks":
+        extra = "blocks of consecutive samples resampled (no rounds recorded)"
         c.note = f"{c.note}; {extra}" if c.note else extra
     return c
 
@@ -598,6 +679,12 @@ def _ci(c: CaseComparison) -> str:
     if c.ci_low is None:
         return "-"
     return f"[{_num(c.ci_low)}, {_num(c.ci_high)}]"
+
+
+def _rel(c: CaseComparison) -> str:
+    if c.rel_ratio is None:
+        return "-"
+    return f"{_pct(c.rel_ratio)} [{_num(c.rel_ci_low)}, {_num(c.rel_ci_high)}]"
 
 
 def _p(c: CaseComparison) -> str:
@@ -655,14 +742,15 @@ def to_markdown(cmp: Comparison, fail_on: str = "regression") -> str:
     for w in cmp.warnings:
         lines.append(f"- ⚠️ {md_escape(w)}")
     lines += ["", "| verdict | model | backend | device | precision | batch | threads | scenario | "
-                  "base p50 ms | head p50 ms | change | CI of ratio | p (MWU) | note |",
-              "|---|---|---|---|---|---|---|---|---:|---:|---:|---|---:|---|"]
+                  "base p50 ms | head p50 ms | change | CI of ratio | vs shift [CI] | p (MWU) | note |",
+              "|---|---|---|---|---|---|---|---|---:|---:|---:|---|---|---:|---|"]
     for c in cmp.cases:
         cells = [f"{MARK.get(c.verdict, '')} {c.verdict}", c.model or c.case_key, c.backend, c.device,
                  c.precision, c.batch, c.threads, c.scenario]
         lines.append("| " + " | ".join(
             [md_escape(cells[0])] + [md_escape("-" if v is None else v) for v in cells[1:]]
-            + [_num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _p(c), md_escape(_note(c))]) + " |")
+            + [_num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _rel(c), _p(c),
+               md_escape(_note(c))]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -674,11 +762,12 @@ def print_table(cmp: Comparison, console, fail_on: str = "regression") -> None:
 
     t = Table(title=Text(f"compare {run_label(cmp.base)} -> {run_label(cmp.head)}"), header_style="bold")
     for col, right in (("verdict", False), ("case", False), ("base p50 ms", True), ("head p50 ms", True),
-                       ("change", True), ("CI of ratio", True), ("p (MWU)", True), ("note", False)):
+                       ("change", True), ("CI of ratio", True), ("vs shift [CI]", True), ("p (MWU)", True),
+                       ("note", False)):
         t.add_column(col, justify="right" if right else "left")
     for c in cmp.cases:
         t.add_row(Text(c.verdict, style=STYLE.get(c.verdict, "")), Text(_case_label(c)),
-                  _num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _p(c), Text(_note(c)))
+                  _num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _rel(c), _p(c), Text(_note(c)))
     console.print(t)
     for w in cmp.warnings:
         console.print(Text(f"warning: {w}", style="yellow"))

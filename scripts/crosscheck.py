@@ -2,9 +2,13 @@
 """Cross-check pfdeploy's medians against the runtimes' own measurements (METHOD.md section 7).
 
 On one artifact at batch 1, alternately in one session (A, B, A, B, ...):
-  * OpenVINO: `benchmark_app -m IR -d CPU -hint latency` (thread count pinned to pfdeploy's with
-    -load_config INFERENCE_NUM_THREADS, since benchmark_app refuses -nthreads together with -hint)
-    against pfdeploy's openvino case on the same IR;
+  * OpenVINO: `benchmark_app -m IR -d CPU -hint latency -api sync` (thread count and f32 set to
+    pfdeploy's with -load_config INFERENCE_NUM_THREADS / INFERENCE_PRECISION_HINT, since
+    benchmark_app refuses -nthreads together with -hint) against pfdeploy's openvino case on the
+    same IR. `-api sync` because that is what a deployed application that calls `infer()` sees and
+    what pfdeploy measures: the calling thread takes part in the inference (OpenVINO pins it, with
+    pinning on, to one core and a helper thread to the other); benchmark_app's default async API
+    runs the request on OpenVINO's own threads instead (`--api async` to compare that too);
   * ONNX Runtime: a bare `session.run` loop in a fresh process (same thread settings)
     against pfdeploy's onnxruntime case on the same .onnx.
 
@@ -67,12 +71,27 @@ def pfdeploy_median(backend: str, model: str, model_file: str, inputs: str, thre
             "runner": row["artifact"].get("runner")}
 
 
-def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path) -> dict:
+def benchmark_app_exe() -> str:
+    """benchmark_app of the installed openvino package (a console script beside its Python)."""
+    import shutil
+
+    import openvino
+
+    for cand in (Path(sys.executable).with_name("benchmark_app"),
+                 Path(openvino.__file__).resolve().parents[4] / "bin" / "benchmark_app"):
+        if cand.is_file():
+            return str(cand)
+    found = shutil.which("benchmark_app")
+    if not found:
+        raise SystemExit("benchmark_app not found (it ships with the openvino package)")
+    return found
+
+
+def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path, api: str = "sync") -> dict:
     cfg = tmp / "ov_config.json"
-    cfg.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads)}}))
-    exe = Path(sys.executable).with_name("benchmark_app")
-    cmd = [str(exe), "-m", xml, "-d", "CPU", "-hint", "latency", "-load_config", str(cfg),
-           "-shape", "[1,3,224,224]", "-t", str(int(seconds))]
+    cfg.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads), "INFERENCE_PRECISION_HINT": "f32"}}))
+    cmd = [benchmark_app_exe(), "-m", xml, "-d", "CPU", "-hint", "latency", "-api", api, "-load_config", str(cfg),
+           "-shape", "[1,3,224,224]", "-t", str(max(1, int(seconds)))]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 10 + 300)
     if res.returncode != 0:
         raise SystemExit(f"benchmark_app failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
@@ -100,6 +119,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="measurement time of each turn")
     ap.add_argument("--threads", type=int, default=None, help="default: physical cores")
     ap.add_argument("--only", choices=["openvino", "onnxruntime"], default=None)
+    ap.add_argument("--api", choices=["sync", "async"], default="sync", help="benchmark_app's -api (default sync)")
     ap.add_argument("--json", default="crosscheck.json")
     args = ap.parse_args()
 
@@ -124,7 +144,7 @@ def main() -> int:
         rows = []
         for i in range(args.pairs):
             if check == "openvino":
-                ref = benchmark_app_median(str(art.model_file), threads, args.seconds, tmp)
+                ref = benchmark_app_median(str(art.model_file), threads, args.seconds, tmp, args.api)
             else:
                 ref = bare_ort_median(str(art.model_file), str(inputs), threads, args.seconds)
             pf = pfdeploy_median(check, spec.name, str(art.model_file), str(inputs), threads, args.seconds, store)
@@ -135,7 +155,12 @@ def main() -> int:
         ratios = [r["ratio"] for r in rows]
         report["checks"][check] = {
             "artifact": str(art.path), "artifact_sha256": art.manifest.get("sha256"),
-            "reference": "benchmark_app -hint latency" if check == "openvino" else "bare session.run loop",
+            "reference": (f"benchmark_app -hint latency -api {args.api}" if check == "openvino"
+                          else "bare session.run loop"),
+            "reference_pinning": (rows[0]["reference"].get("properties") or {}).get("ENABLE_CPU_PINNING"),
+            "pfdeploy_pinning": (((rows[0]["pfdeploy"].get("runner") or {}).get("properties") or {})
+                                 .get("ENABLE_CPU_PINNING")),
+            "ratio_quartiles": [float(q) for q in np.quantile(ratios, [0.25, 0.75])],
             "reference_median_ms": statistics.median(r["reference_ms"] for r in rows),
             "pfdeploy_median_ms": statistics.median(r["pfdeploy_ms"] for r in rows),
             "median_ratio": statistics.median(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios),
@@ -144,11 +169,14 @@ def main() -> int:
     report["loadavg_after"] = os.getloadavg()
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"| check | reference | reference median ms | pfdeploy median ms | pfdeploy/reference (median of {args.pairs} "
-          f"alternated pairs) | range |")
-    print("|---|---|---|---|---|---|")
+          f"alternated pairs) | quartiles of the pairs | range | CPU pinning (reference / pfdeploy) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, c in report["checks"].items():
+        q = c["ratio_quartiles"]
         print(f"| {name} | {c['reference']} | {c['reference_median_ms']:.3f} | {c['pfdeploy_median_ms']:.3f} | "
-              f"{c['median_ratio']:.4f} ({(c['median_ratio'] - 1) * 100:+.2f}%) | {c['min_ratio']:.3f}-{c['max_ratio']:.3f} |")
+              f"{c['median_ratio']:.4f} ({(c['median_ratio'] - 1) * 100:+.2f}%) | {q[0]:.3f}-{q[1]:.3f} | "
+              f"{c['min_ratio']:.3f}-{c['max_ratio']:.3f} | {c.get('reference_pinning') or '-'} / "
+              f"{c.get('pfdeploy_pinning') or '-'} |")
     print(f"threads {threads}, {args.seconds:g} s per turn, load average before {report['loadavg_before']}, "
           f"after {report['loadavg_after']}; JSON: {args.json}")
     store.close()

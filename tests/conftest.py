@@ -10,6 +10,12 @@ import sys
 import pytest
 
 
+TESTS = os.path.dirname(os.path.abspath(__file__))
+# the engine's fake runner (tests/fake_runner.py) is found by worker processes through these
+os.environ["PFDEPLOY_TEST_RUNNERS"] = "_fake=fake_runner:FakeRunner"
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("pfdeploy-env")

@@ -55,13 +55,16 @@ def test_one_process_per_case_interleaved_one_at_a_time(store, inputs, tmp_path)
     assert set(rows["a"].rounds) & set(rows["b"].rounds) & set(rows["c"].rounds)
     # one worker running at a time: no two steps of different processes overlap in time
     steps = sorted(tuple(map(int, line.split()))[1:] + (int(line.split()[0]),)
-                   for line in trace.read_text().splitlines())
+                   for line in trace.read_text().splitlines() if not line.startswith("M "))
     for (s0, e0, p0), (s1, e1, p1) in zip(steps, steps[1:]):
         assert s1 >= e0 or p0 == p1
-    # and the process order alternates: a later round of a case comes after other cases ran
-    order = [p for _, _, p in steps]
-    switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
-    assert switches >= 4
+    # after warm-up, the measured rounds go A, B, C, A, B, C ...: at least two full cycles in
+    # the load order (warm-up and load also switch processes, so count measured rounds only)
+    pid_of = {r.row["artifact"]["worker_pid"]: m for m, r in rows.items()}
+    rounds = [pid_of[int(line.split()[1])] for line in trace.read_text().splitlines() if line.startswith("M ")]
+    assert rounds[:6] == ["a", "b", "c", "a", "b", "c"], rounds[:12]
+    # round ids: one per rotation, shared by exactly the cases measured in it
+    assert rows["a"].rounds[0] == rows["b"].rounds[0] == rows["c"].rounds[0]
     # every case row has the contract's statistics
     row = rows["b"].row
     for k in ("n", "min_ms", "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "max_ms", "mean_ms", "std_ms", "cv",
@@ -74,9 +77,20 @@ def test_no_interleave_runs_cases_one_after_another(store, inputs, tmp_path):
     trace = tmp_path / "trace.txt"
     out = run(store, [fake("a", inputs, trace=str(trace)), fake("b", inputs, trace=str(trace))], interleave=False)
     assert out.status == "finished"
-    order = [line.split()[0] for line in trace.read_text().splitlines()]
+    order = [line.split()[0] for line in trace.read_text().splitlines() if not line.startswith("M ")]
     switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
     assert switches == 1
+    # no two results share a round id, so no speedup between them is called paired
+    a, b = out.results
+    assert not set(a.rounds) & set(b.rounds)
+    from pfdeploy.bench.stats import speedup
+
+    res = speedup(a.samples_ns, a.rounds, b.samples_ns, b.rounds)
+    assert res["paired"] is False and res["rounds"] == 0 and res["ci_low"] is not None
+    from pfdeploy.cli.bench import summary_data
+
+    notes = " ".join(summary_data(out)["notes"])
+    assert "unpaired" in notes
 
 
 @pytest.mark.parametrize("where,opts,expect", [
@@ -184,3 +198,165 @@ def test_torch_weights_are_cached_between_runs(tmp_path, store):
     (tmp_path / "cache" / "torch-weights" / (os.path.basename(path1)[:-3] + ".json")).write_text("{broken")
     eng._torch_weights(spec, Source(), tmp_path)
     assert Source.calls == 2  # an unreadable entry is rebuilt, not trusted
+
+
+def test_pairing_only_within_rotations(store, inputs, monkeypatch):
+    """Cases split over two interleaving groups never share a round id: their speedup is unpaired;
+    cases of one group share every round they both ran and are paired."""
+    import pfdeploy.bench.engine as engine
+    from pfdeploy.bench.stats import speedup
+
+    monkeypatch.setattr(engine, "MAX_GROUP", 2)
+    out = run(store, [fake(n, inputs) for n in ("a", "b", "c")])
+    rows = {r.spec.model: r for r in out.results}
+    groups = [set(rows[m].rounds) for m in "abc"]
+    together = [(x, y) for x, y in (("a", "b"), ("a", "c"), ("b", "c")) if set(rows[x].rounds) & set(rows[y].rounds)]
+    assert len(together) == 1  # exactly one pair shared a rotation
+    x, y = together[0]
+    z = ({"a", "b", "c"} - {x, y}).pop()
+    assert speedup(rows[x].samples_ns, rows[x].rounds, rows[y].samples_ns, rows[y].rounds)["paired"] is True
+    assert speedup(rows[x].samples_ns, rows[x].rounds, rows[z].samples_ns, rows[z].rounds)["paired"] is False
+    assert len(set().union(*groups)) == sum(len(g) for g in groups) - len(set(rows[x].rounds) & set(rows[y].rounds))
+
+
+def test_groups_keep_a_model_with_its_baselines(monkeypatch):
+    """With more cases than fit one rotation, a parameter-free model lands with its baselines."""
+    import pfdeploy.bench.engine as engine
+
+    monkeypatch.setattr(engine, "MAX_GROUP", 4)
+    names = ["pf_vit_ti", "mobilenetv2_100", "pf_resnet50_max", "deit_tiny_patch16_224", "resnet50", "dw_resnet50"]
+    todo = [(CaseSpec(model=m, backend="onnxruntime"), Prepared()) for m in names]
+    groups = Engine(BenchConfig(models=()), store=None)._groups(todo)
+    where = {spec.model: i for i, g in enumerate(groups) for spec, _ in g}
+    assert all(len(g) <= 4 for g in groups)
+    assert where["pf_resnet50_max"] == where["resnet50"] == where["dw_resnet50"]
+    assert where["pf_vit_ti"] == where["deit_tiny_patch16_224"]
+
+
+def test_rewarm_calls_are_made_and_not_recorded(store, inputs, tmp_path):
+    trace = tmp_path / "trace.txt"
+    out = run(store, [fake("a", inputs, trace=str(trace)), fake("b", inputs, trace=str(trace))], rewarm=3)
+    lines = trace.read_text().splitlines()
+    for r in out.results:
+        pid = r.row["artifact"]["worker_pid"]
+        steps = sum(1 for line in lines if not line.startswith("M ") and int(line.split()[0]) == pid)
+        n_rounds = sum(1 for line in lines if line.startswith("M ") and int(line.split()[1]) == pid)
+        # first inference + warm-up + (3 discarded + measured) per round
+        assert steps == 1 + r.row["artifact"]["warmup_iters"] + 3 * n_rounds + r.row["n"]
+        assert n_rounds == len(set(r.rounds))
+
+
+def test_stop_reasons_converged_and_max_time(store, inputs):
+    never = StopRule(min_iters=5, min_time_s=0.01, max_time_s=0.2, warmup_iters=3, warmup_time_s=0.01,
+                     target_ci=1e-6, min_samples=5)
+    out = run(store, [fake("jittery", inputs, work_us=300)], rule=never)
+    row = out.results[0].row
+    assert row["artifact"]["stop_reason"] == "max_time"
+    assert any("stopped at max-time" in w for w in row["warnings"])
+    assert sum(out.results[0].samples_ns) >= 0.2e9  # the case's own measured time reached max-time
+    easy = StopRule(min_iters=5, min_time_s=0.01, max_time_s=30, warmup_iters=3, warmup_time_s=0.01,
+                    target_ci=0.5, min_samples=5, min_rounds=5)
+    out = run(store, [fake("steady", inputs, work_us=300)], rule=easy)
+    r = out.results[0]
+    assert r.row["artifact"]["stop_reason"] == "converged" and len(set(r.rounds)) >= 5
+    assert r.row["ci_method"] == "rounds" and r.row["ci_units"] == len(set(r.rounds))
+
+
+def test_hung_worker_fails_its_case_and_the_run_goes_on(store, inputs, monkeypatch):
+    import pfdeploy.bench.engine as engine
+
+    monkeypatch.setattr(engine, "MEASURE_TIMEOUT_MIN_S", 2.0)
+    rule = StopRule(min_iters=200, min_time_s=0.3, max_time_s=5, warmup_iters=3, warmup_time_s=0.01,
+                    target_ci=0.05, min_samples=20)
+    out = run(store, [fake("ok", inputs), fake("hung", inputs, work_us=1000, hang_after=40)], rule=rule)
+    rows = {r.spec.model: r.row for r in out.results}
+    assert out.status == "finished" and rows["ok"]["status"] == "ok"
+    assert rows["hung"]["status"] == "failed" and "no answer to measure" in rows["hung"]["error"]
+    assert not [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_one_model_failing_preparation_leaves_the_others(store, inputs, monkeypatch, tmp_path):
+    """The real preparation step: one model's preparation raises, its cases fail with the cause,
+    the other model is prepared and measured."""
+    import pfdeploy.complexity as complexity
+    import pfdeploy.zoo as zoo
+
+    real_get_spec = zoo.get_spec
+
+    def get_spec(name):
+        if name == "dw_resnet50":
+            raise RuntimeError("disk on fire")
+        return real_get_spec(name)
+
+    class Cx:
+        params, macs = 1, 2
+
+    monkeypatch.setattr(zoo, "get_spec", get_spec)
+    monkeypatch.setattr(complexity, "complexity_of", lambda name: Cx())
+    eng = Engine(BenchConfig(models=(), rule=RULE, round_time_s=0.005), store, store_url=store.url)
+    monkeypatch.setattr(eng, "_artifact", lambda model, target, precision, source=None: (
+        "unused", "ab" * 32, {"target": target}, {"verdict": "passed", "passed": True}))
+    specs = [CaseSpec(model=m, backend="onnxruntime") for m in ("resnet50", "dw_resnet50")]
+    prepared = eng._prepare(specs, tmp_path)
+    assert prepared[specs[0].key].error is None and prepared[specs[0].key].inputs
+    assert "preparing dw_resnet50 failed: RuntimeError: disk on fire" == prepared[specs[1].key].error
+    # run them (the fake runner stands in for onnxruntime): the failed one is listed, the other measured
+    cases = [(CaseSpec(model=s.model, backend="_fake", threads=1), prepared[s.key]) for s in specs]
+    out = eng.run(prepared_cases=cases)
+    rows = {r.spec.model: r.row for r in out.results}
+    assert rows["resnet50"]["status"] == "ok" and rows["dw_resnet50"]["status"] == "failed"
+    assert "disk on fire" in rows["dw_resnet50"]["error"] and out.status == "finished"
+
+
+_SIGINT_DRIVER = """
+import sys
+from pfdeploy.bench.config import CaseSpec
+from pfdeploy.bench.engine import Engine, Prepared
+from pfdeploy.cli import main
+
+inputs = sys.argv[1]
+specs = [CaseSpec(model="resnet50", backend="_fake", threads=1, options={"work_us": 50}),
+         CaseSpec(model="dw_resnet50", backend="_fake", threads=1, options={"work_us": 3000})]
+Engine.plan = lambda self, device, threads: (specs, [])
+Engine._prepare = lambda self, cases, tmp: {c.key: Prepared(inputs=inputs, family="conv") for c in cases}
+sys.argv = ["pfdeploy", "bench", "--models", "resnet50,dw_resnet50", "--store", sys.argv[2], "--min-time", "0.05",
+            "--max-time", "60", "--target-ci", "0.2"]
+main()
+"""
+
+
+def test_real_sigint_exits_130_keeps_finished_cases_and_marks_the_run(tmp_path, inputs):
+    """`pfdeploy bench` in a subprocess, Ctrl-C (a real SIGINT) once one case is stored."""
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "sig.db"
+    driver = tmp_path / "driver.py"
+    driver.write_text(_SIGINT_DRIVER)
+    proc = subprocess.Popen([sys.executable, str(driver), inputs, str(db)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    stored = []
+    while time.monotonic() < deadline and proc.poll() is None and not stored:
+        time.sleep(0.3)
+        if db.exists():
+            try:
+                s = open_store(db)
+                runs = s.runs()
+                stored = [r for r in s.results(runs[0]["id"]) if r["status"] == "ok"] if runs else []
+                s.close()
+            except Exception:  # noqa: BLE001 - the database is being created
+                stored = []
+    assert stored, "no case finished in time"
+    workers = [c for c in psutil.Process(proc.pid).children(recursive=True)]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    s = open_store(db)
+    run_row = s.runs()[0]
+    assert run_row["status"] == "interrupted"
+    assert [r["model"] for r in s.results(run_row["id"])] == ["resnet50"]
+    s.close()
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]

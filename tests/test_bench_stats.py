@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pfdeploy.bench.config import PERCENTILE_MIN_SAMPLES
-from pfdeploy.bench.stats import bootstrap_median_ci, ci_halfwidth_rel, paired_ratio, summarize
+from pfdeploy.bench.stats import bootstrap_median_ci, ci_halfwidth_rel, paired_ratio, speedup, summarize
 
 
 def test_normal_distribution_statistics():
@@ -96,5 +96,49 @@ def test_paired_ratio_cancels_drift():
 
 def test_paired_ratio_without_common_rounds():
     assert paired_ratio([1, 2], [0, 0], [1, 2], [1, 1]) is None
+    res = speedup([10, 11, 12, 13], [0, 0, 1, 1], [5, 6, 5, 6], [2, 2, 3, 3])
+    assert res["paired"] is False and res["rounds"] == 0 and res["ratio"] == pytest.approx(11.5 / 5.5)
     with pytest.raises(ValueError):
         paired_ratio([1, 2], [0], [1], [0])
+
+
+def _drifting(seed, rounds=30, per_round=20, drift=0.05, noise=0.02, level=10.0):
+    rng = np.random.default_rng(seed)
+    x, r = [], []
+    for k in range(rounds):
+        lv = level * np.exp(drift * rng.standard_normal())
+        x += list((lv * (1 + noise * np.abs(rng.standard_normal(per_round))) * 1e6).astype(int))
+        r += [k] * per_round
+    return x, r
+
+
+def test_stored_ci_is_round_aware_and_covers_a_rerun():
+    """Under drift between rounds the stored CI resamples rounds: a rerun's median falls inside
+    the first run's CI about as often as the level promises, where a sample bootstrap's CI is
+    several times too narrow."""
+    hits_rounds = hits_samples = 0
+    trials = 40
+    for t in range(trials):
+        x, r = _drifting(2 * t)
+        y, _ = _drifting(2 * t + 1)
+        rerun = np.median(y) / 1e6
+        s = summarize(x, r)
+        assert s.ci_method == "rounds" and s.ci_units == 30
+        lo, hi = bootstrap_median_ci(np.asarray(x) / 1e6, rounds=list(range(len(x))), resamples=500)
+        hits_rounds += s.p50_ci_low_ms <= rerun <= s.p50_ci_high_ms
+        hits_samples += lo <= rerun <= hi
+    # a rerun's median varies by both runs' errors: a 95% CI of one run covers it ~83% of the time
+    assert hits_rounds >= 0.65 * trials and hits_samples <= 0.4 * trials
+
+
+def test_speedup_paired_from_shared_rounds_with_ci():
+    base, rb = _drifting(1, drift=0.2)
+    model = [int(v / 2) for v in base]  # exactly twice as fast in every round
+    res = speedup(base, rb, model, rb)
+    assert res["paired"] and res["rounds"] == 30 and res["ratio"] == pytest.approx(2.0, rel=1e-3)
+    assert res["ci_low"] == pytest.approx(2.0, rel=1e-3) and res["ci_high"] == pytest.approx(2.0, rel=1e-3)
+    # the same numbers with disjoint round ids: unpaired, and the drift shows in a wide CI
+    un = speedup(base, rb, model, [k + 100 for k in rb])
+    assert not un["paired"] and un["ratio"] == pytest.approx(2.0, rel=1e-3)
+    assert un["ci_high"] - un["ci_low"] > 0.05
+    assert speedup([], None, model, rb) is None

@@ -86,24 +86,6 @@ def test_stop_rule_never_stops_below_the_percentile_minimum():
     assert decide(rule, flat + [10 * MS]).stop is True
 
 
-def test_adaptive_measurement_loop_with_fake_clock():
-    """The engine's loop in miniature: rounds until the rule stops; the rule's guarantees hold."""
-    rule = StopRule(min_iters=64, min_time_s=1.0, max_time_s=30.0, target_ci=0.01)
-    rng = np.random.default_rng(7)
-    clock = FakeClock()
-    lat = iter((rng.normal(20, 2, 100000) * MS).astype(int))
-    fn = lambda: clock.work(next(lat))  # noqa: E731
-    samples: list[int] = []
-    while True:
-        samples += time_iterations(fn, 10, clock=clock, budget_ns=int(rule.max_time_s * 1e9) - sum(samples))
-        d = decide(rule, samples)
-        if d.stop:
-            break
-    assert d.reason == "converged"
-    assert len(samples) >= 64 and sum(samples) >= 1e9 and sum(samples) <= 30e9 + 30 * MS
-    assert np.median(samples) / MS == pytest.approx(20, rel=0.02)
-
-
 def test_round_size():
     assert round_size([10 * MS] * 20, 0.25) == 25
     assert round_size([500 * MS] * 4, 0.25) == 1
@@ -124,3 +106,18 @@ def test_case_spec_key_and_validation():
         CaseSpec("resnet50", "torch", precision="fp64")
     with pytest.raises(UsageError):
         CaseSpec("resnet50", "torch", scenario="offline")
+
+
+def test_stop_rule_waits_for_min_rounds_and_uses_the_round_aware_ci():
+    rule = StopRule(min_iters=10, min_time_s=0.0, max_time_s=100, target_ci=0.05, min_samples=10, min_rounds=5)
+    flat = [10 * MS] * 40
+    assert decide(rule, flat, rounds=[0] * 20 + [1] * 20).stop is False  # 2 rounds < 5
+    assert decide(rule, flat, rounds=[i // 8 for i in range(40)]).stop is True
+    # rounds at two levels (drift between rounds): single samples would look tight, rounds do not
+    rng = np.random.default_rng(3)
+    levels = 10 * np.exp(0.1 * rng.standard_normal(10))
+    drift = [int(levels[i // 20] * (1 + 0.01 * rng.random()) * MS) for i in range(200)]
+    rounds = [i // 20 for i in range(200)]
+    by_rounds = decide(rule, drift, rounds=rounds)
+    by_samples = decide(rule, drift, rounds=list(range(200)))
+    assert by_samples.ci_halfwidth < by_rounds.ci_halfwidth and not by_rounds.stop

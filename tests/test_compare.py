@@ -107,7 +107,10 @@ def by_model(cmp: C.Comparison) -> dict[str, C.CaseComparison]:
 # ----------------------------------------------------------------------------------------------
 
 def _stats(base, head, rounds=True):
-    return C.ratio_stats(base[0], head[0], base[1] if rounds else None, head[1] if rounds else None)
+    """rounds=False: every sample its own unit (the single-sample bootstrap, for contrast)."""
+    if rounds:
+        return C.ratio_stats(base[0], head[0], base[1], head[1])
+    return C.ratio_stats(base[0], head[0], list(range(len(base[0]))), list(range(len(head[0]))))
 
 
 def test_shift_of_ten_percent_is_a_regression():
@@ -158,9 +161,12 @@ def test_rounds_are_resampled_whole():
     med, method, units = C.bootstrap_medians(samples, rounds, 500, np.random.default_rng(1))
     assert method == "rounds" and units == 12
     assert np.all(med == 5.0)
-    med_s, method_s, units_s = C.bootstrap_medians(samples, None, 500, np.random.default_rng(1))
-    assert method_s == "samples" and units_s == 108
+    med_s, method_s, units_s = C.bootstrap_medians(samples, list(range(108)), 500, np.random.default_rng(1))
+    assert units_s == 108  # every sample its own unit: the single-sample bootstrap has spread
     assert med_s.min() < 5.0 < med_s.max()
+    # no rounds recorded: contiguous blocks of ~n^(1/3) consecutive samples are the units
+    med_b, method_b, units_b = C.bootstrap_medians(samples, None, 500, np.random.default_rng(1))
+    assert method_b == "blocks" and units_b == int(np.ceil(108 / round(108 ** (1 / 3))))
 
 
 def test_bootstrap_median_matches_explicit_resampling():
@@ -282,10 +288,10 @@ def test_inconclusive_gate_level():
     assert cmp.exit_code("regression") == 0 and cmp.exit_code("inconclusive") == 1
 
 
-def test_samples_without_rounds_fall_back_to_single_samples_and_say_so():
+def test_samples_without_rounds_fall_back_to_blocks_and_say_so():
     cmp = C.compare_runs(synth_doc("base", 1, with_rounds=False), synth_doc("head", 2, with_rounds=False, factor=1.1))
     assert {c.verdict for c in cmp.cases} == {"regression"}
-    assert all(c.resampled == "samples" and "no rounds recorded" in c.note for c in cmp.cases)
+    assert all(c.resampled == "blocks" and "no rounds recorded" in c.note for c in cmp.cases)
 
 
 def test_results_without_samples_are_listed():
@@ -407,9 +413,37 @@ def test_mann_whitney_uses_round_medians_when_there_are_rounds():
     assert by_samples.p_value < 1e-3 < by_rounds.p_value
 
 
-def test_machine_wide_shift_is_warned():
-    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0) for i in range(5))
-    everything = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=0.75))
-    assert any("machine-wide shift" in w and "5 of 5 compared cases are faster" in w for w in everything.warnings)
+def test_machine_wide_shift_is_its_own_finding_and_per_case_verdicts_are_relative():
+    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0 + 3 * i) for i in range(6))
+    faster = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=0.75))
+    assert faster.shift is not None and faster.shift.ratio == pytest.approx(0.75, abs=0.02)
+    assert faster.shift.ci_low < 0.75 < faster.shift.ci_high < 1 and faster.shift.beyond_threshold
+    assert any("machine-wide shift: every case moved -2" in w for w in faster.warnings)
+    # no case is an improvement on its own: they all moved together
+    assert {c.verdict for c in faster.cases} <= {"unchanged", "inconclusive"}
+    assert all(abs(c.rel_ratio - 1) < 0.03 for c in faster.cases)
+    assert faster.exit_code("regression") == 0 and not faster.shift.fails_gate  # a common speed-up passes
+    slower = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.2))
+    assert slower.shift.fails_gate and slower.exit_code("regression") == 1
+    assert {c.verdict for c in slower.cases} <= {"unchanged", "inconclusive"}
+    assert "machine-wide shift +2" in slower.headline() and "rerun" in slower.to_markdown()
+    allowed = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.2),
+                             shift_fails=False)
+    assert allowed.exit_code("regression") == 0 and allowed.shift.beyond_threshold
+    # one case changing is that case's regression, not a shift
     one = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor={"m0": 1.3}))
-    assert not any("machine-wide" in w for w in one.warnings)
+    assert not one.shift.beyond_threshold and not any("machine-wide" in w for w in one.warnings)
+    assert by_model(one)["m0"].verdict == "regression" and one.exit_code("regression") == 1
+    # a shift AND one case 15% slower on top: the case is a regression relative to the shift
+    both = C.compare_runs(synth_doc("b", 1, cases=cases),
+                          synth_doc("h", 2, cases=cases, factor={f"m{i}": 0.8 * (1.15 if i == 3 else 1) for i in range(6)}))
+    assert by_model(both)["m3"].verdict == "regression"
+    assert by_model(both)["m3"].rel_ratio == pytest.approx(1.15, abs=0.03)
+    assert sum(c.verdict == "regression" for c in both.cases) == 1
+
+
+def test_fewer_cases_than_the_shift_needs_keep_absolute_verdicts_and_warn():
+    cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0) for i in range(3))
+    cmp = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.3))
+    assert cmp.shift is None and {c.verdict for c in cmp.cases} == {"regression"}
+    assert any("cannot be told from a code change" in w for w in cmp.warnings)

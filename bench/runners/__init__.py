@@ -6,6 +6,7 @@ which precisions each supports must not import torch, onnxruntime or openvino.
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 from dataclasses import dataclass
 
@@ -60,8 +61,19 @@ BACKENDS: dict[str, BackendInfo] = {b.name: b for b in (
                 INSTALL_HINTS["tensorrt"], "TensorRT 10 engine (execute_async_v3, CUDA events)"),
 )}
 
-# Runners that exist for the engine's own tests (not offered on the command line).
-_INTERNAL = {"_fake": "_testing:FakeRunner"}
+# Runners of the engine's own tests live in the test suite: PFDEPLOY_TEST_RUNNERS="name=module:Class,..."
+# (names start with "_"; the module must be importable, conftest.py puts tests/ on PYTHONPATH).
+TEST_RUNNERS_ENV = "PFDEPLOY_TEST_RUNNERS"
+
+
+def _test_runner(name: str) -> str | None:
+    if not name.startswith("_"):
+        return None
+    for entry in os.environ.get(TEST_RUNNERS_ENV, "").split(","):
+        key, _, path = entry.partition("=")
+        if key.strip() == name and ":" in path:
+            return path.strip()
+    return None
 
 
 def backend_info(name: str) -> BackendInfo:
@@ -77,8 +89,11 @@ def backend_info(name: str) -> BackendInfo:
 def load_runner_class(name: str):
     """The runner class of a backend (imports its module, not the runtime: runtimes are
     imported in the runner's `_load`)."""
-    path = BACKENDS[name].runner if name in BACKENDS else _INTERNAL.get(name)
+    if name in BACKENDS:
+        mod, cls = BACKENDS[name].runner.split(":")
+        return getattr(importlib.import_module(f"{__name__}.{mod}"), cls)
+    path = _test_runner(name)
     if path is None:
         backend_info(name)  # raises with the list
     mod, cls = path.split(":")
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), cls)
+    return getattr(importlib.import_module(mod), cls)

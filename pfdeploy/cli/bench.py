@@ -259,9 +259,12 @@ class RichProgress:
 @click.option("--scenario", type=click.Choice(["latency", "throughput"]), help="latency (default) or throughput.")
 @click.option("--min-time", type=float, help="Measure each case for at least this many seconds.")
 @click.option("--max-time", type=float, help="Never measure a case longer than this many seconds.")
-@click.option("--target-ci", type=float, help="Stop once the median's 95% CI half-width is within this fraction (default 0.01).")
+@click.option("--target-ci", type=float, help="Stop once the median's round-aware 95% CI half-width is within this fraction (default 0.02).")
 @click.option("--interleave/--no-interleave", default=True, show_default=True,
               help="Interleave rounds of all cases (A,B,C,A,B,C...) or run cases one after another.")
+@click.option("--allow-failed-parity", is_flag=True,
+              help="Also time artifacts whose parity check failed (NaN/Inf or far from PyTorch); their rows say "
+                   "parity failed. Default: such cases fail without being timed.")
 @click.option("--store", "store_url", help="Results store: a SQLite path or URL, postgresql://... "
                                            "(default: $PFDEPLOY_STORE or ./pfdeploy-results.db).")
 @click.option("--tag", help="A label for this run (compare and report find runs by tag).")
@@ -269,7 +272,7 @@ class RichProgress:
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
               "(output that is not a terminal always gets every column).")
 def command(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time, target_ci,
-            interleave, store_url, tag, json_file, wide):
+            interleave, allow_failed_parity, store_url, tag, json_file, wide):
     """Benchmark models through every installed runtime and store the results.
 
     With no arguments: the `default` suite on the CPU (the parameter-free ResNet-50s against
@@ -285,6 +288,7 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
 
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag)
+    cfg.allow_failed_parity = allow_failed_parity
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
     if json_file and json_file != "-":
         from ..outputs import check_output_file

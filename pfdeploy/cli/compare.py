@@ -29,12 +29,16 @@ from ..compare import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_R
               help="Bootstrap replicates (at least; more where a corrected CI needs them).")
 @click.option("--alpha", type=float, default=DEFAULT_ALPHA, show_default=True,
               help="Mann-Whitney significance level that a regression/improvement must also meet.")
+@click.option("--shift-fails/--shift-passes", default=True, show_default=True,
+              help="Whether a slowdown common to every case (a machine-wide shift beyond the threshold) fails the "
+                   "gate. It is reported either way; timing alone cannot tell a runtime upgrade from a noisy "
+                   "neighbour.")
 @click.option("--correction", type=click.Choice(CORRECTIONS), default="bonferroni", show_default=True,
               help="bonferroni: --confidence and --alpha hold for all cases together (the gate fails on "
                    "any one); none: for each case separately.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Bootstrap seed.")
 def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, confidence, resamples,
-            alpha, correction, seed):
+            alpha, correction, seed, shift_fails):
     """Compare run HEAD against run BASE, case by case.
 
     BASE and HEAD are run ids (or unique prefixes), tags (latest run with it), git commit prefixes
@@ -61,7 +65,8 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
             store = existing_store(store_url)
         docs.append(load_run(ref, store_url, store=store))
     cmp = compare_runs(docs[0], docs[1], threshold=threshold, confidence=confidence,
-                       resamples=resamples, seed=seed, alpha=alpha, correction=correction)
+                       resamples=resamples, seed=seed, alpha=alpha, correction=correction,
+                       shift_fails=shift_fails)
     md = cmp.to_markdown(fail_on)
     if markdown_file == "-":
         click.echo(md, nl=False)

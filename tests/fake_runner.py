@@ -1,5 +1,7 @@
-"""A fake runner for the engine's own tests (crash isolation, interleaving, interruption):
-no model, configurable behaviour through `case.options`:
+"""A fake runner for the engine's own tests (crash isolation, interleaving, interruption). It lives
+in the test suite, not in the product: the worker finds it through PFDEPLOY_TEST_RUNNERS (set by
+conftest.py), and goes through the same thread and denormal setup as the ONNX Runtime and OpenVINO
+workers. No model; configurable behaviour through `case.options`:
 
     work_us: busy-wait per step (default 200)
     crash: "load" | "step" (kill this process with `signal`, default SIGSEGV)
@@ -7,7 +9,9 @@ no model, configurable behaviour through `case.options`:
     exit_code: with crash, exit with this code instead of a signal
     fail: "load" -> raise a UserError during load
     trace: a file to which every step appends "pid start_ns end_ns" (CLOCK_MONOTONIC, shared by
-           all processes), so a test can check that two workers never ran at the same time
+           all processes), so a test can check that two workers never ran at the same time; every
+           measured round (a `timed` call) also appends "M pid start_ns"
+    hang_after: steps after which a step hangs (sleeps for an hour): a hung runtime
 """
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ import os
 import signal
 import time
 
-from ...errors import UserError
-from .base import Runner
+from pfdeploy.bench.runners.base import Runner
+from pfdeploy.errors import UserError
 
 
 class FakeRunner(Runner):
@@ -40,6 +44,8 @@ class FakeRunner(Runner):
 
     def _step(self):
         self.steps += 1
+        if "hang_after" in self.case.options and self.steps > int(self.case.options["hang_after"]):
+            time.sleep(3600)
         if self.case.options.get("crash") == "step" and self.steps > int(self.case.options.get("crash_after", 0)):
             self._die()
         start = time.monotonic_ns()
@@ -51,3 +57,10 @@ class FakeRunner(Runner):
             with open(trace, "a") as f:
                 f.write(f"{os.getpid()} {start} {time.monotonic_ns()}\n")
         return None
+
+    def timed(self, iters, *args, **kwargs):
+        trace = self.case.options.get("trace")
+        if trace:
+            with open(trace, "a") as f:
+                f.write(f"M {os.getpid()} {time.monotonic_ns()}\n")
+        return super().timed(iters, *args, **kwargs)

@@ -1,0 +1,29 @@
+"""The cross-check against the runtimes' own measurements (METHOD.md section 7, issue 9 item 7):
+`scripts/crosscheck.py` alternates OpenVINO's benchmark_app (-api sync: what an application calling
+infer() sees) and a bare ONNX Runtime loop with pfdeploy's engine on the same artifact, and prints
+the median ratio with the spread of the pairs. Slow (exports and minutes of timing); on a shared
+machine single pairs swing by tens of percent, so only a gross disagreement fails."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_crosscheck_agrees_with_the_runtimes_own_tools(tmp_path):
+    out = tmp_path / "cc.json"
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "crosscheck.py"), "--pairs", "3", "--seconds", "3",
+                          "--json", str(out)], capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "quartiles of the pairs" in res.stdout and "CPU pinning" in res.stdout
+    report = json.loads(out.read_text())
+    for name, check in report["checks"].items():
+        assert len(check["pairs"]) == 3
+        assert 0.75 <= check["median_ratio"] <= 1.33, (name, check["median_ratio"])
+    assert report["checks"]["openvino"]["reference"].endswith("-api sync")
