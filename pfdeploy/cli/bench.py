@@ -365,11 +365,16 @@ def summary_data(outcome) -> dict:
             "wall_s": round(outcome.wall_s, 1), "results": rows, "not_measured": others,
             # one entry per kind, each with the line printed and every case's message ("details")
             "warnings": summarize_warnings(all_rows), "not_measured_summary": summarize_not_measured(all_rows),
-            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows)}
+            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows, outcome.results)}
 
 
-def _unpaired_note(rows: list[dict]) -> list[str]:
+def _unpaired_note(rows: list[dict], results=()) -> list[str]:
     n = sum(1 for r in rows for c in r["comparisons"] if c["ratio"] is not None and not c["paired"])
+    measured = [set(r.rounds) for r in results if r.rounds]
+    if len(measured) > 1 and not any(a & b for i, a in enumerate(measured) for b in measured[i + 1:]):
+        # no two cases shared a rotation (--no-interleave): nothing here is paired
+        return ["no two cases ran in the same rotation (--no-interleave): every speedup is unpaired (~), machine "
+                "drift between cases is not cancelled and their CIs are wider"]
     if not n:
         return []
     return [f"{n} speedup(s) are unpaired (~): the two cases never ran in the same rotation, so machine drift "
