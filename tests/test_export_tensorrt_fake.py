@@ -75,14 +75,22 @@ def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True):
             return self.blob + b"+new"
 
     class Config:
+        def __init__(self):
+            self.flags = {"TF32"}  # TensorRT allows TF32 unless told otherwise
+
         def set_memory_pool_limit(self, pool, size):
             calls.append(("pool", pool.name, size))
 
         def clear_flag(self, flag):
             calls.append(("clear", flag.name))
+            self.flags.discard(flag.name)
 
         def set_flag(self, flag):
             calls.append(("set", flag.name))
+            self.flags.add(flag.name)
+
+        def get_flag(self, flag):
+            return flag.name in self.flags
 
         def add_optimization_profile(self, p):
             calls.append(("add_profile",))

@@ -11,7 +11,8 @@ from ..render import emit, table
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(as_json):
     """List this machine's devices and the backends that can run on each."""
-    from ..devices import list_devices, machine_metadata
+    from ..backends import list_devices
+    from ..devices import machine_metadata
 
     devices = list_devices()
     meta = machine_metadata()
@@ -27,8 +28,9 @@ def command(as_json):
                       f"{meta['cpufreq'].get('governor') or 'not readable'}; load average: "
                       f"{', '.join(f'{x:.2f}' for x in meta['loadavg'] or [])}")
         console.print(table(
-            ["device", "name", "backends", "not available"],
-            [(d["device"], d["name"], ", ".join(d["backends"]) or "-",
+            ["device", "name", "backends (precisions here)", "not available"],
+            [(d["device"], d["name"],
+              "\n".join(f"{b} ({', '.join(d['precisions'].get(b) or [])})" for b in d["backends"]) or "-",
               "\n".join(f"{b}: {why}" for b, why in d["unavailable"].items()) or "-") for d in devices]))
         if not any(d["kind"] == "cuda" for d in devices):
             from ..devices import no_cuda_reason
