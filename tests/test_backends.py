@@ -386,3 +386,34 @@ def test_the_same_runner_class_verifies_and_times(tiny_onnx):
     assert y1.shape == (1, 4) and y3.shape == (3, 4)
     assert run.config["backend"] == "onnxruntime" and run.config["intra_op_threads"] == 1
     run.close()
+
+
+@pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime not installed")
+def test_bench_worker_verifies_with_the_object_it_times(tiny_onnx, tmp_path):
+    """The worker's parity op runs the loaded runner (the one timed) on the parity inputs, and
+    the timed batch is the prepared one again afterwards."""
+    from pfdeploy.bench.worker import _Worker
+    from pfdeploy.exporters.parity import parity_record
+
+    x = _x(2)
+    np.save(tmp_path / "x.npy", x)
+    w = _Worker()
+    case = CaseSpec("tiny", "onnxruntime", batch=2, threads=1).to_dict()
+    loaded = w.load(case, str(tmp_path / "x.npy"), model_file=tiny_onnx)
+    assert loaded["describe"]["intra_op_threads"] == 1 and loaded["threads"]["env"]["OMP_NUM_THREADS"] == "1"
+    runner = w.runner
+    before = runner.outputs()
+    xs = {f"x{i}": np.random.default_rng(10 + i).normal(size=(2, 3, 8, 8)).astype(np.float32) for i in range(3)}
+    np.savez(tmp_path / "p.npz", **xs)
+    assert w.parity(str(tmp_path / "p.npz"), str(tmp_path / "o.npz")) == {"n": 3}
+    assert w.runner is runner
+    outs = np.load(tmp_path / "o.npz")
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(tiny_onnx, providers=["CPUExecutionProvider"])
+    for i in range(3):
+        np.testing.assert_allclose(outs[f"y{i}"], sess.run(None, {"x": xs[f"x{i}"]})[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(runner.outputs(), before)  # the timed batch is back in place
+    rec = parity_record([(2, sess.run(None, {"x": xs[f"x{i}"]})[0], outs[f"y{i}"], None) for i in range(3)], "fp32")
+    assert rec["verdict"] == "passed" and rec["tolerance"]["atol"] == 1e-4
+    w.close()

@@ -171,3 +171,31 @@ def test_engine_from_another_machine_is_refused_before_deserializing(monkeypatch
                                 model_file="x/model.plan", model_name="pf_resnet50_hybrid", precision="fp16")
     with pytest.raises(UserError, match="built for NVIDIA H100 80GB HBM3, this machine has NVIDIA L4.*--force"):
         T.engine_runner(art)
+
+
+def test_tf32_is_its_own_precision_and_fp32_clears_it(tmp_path, monkeypatch):
+    trt, calls = fake_trt()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    b = S.parse_batch(dynamic_batch="1:1:64")
+    fp32 = T.build_engine(tmp_path / "m.onnx", tmp_path / "a.plan", "fp32", b, (3, 224, 224), tmp_path / "tc")
+    tf32 = T.build_engine(tmp_path / "m.onnx", tmp_path / "b.plan", "tf32", b, (3, 224, 224), tmp_path / "tc")
+    assert fp32["tf32"] is False and tf32["tf32"] is True  # read back from the builder config
+    assert ("clear", "TF32") in calls and ("set", "TF32") in calls
+    assert T.source_precision("tf32") == "fp32" and T.source_precision("int8") == "int8"
+    assert "--noTF32" in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "fp32")
+    assert "--noTF32" not in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "tf32")
+    assert "tf32" in S.PRECISIONS["trt"] and "tf32" not in S.PRECISIONS["onnx"]
+
+
+def test_int8_recipes_are_part_of_the_artifact_key():
+    from pfdeploy.exporters.quantize import RECIPES
+
+    base = dict(model="resnet50", weights_source="synthetic:0", target="onnx", precision="int8",
+                batch=S.parse_batch())
+    ort = S.ExportRequest(**base, recipe="onnxruntime")
+    trt = S.ExportRequest(**base, recipe="tensorrt")
+    assert ort.key() != trt.key()
+    fp32 = S.ExportRequest(**{**base, "precision": "fp32"})
+    assert "recipe" not in fp32.key_material()  # float artifacts keep their cache keys
+    assert RECIPES["tensorrt"]["quantize_bias"] is False and RECIPES["tensorrt"]["activation_symmetric"]
+    assert RECIPES["onnxruntime"]["activation_type"] == "QUInt8" and not RECIPES["onnxruntime"]["activation_symmetric"]
