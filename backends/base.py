@@ -161,6 +161,8 @@ class Backend:
     description = ""
     scenarios: tuple[str, ...] = ("latency",)
     runner: type[Runner] = Runner
+    # precisions at which this backend *is* the reference artifacts are checked against
+    reference_precisions: tuple[str, ...] = ()
     # the order in which `--precision best` looks for the fastest precision a runtime supports
     speed_order: tuple[str, ...] = ("int8", "fp16", "bf16", "tf32", "fp32")
 

@@ -145,6 +145,7 @@ class TorchBackend(Backend):
     description = "PyTorch eager (inference_mode; channels_last option; bf16 with oneDNN on CPUs with native bf16)"
     scenarios = ("latency",)
     runner = TorchRunner
+    reference_precisions = ("fp32",)  # PyTorch fp32 (TF32 off) is what every artifact is checked against
 
     def precisions(self, device) -> dict:
         from ..devices import cpu_native

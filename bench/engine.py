@@ -345,7 +345,9 @@ class Engine:
             req = get_backend(c.backend).artifact_request(c.precision, c.batch)
             if req is None:
                 p.weights_file = base.weights_file
-                p.parity = {"status": "reference", "note": "PyTorch is the reference the artifacts are checked against"}
+                if c.precision in get_backend(c.backend).reference_precisions:
+                    p.parity = {"status": "reference",
+                                "note": "PyTorch fp32 is the reference the artifacts are checked against"}
                 p.artifact = {"source": "zoo", "weights": c.weights}
             elif not p.error:
                 res = artifacts.get((c.model, _req_key(req)))
@@ -668,6 +670,8 @@ def _req_key(req: dict) -> tuple:
 def _needs_parity(case: CaseSpec) -> bool:
     """Every case is verified by its own runner, except PyTorch fp32 (the reference itself) and
     the engine's test runners."""
+    from ..backends import get_backend
+
     if case.backend.startswith("_"):
         return False
-    return not (case.backend in ("torch", "torch-compile") and case.precision == "fp32")
+    return case.precision not in get_backend(case.backend).reference_precisions
