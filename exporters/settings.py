@@ -42,8 +42,10 @@ def check_precision(target: str, precision: str) -> str:
     p = str(precision).strip().lower()
     allowed = PRECISIONS[target]
     if p not in allowed:
+        note = (" (bf16 is an execution precision: the fp32 IR runs at bf16 with "
+                "`pfdeploy bench --backends openvino --precision bf16`)" if target == "openvino" and p == "bf16" else "")
         raise UsageError(f"precision {precision!r} is not supported for --to {target}; "
-                         f"choose from {', '.join(allowed)}")
+                         f"choose from {', '.join(allowed)}{note}")
     return p
 
 

@@ -234,6 +234,9 @@ def test_weights_for_another_model_leave_nothing(tmp_path):
     (["export", MODEL, "--to", "onnx", "--weights", "/nonexistent.pth"], 1, "weights file not found"),
     (["export", MODEL, "--to", "onnx", "--precision", "int8", "--calib", "/nonexistent"], 1, "calibration folder"),
     (["verify", "/nonexistent"], 1, "artifact not found"),
+    (["export", MODEL, "--to", "openvino", "--precision", "int8", "--int8-recipe", "tensorrt"], 2,
+     "--int8-recipe only applies to --to onnx --precision int8"),
+    (["export", MODEL, "--to", "onnx", "--precision", "int8", "--int8-recipe", "s8s8"], 2, "unknown int8 recipe"),
 ])
 def test_cli_bad_input_one_line(args, code, text, capsys):
     from pfdeploy.cli import main
