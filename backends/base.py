@@ -233,8 +233,9 @@ class Backend:
         """Thread and denormal setup of a fresh worker process, before `load`: the OpenMP/MKL
         variables (read once, when a pool starts). Returns what was applied; the runtime's own
         settings are read back by the runner's `describe()`."""
-        from ..devices.threads import THREAD_ENV_VARS
         import os
+
+        from ..devices.threads import THREAD_ENV_VARS
 
         env = {var: str(threads) for var in THREAD_ENV_VARS}
         os.environ.update(env)
