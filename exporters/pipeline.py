@@ -57,7 +57,7 @@ _LAST_MODEL: list = []
 
 
 def _weights_stamp(weights):
-    if not weights:
+    if not weights or str(weights) == "pretrained":
         return None
     st = Path(weights).expanduser().stat()
     return (st.st_size, st.st_mtime_ns)
@@ -136,7 +136,12 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
     root = default_cache(cache_dir)
     check_writable_dir(root, "cache directory")
     out_path = _check_out(out, force) if out is not None else None
-    wsrc = weights_source(weights, seed)
+    from ..pretrained import resolve
+
+    resolved = resolve(spec.name, weights)  # a release checkpoint is fetched (once) here
+    if resolved.kind == "release":
+        weights = str(resolved.path)
+    wsrc = resolved.source or weights_source(weights, seed)
     cspec = None
     if precision == "int8":
         from .images import calib_spec

@@ -8,7 +8,7 @@ Public API (heavy imports happen on first use):
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "create_model", "list_models", "get_spec"]
 

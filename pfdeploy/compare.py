@@ -527,7 +527,7 @@ def existing_store(url: str | None = None):
     error (a typo in --store would otherwise silently start an empty store)."""
     from .store import open_store
 
-    return open_store(url, create=False)
+    return open_store(url, create=False, readonly=True)
 
 
 def load_run(ref: str, store_url: str | None = None, store=None) -> dict:

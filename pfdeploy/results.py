@@ -27,7 +27,7 @@ def load(url: str | None = None, run: str | None = None, samples: bool = False):
 
     from .store import RESULT_FIELDS, open_store
 
-    with open_store(url, create=False) as store:
+    with open_store(url, create=False, readonly=True) as store:
         if run is not None:
             runs = [store.resolve_run(run)]
             rows = store.results(runs[0]["id"])

@@ -7,8 +7,9 @@
     store.runs(...), store.resolve_run(ref), store.results(run_id), store.samples(result_id)
     store.export_run(run_id) -> dict; read_run_file(path) -> dict; write_run_file(data, path)
 
-One schema for both databases (SQLAlchemy Core), versioned in `pfdeploy_schema` and brought up to
-date on open by the ordered MIGRATIONS below. SQLite runs in WAL mode with a busy timeout, write
+One schema for both databases (SQLAlchemy Core), its columns defined once by the run-file models
+(pfdeploy/runfile.py), versioned by Alembic revisions (pfdeploy/migrations) and brought up to date
+on open. SQLite runs in WAL mode with a busy timeout, write
 transactions take the write lock up front (BEGIN IMMEDIATE) and are retried on "database is
 locked", so several benches can write to one file at once. docs/store.md explains the choices.
 """
@@ -30,14 +31,13 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DatabaseError, OperationalError
 
+from . import migrations, runfile
 from .config import default_store_url
 from .errors import UsageError, UserError, optional_import
+from .runfile import (RESULT_STATUSES, RUN_FILE_FORMAT, RUN_FILE_VERSION, RUN_STATUSES, Col,
+                      columns as runfile_columns)
 
-RUN_FILE_FORMAT = "pfdeploy-run"
-RUN_FILE_VERSION = 1
-RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 FINAL_RUN_STATUSES = ("finished", "interrupted", "failed")
-RESULT_STATUSES = ("ok", "failed", "skipped")
 CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "threads", "scenario")
 MIN_PREFIX = 4  # shortest run-id or commit prefix resolve_run accepts
 
@@ -69,10 +69,6 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.astimezone(_dt.timezone.utc)
 
 
-def _json_type():
-    return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
-
-
 def _parse_time(s: str) -> _dt.datetime:
     try:
         t = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -102,8 +98,57 @@ def _iso(t: _dt.datetime | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------- schema (latest)
-# The current shape of the tables, used by queries. Migrations below create it step by step;
-# they use their own table objects, so an old migration never depends on today's schema.
+# The current shape of the tables, used by queries, built from the run-file models
+# (pfdeploy/runfile.py: one definition for the run file and the store). Migrations
+# (pfdeploy/migrations/versions) create it step by step from their own frozen definitions;
+# tests/test_store_upgrade.py checks that the two agree column for column.
+
+
+class LenientJSON(sa.types.TypeDecorator):
+    """JSON (JSONB on PostgreSQL) that reads a damaged value (text that is not JSON, e.g. written
+    by hand into a SQLite file) as {"_unreadable": "<the raw text>"} instead of failing the whole
+    query: one bad cell must not hide every other result."""
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.JSON(none_as_null=True))
+
+    def result_processor(self, dialect, coltype):
+        if dialect.name == "postgresql":
+            return super().result_processor(dialect, coltype)
+
+        def process(value):
+            if value is None:
+                return None
+            if isinstance(value, (bytes, bytearray)):
+                value = value.decode("utf-8", "replace")
+            if not isinstance(value, str):
+                return value
+            try:
+                return json.loads(value)
+            except ValueError:
+                return {"_unreadable": value[:200]}
+
+        return process
+
+
+def _json_type():
+    return LenientJSON()
+
+
+def _sa_type(col: Col):
+    return {"text": (lambda: sa.String(col.length) if col.length else sa.Text()), "int": sa.Integer,
+            "bigint": sa.BigInteger, "float": sa.Float, "json": _json_type, "time": UTCDateTime}[col.kind]()
+
+
+def _model_columns(model, skip=()) -> list[sa.Column]:
+    return [sa.Column(name, _sa_type(col), nullable=col.nullable)
+            for name, col in runfile_columns(model).items() if name not in skip]
+
 
 metadata = sa.MetaData()
 
@@ -112,123 +157,50 @@ schema_table = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("read_compat", sa.Integer),
+    sa.Column("written_by", sa.String(32)),
 )
 
-RUN_JSON = ("machine", "tools", "config", "loadavg_before", "loadavg_after")
-def _run_columns():
-    return [
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("started_at", UTCDateTime, nullable=False),
-        sa.Column("finished_at", UTCDateTime),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("tag", sa.Text),
-        sa.Column("git_commit", sa.String(64)),
-        sa.Column("suite", sa.Text),
-        sa.Column("suite_version", sa.Text),
-        sa.Column("machine_id", sa.String(64)),
-        sa.Column("machine", _json_type()),
-        sa.Column("tools", _json_type()),
-        sa.Column("config", _json_type()),
-        sa.Column("pfdeploy_version", sa.String(32)),
-        sa.Column("loadavg_before", _json_type()),
-        sa.Column("loadavg_after", _json_type()),
-    ]
+RUN_FIELDS = runfile.RUN_FIELDS
+RUN_JSON = tuple(k for k, c in runfile_columns(runfile.Run).items() if c.kind == "json")
+runs_table = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    *_model_columns(runfile.Run, skip=("id",)),
+    sa.Column("extra", _json_type()),  # fields not in the schema, kept rather than dropped
+    sa.Index("ix_runs_started_at", "started_at"), sa.Index("ix_runs_tag", "tag"),
+    sa.Index("ix_runs_git_commit", "git_commit"), sa.Index("ix_runs_machine_id", "machine_id"),
+)
 
-
-# v3 added `extra`: fields not in the schema, kept rather than dropped.
-runs_table = sa.Table("runs", metadata, *_run_columns(), sa.Column("extra", _json_type()))
-
-RESULT_TEXT = ("case_key", "model", "family", "weights", "backend", "device", "precision", "scenario",
-               "status", "error", "clock", "artifact_sha256")
-RESULT_INT = ("batch", "threads", "n", "params", "macs", "round_size")
-RESULT_FLOAT = ("min_ms", "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "p90_ms", "p95_ms", "p99_ms",
-                "max_ms", "mean_ms", "std_ms", "cv", "items_per_s", "load_ms", "first_ms",
-                "peak_rss_mb", "peak_gpu_mb")
-RESULT_JSON = ("artifact", "parity", "warnings")
-RESULT_FIELDS = ("id", "run_id", "case_key", "model", "family", "weights", "backend", "device",
-                 "precision", "batch", "threads", "scenario", "status", "error", "n", "min_ms", "p50_ms",
-                 "p50_ci_low_ms", "p50_ci_high_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms",
-                 "std_ms", "cv", "items_per_s", "load_ms", "first_ms", "peak_rss_mb", "peak_gpu_mb",
-                 "clock", "params", "macs", "artifact_sha256", "artifact", "parity", "warnings",
-                 "round_size", "created_at")
-RUN_FIELDS = ("id", "started_at", "finished_at", "status", "tag", "git_commit", "suite", "suite_version",
-              "machine_id", "machine", "tools", "config", "pfdeploy_version", "loadavg_before",
-              "loadavg_after")
-
-
-def _result_columns():
-    cols = [sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False)]
-    for name in RESULT_FIELDS[2:]:
-        if name in RESULT_INT:
-            typ = sa.BigInteger if name in ("params", "macs") else sa.Integer
-        elif name in RESULT_FLOAT:
-            typ = sa.Float
-        elif name in RESULT_JSON:
-            typ = _json_type()
-        elif name == "created_at":
-            typ = UTCDateTime
-        else:
-            typ = sa.Text
-        cols.append(sa.Column(name, typ, nullable=name not in ("case_key", "status", "created_at")))
-    return cols
-
-
-results_table = sa.Table("results", metadata, *_result_columns(), sa.Column("extra", _json_type()))
+RESULT_FIELDS = runfile.RESULT_FIELDS
+_RESULT_COLS = runfile_columns(runfile.Result)
+RESULT_TEXT = tuple(k for k, c in _RESULT_COLS.items() if c.kind == "text" and k != "run_id")
+RESULT_INT = tuple(k for k, c in _RESULT_COLS.items() if c.kind in ("int", "bigint") and k != "id")
+RESULT_FLOAT = tuple(k for k, c in _RESULT_COLS.items() if c.kind == "float")
+RESULT_JSON = tuple(k for k, c in _RESULT_COLS.items() if c.kind == "json")
+results_table = sa.Table(
+    "results", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False),
+    *_model_columns(runfile.Result, skip=("id", "run_id")),
+    sa.Column("extra", _json_type()),
+    sa.Index("ix_results_run_id", "run_id"), sa.Index("ix_results_case_key", "case_key"),
+)
 
 # Raw samples: one row per result, latencies as little-endian int64 nanoseconds and the round of
-# each sample as little-endian int32 (NULL when samples were not taken in rounds).
-def _sample_columns():
-    return [
-        sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True,
-                  autoincrement=False),
-        sa.Column("n", sa.Integer, nullable=False),
-        sa.Column("encoding", sa.String(16), nullable=False),
-        sa.Column("latency_ns", sa.LargeBinary, nullable=False),
-        sa.Column("rounds", sa.LargeBinary),
-    ]
-
-
-samples_table = sa.Table("samples", metadata, *_sample_columns())
+# each sample as little-endian int32 (NULL when samples were not taken in rounds); since schema 4
+# the device-clock samples of GPU backends as int64 (NULL for host-only rows).
+samples_table = sa.Table(
+    "samples", metadata,
+    sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True, autoincrement=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("encoding", sa.String(16), nullable=False),
+    sa.Column("latency_ns", sa.LargeBinary, nullable=False),
+    sa.Column("rounds", sa.LargeBinary),
+    sa.Column("device_latency_ns", sa.LargeBinary),
+)
 SAMPLE_ENCODING = "i8le+i4le"
-
-# ----------------------------------------------------------------------------- migrations
-
-
-def _m1_initial(conn):
-    """Version 1: runs, results, samples."""
-    md = sa.MetaData()
-    sa.Table("runs", md, *_run_columns())
-    sa.Table("results", md, *_result_columns())
-    sa.Table("samples", md, *_sample_columns())
-    md.create_all(conn)
-
-
-def _m2_indexes(conn):
-    """Version 2: indexes for resolve_run (tag, commit, time) and per-run result lookups."""
-    md = sa.MetaData()
-    runs = sa.Table("runs", md, autoload_with=conn)
-    results = sa.Table("results", md, autoload_with=conn)
-    for ix in (sa.Index("ix_runs_started_at", runs.c.started_at),
-               sa.Index("ix_runs_tag", runs.c.tag),
-               sa.Index("ix_runs_git_commit", runs.c.git_commit),
-               sa.Index("ix_runs_machine_id", runs.c.machine_id),
-               sa.Index("ix_results_run_id", results.c.run_id),
-               sa.Index("ix_results_case_key", results.c.case_key)):
-        ix.create(conn)
-
-
-def _m3_extra(conn):
-    """Version 3: an `extra` JSON column on runs and results, so that fields a newer bench sends
-    are kept instead of dropped."""
-    typ = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
-    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN extra {typ}")
-    conn.exec_driver_sql(f"ALTER TABLE results ADD COLUMN extra {typ}")
-
-
-# Ordered: MIGRATIONS[i] brings the schema from version i to version i + 1. Append only.
-MIGRATIONS: list[Callable] = [_m1_initial, _m2_indexes, _m3_extra]
-SCHEMA_VERSION = len(MIGRATIONS)
+SCHEMA_VERSION = migrations.head_schema()
 
 # ----------------------------------------------------------------------------- value cleaning
 
@@ -282,10 +254,27 @@ def make_case_key(row: dict) -> str:
     return "|".join("" if row.get(k) is None else str(row.get(k)) for k in CASE_FIELDS)
 
 
-def _encode_samples(samples_ns, rounds) -> dict | None:
+def _int_samples(samples, what: str):
+    import numpy as np
+
+    arr = np.asarray(samples)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be one-dimensional, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{what} contains NaN or inf")
+        arr = np.rint(arr)
+    elif arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be integers (nanoseconds), got dtype {arr.dtype}")
+    return arr.astype("<i8")
+
+
+def _encode_samples(samples_ns, rounds, device_samples_ns=None) -> dict | None:
     import numpy as np
 
     if samples_ns is None:
+        if device_samples_ns is not None and len(device_samples_ns):
+            raise ValueError("device samples given without host samples")
         if rounds is not None and len(rounds):
             raise ValueError("rounds given without samples")
         return None
@@ -307,20 +296,27 @@ def _encode_samples(samples_ns, rounds) -> dict | None:
         if r.size and r.dtype.kind not in "iu":
             raise ValueError(f"rounds must be integers, got dtype {r.dtype}")
         rnd = r.astype("<i4").tobytes()
-    return {"n": int(lat.size), "encoding": SAMPLE_ENCODING, "latency_ns": lat.tobytes(), "rounds": rnd}
+    dev = None
+    if device_samples_ns is not None:
+        dev = _int_samples(device_samples_ns, "device_samples_ns").tobytes()
+    return {"n": int(lat.size), "encoding": SAMPLE_ENCODING, "latency_ns": lat.tobytes(), "rounds": rnd,
+            "device_latency_ns": dev}
 
 
 def _decode_samples(rec) -> dict:
     import numpy as np
 
     if rec is None:
-        return {"latency_ns": [], "round": None}
+        return {"latency_ns": [], "round": None, "device_latency_ns": None}
     if rec.encoding != SAMPLE_ENCODING:
         raise UserError(f"samples of result {rec.result_id} use an unknown encoding {rec.encoding!r}; "
                         "upgrade pfdeploy")
     lat = np.frombuffer(rec.latency_ns, dtype="<i8")
     rnd = np.frombuffer(rec.rounds, dtype="<i4") if rec.rounds is not None else None
-    return {"latency_ns": lat.tolist(), "round": rnd.tolist() if rnd is not None else None}
+    dev = getattr(rec, "device_latency_ns", None)
+    dev = np.frombuffer(dev, dtype="<i8").tolist() if dev is not None else None
+    return {"latency_ns": lat.tolist(), "round": rnd.tolist() if rnd is not None else None,
+            "device_latency_ns": dev}
 
 
 # ----------------------------------------------------------------------------- URLs
@@ -373,8 +369,11 @@ class Store:
     fork). Every write is its own transaction, committed before the method returns."""
 
     def __init__(self, engine: sa.engine.Engine, kind: str, description: str, path: Path | None,
-                 lock_timeout_s: float = 120.0):
+                 lock_timeout_s: float = 120.0, readonly: bool = False):
         self.engine = engine
+        self.readonly = readonly  # set when opened read-only (a newer compatible schema, or asked for)
+        self.readonly_reason: str | None = None
+        self.last_backup: Path | None = None  # the backup copy made by the last upgrade (SQLite)
         self.kind = kind
         self.url = description  # password hidden
         self.path = path
@@ -405,6 +404,9 @@ class Store:
         """Run fn(conn) in one transaction. SQLite writes take the write lock at BEGIN and the
         whole transaction is retried (with jittered back-off) on 'database is locked' beyond the
         busy timeout; nothing is committed by a failed attempt, so a retry cannot duplicate."""
+        if write and self.readonly:
+            raise UserError(f"results store {self.url} is open read-only"
+                            + (f": {self.readonly_reason}" if self.readonly_reason else ""))
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.02
         while True:
@@ -425,7 +427,42 @@ class Store:
                 raise _user_error(exc, self.url) from None
 
     def schema_version(self) -> int:
-        return self._tx(_read_version, write=False)
+        """The store's schema number (pfdeploy_schema.version)."""
+        return self._tx(migrations.state, write=False).schema
+
+    def schema_state(self) -> "migrations.StoreState":
+        """Schema number, Alembic revision, read_compat and the pfdeploy version that last upgraded it."""
+        return self._tx(migrations.state, write=False)
+
+    def upgrade_plan(self) -> "migrations.Plan":
+        """What an upgrade would change (revisions and SQL), changing nothing."""
+        return self._tx(migrations.plan, write=False)
+
+    def _upgrade(self, before: "migrations.StoreState") -> list[str]:
+        """Upgrade to the head revision in one transaction holding the write lock: SQLite
+        BEGIN IMMEDIATE (the file is first copied, consistently, to a backup beside it);
+        PostgreSQL under an advisory lock, so two CI jobs opening one store migrate once."""
+        backup: list[Path] = []
+
+        def tx(conn):
+            if self.kind == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7204151)")  # released at commit
+            st = migrations.state(conn)  # again, under the lock: another opener may have done it
+            if not migrations.needs_upgrade(st):
+                return []
+            if self.kind == "sqlite" and self.path is not None and st.schema > 0:
+                backup.append(_sqlite_backup(conn, self.path, st.schema))
+            return migrations.upgrade(conn)
+
+        applied = self._tx(tx)
+        if applied and before.schema > 0:
+            import sys
+
+            where = f" (backup: {backup[0]})" if backup else ""
+            print(f"pfdeploy: upgraded results store {self.url} from schema {before.schema} to "
+                  f"{SCHEMA_VERSION}{where}", file=sys.stderr)
+        self.last_backup = backup[0] if backup else None
+        return applied
 
     # -- runs
 
@@ -551,12 +588,13 @@ class Store:
     # -- results
 
     def add_result(self, run_id: str, row: dict, samples_ns: Sequence[int] | None = None,
-                   rounds: Sequence[int] | None = None) -> int:
+                   rounds: Sequence[int] | None = None, device_samples_ns: Sequence[int] | None = None) -> int:
         """Store one case's result row (fields: see RESULT_FIELDS; unknown keys are kept in
-        `extra`) with its raw samples (integer nanoseconds) and the round of each sample (or
-        None). Committed before returning; returns the result id."""
+        `extra`) with its raw samples (integer nanoseconds), the round of each sample (or None) and
+        the device-clock samples of a GPU backend (or None). Committed before returning; returns
+        the result id."""
         values = self._result_values(run_id, row)
-        enc = _encode_samples(samples_ns, rounds)
+        enc = _encode_samples(samples_ns, rounds, device_samples_ns)
 
         def tx(conn):
             if conn.execute(sa.select(runs_table.c.id).where(runs_table.c.id == run_id)).first() is None:
@@ -630,16 +668,17 @@ class Store:
     # -- run files
 
     def export_run(self, run_id: str, path: str | os.PathLike | None = None) -> dict:
-        """The run as a JSON run-file document ({"format": "pfdeploy-run", "version": 1, "run",
-        "results": [{...row, "samples_ns", "sample_rounds"}]}); written atomically to `path`
-        when given."""
+        """The run as a JSON run-file document ({"format": "pfdeploy-run", "version": 2, "run",
+        "results": [{...row, "samples_ns", "sample_rounds", "device_samples_ns"}]}: the model
+        pfdeploy.runfile.RunFile); written atomically to `path` when given."""
         run = self.get_run(run_id)
         run.pop("n_results", None)
         samples = self.samples_for_run(run_id)
         results = []
         for row in self.results(run_id):
-            s = samples.get(row["id"], {"latency_ns": [], "round": None})
-            results.append({**row, "samples_ns": s["latency_ns"], "sample_rounds": s["round"]})
+            s = samples.get(row["id"], {"latency_ns": [], "round": None, "device_latency_ns": None})
+            results.append({**row, "samples_ns": s["latency_ns"], "sample_rounds": s["round"],
+                            "device_samples_ns": s["device_latency_ns"]})
         doc = {"format": RUN_FILE_FORMAT, "version": RUN_FILE_VERSION, "run": run, "results": results}
         if path is not None:
             write_run_file(doc, path)
@@ -648,7 +687,7 @@ class Store:
     def import_run(self, doc: dict) -> str:
         """Insert a run-file document (from `read_run_file`) with its original run id, all in one
         transaction. A run id already in the store is a UserError (nothing is overwritten)."""
-        doc = validate_run_doc(doc)
+        doc = runfile.parse_run_doc(doc)
         run = dict(doc["run"])
         run_id = run["id"]
         values = {"id": run_id, "started_at": _coerce_time(run.get("started_at")) or _now(),
@@ -657,8 +696,9 @@ class Store:
                                         if k not in ("id", "started_at", "finished_at", "status")}))
         prepared = []
         for res in doc["results"]:
-            row = {k: v for k, v in res.items() if k not in ("samples_ns", "sample_rounds")}
-            enc = _encode_samples(res.get("samples_ns") or None, res.get("sample_rounds"))
+            row = {k: v for k, v in res.items() if k not in runfile.SAMPLE_KEYS}
+            enc = _encode_samples(res.get("samples_ns") or None, res.get("sample_rounds"),
+                                  res.get("device_samples_ns"))
             prepared.append((self._result_values(run_id, row), enc))
 
         def tx(conn):
@@ -702,33 +742,33 @@ def _result_dict(row) -> dict:
     return d
 
 
-def _read_version(conn) -> int:
-    insp = sa.inspect(conn)
-    if not insp.has_table("pfdeploy_schema"):
-        if insp.has_table("runs"):
-            raise UserError("this database has a 'runs' table but no pfdeploy schema version; "
-                            "it is not a pfdeploy results store")
-        return 0
-    v = conn.execute(sa.select(schema_table.c.version).where(schema_table.c.id == 1)).scalar()
-    return int(v or 0)
+def _sqlite_backup(conn, path: Path, schema: int) -> Path:
+    """Copy the SQLite database to `<file>.schema<N>-<UTC time>.bak` beside it, while `conn`
+    holds the write lock and has written nothing yet: a second connection reads the last
+    committed state (WAL readers are not blocked by the writer; SQLite's backup API refuses a
+    source connection that is itself writing) and SQLite's backup API copies it page by page."""
+    import sqlite3
 
-
-def migrate(conn, target: int | None = None) -> int:
-    """Bring the schema up to `target` (default: the latest) inside the caller's transaction,
-    which must hold the database's write lock. Returns the version reached."""
-    target = SCHEMA_VERSION if target is None else target
-    version = _read_version(conn)
-    if version > SCHEMA_VERSION:
-        raise UserError(f"results store schema version {version} is newer than this pfdeploy "
-                        f"supports ({SCHEMA_VERSION}); upgrade pfdeploy")
-    if version == 0 and target > 0:
-        schema_table.create(conn, checkfirst=True)
-        conn.execute(schema_table.insert().values(id=1, version=0, updated_at=_now()))
-    for i in range(version, target):
-        MIGRATIONS[i](conn)
-        conn.execute(schema_table.update().where(schema_table.c.id == 1)
-                     .values(version=i + 1, updated_at=_now()))
-    return max(version, target)
+    stamp = _now().strftime("%Y%m%dT%H%M%S")
+    dest = path.with_name(f"{path.name}.schema{schema}-{stamp}.bak")
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        target = sqlite3.connect(str(tmp))
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+            source.close()
+        os.replace(tmp, dest)
+    except (OSError, sqlite3.Error) as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise UserError(f"results store {path}: cannot write the backup {dest} before upgrading "
+                        f"(nothing was changed): {exc}") from None
+    return dest
 
 
 def _user_error(exc: BaseException, where: str) -> UserError:
@@ -736,10 +776,20 @@ def _user_error(exc: BaseException, where: str) -> UserError:
     return UserError(f"results store {where}: {first[0] if first else type(exc).__name__}")
 
 
-def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int) -> sa.engine.Engine:
+def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int, readonly: bool = False) -> sa.engine.Engine:
     kw = {}
     if url.database in (None, "", ":memory:"):
         kw["poolclass"] = sa.pool.StaticPool
+    elif readonly:
+        # A store in a place this user cannot write (a shared CI artifact, a read-only mount).
+        # SQLite can read a WAL database read-only only while its -wal and -shm files exist; after
+        # a clean close they do not, and then the file is opened as immutable (nobody can be
+        # writing it: neither the file nor its directory is writable).
+        from urllib.parse import quote
+
+        db = url.database
+        flags = "mode=ro" if (os.path.exists(db + "-wal") and os.path.exists(db + "-shm")) else "immutable=1"
+        url = sa.engine.make_url(f"sqlite:///file:{quote(db)}?{flags}&uri=true")
     engine = sa.create_engine(url, json_serializer=_json_dumps,
                               connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
                               **kw)
@@ -750,6 +800,9 @@ def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int) -> sa.engine.Engine
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if readonly:
+            cur.close()
+            return
         cur.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit is on disk when add_result returns (a crash or power cut keeps it).
         cur.execute("PRAGMA synchronous = FULL")
@@ -759,21 +812,27 @@ def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int) -> sa.engine.Engine
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         write = conn.get_execution_options().get("pfdeploy_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write and not readonly else "BEGIN")
 
     return engine
 
 
-def open_store(url: str | os.PathLike | None = None, create: bool = True,
-               busy_timeout_ms: int = 30_000, lock_timeout_s: float = 120.0) -> Store:
-    """Open (and with `create`, create) a results store and migrate it to the current schema.
+def open_store(url: str | os.PathLike | None = None, create: bool = True, readonly: bool = False,
+               busy_timeout_ms: int = 30_000, lock_timeout_s: float = 120.0, migrate: bool = True) -> Store:
+    """Open (and with `create`, create) a results store and upgrade it to the current schema.
 
     url: None -> $PFDEPLOY_STORE or ./pfdeploy-results.db; a path or sqlite:///path -> SQLite;
     postgresql://user:pw@host/db -> PostgreSQL through psycopg 3 (`pip install 'pfdeploy[postgres]'`).
     create=False: a SQLite file that does not exist is a UserError instead of a new empty store.
+    readonly=True: the caller only reads (results, compare, report): a store written by a newer
+    pfdeploy is opened read-only when its schema says this pfdeploy can still read it, and a
+    SQLite file whose directory is not writable is opened read-only. A store with an older schema
+    is upgraded (a SQLite file first copied to `<file>.schema<N>-<time>.bak`), in one transaction
+    holding the write lock (SQLite BEGIN IMMEDIATE; PostgreSQL advisory lock).
     busy_timeout_ms: SQLite's wait for a lock per statement; lock_timeout_s: how long a write
-    keeps retrying before giving up with a UserError."""
+    keeps retrying before giving up with a UserError. migrate=False: open as is (Alembic's CLI)."""
     kind, sa_url, path = parse_store_url(url)
+    ro_file = False
     if kind == "sqlite":
         if path is not None:
             if path.is_dir():
@@ -783,25 +842,44 @@ def open_store(url: str | os.PathLike | None = None, create: bool = True,
                     raise UserError(f"no results store at {path} (run `pfdeploy bench` first, or pass --store)")
                 if not path.parent.exists():
                     raise UserError(f"cannot create results store {path}: directory {path.parent} does not exist")
-        engine = _sqlite_engine(sa_url, busy_timeout_ms)
+            elif not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+                if not readonly:
+                    raise UserError(f"results store {path} is not writable (no write permission on the file "
+                                    "or its directory)")
+                ro_file = True
+        engine = _sqlite_engine(sa_url, busy_timeout_ms, readonly=ro_file)
     else:
         optional_import("psycopg", "a PostgreSQL results store")
         engine = sa.create_engine(sa_url, json_serializer=_json_dumps, pool_pre_ping=True)
     store = Store(engine, kind, str(path) if path is not None else _describe(sa_url), path, lock_timeout_s)
 
-    def tx(conn):
-        if kind == "postgresql":
-            # Serialise migrations of concurrent openers; released at commit.
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7204151)")
-        return migrate(conn)
-
     try:
-        version = store._tx(_read_version, write=False)
-        if version > SCHEMA_VERSION:
-            raise UserError(f"results store {store.url} has schema version {version}, newer than this "
-                            f"pfdeploy supports ({SCHEMA_VERSION}); upgrade pfdeploy")
-        if version < SCHEMA_VERSION:
-            store._tx(tx)
+        st = store._tx(migrations.state, write=False)
+        ours = SCHEMA_VERSION
+        if st.revision is None and st.schema not in (0, 3) and st.schema < ours:
+            raise UserError(f"results store {store.url} has schema {st.schema}, which no pfdeploy release "
+                            "wrote (release 0.1 wrote schema 3); it cannot be upgraded")
+        if st.schema > ours or not migrations.is_known(st):
+            from . import __version__
+
+            who = f", written by pfdeploy {st.written_by}" if st.written_by else ""
+            if readonly and st.read_compat is not None and st.read_compat <= ours:
+                store.readonly = True
+                store.readonly_reason = (f"its schema {st.schema}{who} is newer than this pfdeploy "
+                                         f"{__version__} writes (schema {ours}); upgrade pfdeploy to write to it")
+            else:
+                raise UserError(f"results store {store.url} has schema {st.schema}{who}; this pfdeploy "
+                                f"{__version__} knows schema {ours} and cannot "
+                                f"{'read' if readonly else 'write to'} it: upgrade pfdeploy")
+        elif migrate and migrations.needs_upgrade(st):
+            if ro_file:
+                raise UserError(f"results store {store.url} has schema {st.schema} and needs a one-time "
+                                f"upgrade to schema {ours}, but it is read-only here: run `pfdeploy store "
+                                "upgrade` once with write access")
+            store._upgrade(st)
+        if ro_file:
+            store.readonly = True
+            store.readonly_reason = "the file or its directory is not writable"
     except DatabaseError as exc:  # "file is not a database", connection refused, ...
         engine.dispose()
         raise _user_error(exc, store.url) from None
@@ -843,81 +921,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def _bad(where: str, msg: str) -> UserError:
-    return UserError(f"{where}: not a valid pfdeploy run file: {msg}")
-
-
 def validate_run_doc(doc: Any, where: str = "run file") -> dict:
-    """Check a run-file document's structure and types; returns it (with defaults filled).
-    Raises UserError naming the first problem."""
-    if not isinstance(doc, dict):
-        raise _bad(where, "the top level must be a JSON object")
-    if doc.get("format") != RUN_FILE_FORMAT:
-        raise _bad(where, f"'format' must be {RUN_FILE_FORMAT!r}, got {doc.get('format')!r}")
-    version = doc.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _bad(where, f"'version' must be an integer, got {version!r}")
-    if version > RUN_FILE_VERSION:
-        raise UserError(f"{where}: run-file version {version} was written by a newer pfdeploy "
-                        f"(this one reads version {RUN_FILE_VERSION}); upgrade pfdeploy")
-    if version < 1:
-        raise _bad(where, f"unknown version {version}")
-    run = doc.get("run")
-    if not isinstance(run, dict):
-        raise _bad(where, "'run' must be an object")
-    if not isinstance(run.get("id"), str) or not run["id"]:
-        raise _bad(where, "run.id must be a non-empty string")
-    if run.get("status", "finished") not in RUN_STATUSES:
-        raise _bad(where, f"run.status must be one of {', '.join(RUN_STATUSES)}, got {run.get('status')!r}")
-    for key in ("started_at", "finished_at"):
-        if run.get(key) is not None:
-            if not isinstance(run[key], str):
-                raise _bad(where, f"run.{key} must be an ISO-8601 string")
-            try:
-                _dt.datetime.fromisoformat(run[key].replace("Z", "+00:00"))
-            except ValueError:
-                raise _bad(where, f"run.{key} is not an ISO-8601 timestamp: {run[key]!r}") from None
-    for key in ("machine", "tools", "config"):
-        if run.get(key) is not None and not isinstance(run[key], dict):
-            raise _bad(where, f"run.{key} must be an object")
-    results = doc.get("results")
-    if not isinstance(results, list):
-        raise _bad(where, "'results' must be a list")
-    for i, res in enumerate(results):
-        at = f"results[{i}]"
-        if not isinstance(res, dict):
-            raise _bad(where, f"{at} must be an object")
-        if not isinstance(res.get("case_key"), str) or not res["case_key"]:
-            raise _bad(where, f"{at}.case_key must be a non-empty string")
-        if res.get("status") not in RESULT_STATUSES:
-            raise _bad(where, f"{at}.status must be one of {', '.join(RESULT_STATUSES)}, got {res.get('status')!r}")
-        for k in RESULT_FLOAT:
-            v = res.get(k)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise _bad(where, f"{at}.{k} must be a number or null, got {v!r}")
-        for k in RESULT_INT:
-            v = res.get(k)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-                raise _bad(where, f"{at}.{k} must be an integer or null, got {v!r}")
-        s = res.get("samples_ns")
-        if s is None:
-            res["samples_ns"] = s = []
-        if not isinstance(s, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in s):
-            raise _bad(where, f"{at}.samples_ns must be a list of integers (nanoseconds)")
-        r = res.get("sample_rounds")
-        if r is not None:
-            if not isinstance(r, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in r):
-                raise _bad(where, f"{at}.sample_rounds must be a list of integers or null")
-            if len(r) != len(s):
-                raise _bad(where, f"{at}.sample_rounds has {len(r)} entries for {len(s)} samples")
-        res.setdefault("sample_rounds", None)
-        for k in RESULT_FIELDS:
-            res.setdefault(k, None)
-    return doc
+    """Check a run-file document against the model pfdeploy.runfile.RunFile; returns it as a plain
+    dict with every known field present. Raises UserError naming the first problem."""
+    return runfile.parse_run_doc(doc, where)
 
 
 def read_run_file(path: str | os.PathLike) -> dict:
-    """Read and validate a JSON run file (format 'pfdeploy-run', version 1). A missing file,
+    """Read and validate a JSON run file (format 'pfdeploy-run', versions 1 and 2). A missing file,
     bad JSON or a wrong structure is a UserError naming the file and the problem."""
     p = Path(path).expanduser()
     try:
@@ -932,4 +943,4 @@ def read_run_file(path: str | os.PathLike) -> dict:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return validate_run_doc(doc, str(p))
+    return runfile.parse_run_doc(doc, str(p))

@@ -111,7 +111,8 @@ for pkg in ['pfdeploy', 'pfdeploy.exporters', 'pfdeploy.bench', 'pfdeploy.device
     m = importlib.import_module(pkg)
     mods += [i.name for i in pkgutil.walk_packages(m.__path__, pkg + '.')]
 for name in mods:
-    if name != 'pfdeploy.__main__':
+    # __main__ runs the CLI; migrations.env is a script Alembic runs, with its own context
+    if name not in ('pfdeploy.__main__', 'pfdeploy.migrations.env'):
         importlib.import_module(name)
 from pfdeploy.cli import main, VERBS
 assert main(['--help']) == 0

@@ -318,3 +318,40 @@ def test_trt_engines_build_and_verify(tmp_path):  # pragma: no cover - needs a G
         assert art.model_file.suffix == ".plan" and m["tools"]["tensorrt"] and m["tools"]["gpu"]
         assert m["exporter"]["profile"]["max"][0] == 8 and Path(m["exporter"]["timing_cache"]).is_file()
         assert m["status"] in ("ok", "inconclusive")
+
+
+def test_cli_verify_accuracy_on_labelled_photographs(vit_onnx, photos, tmp_path):
+    """Labels from class subfolders (synset ids) and from a labels file give the same top-1/top-5,
+    computed for the artifact and for PyTorch on the same images, and recorded beside the artifact."""
+    import shutil
+
+    from pfdeploy.exporters.accuracy import labelled_images, read, topk
+
+    classes = {"astronaut": "n10148035", "chelsea": "n02123045", "coffee": "n07920052", "rocket": "n04266014"}
+    tree = tmp_path / "val"
+    for name, wnid in classes.items():
+        (tree / wnid).mkdir(parents=True)
+        shutil.copy(photos / f"{name}.png", tree / wnid / f"{name}.png")
+    files, targets = labelled_images(tree)
+    from timm.data import ImageNetInfo
+
+    names = ImageNetInfo().label_names()
+    assert sorted(targets) == sorted(names.index(w) for w in classes.values())
+    r = run_cli("verify", str(vit_onnx.path), "--images", str(tree), "--json")
+    assert r.returncode == 0, r.stderr
+    acc = json.loads(r.stdout)["accuracy"]
+    assert acc["n"] == 4 and 0 <= acc["top1"] <= acc["top5"] <= 1
+    assert acc["torch_top1"] == acc["top1"] and acc["agree_top1"] == 1.0  # fp32 artifact == PyTorch
+    labels = tmp_path / "labels.txt"
+    labels.write_text("# path label\n" + "".join(f"{w}/{n}.png\t{names.index(w)}\n" for n, w in classes.items()))
+    r2 = run_cli("verify", str(vit_onnx.path), "--images", str(tree), "--labels", str(labels), "--json")
+    assert r2.returncode == 0, r2.stderr
+    acc2 = json.loads(r2.stdout)["accuracy"]
+    assert (acc2["top1"], acc2["top5"]) == (acc["top1"], acc["top5"])
+    assert list(read(vit_onnx.path).values())[0]["images_sha256"] == acc["images_sha256"]
+    # top-k itself, on logits whose answer is known
+    assert topk([[0.1, 0.9, 0.0, 0, 0, 0], [0.9, 0.1, 0.0, 0, 0, 0]], [1, 1]) == {1: 0.5, 5: 1.0}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("astronaut.png n99999999\n")
+    r3 = run_cli("verify", str(vit_onnx.path), "--images", str(photos), "--labels", str(bad))
+    assert r3.returncode == 1 and "neither an ImageNet-1k class index" in r3.stderr and "Traceback" not in r3.stderr

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from pfdeploy.errors import UsageError, UserError
-from pfdeploy.store import (MIGRATIONS, RESULT_FIELDS, RUN_FIELDS, SCHEMA_VERSION, make_case_key, migrate,
-                            open_store, read_run_file, write_run_file)
+from pfdeploy.store import (RESULT_FIELDS, RUN_FIELDS, SCHEMA_VERSION, make_case_key, open_store, read_run_file,
+                            write_run_file)
 
 PG_ENV = "PFDEPLOY_TEST_POSTGRES_URL"
 PG_URL = os.environ.get(PG_ENV)
@@ -62,6 +62,7 @@ def result_row(model="resnet50", backend="torch", status="ok", **kw):
            "cv": 0.03, "items_per_s": 100.0, "load_ms": 120.0, "first_ms": 30.0, "peak_rss_mb": 400.0,
            "peak_gpu_mb": None, "clock": "host", "params": 25_557_032, "macs": 4_089_184_256,
            "artifact_sha256": "ab" * 32, "artifact": {"opset": 18, "dynamic_batch": False},
+           "device_p50_ms": None, "device_p50_ci_low_ms": None, "device_p50_ci_high_ms": None,
            "parity": {"max_abs": 1e-5, "top1_agree": 1.0}, "warnings": [], "round_size": 25}
     row.update(kw)
     row["case_key"] = make_case_key(row)
@@ -120,15 +121,15 @@ def test_failed_and_skipped_results_without_samples(store_url):
         a, b = store.results(run_id)
         assert a["case_key"] == "m||tensorrt|cpu||||" and a["error"] == "tensorrt is not installed"
         assert b["status"] == "failed" and b["error"].endswith("SIGSEGV")
-        assert store.samples(r1) == {"latency_ns": [], "round": None}
-        assert store.samples(r2) == {"latency_ns": [], "round": []}
+        assert store.samples(r1) == {"latency_ns": [], "round": None, "device_latency_ns": None}
+        assert store.samples(r2) == {"latency_ns": [], "round": [], "device_latency_ns": None}
 
 
 def test_samples_without_rounds_and_bad_samples(store_url):
     with open_store(store_url) as store:
         run_id = store.begin_run(run_meta())
         rid = store.add_result(run_id, result_row(), [3, 1, 2])
-        assert store.samples(rid) == {"latency_ns": [3, 1, 2], "round": None}
+        assert store.samples(rid) == {"latency_ns": [3, 1, 2], "round": None, "device_latency_ns": None}
         with pytest.raises(ValueError, match="rounds has 2 entries for 3 samples"):
             store.add_result(run_id, result_row(), [1, 2, 3], [0, 0])
         with pytest.raises(ValueError, match="result status"):
@@ -213,7 +214,7 @@ def test_export_read_import_round_trip(store_url, tmp_path):
         run_id = _filled_run(store)
         path = tmp_path / "run.json"
         doc = store.export_run(run_id, path)
-        assert doc["format"] == "pfdeploy-run" and doc["version"] == 1
+        assert doc["format"] == "pfdeploy-run" and doc["version"] == 2
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.json")] == []  # no temp left
         back = read_run_file(path)
         assert back["run"]["id"] == run_id and len(back["results"]) == 4
@@ -235,14 +236,20 @@ def test_export_read_import_round_trip(store_url, tmp_path):
     ('["a"]', "top level must be a JSON object"),
     ('{"format": "other", "version": 1}', "'format' must be 'pfdeploy-run'"),
     ('{"format": "pfdeploy-run", "version": 7, "run": {}, "results": []}', "newer pfdeploy"),
-    ('{"format": "pfdeploy-run", "version": 1, "run": {"id": "x"}, "results": {}}', "'results' must be a list"),
-    ('{"format": "pfdeploy-run", "version": 1, "run": {"id": "x", "status": "meh"}, "results": []}', "run.status"),
+    ('{"format": "pfdeploy-run", "version": 1, "run": {"id": "x"}, "results": {}}', "results: Input should be a valid list"),
+    ('{"format": "pfdeploy-run", "version": 1, "run": {"id": "x", "status": "meh"}, "results": []}', "run.status: Input should be 'running'"),
     ('{"format": "pfdeploy-run", "version": 1, "run": {"id": "x"}, "results": [{"case_key": "k", "status": "ok", '
-     '"samples_ns": [1.5]}]}', r"results\[0\].samples_ns must be a list of integers"),
+     '"samples_ns": [1.5]}]}', r"results\[0\].samples_ns\[0\]: Input should be a valid integer, got 1.5"),
     ('{"format": "pfdeploy-run", "version": 1, "run": {"id": "x"}, "results": [{"case_key": "k", "status": "ok", '
      '"samples_ns": [1, 2], "sample_rounds": [0]}]}', "sample_rounds has 1 entries for 2 samples"),
     ('{"format": "pfdeploy-run", "version": 1, "run": {"id": "x"}, "results": [{"case_key": "k", "status": "ok", '
-     '"p50_ms": "fast"}]}', r"results\[0\].p50_ms must be a number"),
+     '"p50_ms": "fast"}]}', r'results\[0\].p50_ms: Input should be a valid number, got "fast"'),
+    ('{"format": "pfdeploy-run", "version": 2, "run": {"id": "x"}, "results": [{"case_key": "k", "status": "ok", '
+     '"batch": true}]}', r"results\[0\].batch: Input should be a valid integer, got true"),
+    ('{"format": "pfdeploy-run", "version": 2, "run": {"id": "x", "started_at": "yesterday"}, "results": []}',
+     "run.started_at: not an ISO-8601 timestamp"),
+    ('{"format": "pfdeploy-run", "version": 2, "run": {"id": "x"}, "results": [{"status": "ok"}]}',
+     r"results\[0\].case_key: Field required"),
 ])
 def test_read_run_file_rejects_bad_files(tmp_path, content, message):
     p = tmp_path / "bad.json"
@@ -276,51 +283,11 @@ def test_write_run_file_is_atomic(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- migrations
 
-def test_old_schema_is_migrated_without_losing_rows(store_url):
-    """A store at schema version 1 (no indexes, no `extra` columns) gets every later migration on
-    open; its rows survive and new writes work."""
-    assert SCHEMA_VERSION >= 2 and len(MIGRATIONS) == SCHEMA_VERSION
-    with open_store(store_url) as probe:  # only to get an engine for the same database
-        engine = probe.engine
-        with engine.begin() as conn:
-            for table in ("samples", "results", "runs", "pfdeploy_schema"):
-                conn.exec_driver_sql(f"DROP TABLE {table}")
-        with engine.connect() as conn:
-            with conn.begin():
-                assert migrate(conn, target=1) == 1
-            with conn.begin():
-                conn.exec_driver_sql(
-                    "INSERT INTO runs (id, started_at, status, tag, machine) "
-                    "VALUES ('oldrun00000000000000000000000000', '2025-06-01 12:00:00', 'finished', 'v1', NULL)")
-                conn.exec_driver_sql(
-                    "INSERT INTO results (run_id, case_key, model, backend, device, status, p50_ms, created_at) "
-                    "VALUES ('oldrun00000000000000000000000000', 'k', 'resnet50', 'torch', 'cpu', 'ok', 12.5, "
-                    "'2025-06-01 12:01:00')")
-                rid = conn.exec_driver_sql("SELECT id FROM results").scalar()
-                conn.execute(sa.text("INSERT INTO samples (result_id, n, encoding, latency_ns, rounds) "
-                                     "VALUES (:r, 2, 'i8le+i4le', :lat, NULL)"),
-                             {"r": rid, "lat": np.array([5, 6], "<i8").tobytes()})
-            cols = {c["name"] for c in sa.inspect(conn).get_columns("results")}
-            assert "extra" not in cols
-    with open_store(store_url) as store:
-        assert store.schema_version() == SCHEMA_VERSION
-        (run,) = store.runs()
-        assert run["id"].startswith("oldrun") and run["tag"] == "v1" and run["n_results"] == 1
-        assert run["started_at"].startswith("2025-06-01T12:00:00")
-        (res,) = store.results(run["id"])
-        assert res["p50_ms"] == 12.5 and store.samples(res["id"])["latency_ns"] == [5, 6]
-        store.add_result(run["id"], result_row(extra_thing=1), [1, 2])
-        assert store.results(run["id"])[1]["extra_thing"] == 1
-        with store.engine.connect() as conn:
-            names = {ix["name"] for ix in sa.inspect(conn).get_indexes("runs")}
-        assert {"ix_runs_tag", "ix_runs_git_commit"} <= names
-
-
 def test_newer_schema_is_refused(store_url):
     with open_store(store_url) as store:
         with store.engine.begin() as conn:
             conn.exec_driver_sql(f"UPDATE pfdeploy_schema SET version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(UserError, match="newer than this pfdeploy supports"):
+    with pytest.raises(UserError, match=f"has schema {SCHEMA_VERSION + 1}.*knows schema {SCHEMA_VERSION}"):
         open_store(store_url)
 
 

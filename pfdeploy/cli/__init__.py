@@ -22,6 +22,8 @@ VERBS = {
     "results": "Show stored benchmark results.",
     "compare": "Compare two runs: regression verdict per case (CI gate).",
     "report": "Build a static HTML dashboard from the results store.",
+    "weights": "The release's pretrained checkpoints: list, fetch into the cache, verify.",
+    "store": "The results store's schema: inspect it, upgrade it, publish the run-file schema.",
 }
 
 

@@ -8,7 +8,8 @@ from ..render import emit, fmt, table
 
 @click.command("info")
 @click.argument("model")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint to load (validates it).")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Checkpoint to load (validates it): PATH, 'release', 'release+' or 'pretrained'.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(model, weights, as_json):
     """Architecture summary, params, MACs, baselines and published figures of one model."""

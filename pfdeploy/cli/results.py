@@ -91,7 +91,7 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
         raise UsageError("--samples applies to csv and parquet (json always carries the samples)")
 
     if list_runs:
-        with open_store(store_url, create=False) as store:
+        with open_store(store_url, create=False, readonly=True) as store:
             runs = store.runs()
         _emit_runs(runs, fmt_, out, store_url)
         return
@@ -104,7 +104,7 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
         _write_frame(df, fmt_, out)
         return
 
-    with open_store(store_url, create=False) as store:
+    with open_store(store_url, create=False, readonly=True) as store:
         if fmt_ == "json":
             run = store.resolve_run(run_ref or "latest")
             _write(to_json(store.export_run(run["id"])) + "\n", out)

@@ -7,11 +7,12 @@ from ..errors import UserError
 from ..render import emit
 
 
-def verify_artifact(path, images=None, weights=None, limit: int | None = None) -> dict:
+def verify_artifact(path, images=None, weights=None, limit: int | None = None, labels=None) -> dict:
     """Re-run parity for the artifact at `path` on seeded synthetic inputs (as at export) and,
     with `images`, on a folder of real images preprocessed per the model's spec. Returns
-    {"artifact", "synthetic", "images"}; each parity record has "passed". Read-only: the
-    manifest is not modified."""
+    {"artifact", "synthetic", "images", "accuracy"}; each parity record has "passed". With labelled
+    images (class subfolders, or `labels` FILE) also top-1/top-5 of the artifact and of PyTorch,
+    recorded beside the artifact in accuracy.json; the manifest is not modified."""
     from ..exporters.artifact import load_artifact
     from ..exporters.parity import artifact_runner, run_parity
     from ..exporters.pipeline import model_for_artifact
@@ -27,10 +28,21 @@ def verify_artifact(path, images=None, weights=None, limit: int | None = None) -
     result = {"artifact": str(art.path), "model": art.model_name, "target": art.target,
               "precision": art.precision, "synthetic": run_parity(model, spec, runner, batch.parity_batches(),
                                                                   art.precision), "images": None}
+    result["accuracy"] = None
+    if labels is not None and images is None:
+        raise UserError("--labels needs --images DIR (the folder the labelled paths are relative to)")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
     if images is not None:
         from ..exporters.images import list_images, preprocess
 
-        files = list_images(images)[: limit or None]
+        targets = None
+        files = list_images(images)
+        if labels is not None or _has_class_folders(images, files):
+            from ..exporters.accuracy import labelled_images
+
+            files, targets = labelled_images(images, labels)
+        files, targets = files[: limit or None], (targets[: limit or None] if targets else None)
         x = preprocess(files, spec)
         step = batch.min if not batch.dynamic else min(batch.max, 8)
         chunks = []
@@ -45,7 +57,20 @@ def verify_artifact(path, images=None, weights=None, limit: int | None = None) -
         rec = run_parity(model, spec, runner, [], art.precision, inputs=chunks, label=f"images:{images}")
         rec["images"] = len(files)
         result["images"] = rec
+        if targets is not None:
+            from ..exporters import accuracy
+
+            acc = accuracy.measure(model, runner, x, targets, step, static=not batch.dynamic)
+            result["accuracy"] = accuracy.record(art.path, acc, files, images,
+                                                 art.manifest.get("weights", {}).get("source"))
     return result
+
+
+def _has_class_folders(images, files) -> bool:
+    from pathlib import Path
+
+    root = Path(images).expanduser()
+    return all(len(f.relative_to(root).parts) > 1 for f in files)
 
 
 @click.command("verify")
@@ -54,14 +79,17 @@ def verify_artifact(path, images=None, weights=None, limit: int | None = None) -
               help="Folder of real images: top-1 agreement between PyTorch and the artifact on them.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="The checkpoint the artifact was exported from, if not at its recorded path.")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="Labels for --images: lines 'relative/path.jpg label' (ImageNet-1k index or synset id). "
+                   "Class subfolders (n01440764/ or 0/) need no file. Gives top-1/top-5 of artifact and PyTorch.")
 @click.option("--limit", type=int, default=None, help="Use at most this many images.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(artifact, images, weights, limit, as_json):
+def command(artifact, images, weights, labels, limit, as_json):
     """Re-run parity of an artifact against PyTorch (optionally on real images)."""
     from .export import PARITY_COLUMNS, parity_rows
     from ..render import table
 
-    res = verify_artifact(artifact, images, weights, limit)
+    res = verify_artifact(artifact, images, weights, limit, labels)
 
     def human(console):
         console.print(f"[bold]{res['model']}[/bold] {res['target']} {res['precision']}: {res['artifact']}")
@@ -76,6 +104,13 @@ def command(artifact, images, weights, limit, as_json):
                        "inconclusive": f"[yellow]inconclusive: {'; '.join(rec['failures'])}, and PyTorch with rounded "
                                        f"weights misses too ({'; '.join(rec['baseline']['failures'])})[/yellow]"}[rec["verdict"]]
             console.print(f"{title}: top-1 agreement {rec['overall']['top1']:.3f} over {rec['overall']['n']} inputs, {verdict}")
+
+        acc = res.get("accuracy")
+        if acc:
+            console.print(f"accuracy on {acc['n']} labelled images: artifact top-1 {acc['top1'] * 100:.2f}% top-5 "
+                          f"{acc['top5'] * 100:.2f}%, PyTorch top-1 {acc['torch_top1'] * 100:.2f}% top-5 "
+                          f"{acc['torch_top5'] * 100:.2f}% (delta top-1 {acc['top1_delta'] * 100:+.2f} points)",
+                          markup=False)
 
     emit(res, as_json, human)
     failed = [k for k in ("synthetic", "images") if res[k] is not None and res[k]["verdict"] == "failed"]

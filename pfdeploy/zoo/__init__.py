@@ -186,17 +186,26 @@ def build_architecture(name: str):
 
 
 def create_model(name: str, weights=None, seed: int = 0):
-    """Build `name` in eval mode. `weights`: a checkpoint path (.pth/.pt/.bin/.safetensors) or
-    None for deterministic synthetic weights (seeded, BatchNorm calibrated). The result carries
-    `pfdeploy_weights_source` ('sha256:<hex>' or 'synthetic:<seed>')."""
+    """Build `name` in eval mode. `weights`: a checkpoint path (.pth/.pt/.bin/.safetensors);
+    'release' / 'release+' / 'release:<checkpoint>' for the PfLayer release's checkpoints (fetched
+    once into the cache, pinned by sha256: pfdeploy.pretrained); 'pretrained' for a baseline's timm
+    pretrained weights; or None for deterministic synthetic weights (seeded, BatchNorm calibrated).
+    The result carries `pfdeploy_weights_source` ('sha256:<hex>', 'release:<name>@sha256:<hex>',
+    'pretrained:timm/<name>' or 'synthetic:<seed>')."""
+    from ..pretrained import load_pretrained, resolve
     from ..weights import load_weights, synthetic_weights
 
     spec = get_spec(name)
     if weights is None:
         model = synthetic_weights(lambda: build_architecture(spec.name), spec, seed)
+    elif str(weights) == "pretrained":
+        model = load_pretrained(spec.name)
     else:
+        res = resolve(spec.name, weights)
         model = build_architecture(spec.name)
-        load_weights(model, weights, spec)
+        load_weights(model, res.path, spec)
+        if res.source:
+            model.pfdeploy_weights_source = res.source
     model.eval()
     return model
 
@@ -212,16 +221,17 @@ def _register_in_timm() -> None:
             continue
         make = builder(spec.name)
 
-        def entry(pretrained: bool = False, _make=make, _name=spec.release_name, **kwargs):
-            if pretrained:
-                from ..errors import UserError
-
-                raise UserError(f"{_name}: pfdeploy never downloads weights; build it and load a local "
-                                f"checkpoint with pfdeploy.create_model('{_name}', weights=PATH)")
+        def entry(pretrained: bool = False, _make=make, _name=spec.release_name, _zoo=spec.name, **kwargs):
             kwargs.pop("pretrained_cfg", None)
             kwargs.pop("pretrained_cfg_overlay", None)
             kwargs.pop("cache_dir", None)
-            return _make(**kwargs)
+            model = _make(**kwargs)
+            if pretrained:  # the release's checkpoint, as pfdeploy fetches and pins it
+                from ..pretrained import checkpoint_for, fetch
+                from ..weights import load_weights
+
+                load_weights(model, fetch(checkpoint_for(_zoo, "release").name), get_spec(_zoo))
+            return model
 
         entry.__name__ = spec.release_name
         entry.__module__ = "pfdeploy.zoo"

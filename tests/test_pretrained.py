@@ -1,0 +1,273 @@
+"""The release's checkpoints by name: fetched from a mirror served on localhost (no network here),
+pinned, checked, and nothing left behind when anything goes wrong. The Google Drive path is
+tested up to the request it would send."""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pfdeploy import pretrained
+from pfdeploy.errors import UsageError, UserError
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    behaviour: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        name = self.path.rsplit("/", 1)[-1]
+        mode = self.behaviour.get(name)
+        if mode == "html":
+            body = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>quota</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if mode == "truncate":
+            data = (Path(self.directory) / "pflayer" / name).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local HTTP server over a folder; PFDEPLOY_WEIGHTS_MIRROR points at it."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = type("H", (_Handler,), {"behaviour": {}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(root), **k))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/pflayer"
+    monkeypatch.setenv(pretrained.MIRROR_ENV, url)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PFDEPLOY_CACHE_DIR", str(cache))
+    yield {"root": root, "url": url, "behaviour": handler.behaviour, "cache": cache}
+    server.shutdown()
+    server.server_close()
+
+
+def _serve_checkpoint(root: Path, file: str, model: str, seed: int, calibrated: bool = False) -> Path:
+    """A checkpoint in the release's layout (a plain state_dict saved with torch.save); calibrated
+    (synthetic weights with BatchNorm statistics, slower) when its outputs matter."""
+    from pfdeploy.zoo import build_architecture, create_model
+
+    if calibrated:
+        sd = create_model(model, seed=seed).state_dict()
+    else:
+        torch.manual_seed(seed)
+        sd = build_architecture(model).state_dict()
+    path = root / "pflayer" / file
+    path.parent.mkdir(exist_ok=True)
+    torch.save(sd, path)
+    return path
+
+
+def _leftovers(cache: Path) -> list[str]:
+    d = cache / "weights"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def test_catalogue_matches_the_release():
+    rows = {r["name"]: r for r in pretrained.catalogue()}
+    assert set(rows) == {"resnet50_max", "resnet50_hybrid", "resnet50_max_plus", "resnet50_hybrid_plus",
+                         "vit_s_max", "pit_s_max"}
+    assert [rows[n]["top1"] for n in ("resnet50_max", "resnet50_hybrid", "resnet50_max_plus",
+                                      "resnet50_hybrid_plus", "vit_s_max", "pit_s_max")] == [74.3, 77.1, 75.5, 78.0,
+                                                                                              80.0, 80.8]
+    assert pretrained.checkpoint_for("pf_resnet50", "release+").name == "resnet50_hybrid_plus"
+    assert pretrained.checkpoint_for("pf_vit_s", "release").name == "vit_s_max"
+    with pytest.raises(UsageError, match="no 'release\\+' checkpoint for pf_vit_s"):
+        pretrained.checkpoint_for("pf_vit_s", "release+")
+    with pytest.raises(UsageError, match="published no checkpoint for pf_vit_b"):
+        pretrained.checkpoint_for("pf_vit_b", "release")
+
+
+def test_fetch_pins_and_reuses(mirror):
+    served = _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=3)
+    path = pretrained.fetch("resnet50_max")
+    assert path.read_bytes() == served.read_bytes()
+    pins = pretrained.read_pins()
+    from pfdeploy.weights import sha256_file
+
+    assert pins["resnet50_max"]["sha256"] == sha256_file(served)
+    assert pins["resnet50_max"]["url"] == mirror["url"] + "/resnet50_max.pth"
+    assert _leftovers(mirror["cache"]) == ["pins.json", "resnet50_max.pth"]
+    served.unlink()  # cached: no second download
+    assert pretrained.fetch("resnet50_max") == path
+    assert pretrained.verify("resnet50_max")["ok"]
+
+
+def test_a_different_file_later_is_refused(mirror):
+    _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=3)
+    first = pretrained.fetch("resnet50_max").read_bytes()
+    _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=4)  # the host changed it
+    with pytest.raises(UserError, match="differs from the .* pinned for resnet50_max"):
+        pretrained.fetch("resnet50_max", force=True)
+    assert pretrained.cached_path(pretrained.CHECKPOINTS["resnet50_max"]).read_bytes() == first
+    assert _leftovers(mirror["cache"]) == ["pins.json", "resnet50_max.pth"]
+    # a cached file replaced behind pfdeploy's back fails verify
+    pretrained.cached_path(pretrained.CHECKPOINTS["resnet50_max"]).write_bytes(
+        (mirror["root"] / "pflayer" / "resnet50_max.pth").read_bytes())
+    with pytest.raises(UserError, match="differs from"):
+        pretrained.verify("resnet50_max")
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("html", "got an HTML page instead of a checkpoint"),
+    ("truncate", "cannot download .*incomplete"),
+    ("missing", "cannot download .*404"),
+    ("wrong_model", "does not match the model"),
+    ("garbage", "not a readable PyTorch checkpoint"),
+])
+def test_bad_downloads_fail_cleanly(mirror, fault, message):
+    root = mirror["root"]
+    if fault == "wrong_model":
+        _serve_checkpoint(root, "resnet50_max.pth", "pf_resnet50_hybrid", seed=0)
+    elif fault == "garbage":
+        (root / "pflayer").mkdir()
+        (root / "pflayer" / "resnet50_max.pth").write_bytes(os.urandom(4096))
+    elif fault != "missing":
+        _serve_checkpoint(root, "resnet50_max.pth", "pf_resnet50_max", seed=0)
+        mirror["behaviour"]["resnet50_max.pth"] = fault
+    with pytest.raises(UserError, match=message):
+        pretrained.fetch("resnet50_max")
+    assert _leftovers(mirror["cache"]) == []
+    assert "resnet50_max" not in pretrained.read_pins()
+
+
+def test_google_drive_request(monkeypatch, tmp_path):
+    """Without a mirror the request goes to Google Drive with the release's file id; here (no
+    network) it is intercepted at the HTTP layer and refused like an offline machine."""
+    import requests
+
+    monkeypatch.delenv(pretrained.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("PFDEPLOY_CACHE_DIR", str(tmp_path / "cache"))
+    seen = []
+
+    def offline(self, method, url, *args, **kwargs):
+        seen.append((method, url))
+        raise requests.exceptions.ConnectionError("Failed to resolve 'drive.google.com'")
+
+    monkeypatch.setattr(requests.Session, "request", offline)
+    with pytest.raises(UserError, match="cannot download https://drive.google.com/uc\\?id=1MoCdVLPau4XuI0BVGEwDkiwibpybqWTX"
+                                        ".*Failed to resolve.*offline"):
+        pretrained.fetch("resnet50_max")
+    assert seen and seen[0] == ("GET", "https://drive.google.com/uc?id=1MoCdVLPau4XuI0BVGEwDkiwibpybqWTX")
+    assert _leftovers(tmp_path / "cache") == []
+
+
+def _cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "pfdeploy", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=900)
+
+
+def test_export_with_release_weights_from_a_mirror(mirror, tmp_path):
+    """Done-when of the issue: the artifact computes what PyTorch computes on the mirrored
+    checkpoint, and its manifest names the release checkpoint and its hash."""
+    import onnxruntime as ort
+
+    from pfdeploy.weights import sha256_file
+    from pfdeploy.zoo import build_architecture
+
+    served = _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=5, calibrated=True)
+    env = {pretrained.MIRROR_ENV: mirror["url"], "PFDEPLOY_CACHE_DIR": str(mirror["cache"])}
+    out = tmp_path / "art"
+    r = _cli("export", "pf_resnet50_max", "--weights", "release", "--to", "onnx", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    digest = sha256_file(served)
+    assert manifest["weights"]["source"] == f"release:resnet50_max@sha256:{digest}"
+    net = build_architecture("pf_resnet50_max")
+    net.load_state_dict(torch.load(served, weights_only=True))
+    net.eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = net(x).numpy()
+    sess = ort.InferenceSession(str(out / manifest["model_file"]), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_export_with_an_unreachable_mirror_fails_in_one_line(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cache = tmp_path / "cache"
+    env = {pretrained.MIRROR_ENV: f"http://127.0.0.1:{port}/pflayer", "PFDEPLOY_CACHE_DIR": str(cache)}
+    r = _cli("export", "pf_resnet50_max", "--weights", "release", "--to", "onnx", env=env)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot download" in r.stderr and "PFDEPLOY_WEIGHTS_MIRROR" in r.stderr
+    assert _leftovers(cache) == []
+    assert not (cache / "onnx").exists() or not any((cache / "onnx").iterdir())
+
+
+def test_weights_cli_list_fetch_verify(mirror):
+    _serve_checkpoint(mirror["root"], "pit_s_max.pth", "pf_pit_s", seed=1)
+    env = {pretrained.MIRROR_ENV: mirror["url"], "PFDEPLOY_CACHE_DIR": str(mirror["cache"])}
+    r = _cli("weights", "list", "--json", env=env)
+    assert r.returncode == 0 and not any(x["cached"] for x in json.loads(r.stdout))
+    r = _cli("weights", "fetch", "pit_s_max", env=env)
+    assert r.returncode == 0, r.stderr
+    r = _cli("weights", "verify", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["name"] == "pit_s_max"
+    r = _cli("weights", "fetch", "pit_s_maxx", env=env)
+    assert r.returncode == 2 and "did you mean pit_s_max" in r.stderr
+    # timm users: pretrained=True loads the release checkpoint, as in the release README
+    import timm
+
+    import pfdeploy.zoo  # noqa: F401  (registers pit_s_max in timm)
+
+    os.environ[pretrained.MIRROR_ENV] = mirror["url"]
+    net = timm.create_model("pit_s_max", pretrained=True)
+    served = torch.load(mirror["root"] / "pflayer" / "pit_s_max.pth", weights_only=True)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in served.items())
+
+
+def test_pretrained_baseline_offline_is_one_line(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "PFDEPLOY_CACHE_DIR": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}
+    r = _cli("info", "resnet50", "--weights", "pretrained", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "cannot load timm's pretrained weights for resnet50" in r.stderr
+    r = _cli("info", "pf_resnet50_max", "--weights", "pretrained", env=env)
+    assert r.returncode == 2 and "use --weights release" in r.stderr
+
+
+def test_pretrained_baseline_through_timm(tmp_path):
+    """timm's own pretrained loading (here from a local file, as timm's pretrained_cfg allows),
+    converted to pfdeploy's resnet50 layout: same outputs as timm's model."""
+    import timm
+
+    ref = timm.create_model("resnet50", pretrained=False)
+    torch.nn.init.normal_(ref.fc.weight, std=0.01)
+    ref.eval()
+    f = tmp_path / "resnet50_timm.pth"
+    torch.save(ref.state_dict(), f)
+    net = pretrained.load_pretrained("resnet50", overlay_file=str(f))
+    assert net.pfdeploy_weights_source == "pretrained:timm/resnet50"
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref(x), rtol=1e-4, atol=1e-4)
