@@ -108,6 +108,8 @@ def main() -> int:
     ap.add_argument("--only", choices=["openvino", "onnxruntime"], default=None)
     ap.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
                     help="bf16: OpenVINO only, where the CPU runs it natively")
+    ap.add_argument("--artifact", default=None,
+                    help="an existing artifact directory to check (default: the cached one, exported on demand)")
     ap.add_argument("--json", default="crosscheck.json")
     args = ap.parse_args()
 
@@ -136,7 +138,15 @@ def main() -> int:
         if why:
             raise SystemExit(f"{check} cannot run {args.precision} here: {why}")
         req = backend.artifact_request(args.precision, 1)
-        art = get_artifact(spec.name, progress=lambda m: print(f"  {m}", file=sys.stderr), **req)
+        if args.artifact:
+            from pfdeploy.exporters.artifact import load_artifact
+
+            art = load_artifact(args.artifact)
+            if (art.target, art.precision) != (req["target"], req["precision"]):
+                raise SystemExit(f"{args.artifact} is a {art.target} {art.precision} artifact; {check} "
+                                 f"{args.precision} runs {req['target']} {req['precision']}")
+        else:
+            art = get_artifact(spec.name, progress=lambda m: print(f"  {m}", file=sys.stderr), **req)
         rows = []
         for i in range(args.pairs):
             if check == "openvino":
