@@ -75,6 +75,17 @@ def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path, prec
     cfg = tmp / "ov_config.json"
     cfg.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads)}}))
     exe = Path(sys.executable).with_name("benchmark_app")
+    if not exe.exists():  # a venv that takes openvino from another environment (a .pth file)
+        import shutil
+
+        import openvino
+
+        found = shutil.which("benchmark_app") or next(
+            (str(p / "bin" / "benchmark_app") for p in Path(openvino.__file__).parents
+             if (p / "bin" / "benchmark_app").exists()), None)
+        if not found:
+            raise SystemExit("benchmark_app not found (it ships with the openvino package)")
+        exe = Path(found)
     cmd = [str(exe), "-m", xml, "-d", "CPU", "-hint", "latency", "-load_config", str(cfg),
            "-shape", "[1,3,224,224]", "-t", str(int(seconds))]
     if OV_PRECISION[precision]:
