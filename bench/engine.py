@@ -357,7 +357,7 @@ class Engine:
                     p.error = res
                 else:
                     p.model_file, p.artifact_sha256, p.artifact, p.parity = res
-            refs = parity.get((c.model, c.batch, c.precision))
+            refs = parity.get((c.model, c.batch, c.precision)) if cfg.verify and _needs_parity(c) else None
             if isinstance(refs, tuple):
                 p.parity_inputs, p.parity_refs = refs
             elif isinstance(refs, str):
