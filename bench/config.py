@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from ..errors import UsageError
 
 SCENARIOS = ("latency", "throughput")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+# `--precision best`: for each backend, fp32 and the fastest precision it supports on the device
+PRECISION_TOKENS = ("best",)
 
 # MLPerf LoadGen's early-stopping minimum query counts (zero over-latency queries, 99%
 # confidence): a percentile estimated from fewer samples is reported as missing. p90 and p99 are

@@ -61,7 +61,8 @@ class BenchConfig:
     models: tuple[str, ...]
     backends: tuple[str, ...] | None = None  # None: every backend that runs on the device
     device: str = "cpu"
-    precisions: tuple[str, ...] = ("fp32",)
+    precisions: tuple[str, ...] = ("fp32",)  # may hold "best": fp32 and each backend's fastest here
+    optional_precisions: tuple[str, ...] = ()  # measured only where a backend supports them (no skipped rows)
     batches: tuple[int, ...] = (1,)
     threads: int | None = None  # None: the machine's physical cores
     scenario: str = "latency"
@@ -80,7 +81,8 @@ class BenchConfig:
 
     def to_dict(self) -> dict:
         return {"models": list(self.models), "backends": list(self.backends) if self.backends else None,
-                "device": self.device, "precisions": list(self.precisions), "batches": list(self.batches),
+                "device": self.device, "precisions": list(self.precisions),
+                "optional_precisions": list(self.optional_precisions), "batches": list(self.batches),
                 "threads": self.threads, "scenario": self.scenario, "rule": self.rule.to_dict(),
                 "interleave": self.interleave, "seed": self.seed, "options": self.options,
                 "round_time_s": self.round_time_s, "rewarm": self.rewarm,
@@ -133,6 +135,8 @@ class Prepared:
     artifact: dict = field(default_factory=dict)
     parity: dict = field(default_factory=dict)
     error: str | None = None
+    parity_inputs: str | None = None  # .npz of the inputs the timed runner is verified on
+    parity_refs: list | None = None  # [(batch, PyTorch fp32 output, rounded-weights baseline or None)]
 
 
 @dataclass
@@ -191,35 +195,45 @@ class Engine:
 
     # ------------------------------------------------------------------ planning
     def plan(self, device, threads: int) -> tuple[list[CaseSpec], list[tuple[CaseSpec, str]]]:
-        """(runnable cases, [(skipped case, reason)]) for the config on `device`."""
-        from ..devices import backend_availability
+        """(runnable cases, [(skipped case, reason)]) for the config on `device`. Every reason
+        comes from the backend: not installed (with the install hint), not on this device, a
+        precision it cannot run here (probed), a scenario it does not implement."""
+        from ..backends import BACKEND_NAMES, get_backend
         from ..zoo import canonical_name
-        from .runners import BACKENDS, backend_info
 
         cfg = self.config
-        availability = backend_availability(device)
         if cfg.backends:
-            backends = [backend_info(b).name for b in cfg.backends]
+            backends = [get_backend(b) for b in cfg.backends]
         else:
-            backends = [b for b in BACKENDS if device.kind in BACKENDS[b].devices]
+            backends = [b for b in map(get_backend, BACKEND_NAMES) if device.kind in b.devices]
         weights = f"synthetic:{cfg.seed}"
         runnable, skipped = [], []
         for model in [canonical_name(m) for m in cfg.models]:
             for backend in backends:
-                info = BACKENDS[backend]
-                for precision in cfg.precisions:
+                why_backend = backend.unavailable(device) or backend.supports_scenario(cfg.scenario)
+                for precision in self.precisions_for(backend, device, why_backend is None):
                     for batch in cfg.batches:
-                        spec = CaseSpec(model=model, backend=backend, device=str(device), precision=precision,
+                        spec = CaseSpec(model=model, backend=backend.name, device=str(device), precision=precision,
                                         batch=batch, threads=threads, scenario=cfg.scenario, weights=weights,
-                                        options=dict(cfg.options.get(backend, {})))
-                        why = info.missing()
-                        if why is None and availability.get(backend):
-                            why = availability[backend]
-                            if "not installed" in why and info.install_hint not in why:
-                                why = f"{why}: {info.install_hint}"
-                        why = why or info.supports(device.kind, precision)
+                                        options=dict(cfg.options.get(backend.name, {})))
+                        why = why_backend or backend.supports(device, precision)
                         (skipped.append((spec, why)) if why else runnable.append(spec))
         return runnable, skipped
+
+    def precisions_for(self, backend, device, available: bool = True) -> list[str]:
+        """The precisions a backend is measured at: the config's, with "best" expanded to fp32 and
+        the backend's fastest precision on the device, and optional precisions kept only where
+        the backend runs them here."""
+        out: list[str] = []
+        for p in self.config.precisions:
+            for q in (["fp32", backend.best_precision(device)] if p == "best" and available else
+                      ["fp32"] if p == "best" else [p]):
+                if q not in out:
+                    out.append(q)
+        for p in self.config.optional_precisions:
+            if available and p not in out and backend.supports(device, p) is None:
+                out.append(p)
+        return out
 
     # ------------------------------------------------------------------ the run
     def run(self, progress: Progress | None = None, prepared_cases: list | None = None) -> Outcome:
@@ -324,25 +338,29 @@ class Engine:
 
     # ------------------------------------------------------------------ preparation
     def _prepare(self, cases: list[CaseSpec], tmp: Path) -> dict[str, Prepared]:
-        """Params/MACs, seeded inputs, torch state dicts and exported artifacts, once each."""
+        """Params/MACs, seeded inputs, torch state dicts, exported artifacts and the PyTorch
+        reference outputs for parity, once each."""
         import numpy as np
 
+        from ..backends import get_backend
         from ..zoo import get_spec
-        from .runners import BACKENDS
 
         cfg = self.config
         out: dict[str, Prepared] = {c.key: Prepared() for c in cases}
         models: dict[str, dict] = {}
         for c in cases:
-            models.setdefault(c.model, {"torch": False, "targets": set(), "batches": set()})
+            models.setdefault(c.model, {"torch": False, "requests": {}, "batches": set(), "parity": set()})
             m = models[c.model]
-            target = BACKENDS[c.backend].target
-            m["torch"] |= target is None
-            if target:
-                m["targets"].add((target, c.precision))
+            req = get_backend(c.backend).artifact_request(c.precision, c.batch)
+            m["torch"] |= req is None
+            if req is not None:
+                m["requests"][_req_key(req)] = req
             m["batches"].add(c.batch)
+            if cfg.verify and _needs_parity(c):
+                m["parity"].add((c.batch, c.precision))
         per_model: dict[str, Prepared] = {}
         artifacts: dict[tuple, tuple] = {}
+        parity: dict[tuple, tuple] = {}
         for name, need in models.items():
             base = Prepared()
             per_model[name] = base
@@ -363,8 +381,13 @@ class Engine:
                 for b in need["batches"]:
                     x = synthetic_images(b, spec.input_size, spec.mean, spec.std, seed=cfg.seed)
                     np.save(tmp / f"{name}_b{b}.npy", x.numpy().astype(np.float32))
-                for target, precision in sorted(need["targets"]):
-                    artifacts[(name, target, precision)] = self._artifact(name, target, precision, source)
+                for key, req in sorted(need["requests"].items()):
+                    artifacts[(name, key)] = self._artifact(name, req, source)
+                for b, precision in sorted(need["parity"]):
+                    try:
+                        parity[(name, b, precision)] = self._parity_refs(spec, source, b, precision, tmp)
+                    except Exception as exc:  # noqa: BLE001 - the case runs; its parity says why it is missing
+                        parity[(name, b, precision)] = f"{type(exc).__name__}: {exc}"
                 source.release()
             except UserError as exc:
                 base.error = str(exc)
@@ -376,20 +399,58 @@ class Engine:
             p.family, p.params, p.macs, p.error = base.family, base.params, base.macs, base.error
             p.baselines = base.baselines
             p.inputs = str(tmp / f"{c.model}_b{c.batch}.npy")
-            target = BACKENDS[c.backend].target
-            if target is None:
+            req = get_backend(c.backend).artifact_request(c.precision, c.batch)
+            if req is None:
                 p.weights_file = base.weights_file
-                p.parity = {"status": "reference", "note": "PyTorch is the reference the artifacts are checked against"}
+                if c.precision in get_backend(c.backend).reference_precisions:
+                    p.parity = {"status": "reference",
+                                "note": "PyTorch fp32 is the reference the artifacts are checked against"}
                 p.artifact = {"source": "zoo", "weights": c.weights}
             elif not p.error:
-                res = artifacts.get((c.model, target, c.precision))
+                res = artifacts.get((c.model, _req_key(req)))
                 if res is None:
                     p.error = "artifact was not prepared"
                 elif isinstance(res, str):
                     p.error = res
                 else:
                     p.model_file, p.artifact_sha256, p.artifact, p.parity = res
+            refs = parity.get((c.model, c.batch, c.precision)) if cfg.verify and _needs_parity(c) else None
+            if isinstance(refs, tuple):
+                p.parity_inputs, p.parity_refs = refs
+            elif isinstance(refs, str):
+                p.parity = {**p.parity, "runtime_check": f"not run: reference outputs failed: {refs}"}
         return out
+
+    def _parity_refs(self, spec, source, batch: int, precision: str, tmp: Path) -> tuple[str, list]:
+        """The parity inputs of a case at `batch` and `precision` (seeded, disjoint from calibration:
+        2 batches, 12 for int8) written to an .npz for the worker, and [(batch, PyTorch fp32
+        output, PyTorch-with-rounded-weights output or None)] for judging its outputs."""
+        import numpy as np
+        import torch
+
+        from ..exporters.parity import EXTRA_BATCHES, rounded_copy
+        from ..exporters.settings import PARITY_SEED
+        from ..weights import synthetic_images
+
+        self._progress.phase(f"{spec.name}: PyTorch reference outputs for {precision} parity at batch {batch}")
+        n = 2 + EXTRA_BATCHES.get(precision, 0)
+        xs = [synthetic_images(batch, spec.input_size, spec.mean, spec.std, PARITY_SEED + i) for i in range(n)]
+        path = tmp / f"parity_{spec.name}_b{batch}_n{n}.npz"
+        if not path.exists():
+            np.savez(path, **{f"x{i}": x.numpy().astype(np.float32) for i, x in enumerate(xs)})
+        model = source.model()
+        cache = source.cache.setdefault(("ref", batch), [])
+        rounded = source.cache.get(("rounded", precision))
+        if rounded is None and precision != "fp32":
+            rounded = source.cache[("rounded", precision)] = rounded_copy(model, precision)
+        refs = []
+        with torch.no_grad():
+            for i, x in enumerate(xs):
+                if i >= len(cache):
+                    cache.append(model(x).float().numpy())
+                base = rounded(x).float().numpy() if rounded is not None else None
+                refs.append((batch, cache[i], base))
+        return str(path), refs
 
     def _torch_weights(self, spec, source, tmp: Path) -> tuple[str, int, int]:
         """(state-dict path, params, MACs) of the calibrated synthetic model for the torch
@@ -433,31 +494,33 @@ class Engine:
             torch.save(model.state_dict(), path)
             return str(path), cx.params, cx.macs
 
-    def _artifact(self, model: str, target: str, precision: str, source=None):
+    def _artifact(self, model: str, req: dict, source=None):
         """(model_file, sha256, exporter settings, parity) from the artifact cache, exported on
-        demand; or the error message."""
+        demand; or the error message. `req`: a backend's artifact request (get_artifact kwargs)."""
         from ..exporters import get_artifact
 
-        self._progress.phase(f"{model}: {target} {precision} artifact (exported on demand, cached)")
+        target, precision = req["target"], req["precision"]
+        what = f"{target} {precision}" + (f" ({req['recipe']} recipe)" if req.get("recipe") else "")
+        self._progress.phase(f"{model}: {what} artifact (exported on demand, cached)")
 
         def progress(msg, *args, **kwargs):
-            self._progress.phase(f"{model}: {target} {precision}: {msg}")
+            self._progress.phase(f"{model}: {what}: {msg}")
 
         try:
-            art = get_artifact(model, target, precision=precision, seed=self.config.seed,
-                               cache_dir=self.config.cache_dir, verify=self.config.verify, progress=progress,
-                               _source=source, allow_failed=self.config.allow_failed_parity)
+            art = get_artifact(model, seed=self.config.seed, cache_dir=self.config.cache_dir,
+                               verify=self.config.verify, progress=progress, _source=source,
+                               allow_failed=self.config.allow_failed_parity, **req)
         except UserError as exc:
-            return f"export to {target} {precision} failed: {exc}"
+            return f"export to {what} failed: {exc}"
         except Exception as exc:  # noqa: BLE001
-            return f"export to {target} {precision} failed: {type(exc).__name__}: {exc}"
+            return f"export to {what} failed: {type(exc).__name__}: {exc}"
         man = art.manifest
         verdict = parity_verdict(man.get("parity")) if man.get("parity") else None
         if (man.get("status") == "failed" or verdict == "failed") and not self.config.allow_failed_parity:
             why = (man.get("parity") or {}).get("why") or "outside the tolerance"
-            return (f"{target} {precision} artifact failed parity verification ({why}); not timed "
+            return (f"{what} artifact failed parity verification ({why}); not timed "
                     f"(--allow-failed-parity times it anyway)")
-        settings = {"target": target, "path": str(art.path), "exporter": man.get("exporter"),
+        settings = {"target": target, "precision": precision, "path": str(art.path), "exporter": man.get("exporter"),
                     "tools": man.get("tools"), "manifest_status": man.get("status")}
         return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}
 
@@ -486,6 +549,12 @@ class Engine:
             except (WorkerDied, WorkerError) as exc:
                 self._fail(lv, exc, "load")
                 continue
+            if prep.parity_inputs:
+                try:
+                    self._runtime_parity(lv, tmp_dir=Path(prep.parity_inputs).parent)
+                except (WorkerDied, WorkerError) as exc:
+                    self._fail(lv, exc, "parity check")
+                    continue
             live.append(lv)
         for lv in list(live):  # warm up one at a time
             self._progress.update(f"warming up {self._label(lv.spec)}", self._done_units, self._total_units)
@@ -530,6 +599,29 @@ class Engine:
                 if decision.stop:
                     live.remove(lv)
                     self._finish(lv, decision)
+
+    def _runtime_parity(self, lv: _Live, tmp_dir: Path) -> None:
+        """Verify the case with the very runner object that is timed: it runs the parity inputs
+        in its worker, the parent judges its outputs against PyTorch at the case's precision."""
+        import numpy as np
+
+        from ..exporters.parity import parity_record
+
+        prep = lv.prep
+        self._progress.update(f"parity check {self._label(lv.spec)}", self._done_units, self._total_units)
+        out = tmp_dir / f"parity_out_{lv.worker.pid}.npz"
+        lv.worker.call("parity", timeout_s=1800, inputs=prep.parity_inputs, outputs=str(out))
+        with np.load(out) as data:
+            outs = [data[f"y{i}"] for i in range(len(prep.parity_refs))]
+        out.unlink(missing_ok=True)
+        record = parity_record([(b, ref, o, base) for (b, ref, base), o in zip(prep.parity_refs, outs)],
+                               lv.spec.precision, label="synthetic (the timed runner)")
+        record["checked_by"] = "the timed runner object, in its worker, at the measured batch"
+        artifact_parity = prep.parity or {}
+        if artifact_parity.get("verdict") or artifact_parity.get("status"):
+            record["artifact"] = {"verdict": parity_verdict(artifact_parity),
+                                  "precision": artifact_parity.get("precision")}
+        prep.parity = record
 
     def _advance(self, units: float) -> None:
         self._done_units = min(self._total_units, self._done_units + units)
@@ -599,8 +691,11 @@ class Engine:
             thr = live.load.get("threads") or {}
             artifact["threads_applied"] = thr
             warnings += list(thr.get("warnings") or [])
-            if thr and thr.get("flush_denormal") is False:
-                warnings.append("flush-to-zero not available on this CPU")
+            desc = live.load.get("describe") or {}
+            if thr.get("flush_denormal") is False or desc.get("flush_denormal") is False:
+                warnings.append("flush-to-zero is off (read back from the runtime)")
+        if (prep.parity or {}).get("verdict") == "failed" and status == "ok":
+            warnings.append(f"parity failed at {spec.precision}: {'; '.join(prep.parity.get('failures') or [])}")
         device_fields: dict = {}
         if live is not None and live.device_ms:
             dev_rounds = live.rounds if len(live.rounds) == len(live.device_ms) else None
@@ -641,10 +736,9 @@ class Engine:
 
 def _clusters(items: list) -> list[list]:
     """Cases that should share a rotation: per backend, each model linked with its zoo
-    baselines and with the table's baselines (SPEEDUP_BASELINES) when it is a parameter-free
-    model or one of them (union-find over model names)."""
+    baselines (ModelSpec.baselines: the table's speedup columns follow them) (union-find over
+    model names)."""
     from ..zoo import get_spec
-    from .suites import SPEEDUP_BASELINES
 
     parent: dict = {}
 
@@ -663,8 +757,6 @@ def _clusters(items: list) -> list[list]:
         try:
             spec = get_spec(model)
             links = list(spec.baselines)
-            if spec.family == "parameter-free" and "resnet" in model:
-                links += list(SPEEDUP_BASELINES)
         except Exception:  # noqa: BLE001 - a model outside the zoo (the fake runner's): no links
             links = []
         for other in links:
@@ -685,6 +777,7 @@ class _ModelSource:
         self.name, self.weights, self.seed = name, None, seed
         self._model = None
         self._progress = progress
+        self.cache: dict = {}  # reference outputs and rounded-weights copies for parity
 
     def model(self):
         if self._model is None:
@@ -696,5 +789,20 @@ class _ModelSource:
 
     def release(self):
         self._model = None
+        self.cache = {}
 
 
+
+
+def _req_key(req: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in req.items()))
+
+
+def _needs_parity(case: CaseSpec) -> bool:
+    """Every case is verified by its own runner, except PyTorch fp32 (the reference itself) and
+    the engine's test runners."""
+    from ..backends import get_backend
+
+    if case.backend.startswith("_"):
+        return False
+    return case.precision not in get_backend(case.backend).reference_precisions

@@ -17,6 +17,7 @@ class Suite:
     models: tuple[str, ...]
     backends: tuple[str, ...] | None  # None: every backend that runs on the device
     precisions: tuple[str, ...] = ("fp32",)
+    optional_precisions: tuple[str, ...] = ()  # measured where a backend runs them natively here
     batches: tuple[int, ...] = (1,)
     scenario: str = "latency"
     rule: StopRule = field(default_factory=StopRule)
@@ -29,11 +30,12 @@ _PAPER_MODELS = (
 )
 
 SUITES: dict[str, Suite] = {s.name: s for s in (
-    Suite("default", "2",
+    Suite("default", "3",
           "The parameter-free ResNet-50s against ResNet-50, the depthwise ResNet-50 and MobileNetV2 through every "
-          "installed CPU runtime (torch eager, ONNX Runtime, OpenVINO; torch-compile on request), batch 1, fp32.",
+          "installed CPU runtime (torch eager, ONNX Runtime, OpenVINO; torch-compile on request), batch 1, fp32, "
+          "plus bf16 for the runtimes that run it natively on this CPU (AVX512-BF16/AMX).",
           ("pf_resnet50_max", "pf_resnet50_hybrid", "resnet50", "dw_resnet50", "mobilenetv2_100"),
-          ("torch", "onnxruntime", "openvino"),
+          ("torch", "onnxruntime", "openvino"), optional_precisions=("bf16",),
           rule=StopRule(min_iters=64, min_time_s=2.0, max_time_s=8.0, target_ci=0.02)),
     Suite("paper", "1",
           "Every released parameter-free model with its baselines through every backend that runs on the device.",

@@ -8,6 +8,7 @@ the exit status (a negative return code is the signal number).
 
 Commands (parent -> worker), one JSON object per line; every reply has "ok":
     load    {case, inputs, model_file, weights_file} -> {load_ms, first_ms, describe, threads}
+    parity  {inputs, outputs}                        -> {n}  (outputs written to the .npz `outputs`)
     warmup  {rule, max_time_s}                       -> {samples_ns}
     measure {iters, budget_ns, rewarm}               -> {samples_ns, device_ms, h2d_ms, d2h_ms}
     close   {}                                       -> {peak_rss_mb, peak_gpu_mb, peak_gpu_source,
@@ -208,31 +209,27 @@ class _Worker:
     def load(self, case: dict, inputs: str, model_file: str | None = None, weights_file: str | None = None) -> dict:
         import numpy as np
 
-        from .runners import load_runner_class
+        from ..backends import get_backend, load_runner_class
 
         spec = CaseSpec(**case)
-        threads = {}
-        if spec.backend in ("torch", "torch-compile", "tensorrt"):
-            from pfdeploy.devices import apply_thread_settings, set_flush_denormal
-
-            threads = apply_thread_settings(spec.threads)
-            threads["flush_denormal"] = set_flush_denormal()
-        else:
-            # ONNX Runtime and OpenVINO take the thread count (and flush-to-zero) through their own
-            # session options (see their runners); importing torch here only to set its pools
-            # would cost seconds and memory per worker. The OpenMP/MKL variables are set alike.
+        x = np.load(inputs)
+        self.gpu_memory = _gpu_memory_sampler(spec.device)
+        if spec.backend.startswith("_"):  # the engine's own test runners (tests/fake_runner.py): no runtime
+            # the same thread setup as the ONNX Runtime and OpenVINO workers: the OpenMP/MKL variables
             from pfdeploy.devices.threads import THREAD_ENV_VARS
 
             env = {var: str(spec.threads) for var in THREAD_ENV_VARS}
             os.environ.update(env)
             threads = {"threads": spec.threads, "interop": 1, "env": env, "warnings": [],
                        "flush_denormal": "runtime option"}
-        x = np.load(inputs)
-        self.gpu_memory = _gpu_memory_sampler(spec.device)
-        cls = load_runner_class(spec.backend)
-        self.runner = cls(spec, x, model_file=model_file, weights_file=weights_file)
-        t0 = time.perf_counter_ns()
-        self.runner.load()
+            self.runner = load_runner_class(spec.backend)(spec, x, model_file=model_file, weights_file=weights_file)
+            t0 = time.perf_counter_ns()
+            self.runner.load()
+        else:
+            backend = get_backend(spec.backend)
+            threads = backend.setup_process(spec.threads)  # before the runtime starts its pools
+            t0 = time.perf_counter_ns()
+            self.runner = backend.load(spec, x, model_file=model_file, weights_file=weights_file)
         t1 = time.perf_counter_ns()
         self._sample_gpu()
         self.runner.infer()  # first inference: cold start
@@ -241,6 +238,23 @@ class _Worker:
         self.runner.device_ms.clear(), self.runner.h2d_ms.clear(), self.runner.d2h_ms.clear()
         return {"load_ms": (t1 - t0) / 1e6, "first_ms": (t2 - t1) / 1e6, "describe": self.runner.describe(),
                 "threads": threads, "pid": os.getpid()}
+
+    def parity(self, inputs: str, outputs: str) -> dict:
+        """Run the loaded runner (the very object that is timed) on the parity inputs (`inputs`:
+        an .npz of arrays x0, x1, ... at the case's batch) and write its first outputs to
+        `outputs` (.npz, y0, y1, ...); the parent compares them with PyTorch."""
+        import numpy as np
+
+        data = np.load(inputs)
+        timed_batch = np.array(self.runner.inputs, copy=True)
+        try:
+            ys = {f"y{i}": self.runner.outputs(data[f"x{i}"]) for i in range(len(data.files))}
+        finally:
+            self.runner._set_inputs(timed_batch)  # the timed steps run the prepared batch again
+        np.savez(outputs, **ys)
+        self._sample_gpu()  # parity batches count towards the process's peak GPU memory too
+        self.runner.device_ms.clear(), self.runner.h2d_ms.clear(), self.runner.d2h_ms.clear()
+        return {"n": len(ys)}
 
     def warmup(self, rule: dict, max_time_s: float | None = None) -> dict:
         from .timing import warm_up

@@ -141,6 +141,34 @@ def physical_cores() -> int:
 
 
 @functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags (/proc/cpuinfo `flags` on x86, `Features` on ARM); empty when unknown."""
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+# Native bf16 arithmetic: AVX512-BF16 or AMX-BF16 (x86), the BF16 extension (ARMv8.6 `bf16`).
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# Native fp16 arithmetic on CPUs: AVX512-FP16 / AMX-FP16 (x86), ARMv8.2 half-precision (`asimdhp`).
+FP16_FLAGS = ("avx512_fp16", "amx_fp16", "asimdhp")
+
+
+def cpu_native(precision: str, flags=None) -> str | None:
+    """None when the CPU computes `precision` natively (bf16, fp16), else why not, naming the
+    flags looked for. `flags` defaults to this CPU's (tests pass their own)."""
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    want = {"bf16": BF16_FLAGS, "fp16": FP16_FLAGS}.get(precision)
+    if want is None:
+        return None
+    if any(f in flags for f in want):
+        return None
+    return f"this CPU has no native {precision} ({' / '.join(want)} not in its flags)"
+
+
 def cpu_info() -> dict:
     """CPU model, vendor, ISA flags of interest, physical/logical cores, affinity, quota."""
     text = _read("/proc/cpuinfo") or ""

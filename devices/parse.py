@@ -10,13 +10,11 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 from dataclasses import dataclass
 
 from ..errors import UsageError, is_installed
 
 KINDS = ("cpu", "cuda", "openvino")
-BACKENDS = ("torch", "torch-compile", "onnxruntime", "openvino", "tensorrt")
 
 # OpenVINO plugin names (https://docs.openvino.ai: "Inference Devices and Modes"). Virtual
 # devices (AUTO, HETERO, MULTI, BATCH) take a device list after a colon.
@@ -213,118 +211,31 @@ def device_unavailable_reason(dev: Device) -> str | None:
     return f"OpenVINO does not see {dev.name} (available: {', '.join(avail) or 'none'})"
 
 
-# ----------------------------------------------------------------------------- backends
+# ----------------------------------------------------------------------------- discovery
 
-def _onnxruntime_providers() -> tuple[list[str], str | None]:
-    if not is_installed("onnxruntime"):
-        return [], "onnxruntime is not installed: pip install 'pfdeploy[cpu]' (or 'pfdeploy[gpu]')"
-    try:
-        import onnxruntime as ort
-
-        return list(ort.get_available_providers()), None
-    except Exception as exc:
-        return [], f"onnxruntime cannot be loaded: {exc}"
-
-
-def _compiler() -> str | None:
-    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def backend_availability(dev: Device) -> dict[str, str | None]:
-    """{backend: None when it can run on `dev`, else the reason it cannot}, for every backend."""
-    out: dict[str, str | None] = {}
-    torch_ok = is_installed("torch")
-    if dev.kind == "openvino":
-        for b in BACKENDS:
-            out[b] = "runs only on cpu/cuda devices" if b != "openvino" else None
-        avail, why = openvino_devices()
-        out["openvino"] = why or device_unavailable_reason(dev)
-        return out
-    if dev.kind == "cuda":
-        why_dev = device_unavailable_reason(dev)
-        out["torch"] = "torch is not installed" if not torch_ok else why_dev
-        out["torch-compile"] = out["torch"]
-        if out["torch-compile"] is None and not is_installed("triton"):
-            out["torch-compile"] = "triton is not installed (inductor needs it on CUDA)"
-        providers, why = _onnxruntime_providers()
-        if why:
-            out["onnxruntime"] = why
-        elif "CUDAExecutionProvider" not in providers:
-            out["onnxruntime"] = ("onnxruntime has no CUDAExecutionProvider "
-                                  f"(providers: {', '.join(providers)}); pip install 'pfdeploy[gpu]'")
-        else:
-            out["onnxruntime"] = why_dev
-        out["openvino"] = "OpenVINO does not run on CUDA devices (use --device GPU for Intel GPUs)"
-        out["tensorrt"] = ("tensorrt is not installed: pip install 'pfdeploy[gpu]'"
-                           if not is_installed("tensorrt") else why_dev)
-        return out
-    # cpu
-    out["torch"] = None if torch_ok else "torch is not installed"
-    if not torch_ok:
-        out["torch-compile"] = "torch is not installed"
-    elif _compiler() is None:
-        out["torch-compile"] = "no C++ compiler found (inductor needs g++ or clang++ on CPU)"
-    else:
-        out["torch-compile"] = None
-    providers, why = _onnxruntime_providers()
-    out["onnxruntime"] = why if why else (None if "CPUExecutionProvider" in providers
-                                          else "onnxruntime has no CPUExecutionProvider")
-    avail, why = openvino_devices()
-    out["openvino"] = why if why else (None if "CPU" in avail else
-                                       f"OpenVINO has no CPU plugin here (available: {', '.join(avail) or 'none'})")
-    out["tensorrt"] = "TensorRT runs only on CUDA devices"
-    return out
-
-
-def backends_for(device: Device | str) -> list[str]:
-    """Backends that can run on `device` here, in the canonical order of BACKENDS."""
-    dev = parse_device(device, check=False) if isinstance(device, str) else device
-    avail = backend_availability(dev)
-    return [b for b in BACKENDS if avail.get(b) is None]
-
-
-def list_devices() -> list[dict]:
-    """What this machine has, and which backends can run on each device.
-
-    Each entry: device (the string to pass to --device), kind, name (model name), backends (list),
-    unavailable ({backend: reason}), details (memory, providers, ...). The CPU comes first, then
-    CUDA devices, then OpenVINO devices other than its CPU plugin. Unlike parse_device, this
-    reads CUDA device properties and so initialises CUDA in the calling process when a GPU is
-    present (fine for `pfdeploy devices`; workers that need a clean CUDA state are spawned)."""
+def discover_devices() -> list[dict]:
+    """What this machine has: the CPU first, then CUDA devices, then OpenVINO devices other than
+    its CPU plugin. Each entry: device (the string to pass to --device), kind, name (model name),
+    details (memory, capability, ...), and `_device` (the Device). Which backends run on each is
+    `pfdeploy.backends.list_devices()`. Reads CUDA device properties, so it initialises CUDA in
+    the calling process when a GPU is present (workers that need a clean CUDA state are spawned)."""
     from .machine import cpu_info, memory_bytes
 
     cpu = cpu_info()
-    entries = []
-    providers, _ = _onnxruntime_providers()
-    ov_avail, ov_why = openvino_devices()
-
-    def entry(dev: Device, name: str, details: dict) -> dict:
-        avail = backend_availability(dev)
-        return {"device": str(dev), "kind": dev.kind, "name": name,
-                "backends": [b for b in BACKENDS if avail[b] is None],
-                "unavailable": {b: r for b, r in avail.items() if r is not None},
-                "details": details}
-
-    cpu_dev = Device("cpu", None, "cpu")
-    entries.append(entry(cpu_dev, cpu.get("model") or "unknown CPU", {
+    ov_avail, _ = openvino_devices()
+    entries = [{"device": "cpu", "kind": "cpu", "name": cpu.get("model") or "unknown CPU", "details": {
         "physical_cores": cpu.get("physical_cores"), "logical_cores": cpu.get("logical_cores"),
         "memory_gib": round(memory_bytes() / 2**30, 1) if memory_bytes() else None,
-        "onnxruntime_providers": providers, "openvino_devices": list(ov_avail),
-        "isa": cpu.get("isa")}))
-
-    n, why = cuda_device_count()
+        "openvino_devices": list(ov_avail), "isa": cpu.get("isa")}, "_device": Device("cpu", None, "cpu")}]
+    n, _ = cuda_device_count()
     if n:
         import torch
 
         for i in range(n):
-            props = torch.cuda.get_device_properties(i)  # reads properties, no context
-            entries.append(entry(Device("cuda", i, f"cuda:{i}"), props.name, {
-                "memory_gib": round(props.total_memory / 2**30, 1),
-                "capability": f"{props.major}.{props.minor}",
-                "onnxruntime_providers": providers}))
+            props = torch.cuda.get_device_properties(i)
+            entries.append({"device": f"cuda:{i}", "kind": "cuda", "name": props.name, "details": {
+                "memory_gib": round(props.total_memory / 2**30, 1), "capability": f"{props.major}.{props.minor}"},
+                "_device": Device("cuda", i, f"cuda:{i}")})
     for name in ov_avail:
         if name.split(".")[0] == "CPU":
             continue
@@ -336,7 +247,7 @@ def list_devices() -> list[dict]:
             full = name
         m = _OV_RE.match(name)
         dev = Device("openvino", int(m.group(2)) if m and m.group(2) else None, name)
-        entries.append(entry(dev, str(full), {}))
+        entries.append({"device": str(dev), "kind": "openvino", "name": str(full), "details": {}, "_device": dev})
     return entries
 
 

@@ -64,3 +64,11 @@ def set_flush_denormal() -> bool:
     import torch
 
     return bool(torch.set_flush_denormal(True))
+
+
+def torch_denormals_flushed() -> bool:
+    """Read back whether torch's CPU arithmetic flushes denormals in this process: a denormal
+    (1e-40) times 1 is 0 when denormals-are-zero is on."""
+    import torch
+
+    return bool((torch.tensor([1e-40], dtype=torch.float32) * 1.0).item() == 0.0)

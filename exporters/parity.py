@@ -10,26 +10,34 @@ batch). Figures per batch size and overall:
 - cosine: cosine similarity of each sample's logit vector, minimum and mean over samples;
 - top1: fraction of samples whose arg-max class agrees.
 
-Tolerances per precision (TOLERANCES): fp32 is held to ~1e-4 absolute on logits (1e-4 + 1e-4 *
-max|logit|: a ResNet-50's reordered fp32 sums reach 2e-4 on logits of magnitude 2-3), fp16 to
-~1e-2 + 3e-2 * max|logit|, int8 by top-1 agreement and cosine.
+Tolerances per precision (TOLERANCES, recorded in every parity record): fp32 is held to ~1e-4
+absolute on logits (1e-4 + 1e-4 * max|logit|: a ResNet-50's reordered fp32 sums reach 2e-4 on
+logits of magnitude 2-3), fp16 and tf32 (10-bit mantissas) to ~1e-2 + 3e-2 * max|logit|, bf16
+(8-bit mantissa, four times coarser) to 4e-2 + 1e-1 * max|logit| and cosine 0.99, int8 by top-1
+agreement and cosine.
+
+The outputs always come from a backend Runner (`pfdeploy.backends`): the exporters verify an
+artifact with the runner class and settings the benchmark times, and `pfdeploy bench` verifies
+every case with the very runner object it times (`parity_record` on its outputs).
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from ..errors import UserError, optional_import
+from ..errors import UserError
 from .settings import PARITY_SEED
 
 # An artifact passes when every listed bound holds. atol/rtol: max_abs <= atol + rtol * max|ref|.
 TOLERANCES = {
     "fp32": {"atol": 1e-4, "rtol": 1e-4, "min_cosine": 0.99999, "min_top1": 1.0},
+    "tf32": {"atol": 1e-2, "rtol": 3e-2, "min_cosine": 0.999},
     "fp16": {"atol": 1e-2, "rtol": 3e-2, "min_cosine": 0.999},
+    "bf16": {"atol": 4e-2, "rtol": 1e-1, "min_cosine": 0.99},
     "int8": {"min_cosine": 0.95, "min_top1": 0.70},
 }
-# int8 is judged on more held-out images than fp32/fp16: top-1 agreement over 4 images says little.
-EXTRA_BATCHES = {"fp32": 0, "fp16": 0, "int8": 10}
+# int8 is judged on more held-out images than the float precisions: top-1 agreement over 4 images says little.
+EXTRA_BATCHES = {"fp32": 0, "tf32": 0, "fp16": 0, "bf16": 0, "int8": 10}
 
 # When a reduced-precision artifact misses the tolerance and so does PyTorch with merely rounded
 # weights, the miss is `inconclusive` only if the artifact is about as close to PyTorch as that
@@ -104,7 +112,7 @@ def _clean(d: dict) -> dict:
 
 def rounded_copy(model, precision: str):
     """The PyTorch model with its weights rounded as `precision` rounds them, computing in fp32:
-    fp16 -> every parameter rounded to fp16; int8 -> Conv/Linear weights rounded per output
+    fp16 -> every parameter rounded to fp16; bf16 -> to bf16; tf32 -> to tf32's 10-bit mantissa; int8 -> Conv/Linear weights rounded per output
     channel to symmetric int8 (what every int8 artifact does at the very least). None for fp32.
     It measures how sensitive the *model* is to the rounding, independently of any runtime."""
     import copy
@@ -118,6 +126,13 @@ def rounded_copy(model, precision: str):
         if precision == "fp16":
             for p in q.parameters():
                 p.copy_(p.half().float())
+        elif precision == "bf16":
+            for p in q.parameters():
+                p.copy_(p.bfloat16().float())
+        elif precision == "tf32":
+            for p in q.parameters():  # round to nearest on the 13 low mantissa bits
+                bits = p.detach().contiguous().view(torch.int32)
+                p.copy_(((bits + 0x1000) & ~0x1FFF).view(torch.float32))
         else:
             for m in q.modules():
                 if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
@@ -131,33 +146,42 @@ def rounded_copy(model, precision: str):
 def run_parity(model, spec, runner, batches: list[int], precision: str, seed: int = PARITY_SEED,
                inputs=None, label: str = "synthetic", baseline: bool = True) -> dict:
     """Run `runner(np.ndarray) -> np.ndarray` against `model` (PyTorch fp32) and judge the result.
-    Returns the manifest's parity record: {passed, verdict, precision, inputs, per_batch, overall,
-    tolerance, failures, baseline}.
-
-    For fp16/int8 the same inputs also go through `rounded_copy(model)`: when even PyTorch with
-    merely rounded weights misses the tolerance, the model itself cannot keep that precision's
-    accuracy (typical of random synthetic weights) and a miss of the artifact says nothing about
-    the runtime: the verdict is then 'inconclusive' rather than 'failed', with both sets of figures."""
+    Returns the manifest's parity record (see `parity_record`)."""
     import torch
 
     pairs = inputs if inputs is not None else parity_inputs(spec, batches, precision, seed)
     rounded = rounded_copy(model, precision) if baseline else None
-    per_batch: dict[str, list] = {}
-    parts, base_parts = [], []
+    per_input = []
     with torch.no_grad():
         for b, x in pairs:
             ref = model(x).float().numpy()
             out = runner(x.numpy())
-            fig = compare(ref, out)
-            parts.append(fig)
-            per_batch.setdefault(str(b), []).append(fig)
-            if rounded is not None:
-                base_parts.append(compare(ref, rounded(x).float().numpy()))
+            base = rounded(x).float().numpy() if rounded is not None else None
+            per_input.append((b, ref, out, base))
+    return parity_record(per_input, precision, label=label, seed=seed if inputs is None else None)
+
+
+def parity_record(per_input: list, precision: str, label: str = "synthetic", seed: int | None = PARITY_SEED) -> dict:
+    """Judge outputs against PyTorch's. `per_input`: [(batch, reference, output, baseline or None)]
+    (numpy arrays; baseline: PyTorch with weights merely rounded to `precision`). Returns {passed,
+    verdict, precision, inputs, per_batch, overall, tolerance, failures, baseline}.
+
+    When even the rounded-weights baseline misses the tolerance, the model itself cannot keep that
+    precision's accuracy (typical of random synthetic weights) and a miss of the artifact says
+    nothing about the runtime: the verdict is then 'inconclusive' rather than 'failed'."""
+    per_batch: dict[str, list] = {}
+    parts, base_parts = [], []
+    for b, ref, out, base in per_input:
+        fig = compare(ref, out)
+        parts.append(fig)
+        per_batch.setdefault(str(b), []).append(fig)
+        if base is not None:
+            base_parts.append(compare(ref, base))
     overall = merge(parts)
     failures = judge(overall, precision)
     record = {
         "passed": not failures, "verdict": "passed" if not failures else "failed", "precision": precision,
-        "inputs": label, "seed": seed if inputs is None else None, "batches": sorted({b for b, _ in pairs}),
+        "inputs": label, "seed": seed, "batches": sorted({b for b, *_ in per_input}),
         "per_batch": {b: _clean(merge(v)) for b, v in per_batch.items()},
         "overall": _clean(overall), "tolerance": TOLERANCES[precision], "failures": failures, "baseline": None,
     }
@@ -210,55 +234,57 @@ def format_failure(name: str, parity: dict) -> str:
 
 # --- runners: artifact -> callable(np.ndarray) -> np.ndarray ----------------------------------
 
-def ort_runner(path: Path, threads: int | None = None):
-    ort = optional_import("onnxruntime", "running ONNX artifacts")
+def runtime_precision(artifact) -> tuple[str, dict]:
+    """(precision, runner options) an artifact is verified at on this machine's CPU (or its GPU for
+    engines): its own precision where the backend runs it here; an IR whose precision the CPU
+    cannot compute (an fp16 IR without native fp16) is computed at f32 and says so."""
+    from ..backends import for_target
+    from ..devices import parse_device
+
+    backend = for_target(artifact.target)
+    device = parse_device("cuda:0" if artifact.target == "trt" else "cpu", check=False)
+    precision = artifact.precision
+    if artifact.target == "openvino" and backend.precisions(device).get(precision) is not None:
+        return precision, {"inference_precision": "f32"}
+    return precision, {}
+
+
+def artifact_runner(artifact, threads: int | None = None):
+    """A callable(np.ndarray) -> np.ndarray running a loaded Artifact through its backend's Runner
+    (the class and settings `pfdeploy bench` times), one loaded Runner per batch size. The
+    callable has `.config` (what the runner reports: `describe()` of the first one) and `.close()`."""
     import numpy as np
 
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    try:
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for unreadable models
-        raise UserError(f"{path}: ONNX Runtime cannot load it: {str(exc).strip().splitlines()[0]}") from None
-    inp = sess.get_inputs()[0]
-    dtype = np.float16 if "float16" in inp.type else np.float32
+    from ..backends import for_target
+    from ..bench.config import CaseSpec
+    from ..devices import physical_cores
+
+    backend = for_target(artifact.target)
+    if artifact.target == "trt":
+        from .tensorrt import check_engine_compat
+
+        check_engine_compat(artifact)
+    precision, options = runtime_precision(artifact)
+    device = "cuda:0" if artifact.target == "trt" else "cpu"
+    threads = threads or physical_cores()
+    runners: dict[int, object] = {}
 
     def run(x):
-        return sess.run(None, {inp.name: x.astype(dtype)})[0].astype(np.float32)
+        b = int(x.shape[0])
+        if b not in runners:
+            case = CaseSpec(model=artifact.model_name, backend=backend.name, device=device, precision=precision,
+                            batch=b, threads=threads, options=dict(options))
+            runners[b] = backend.load(case, np.ascontiguousarray(x, dtype=np.float32),
+                                      model_file=str(artifact.model_file))
+            if run.config is None:
+                run.config = runners[b].describe()
+        return runners[b].outputs(x)
 
+    def close():
+        for r in runners.values():
+            r.close()
+        runners.clear()
+
+    run.config = None
+    run.close = close
     return run
-
-
-def ov_runner(path: Path, precision: str):
-    ov = optional_import("openvino", "running OpenVINO artifacts")
-    import numpy as np
-
-    core = ov.Core()
-    # fp32 and fp16 IRs are checked with f32 execution: CPUs with AMX otherwise run bf16 silently.
-    config = {"INFERENCE_PRECISION_HINT": "f32"} if precision in ("fp32", "fp16") else {}
-    try:
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-    except Exception as exc:
-        raise UserError(f"{path}: OpenVINO cannot load it: {str(exc).strip().splitlines()[0]}") from None
-    request = compiled.create_infer_request()
-
-    def run(x):
-        return np.array(request.infer({0: x.astype(np.float32)})[compiled.output(0)], dtype=np.float32)
-
-    run.config = config
-    return run
-
-
-def artifact_runner(artifact):
-    """The runner for a loaded Artifact."""
-    t = artifact.target
-    if t == "onnx":
-        return ort_runner(artifact.model_file)
-    if t == "openvino":
-        return ov_runner(artifact.model_file, artifact.precision)
-    if t == "trt":
-        from .tensorrt import engine_runner
-
-        return engine_runner(artifact)
-    raise UserError(f"unknown artifact target {t!r}")

@@ -89,12 +89,13 @@ def tools_for(target: str, precision: str) -> dict:
 
 
 def make_request(name: str, wsrc: str, target: str, precision: str, batch: BatchSpec, calib=None,
-                 extra_tools: dict | None = None) -> ExportRequest:
+                 extra_tools: dict | None = None, recipe: str | None = None) -> ExportRequest:
     tools = tools_for(target, precision)
     if extra_tools:
         tools.update(extra_tools)
     return ExportRequest(name, wsrc, target, precision, batch, OPSET,
-                         calib if precision == "int8" else None, tools, __version__)
+                         calib if precision == "int8" else None, tools, __version__,
+                         recipe=recipe if precision == "int8" and target in ("onnx", "trt") else None)
 
 
 def artifact_dir(root: Path, req: ExportRequest) -> Path:
@@ -104,7 +105,7 @@ def artifact_dir(root: Path, req: ExportRequest) -> Path:
 def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, dynamic_batch=None,
                  weights=None, seed: int = 0, cache_dir=None, force: bool = False, verify: bool = True,
                  out=None, calib=None, progress: Callable | None = None, calib_size: int | None = None,
-                 _source: _Source | None = None, allow_failed: bool = False) -> Artifact:
+                 recipe: str | None = None, _source: _Source | None = None, allow_failed: bool = False) -> Artifact:
     """Export (or reuse from the cache) `model` for `target` at `precision` and return the
     verified Artifact (with `allow_failed`, also one whose parity failed: the caller decides).
 
@@ -114,7 +115,9 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
     (default $PFDEPLOY_CACHE_DIR or the user cache); force: re-export even if cached; verify: run
     parity (a failure raises UserError and leaves the artifact marked failed); out: also copy
     the finished artifact to this directory; calib: folder of calibration images for int8
-    (default synthetic); progress: callable(str) for stage messages."""
+    (default synthetic); progress: callable(str) for stage messages; recipe: the int8 recipe of an
+    ONNX artifact (`onnxruntime`, U8S8, the default; `tensorrt`, S8S8 with float biases; TensorRT
+    engines always use `tensorrt`)."""
     from ..config import cache_dir as default_cache
     from ..zoo import get_spec
 
@@ -124,6 +127,13 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
     bspec = parse_batch(batch, dynamic_batch)
     if (calib is not None or calib_size is not None) and precision != "int8":
         raise UsageError("--calib/--calib-size only apply to --precision int8")
+    if recipe is not None and not (precision == "int8" and target == "onnx"):
+        raise UsageError("--int8-recipe only applies to --to onnx --precision int8 "
+                         "(TensorRT engines use the tensorrt recipe, OpenVINO NNCF)")
+    if precision == "int8" and target == "onnx":
+        from .quantize import check_recipe
+
+        recipe = check_recipe(recipe)
     root = default_cache(cache_dir)
     # A read-only cache that already holds the artifact is fine: writability is checked (early,
     # before any expensive step) only where something must be exported, in _build/_trt_artifact.
@@ -146,7 +156,7 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
         art = _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, source, progress,
                             weights, seed, allow_failed)
     else:
-        req = make_request(spec.name, wsrc, target, precision, bspec, cspec)
+        req = make_request(spec.name, wsrc, target, precision, bspec, cspec, recipe=recipe)
         art = _cached_or_build(req, spec, root, force, verify, source, progress, weights, seed, allow_failed)
     if out_path is not None:
         art = _copy_out(art, out_path)
@@ -319,7 +329,11 @@ def _attach_parity(manifest: dict, art: Artifact, spec, model) -> None:
     t0 = time.perf_counter()
     runner = artifact_runner(art)
     batch = BatchSpec(**{k: v for k, v in manifest["exporter"]["batch"].items() if k != "example"})
-    parity = run_parity(model, spec, runner, batch.parity_batches(), manifest["precision"])
+    try:
+        parity = run_parity(model, spec, runner, batch.parity_batches(), manifest["precision"])
+    finally:
+        if hasattr(runner, "close"):
+            runner.close()
     if getattr(runner, "config", None):
         parity["runtime_config"] = runner.config
     parity["seconds"] = round(time.perf_counter() - t0, 3)
@@ -352,9 +366,11 @@ def _export_step(req: ExportRequest, spec, model, tmp: Path, parent: Artifact | 
 
         import onnx
 
-        settings = ort_quantize(parent.model_file, tmp / "model.onnx", calibration_batches(spec, req.calib))
+        settings = ort_quantize(parent.model_file, tmp / "model.onnx", calibration_batches(spec, req.calib),
+                                recipe=req.recipe)
         onnx.checker.check_model(str(tmp / "model.onnx"), full_check=True)
-        return {"name": "onnxruntime static QDQ quantization of the fp32 ONNX", "quantization": settings,
+        return {"name": f"onnxruntime static QDQ quantization of the fp32 ONNX, recipe {req.recipe} "
+                        f"({settings['name']})", "recipe": req.recipe, "quantization": settings,
                 "ops": op_histogram(onnx.load(str(tmp / "model.onnx")))}
     if req.target == "openvino":
         return _openvino_step(req, spec, model, tmp, parent)
@@ -401,7 +417,10 @@ def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, sour
 
         strongly = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
     src_prec = trtx.source_precision(precision, strongly)
-    src_req = make_request(spec.name, wsrc, "onnx", src_prec, bspec, cspec)
+    # the ONNX records no batch bounds: one dynamic ONNX feeds every engine profile
+    src_batch = parse_batch(None, None) if bspec.dynamic else bspec
+    src_recipe = "tensorrt" if src_prec == "int8" else None
+    src_req = make_request(spec.name, wsrc, "onnx", src_prec, src_batch, cspec, recipe=src_recipe)
     src_dir = artifact_dir(root, src_req)
     if info["missing"]:
         tc = trtx.timing_cache_path(root, "VERSION", "GPU")
@@ -412,15 +431,15 @@ def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, sour
             flags = f" --precision {src_prec}" if src_prec != "fp32" else ""
             if not bspec.dynamic:
                 flags += f" --batch {bspec.min}"
-            elif (bspec.min, bspec.opt, bspec.max) != DEFAULT_DYNAMIC:
-                flags += f" --dynamic-batch {bspec.min}:{bspec.opt}:{bspec.max}"
+            if src_recipe:
+                flags += f" --int8-recipe {src_recipe}"
             hint = (f"That ONNX file is not exported yet; `pfdeploy export {spec.name} --to onnx{flags}` "
                     f"writes it there.")
         trtx.require(onnx_hint=hint, trtexec=cmd)
     gpu = trtx.gpu_facts()
     extra = {"tensorrt": info["tensorrt"], "gpu": gpu["gpu"], "compute_capability": gpu["compute_capability"],
              "cuda": gpu["cuda"]}
-    req = make_request(spec.name, wsrc, "trt", precision, bspec, cspec, extra_tools=extra)
+    req = make_request(spec.name, wsrc, "trt", precision, bspec, cspec, extra_tools=extra, recipe=src_recipe)
     final = artifact_dir(root, req)
     if final.exists() and not force:
         try:
@@ -437,10 +456,12 @@ def _trt_artifact(spec, wsrc, precision, bspec, cspec, root, force, verify, sour
             return art
     check_writable_dir(root, "cache directory")  # before building an engine
     onnx_art = get_artifact(spec.name, "onnx", src_prec, batch=None if bspec.dynamic else bspec.min,
-                            dynamic_batch=(bspec.min, bspec.opt, bspec.max) if bspec.dynamic else None,
                             weights=weights, seed=seed, cache_dir=root, verify=verify, progress=progress,
                             calib=cspec.folder if cspec and cspec.source == "images" else None,
-                            calib_size=cspec.size if cspec else None, _source=source)
+                            calib_size=cspec.size if cspec else None, recipe=src_recipe, _source=source)
+    if src_prec == "int8" and (onnx_art.manifest["exporter"].get("recipe") != "tensorrt"):
+        raise UserError(f"{onnx_art.path} was quantized with recipe {onnx_art.manifest['exporter'].get('recipe')!r}, "
+                        f"not TensorRT's (symmetric, float biases); refusing to build an engine from it")
     model = source.model()
     tmp = make_temp_dir(final.parent, final.name)
     try:

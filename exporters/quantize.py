@@ -1,11 +1,16 @@
-"""Post-training int8 quantization.
+"""Post-training int8 quantization: one recipe per target, each the runtime's own recommendation,
+recorded in the manifest (and in the artifact's cache key: an artifact made for one target is
+never used for another).
 
-- ONNX Runtime: static QDQ quantization (onnxruntime.quantization.quantize_static) with
-  symmetric int8 activations and weights, weights per channel, MinMax calibration. Symmetric
-  means every zero point is 0, which TensorRT's ONNX parser requires of Q/DQ nodes, so the same
-  file also feeds a TensorRT int8 engine (explicit quantization).
+- `onnxruntime` (ONNX Runtime on x86 CPUs): static QDQ (onnxruntime.quantization.quantize_static)
+  with asymmetric uint8 activations and symmetric int8 weights per channel (U8S8), MinMax
+  calibration, biases quantized to int32: the combination ONNX Runtime's quantization guide
+  recommends for x86 (its fused QLinearConv/MatMulInteger kernels take U8S8).
+- `tensorrt` (TensorRT explicit quantization): symmetric int8 activations and weights (every zero
+  point 0, as TensorRT's parser requires of Q/DQ nodes), weights per channel, biases left in float
+  (`QuantizeBias` off: TensorRT's parser rejects an int32 DequantizeLinear).
 - OpenVINO: NNCF post-training quantization (nncf.quantize) of the fp32 IR.
-Both use the same calibration set (images.calibration_batches).
+All use the same calibration set (images.calibration_batches).
 """
 from __future__ import annotations
 
@@ -18,14 +23,33 @@ from pathlib import Path
 
 from ..errors import UserError, optional_import
 
-ORT_SETTINGS = {"tool": "onnxruntime.quantization.quantize_static", "quant_format": "QDQ",
-                "activation_type": "QInt8", "weight_type": "QInt8", "per_channel": True,
-                "activation_symmetric": True, "weight_symmetric": True, "calibrate_method": "MinMax",
-                "preprocess": "onnxruntime.quantization.shape_inference.quant_pre_process"}
+_COMMON = {"tool": "onnxruntime.quantization.quantize_static", "quant_format": "QDQ", "per_channel": True,
+           "calibrate_method": "MinMax", "preprocess": "onnxruntime.quantization.shape_inference.quant_pre_process"}
+RECIPES = {
+    "onnxruntime": {**_COMMON, "recipe": "onnxruntime", "name": "U8S8 QDQ (ONNX Runtime x86)",
+                    "activation_type": "QUInt8", "weight_type": "QInt8", "activation_symmetric": False,
+                    "weight_symmetric": True, "quantize_bias": True},
+    "tensorrt": {**_COMMON, "recipe": "tensorrt", "name": "S8S8 symmetric QDQ, float biases (TensorRT)",
+                 "activation_type": "QInt8", "weight_type": "QInt8", "activation_symmetric": True,
+                 "weight_symmetric": True, "quantize_bias": False},
+}
+DEFAULT_RECIPE = "onnxruntime"
+ORT_SETTINGS = RECIPES["tensorrt"]  # the recipe every int8 ONNX used before recipes per target
 
 
-def ort_quantize(fp32_onnx: Path, out_path: Path, batches: list) -> dict:
-    """Quantize `fp32_onnx` to a QDQ int8 model at `out_path`. `batches`: numpy inputs."""
+def check_recipe(recipe: str | None) -> str:
+    from ..errors import UsageError
+
+    recipe = recipe or DEFAULT_RECIPE
+    if recipe not in RECIPES:
+        raise UsageError(f"unknown int8 recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    return recipe
+
+
+def ort_quantize(fp32_onnx: Path, out_path: Path, batches: list, recipe: str = DEFAULT_RECIPE) -> dict:
+    """Quantize `fp32_onnx` to a QDQ int8 model at `out_path` with `recipe` (RECIPES).
+    `batches`: numpy inputs. Returns the recipe's settings for the manifest."""
+    settings = RECIPES[check_recipe(recipe)]
     q = optional_import("onnxruntime.quantization", "int8 quantization for ONNX Runtime")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -44,24 +68,31 @@ def ort_quantize(fp32_onnx: Path, out_path: Path, batches: list) -> dict:
     try:
         pre = work / "pre.onnx"
         with contextlib.redirect_stdout(sys.stderr):
-            _quantize(q, quant_pre_process, fp32_onnx, pre, out_path, Reader(batches))
+            _quantize(q, quant_pre_process, fp32_onnx, pre, out_path, Reader(batches), settings)
     finally:
         root_logger.setLevel(level)
         shutil.rmtree(work, ignore_errors=True)
-    return dict(ORT_SETTINGS)
+    return dict(settings)
 
 
-def _quantize(q, quant_pre_process, fp32_onnx, pre, out_path, reader) -> None:
+def quantize_kwargs(q, settings: dict) -> dict:
+    """quantize_static keyword arguments of a recipe (`q`: onnxruntime.quantization)."""
+    return {"quant_format": q.QuantFormat.QDQ, "per_channel": settings["per_channel"],
+            "activation_type": getattr(q.QuantType, settings["activation_type"]),
+            "weight_type": getattr(q.QuantType, settings["weight_type"]),
+            "calibrate_method": q.CalibrationMethod.MinMax,
+            "extra_options": {"ActivationSymmetric": settings["activation_symmetric"],
+                              "WeightSymmetric": settings["weight_symmetric"],
+                              "QuantizeBias": settings["quantize_bias"]}}
+
+
+def _quantize(q, quant_pre_process, fp32_onnx, pre, out_path, reader, settings) -> None:
     try:
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=False)
     except Exception:  # symbolic shape inference cannot read every graph; ONNX's own can
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
     try:
-        q.quantize_static(
-            str(pre), str(out_path), reader, quant_format=q.QuantFormat.QDQ,
-            per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-            calibrate_method=q.CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        q.quantize_static(str(pre), str(out_path), reader, **quantize_kwargs(q, settings))
     except Exception as exc:
         raise UserError(f"ONNX Runtime quantization failed: {type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None

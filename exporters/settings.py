@@ -21,7 +21,7 @@ TARGET_ALIASES = {"onnx": "onnx", "onnxruntime": "onnx", "ort": "onnx",
                   "trt": "trt", "tensorrt": "trt"}
 TARGETS = ("onnx", "openvino", "trt")
 PRECISIONS = {"onnx": ("fp32", "fp16", "int8"), "openvino": ("fp32", "fp16", "int8"),
-              "trt": ("fp32", "fp16", "int8")}
+              "trt": ("fp32", "tf32", "fp16", "int8")}
 MODEL_FILES = {"onnx": "model.onnx", "openvino": "model.xml", "trt": "model.plan"}
 
 DEFAULT_DYNAMIC = (1, 8, 64)  # min:opt:max of the dynamic batch axis (TensorRT profile)
@@ -42,8 +42,10 @@ def check_precision(target: str, precision: str) -> str:
     p = str(precision).strip().lower()
     allowed = PRECISIONS[target]
     if p not in allowed:
+        note = (" (bf16 is an execution precision: the fp32 IR runs at bf16 with "
+                "`pfdeploy bench --backends openvino --precision bf16`)" if target == "openvino" and p == "bf16" else "")
         raise UsageError(f"precision {precision!r} is not supported for --to {target}; "
-                         f"choose from {', '.join(allowed)}")
+                         f"choose from {', '.join(allowed)}{note}")
     return p
 
 
@@ -138,9 +140,11 @@ class ExportRequest:
     calib: CalibSpec | None = None
     tools: dict = field(default_factory=dict)
     pfdeploy_version: str = ""
+    recipe: str | None = None  # int8 recipe (exporters.quantize.RECIPES); None for float artifacts
 
     def key_material(self) -> dict:
-        return {
+        extra = {"recipe": self.recipe} if self.recipe else {}  # float artifacts keep their keys
+        return {**extra,
             "format": FORMAT_VERSION, "model": self.model, "weights": self.weights_source,
             "target": self.target, "precision": self.precision, "batch": asdict(self.batch),
             "opset": self.opset, "calib": self.calib.to_dict() if self.calib else None,

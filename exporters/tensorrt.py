@@ -1,6 +1,7 @@
 """ONNX -> TensorRT engine (.plan) through the TensorRT Python API. Kept thin on purpose: all the
 decisions (which ONNX, which profile, which flags, the trtexec equivalent, engine compatibility)
-are plain functions tested without TensorRT; only `build_engine` and `engine_runner` touch it.
+are plain functions tested without TensorRT; only `build_engine` touches it (engines run through
+the tensorrt backend's Runner, `pfdeploy.backends.tensorrt`).
 
 Precisions. TensorRT 10.12 deprecated the builder's precision flags (BuilderFlag.FP16/INT8) in
 favour of strongly typed networks and 11.x removed them. pfdeploy builds every engine as a
@@ -8,9 +9,12 @@ strongly typed network when the installed TensorRT offers
 NetworkDefinitionCreationFlag.STRONGLY_TYPED (every 10.x and 11.x): the ONNX file decides the
 precision of every layer:
   fp32 -> the fp32 ONNX (TF32 disabled where the flag exists, so parity holds at 1e-4);
+  tf32 -> the fp32 ONNX with BuilderFlag.TF32 set (its own, explicit precision);
   fp16 -> the fp16 ONNX (torch.onnx export of the model in half precision, parity-checked);
-  int8 -> the QDQ ONNX from ONNX Runtime's static quantization (symmetric, per-channel: explicit
-          quantization, every zero point 0 as TensorRT requires).
+  int8 -> the QDQ ONNX of the `tensorrt` int8 recipe (symmetric, per-channel, float biases:
+          explicit quantization, every zero point 0 as TensorRT requires).
+The optimization profile is min/opt/max of the batch range; `pfdeploy bench` builds one engine
+per measured batch with opt = that batch (pfdeploy.backends.tensorrt.profile_for_batch).
 On an older TensorRT without strongly typed networks, fp16 falls back to the fp32 ONNX with
 BuilderFlag.FP16, and int8 to the QDQ ONNX with BuilderFlag.INT8 (+FP16).
 """
@@ -35,7 +39,7 @@ class TensorRTUnavailable(UserError):
 
 def source_precision(precision: str, strongly_typed: bool = True) -> str:
     """Precision of the ONNX artifact an engine of `precision` is built from."""
-    if precision == "fp16" and not strongly_typed:
+    if precision == "tf32" or (precision == "fp16" and not strongly_typed):
         return "fp32"
     return precision
 
@@ -148,9 +152,12 @@ def build_engine(onnx_path: Path, plan_path: Path, precision: str, batch, input_
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     settings = {"strongly_typed": strongly, "workspace_bytes": workspace_bytes, "flags": []}
-    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)
-        settings["tf32"] = False
+    if precision in ("fp32", "tf32") and hasattr(trt.BuilderFlag, "TF32"):
+        if precision == "fp32":
+            config.clear_flag(trt.BuilderFlag.TF32)
+        else:
+            config.set_flag(trt.BuilderFlag.TF32)
+        settings["tf32"] = config.get_flag(trt.BuilderFlag.TF32)  # read back
     if not strongly:  # TensorRT before strongly typed networks: precision by builder flags
         for name in {"fp16": ["FP16"], "int8": ["INT8", "FP16"]}.get(precision, []):
             config.set_flag(getattr(trt.BuilderFlag, name))
@@ -233,42 +240,21 @@ def compat_problems(manifest: dict, trt_version: str | None, gpu: str | None) ->
     return problems
 
 
-def engine_runner(artifact):
-    """A runner (np.ndarray -> np.ndarray) for a .plan artifact, after checking that the engine
-    matches this machine's TensorRT and GPU (engines are not portable)."""
+def check_engine_compat(artifact) -> None:
+    """Refuse, before TensorRT is asked to deserialize it, an engine built for another GPU model or
+    TensorRT version (engines are not portable)."""
     info = probe()
     problems = compat_problems(artifact.manifest, info["tensorrt"], info["gpu"])
     if problems:
         raise UserError(f"{artifact.model_file}: this TensorRT engine cannot run here: {'; '.join(problems)}. "
                         f"Engines are tied to the GPU model and TensorRT version; rebuild it on this machine "
                         f"with `pfdeploy export {artifact.model_name} --to trt --precision {artifact.precision} --force`")
-    import numpy as np
-    import tensorrt as trt
-    import torch
 
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(artifact.model_file.read_bytes())
-    if engine is None:
-        raise UserError(f"{artifact.model_file}: TensorRT could not deserialize the engine (corrupt, or built "
-                        f"for another GPU/TensorRT); rebuild it with --force")
-    ctx = engine.create_execution_context()
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    inp = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-    out = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
-    dtypes = {trt.float32: torch.float32, trt.float16: torch.float16}
-    in_dtype = dtypes.get(engine.get_tensor_dtype(inp), torch.float32)
-    out_dtype = dtypes.get(engine.get_tensor_dtype(out), torch.float32)
 
-    def run(x):
-        xt = torch.from_numpy(np.ascontiguousarray(x)).to("cuda", dtype=in_dtype)
-        ctx.set_input_shape(inp, tuple(xt.shape))
-        ot = torch.empty(tuple(ctx.get_tensor_shape(out)), dtype=out_dtype, device="cuda")
-        ctx.set_tensor_address(inp, xt.data_ptr())
-        ctx.set_tensor_address(out, ot.data_ptr())
-        stream = torch.cuda.current_stream()
-        if not ctx.execute_async_v3(stream.cuda_stream):
-            raise UserError(f"{artifact.model_file}: TensorRT execution failed")
-        stream.synchronize()
-        return ot.float().cpu().numpy()
+def engine_runner(artifact):
+    """A runner (np.ndarray -> np.ndarray) for a .plan artifact: the tensorrt backend's Runner (the
+    one `pfdeploy bench` times), after checking that the engine matches this machine."""
+    check_engine_compat(artifact)
+    from .parity import artifact_runner
 
-    return run
+    return artifact_runner(artifact)

@@ -2,13 +2,14 @@
 """Cross-check pfdeploy's medians against the runtimes' own measurements (METHOD.md section 7).
 
 On one artifact at batch 1, alternately in one session (A, B, A, B, ...):
-  * OpenVINO: `benchmark_app -m IR -d CPU -hint latency -api sync` (thread count and f32 set to
-    pfdeploy's with -load_config INFERENCE_NUM_THREADS / INFERENCE_PRECISION_HINT, since
-    benchmark_app refuses -nthreads together with -hint) against pfdeploy's openvino case on the
-    same IR. `-api sync` because that is what a deployed application that calls `infer()` sees and
-    what pfdeploy measures: the calling thread takes part in the inference (OpenVINO pins it, with
-    pinning on, to one core and a helper thread to the other); benchmark_app's default async API
-    runs the request on OpenVINO's own threads instead (`--api async` to compare that too);
+  * OpenVINO: `benchmark_app -m IR -d CPU -hint latency -api sync -infer_precision P` (P = f32 for
+    --precision fp32, bf16 for --precision bf16; thread count pinned to pfdeploy's with
+    -load_config INFERENCE_NUM_THREADS, since benchmark_app refuses -nthreads together with -hint)
+    against pfdeploy's openvino case on the same IR. `-api sync` because that is what a deployed
+    application that calls `infer()` sees and what pfdeploy measures: the calling thread takes part
+    in the inference (OpenVINO pins it, with pinning on, to one core and a helper thread to the
+    other); benchmark_app's default async API runs the request on OpenVINO's own threads instead
+    (`--api async` to compare that too);
   * ONNX Runtime: a bare `session.run` loop in a fresh process (same thread settings)
     against pfdeploy's onnxruntime case on the same .onnx.
 
@@ -16,7 +17,7 @@ pfdeploy's side runs through the real engine (worker process, runner, timing loo
 with --min-time = --max-time = the duration of each turn. Prints a Markdown table and writes JSON.
 
     .venv/bin/python scripts/crosscheck.py [--model pf_resnet50_max] [--pairs 10] [--seconds 5]
-        [--threads N] [--json crosscheck.json]
+        [--threads N] [--precision fp32|bf16|int8] [--json crosscheck.json]
 """
 from __future__ import annotations
 
@@ -56,12 +57,12 @@ print(json.dumps({"n": len(samples), "median_ms": float(np.median(samples)) / 1e
 
 
 def pfdeploy_median(backend: str, model: str, model_file: str, inputs: str, threads: int, seconds: float,
-                    store) -> dict:
+                    store, precision: str = "fp32") -> dict:
     from pfdeploy.bench.config import CaseSpec, StopRule
     from pfdeploy.bench.engine import BenchConfig, Engine, Prepared
 
     rule = StopRule(min_iters=10, min_time_s=seconds, max_time_s=seconds, min_samples=10)
-    spec = CaseSpec(model=model, backend=backend, threads=threads)
+    spec = CaseSpec(model=model, backend=backend, threads=threads, precision=precision)
     out = Engine(BenchConfig(models=(model,), rule=rule), store).run(
         prepared_cases=[(spec, Prepared(inputs=inputs, model_file=model_file, family="-"))])
     row = out.results[0].row
@@ -71,27 +72,38 @@ def pfdeploy_median(backend: str, model: str, model_file: str, inputs: str, thre
             "runner": row["artifact"].get("runner")}
 
 
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": None}
+
+
 def benchmark_app_exe() -> str:
-    """benchmark_app of the installed openvino package (a console script beside its Python)."""
+    """benchmark_app of the installed openvino package (a console script beside its Python, or
+    beside the openvino package when the venv borrows it through a .pth file)."""
     import shutil
 
     import openvino
 
-    for cand in (Path(sys.executable).with_name("benchmark_app"),
-                 Path(openvino.__file__).resolve().parents[4] / "bin" / "benchmark_app"):
-        if cand.is_file():
-            return str(cand)
-    found = shutil.which("benchmark_app")
+    cand = Path(sys.executable).with_name("benchmark_app")
+    if cand.is_file():
+        return str(cand)
+    found = shutil.which("benchmark_app") or next(
+        (str(p / "bin" / "benchmark_app") for p in Path(openvino.__file__).resolve().parents
+         if (p / "bin" / "benchmark_app").is_file()), None)
     if not found:
         raise SystemExit("benchmark_app not found (it ships with the openvino package)")
     return found
 
 
-def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path, api: str = "sync") -> dict:
+def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path, api: str = "sync",
+                         precision: str = "fp32") -> dict:
     cfg = tmp / "ov_config.json"
-    cfg.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads), "INFERENCE_PRECISION_HINT": "f32"}}))
+    conf = {"INFERENCE_NUM_THREADS": str(threads)}
+    if OV_PRECISION[precision]:
+        conf["INFERENCE_PRECISION_HINT"] = OV_PRECISION[precision]
+    cfg.write_text(json.dumps({"CPU": conf}))
     cmd = [benchmark_app_exe(), "-m", xml, "-d", "CPU", "-hint", "latency", "-api", api, "-load_config", str(cfg),
            "-shape", "[1,3,224,224]", "-t", str(max(1, int(seconds)))]
+    if OV_PRECISION[precision]:
+        cmd += ["-infer_precision", OV_PRECISION[precision]]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 10 + 300)
     if res.returncode != 0:
         raise SystemExit(f"benchmark_app failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
@@ -120,6 +132,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="default: physical cores")
     ap.add_argument("--only", choices=["openvino", "onnxruntime"], default=None)
     ap.add_argument("--api", choices=["sync", "async"], default="sync", help="benchmark_app's -api (default sync)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                    help="bf16: OpenVINO only, where the CPU runs it natively")
+    ap.add_argument("--artifact", default=None,
+                    help="an existing artifact directory to check (default: the cached one, exported on demand)")
     ap.add_argument("--json", default="crosscheck.json")
     args = ap.parse_args()
 
@@ -138,16 +154,33 @@ def main() -> int:
     report = {"model": spec.name, "threads": threads, "seconds_per_turn": args.seconds, "pairs": args.pairs,
               "machine_id": machine_metadata().get("machine_id"), "loadavg_before": os.getloadavg(), "checks": {}}
     checks = [c for c in ("openvino", "onnxruntime") if args.only in (None, c)]
+    from pfdeploy.backends import get_backend
+    from pfdeploy.devices import parse_device
+
+    report["precision"] = args.precision
     for check in checks:
-        target = "openvino" if check == "openvino" else "onnx"
-        art = get_artifact(spec.name, target, progress=lambda m: print(f"  {m}", file=sys.stderr))
+        backend = get_backend(check)
+        why = backend.supports(parse_device("cpu"), args.precision)
+        if why:
+            raise SystemExit(f"{check} cannot run {args.precision} here: {why}")
+        req = backend.artifact_request(args.precision, 1)
+        if args.artifact:
+            from pfdeploy.exporters.artifact import load_artifact
+
+            art = load_artifact(args.artifact)
+            if (art.target, art.precision) != (req["target"], req["precision"]):
+                raise SystemExit(f"{args.artifact} is a {art.target} {art.precision} artifact; {check} "
+                                 f"{args.precision} runs {req['target']} {req['precision']}")
+        else:
+            art = get_artifact(spec.name, progress=lambda m: print(f"  {m}", file=sys.stderr), **req)
         rows = []
         for i in range(args.pairs):
             if check == "openvino":
-                ref = benchmark_app_median(str(art.model_file), threads, args.seconds, tmp, args.api)
+                ref = benchmark_app_median(str(art.model_file), threads, args.seconds, tmp, args.api, args.precision)
             else:
                 ref = bare_ort_median(str(art.model_file), str(inputs), threads, args.seconds)
-            pf = pfdeploy_median(check, spec.name, str(art.model_file), str(inputs), threads, args.seconds, store)
+            pf = pfdeploy_median(check, spec.name, str(art.model_file), str(inputs), threads, args.seconds, store,
+                                 args.precision)
             rows.append({"pair": i + 1, "reference_ms": ref["median_ms"], "pfdeploy_ms": pf["median_ms"],
                          "ratio": pf["median_ms"] / ref["median_ms"], "reference": ref, "pfdeploy": pf})
             print(f"{check} pair {i + 1}: reference {ref['median_ms']:.3f} ms (n={ref['n']}), "
@@ -155,8 +188,9 @@ def main() -> int:
         ratios = [r["ratio"] for r in rows]
         report["checks"][check] = {
             "artifact": str(art.path), "artifact_sha256": art.manifest.get("sha256"),
-            "reference": (f"benchmark_app -hint latency -api {args.api}" if check == "openvino"
-                          else "bare session.run loop"),
+            "reference": (f"benchmark_app -hint latency -api {args.api}"
+                          + (f" -infer_precision {OV_PRECISION[args.precision]}" if OV_PRECISION[args.precision] else "")
+                          if check == "openvino" else "bare session.run loop"),
             "reference_pinning": (rows[0]["reference"].get("properties") or {}).get("ENABLE_CPU_PINNING"),
             "pfdeploy_pinning": (((rows[0]["pfdeploy"].get("runner") or {}).get("properties") or {})
                                  .get("ENABLE_CPU_PINNING")),

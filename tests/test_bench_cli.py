@@ -41,6 +41,8 @@ def test_cuda_without_a_gpu_exits_2_with_one_line(tmp_path):
     (["--target-ci", "2"], "--target-ci"),
     (["--models", "resnet5O"], "unknown model"),
     (["--threads", "0"], "--threads"),
+    (["--backends", "torch", "--scenario", "throughput"], "throughput scenario is not implemented for torch"),
+    (["--backends", "tensorrt", "--scenario", "throughput"], "not implemented for tensorrt"),
 ])
 def test_usage_errors_exit_2_without_traceback(args, needle, tmp_path, capsys, monkeypatch):
     from pfdeploy.cli import main

@@ -145,10 +145,13 @@ def test_store_round_trip_of_samples_and_rounds(store, inputs):
 
 
 def test_missing_backend_is_skipped_with_reason_and_hint(monkeypatch, store):
-    import pfdeploy.bench.runners as runners
+    import pfdeploy.backends.base as base
+    import pfdeploy.devices.parse as parse_mod
 
-    real = runners.is_installed
-    monkeypatch.setattr(runners, "is_installed", lambda m: False if m == "openvino" else real(m))
+    real = base.is_installed
+    monkeypatch.setattr(base, "is_installed", lambda m: False if m == "openvino" else real(m))
+    parse_mod.openvino_devices.cache_clear()
+    monkeypatch.setattr(parse_mod, "openvino_devices", lambda: ((), "openvino is not installed: pip install 'pfdeploy[cpu]'"))
     eng = Engine(BenchConfig(models=("resnet50",), backends=("onnxruntime", "openvino", "tensorrt")), store)
     from pfdeploy.devices import parse_device
 
@@ -166,6 +169,37 @@ def test_unsupported_precision_is_skipped_not_dropped(store):
     runnable, skipped = eng.plan(parse_device("cpu"), 1)
     assert [c.precision for c in runnable] == ["fp32"]
     assert len(skipped) == 1 and "int8" in skipped[0][1]
+
+
+def test_best_expands_per_backend_and_optional_precisions_add_no_skips(monkeypatch, store):
+    import pfdeploy.backends.openvino as O
+    import pfdeploy.devices as D
+    from pfdeploy.devices import parse_device
+
+    monkeypatch.setattr(D, "cpu_native", lambda p, flags=None: None)  # a CPU with native bf16 ...
+    monkeypatch.setattr(O, "capabilities", lambda dev: (("FP32", "BF16", "INT8"), None))  # ... and OpenVINO on it
+    eng = Engine(BenchConfig(models=("resnet50",), backends=("torch", "onnxruntime", "openvino"),
+                             precisions=("best",)), store)
+    runnable, skipped = eng.plan(parse_device("cpu"), 1)
+    got = sorted((c.backend, c.precision) for c in runnable)
+    assert got == [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
+                   ("torch", "bf16"), ("torch", "fp32")] and not skipped
+    # the default suite's optional bf16: measured where a runtime runs it, never a skipped row
+    eng = Engine(BenchConfig(models=("resnet50",), backends=("torch", "onnxruntime", "openvino"),
+                             optional_precisions=("bf16",)), store)
+    runnable, skipped = eng.plan(parse_device("cpu"), 1)
+    assert sorted((c.backend, c.precision) for c in runnable) == [
+        ("onnxruntime", "fp32"), ("openvino", "bf16"), ("openvino", "fp32"), ("torch", "bf16"), ("torch", "fp32")]
+    assert not skipped
+
+
+def test_a_scenario_a_backend_lacks_is_a_skip_with_the_reason(store):
+    from pfdeploy.devices import parse_device
+
+    eng = Engine(BenchConfig(models=("resnet50",), backends=("torch", "onnxruntime"), scenario="throughput"), store)
+    runnable, skipped = eng.plan(parse_device("cpu"), 1)
+    assert [c.backend for c in runnable] == ["onnxruntime"]
+    assert "throughput scenario is not implemented for torch" in skipped[0][1]
 
 
 def test_peak_rss_is_the_workers_own(store, inputs):
@@ -294,13 +328,15 @@ def test_one_model_failing_preparation_leaves_the_others(store, inputs, monkeypa
     monkeypatch.setattr(zoo, "get_spec", get_spec)
     monkeypatch.setattr(complexity, "complexity_of", lambda name: Cx())
     eng = Engine(BenchConfig(models=(), rule=RULE, round_time_s=0.005), store, store_url=store.url)
-    monkeypatch.setattr(eng, "_artifact", lambda model, target, precision, source=None: (
-        "unused", "ab" * 32, {"target": target}, {"verdict": "passed", "passed": True}))
+    monkeypatch.setattr(eng, "_artifact", lambda model, req, source=None: (
+        "unused", "ab" * 32, {"target": req["target"]}, {"verdict": "passed", "passed": True}))
     specs = [CaseSpec(model=m, backend="onnxruntime") for m in ("resnet50", "dw_resnet50")]
     prepared = eng._prepare(specs, tmp_path)
     assert prepared[specs[0].key].error is None and prepared[specs[0].key].inputs
     assert "preparing dw_resnet50 failed: RuntimeError: disk on fire" == prepared[specs[1].key].error
     # run them (the fake runner stands in for onnxruntime): the failed one is listed, the other measured
+    for s in specs:  # the fake runner has no model: no runtime parity check of its outputs
+        prepared[s.key].parity_inputs = prepared[s.key].parity_refs = None
     cases = [(CaseSpec(model=s.model, backend="_fake", threads=1), prepared[s.key]) for s in specs]
     out = eng.run(prepared_cases=cases)
     rows = {r.spec.model: r.row for r in out.results}

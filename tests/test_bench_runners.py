@@ -135,7 +135,9 @@ def test_tensorrt_runner_without_tensorrt(tmp_path):
 
 
 def test_backend_precision_support_is_explicit():
+    from pfdeploy.devices import Device
+
     assert BACKENDS["torch"].supports("cpu", "fp16") is not None
-    assert BACKENDS["torch"].supports("cuda", "fp16") is None
+    assert BACKENDS["torch"].precisions(Device("cuda", 0, "cuda:0"))["fp16"] is None
     assert BACKENDS["openvino"].supports("cuda", "fp32") is not None
     assert BACKENDS["tensorrt"].supports("cpu", "fp32") is not None

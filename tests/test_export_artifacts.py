@@ -101,32 +101,41 @@ def test_force_reexports_in_place(vit_ov):
     assert not [p for p in again.path.parent.iterdir() if p.name.startswith((".tmp-", ".old-"))]
 
 
-def test_onnxruntime_int8_is_symmetric_per_channel_qdq(vit_onnx, monkeypatch):
-    import onnx
-    from onnx import numpy_helper
-
-    from pfdeploy.exporters.check import check_trt
-
+def _int8(recipe, monkeypatch):
     from pfdeploy.exporters import parity
 
     monkeypatch.setitem(parity.EXTRA_BATCHES, "int8", 1)  # 7 held-out images instead of 34: keeps the test fast
     try:
-        art = get_artifact(MODEL, "onnx", "int8", calib_size=4)
+        return get_artifact(MODEL, "onnx", "int8", calib_size=4, recipe=recipe)
     except UserError as exc:  # a real int8 accuracy failure still leaves a manifest to inspect
         assert "parity FAILED" in str(exc)
-        art = load_artifact(str(exc).split("inspection at ")[1].split(" (re-export")[0])
+        return load_artifact(str(exc).split("inspection at ")[1].split(" (re-export")[0])
+
+
+def _qdq(art):
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(art.model_file))
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    qdq = [n for n in proto.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    zps = {n.input[0]: inits[n.input[2]] for n in qdq if len(n.input) > 2 and n.input[2] in inits}
+    return proto, inits, qdq, zps
+
+
+def test_tensorrt_int8_recipe_is_symmetric_per_channel_qdq_with_float_biases(vit_onnx, monkeypatch):
+    from pfdeploy.exporters.check import check_trt
+
+    art = _int8("tensorrt", monkeypatch)
     m = art.manifest
     assert m["exporter"]["calibration"] == {"source": "synthetic", "size": 4, "seed": 20000}
-    assert m["exporter"]["quantization"]["quant_format"] == "QDQ" and m["exporter"]["quantization"]["per_channel"]
-    proto = onnx.load(str(art.model_file))
-    ops = {n.op_type for n in proto.graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-    zps = [inits[n.input[2]] for n in proto.graph.node
-           if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2 and n.input[2] in inits]
-    assert zps and all((z == 0).all() for z in zps)  # symmetric: every zero point is 0 (int8; int32 for biases)
-    assert any(z.dtype == np.int8 for z in zps)
-    per_channel = [inits[n.input[1]] for n in proto.graph.node
+    q = m["exporter"]["quantization"]
+    assert m["exporter"]["recipe"] == "tensorrt" and q["quant_format"] == "QDQ" and q["per_channel"]
+    assert q["quantize_bias"] is False and q["activation_symmetric"] and q["activation_type"] == "QInt8"
+    proto, inits, qdq, zps = _qdq(art)
+    assert qdq and zps and all((z == 0).all() for z in zps.values())  # symmetric: every zero point is 0
+    assert {z.dtype.name for z in zps.values()} == {"int8"}  # no int32 bias DequantizeLinear
+    per_channel = [inits[n.input[1]] for n in qdq
                    if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[1]].size > 1]
     assert per_channel  # weight scales are vectors (one per output channel)
     assert check_trt(art.path).ok  # the QDQ file is fit for a TensorRT int8 engine
@@ -139,6 +148,23 @@ def test_onnxruntime_int8_is_symmetric_per_channel_qdq(vit_onnx, monkeypatch):
     assert p["verdict"] == classify(p)[0] and p["why"] == classify(p)[1]
     if p["verdict"] == "inconclusive":
         assert p["failures"] and p["baseline"]["failures"]
+
+
+def test_onnxruntime_int8_recipe_is_u8s8_and_a_different_artifact(vit_onnx, monkeypatch):
+    from pfdeploy.exporters.check import check_trt
+
+    art = _int8(None, monkeypatch)  # the default recipe for an int8 ONNX: ONNX Runtime's
+    m = art.manifest
+    assert m["exporter"]["recipe"] == "onnxruntime" and m["cache_key_material"]["recipe"] == "onnxruntime"
+    q = m["exporter"]["quantization"]
+    assert q["activation_type"] == "QUInt8" and q["weight_type"] == "QInt8" and q["per_channel"]
+    proto, inits, qdq, zps = _qdq(art)
+    dtypes = {z.dtype.name for z in zps.values()}
+    assert {"uint8", "int8"} <= dtypes  # uint8 activations, int8 weights
+    assert any(z.dtype == np.uint8 and (z != 0).any() for z in zps.values())  # asymmetric activations
+    assert not check_trt(art.path).ok  # TensorRT cannot take it: never used for an engine
+    trt_art = _int8("tensorrt", monkeypatch)
+    assert trt_art.path != art.path and trt_art.manifest["key"] != m["key"]
 
 
 def test_calibration_and_parity_inputs_are_disjoint():
@@ -212,6 +238,9 @@ def test_weights_for_another_model_leave_nothing(tmp_path):
     (["export", MODEL, "--to", "onnx", "--weights", "/nonexistent.pth"], 1, "weights file not found"),
     (["export", MODEL, "--to", "onnx", "--precision", "int8", "--calib", "/nonexistent"], 1, "calibration folder"),
     (["verify", "/nonexistent"], 1, "artifact not found"),
+    (["export", MODEL, "--to", "openvino", "--precision", "int8", "--int8-recipe", "tensorrt"], 2,
+     "--int8-recipe only applies to --to onnx --precision int8"),
+    (["export", MODEL, "--to", "onnx", "--precision", "int8", "--int8-recipe", "s8s8"], 2, "unknown int8 recipe"),
 ])
 def test_cli_bad_input_one_line(args, code, text, capsys):
     from pfdeploy.cli import main

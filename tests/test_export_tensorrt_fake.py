@@ -75,14 +75,22 @@ def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True):
             return self.blob + b"+new"
 
     class Config:
+        def __init__(self):
+            self.flags = {"TF32"}  # TensorRT allows TF32 unless told otherwise
+
         def set_memory_pool_limit(self, pool, size):
             calls.append(("pool", pool.name, size))
 
         def clear_flag(self, flag):
             calls.append(("clear", flag.name))
+            self.flags.discard(flag.name)
 
         def set_flag(self, flag):
             calls.append(("set", flag.name))
+            self.flags.add(flag.name)
+
+        def get_flag(self, flag):
+            return flag.name in self.flags
 
         def add_optimization_profile(self, p):
             calls.append(("add_profile",))
@@ -197,10 +205,39 @@ def test_timing_cache_status_loaded_and_new(tmp_path, monkeypatch):
 def test_no_timing_cache_at_all_is_a_user_error(tmp_path, monkeypatch):
     trt, _ = fake_trt()
     trt.Builder.create_builder_config = lambda self: type("C", (object,), {
-        "set_memory_pool_limit": lambda *a: None, "clear_flag": lambda *a: None,
+        "set_memory_pool_limit": lambda *a: None, "clear_flag": lambda *a: None, "set_flag": lambda *a: None,
+        "get_flag": lambda *a: False,
         "add_optimization_profile": lambda *a: None, "create_timing_cache": lambda self, b: None,
         "set_timing_cache": lambda self, c, i: False})()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     with pytest.raises(UserError, match="could not attach an empty timing cache"):
         T.build_engine(tmp_path / "m.onnx", tmp_path / "p", "fp32", S.parse_batch(batch=1), (3, 8, 8), tmp_path / "tc")
     assert not (tmp_path / "p").exists()
+
+
+def test_tf32_is_its_own_precision_and_fp32_clears_it(tmp_path, monkeypatch):
+    trt, calls = fake_trt()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    b = S.parse_batch(dynamic_batch="1:1:64")
+    fp32 = T.build_engine(tmp_path / "m.onnx", tmp_path / "a.plan", "fp32", b, (3, 224, 224), tmp_path / "tc")
+    tf32 = T.build_engine(tmp_path / "m.onnx", tmp_path / "b.plan", "tf32", b, (3, 224, 224), tmp_path / "tc")
+    assert fp32["tf32"] is False and tf32["tf32"] is True  # read back from the builder config
+    assert ("clear", "TF32") in calls and ("set", "TF32") in calls
+    assert T.source_precision("tf32") == "fp32" and T.source_precision("int8") == "int8"
+    assert "--noTF32" in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "fp32")
+    assert "--noTF32" not in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "tf32")
+    assert "tf32" in S.PRECISIONS["trt"] and "tf32" not in S.PRECISIONS["onnx"]
+
+
+def test_int8_recipes_are_part_of_the_artifact_key():
+    from pfdeploy.exporters.quantize import RECIPES
+
+    base = dict(model="resnet50", weights_source="synthetic:0", target="onnx", precision="int8",
+                batch=S.parse_batch())
+    ort = S.ExportRequest(**base, recipe="onnxruntime")
+    trt = S.ExportRequest(**base, recipe="tensorrt")
+    assert ort.key() != trt.key()
+    fp32 = S.ExportRequest(**{**base, "precision": "fp32"})
+    assert "recipe" not in fp32.key_material()  # float artifacts keep their cache keys
+    assert RECIPES["tensorrt"]["quantize_bias"] is False and RECIPES["tensorrt"]["activation_symmetric"]
+    assert RECIPES["onnxruntime"]["activation_type"] == "QUInt8" and not RECIPES["onnxruntime"]["activation_symmetric"]

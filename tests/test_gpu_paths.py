@@ -120,7 +120,7 @@ def test_tensorrt_provider_list_is_tensorrt_cuda_cpu_on_the_cases_device(monkeyp
     with ort_runner(monkeypatch, ort, provider="tensorrt") as r:
         s = log["sessions"][-1]
         assert s.get_providers() == [TRT, CUDA, CPU]
-        assert s.options == {TRT: {"device_id": 1}, CUDA: {"device_id": 1}}
+        assert s.options == {TRT: {"device_id": 1}, CUDA: {"device_id": 1, "use_tf32": 0}}  # fp32: no TF32
         d = r.describe()
         assert d["providers"] == [TRT, CUDA, CPU]
         assert d["preload"] == {"tensorrt": "10.16.1.11", "preload_dlls": "called"} and log["preload"] == 1

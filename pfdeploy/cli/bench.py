@@ -101,9 +101,9 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
     """BenchConfig from the command-line options (validated; UsageError on bad input)."""
     from dataclasses import replace
 
-    from ..bench.config import PRECISIONS, SCENARIOS, StopRule
+    from ..backends import get_backend
+    from ..bench.config import PRECISION_TOKENS, PRECISIONS, SCENARIOS, StopRule
     from ..bench.engine import BenchConfig
-    from ..bench.runners import backend_info
     from ..bench.suites import get_suite
 
     if models and suite:
@@ -114,17 +114,23 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
     model_list = _unique(canonical_name(m) for m in (_csv(models, "models") or s.models))  # unknown: exit 2
     backend_list = _csv(backends, "backends")
     if backend_list:
-        backend_list = _unique(backend_info(b).name for b in backend_list)  # unknown: UsageError with the list
+        backend_list = _unique(get_backend(b).name for b in backend_list)  # unknown: UsageError with the list
     elif s.backends is not None and device in (None, "cpu") and not models:
         backend_list = s.backends
     elif models and device in (None, "cpu"):
         backend_list = get_suite("default").backends
     precisions = _csv(precision, "precision") or s.precisions
+    optional = () if precision else s.optional_precisions
     for p in precisions:
-        if p not in PRECISIONS:
-            raise UsageError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+        if p not in PRECISIONS + PRECISION_TOKENS:
+            raise UsageError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS + PRECISION_TOKENS)}")
     if scenario and scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    if backends and scenario:  # backends asked for by name: a scenario they lack is refused up front
+        for b in backend_list:
+            why = get_backend(b).supports_scenario(scenario)
+            if why:
+                raise UsageError(why)
     check_threads(threads)
     batches = _batches(batch) or s.batches
     check_batch_memory(model_list, batches)
@@ -143,6 +149,7 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
     rule = replace(rule, **changes) if changes else rule  # __post_init__ validates
     return BenchConfig(
         models=model_list, backends=backend_list, device=device or "cpu", precisions=precisions,
+        optional_precisions=optional,
         batches=batches, threads=threads, scenario=scenario or s.scenario, rule=rule,
         interleave=interleave, tag=tag, suite=None if models else s.name, suite_version=None if models else s.version,
     )
@@ -253,7 +260,8 @@ class RichProgress:
 @click.option("--backends", help="Comma-separated: torch,torch-compile,onnxruntime,openvino,tensorrt "
                                  "(default: the suite's, else every backend that runs on the device).")
 @click.option("--device", default=None, help="cpu (default), cuda:N, or an OpenVINO device (GPU, NPU, openvino:GPU.0).")
-@click.option("--precision", help="Comma-separated: fp32,fp16,bf16,int8 (default fp32).")
+@click.option("--precision", help="Comma-separated: fp32,tf32,fp16,bf16,int8, or best: fp32 and each runtime's fastest "
+                                  "precision on the device (default: fp32, plus bf16 where a runtime runs it natively).")
 @click.option("--batch", help="Comma-separated batch sizes (default 1).")
 @click.option("--threads", type=int, help="Intra-op threads for every runtime (default: physical cores).")
 @click.option("--scenario", type=click.Choice(["latency", "throughput"]), help="latency (default) or throughput.")

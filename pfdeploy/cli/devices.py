@@ -12,7 +12,8 @@ from ..render import Col, emit, esc, print_table
 @click.option("--wide", is_flag=True, help="The table at full width, even where the terminal is narrower.")
 def command(as_json, wide):
     """List this machine's devices and the backends that can run on each."""
-    from ..devices import list_devices, machine_metadata
+    from ..backends import list_devices
+    from ..devices import machine_metadata
 
     devices = list_devices()
     meta = machine_metadata()
@@ -28,8 +29,10 @@ def command(as_json, wide):
                       f"{meta['cpufreq'].get('governor') or 'not readable'}; load average: "
                       f"{', '.join(f'{x:.2f}' for x in meta['loadavg'] or [])}"))
         # names never wrap; the lists wrap between names and the reasons between words
-        print_table(console, [Col("device"), Col("name"), Col("backends", wrap=True), Col("not available", 1, wrap=True)],
-                    [(d["device"], d["name"], ", ".join(d["backends"]) or "-",
+        print_table(console, [Col("device"), Col("name"), Col("backends (precisions here)", wrap=True),
+                              Col("not available", 1, wrap=True)],
+                    [(d["device"], d["name"],
+                      "\n".join(f"{b} ({', '.join(d['precisions'].get(b) or [])})" for b in d["backends"]) or "-",
                       "\n".join(f"{b}: {why}" for b, why in d["unavailable"].items()) or "-") for d in devices],
                     wide=wide)
         if not any(d["kind"] == "cuda" for d in devices):

@@ -60,7 +60,10 @@ def show(console, art) -> None:
 @click.command("export")
 @click.argument("model")
 @click.option("--to", "target", required=True, metavar="TARGET", help="onnx | openvino | trt (tensorrt).")
-@click.option("--precision", default="fp32", show_default=True, help="fp32 | fp16 | int8.")
+@click.option("--precision", default="fp32", show_default=True, help="fp32 | fp16 | int8 (trt also tf32).")
+@click.option("--int8-recipe", "recipe", default=None, metavar="RECIPE",
+              help="int8 ONNX only: onnxruntime (U8S8 QDQ, ONNX Runtime's x86 recipe; the default) or tensorrt "
+                   "(symmetric S8S8 QDQ with float biases, what TensorRT engines are built from).")
 @click.option("--batch", type=int, default=None, help="Static batch size.")
 @click.option("--dynamic-batch", default=None, metavar="MIN:OPT:MAX",
               help="Dynamic batch axis range (default 1:8:64; OPT is TensorRT's tuning point).")
@@ -80,8 +83,8 @@ def show(console, art) -> None:
                                            "artifact in --out).")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(model, target, precision, batch, dynamic_batch, weights, seed, calib, calib_size, out, cache_dir,
-            force, no_verify, as_json):
+def command(model, target, precision, recipe, batch, dynamic_batch, weights, seed, calib, calib_size, out,
+            cache_dir, force, no_verify, as_json):
     """Export MODEL to ONNX, OpenVINO or TensorRT, verified against PyTorch."""
     from ..exporters.pipeline import get_artifact
 
@@ -90,5 +93,5 @@ def command(model, target, precision, batch, dynamic_batch, weights, seed, calib
 
     art = get_artifact(model, target, precision, batch=batch, dynamic_batch=dynamic_batch, weights=weights,
                        seed=seed, cache_dir=cache_dir, force=force, verify=not no_verify, out=out, calib=calib,
-                       calib_size=calib_size, progress=progress)
+                       calib_size=calib_size, recipe=recipe, progress=progress)
     emit(summary(art), as_json, lambda console: show(console, art))

@@ -1,8 +1,16 @@
-"""TensorRT runner (`tensorrt`), written against the TensorRT 10 Python API and kept thin.
+"""TensorRT backend (`tensorrt`), written against the TensorRT 10 Python API and kept thin.
+
+Artifacts: an engine per precision *and measured batch*: the optimization profile is
+min 1 / opt = the batch measured / max max(64, batch), so TensorRT tunes its kernels for the
+shape that is timed (an engine tuned for batch 8 and timed at batch 1 measures the wrong
+tactics). Precisions: fp32 (TF32 cleared), tf32 (TF32 allowed, the fp32 ONNX), fp16 (the fp16
+ONNX), int8 (the symmetric S8S8 QDQ ONNX with float biases: TensorRT's recipe, see
+`pfdeploy.exporters.quantize`). Scenarios: latency only (one execution context, one stream).
 
 Load: `trt.Runtime.deserialize_cuda_engine` on the .plan file (an engine built for another GPU
 or TensorRT version fails to deserialise: that is reported as such, not as a crash), one
-execution context, input shapes set for the dynamic batch, device buffers (torch CUDA tensors:
+execution context, the batch checked against the engine's profile (a batch outside it is a
+clear error; `set_input_shape`'s return value is checked too), device buffers (torch CUDA tensors:
 torch is a core dependency, so no second CUDA binding is needed) bound with
 `set_tensor_address`. A step: pinned host batch -> device (async copy), `execute_async_v3` on the
 runner's stream, device -> pinned host output, stream synchronised: host latency. CUDA events
@@ -14,8 +22,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import UserError, optional_import
-from .base import Runner
+from ..errors import INSTALL_HINTS, UserError, optional_import
+from .base import Backend, Runner, precision_table
+
+PROFILE_MAX = 64  # the profile's max batch unless the measured batch is larger
 
 
 class TensorRtRunner(Runner):
@@ -46,7 +56,11 @@ class TensorRtRunner(Runner):
         if len(inputs) != 1 or not outputs:
             raise UserError(f"{self.model_file}: expected one input and at least one output, found {inputs} / {outputs}")
         self.input_name, self.output_names = inputs[0], outputs
-        self.context.set_input_shape(self.input_name, tuple(self.inputs.shape))
+        self.profile = profile_of(self.engine, self.input_name)
+        check_batch_in_profile(self.case.batch, self.profile, self.model_file)
+        if self.context.set_input_shape(self.input_name, tuple(self.inputs.shape)) is False:
+            raise UserError(f"TensorRT refused input shape {tuple(self.inputs.shape)} for {self.model_file} "
+                            f"(profile {self.profile})")
         torch_dtype = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int8: torch.int8,
                        trt.int32: torch.int32, trt.bfloat16: torch.bfloat16}
         self.in_dtype = torch_dtype[self.engine.get_tensor_dtype(self.input_name)]
@@ -89,10 +103,16 @@ class TensorRtRunner(Runner):
         self.d2h_ms.append(e2.elapsed_time(e3))
         return self.h_out
 
+    def _output(self, result):
+        return result[self.output_names[0]].float().numpy()
+
     def _describe(self) -> dict:
+        """Read back from the engine and context: profile, input shape, I/O dtypes, memory."""
         size = getattr(self.engine, "device_memory_size_v2", None) or getattr(self.engine, "device_memory_size", None)
         return {"tensorrt": self.trt.__version__, "device": str(self.device), "engine_device_memory_bytes": size,
-                "io": {"input": self.input_name, "outputs": self.output_names}}
+                "io": {"input": self.input_name, "outputs": self.output_names},
+                "profile": self.profile, "input_shape": list(self.context.get_tensor_shape(self.input_name)),
+                "dtypes": {n: str(self.engine.get_tensor_dtype(n)) for n in [self.input_name, *self.output_names]}}
 
     def _peak_gpu_mb(self):
         # torch's allocator holds the I/O buffers; the engine's activation memory is its own
@@ -102,3 +122,55 @@ class TensorRtRunner(Runner):
     def _close(self) -> None:
         self.context = None
         self.engine = None
+
+
+def profile_of(engine, input_name: str) -> dict:
+    """{"min", "opt", "max"} input shapes of the engine's optimization profile 0."""
+    shapes = engine.get_tensor_profile_shape(input_name, 0)
+    return {k: [int(d) for d in v] for k, v in zip(("min", "opt", "max"), shapes)}
+
+
+def check_batch_in_profile(batch: int, profile: dict, where) -> None:
+    lo, hi = profile["min"][0], profile["max"][0]
+    if not lo <= batch <= hi:
+        raise UserError(f"batch {batch} is outside the optimization profile of {where} (batch {lo} to {hi}); "
+                        f"build an engine for it: pfdeploy export MODEL --to trt --dynamic-batch 1:{batch}:{max(batch, hi)}")
+
+
+def profile_for_batch(batch: int) -> tuple[int, int, int]:
+    """The optimization profile (min, opt, max) of the engine that measures `batch`."""
+    return (1, batch, max(PROFILE_MAX, batch))
+
+
+class TensorRtBackend(Backend):
+    name = "tensorrt"
+    target = "trt"
+    devices = ("cuda",)
+    requires = ("tensorrt", "torch")
+    install_hint = INSTALL_HINTS["tensorrt"]
+    description = "TensorRT 10 engine (execute_async_v3, CUDA events; opt shape = the measured batch)"
+    scenarios = ("latency",)
+    runner = TensorRtRunner
+    int8_recipe = "tensorrt"
+
+    def precisions(self, device) -> dict:
+        try:
+            import torch
+
+            major, minor = torch.cuda.get_device_capability(device.index or 0)
+            tf32 = None if major >= 8 else f"TF32 needs compute capability 8.0 (this GPU: {major}.{minor})"
+        except Exception as exc:  # noqa: BLE001
+            tf32 = f"cannot read the GPU's compute capability: {exc}"
+        return precision_table({"fp32": None, "tf32": tf32, "fp16": None, "int8": None},
+                               "pfdeploy builds no {p} TensorRT engines")
+
+    def artifact_request(self, precision: str, batch: int) -> dict:
+        return {"target": "trt", "precision": precision, "dynamic_batch": profile_for_batch(batch)}
+
+    def setup_process(self, threads: int, interop: int = 1) -> dict:
+        from .torch_eager import TorchBackend
+
+        return TorchBackend.setup_process(self, threads, interop)
+
+
+BACKEND = TensorRtBackend()

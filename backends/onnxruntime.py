@@ -1,0 +1,207 @@
+"""ONNX Runtime backend (`onnxruntime`).
+
+Providers: the CPU execution provider on `cpu`; on `cuda:N` CUDA -> CPU (option
+`provider: "tensorrt"`: TensorRT -> CUDA -> CPU), which needs onnxruntime-gpu. ONNX Runtime only
+warns when a requested provider cannot be created and quietly runs on the CPU: this runner checks
+every provider of the session after creation, the placement of the nodes on GPU sessions, turns
+off the Python API's silent CPU retry, and fails the case instead (`pfdeploy.devices.ort_gpu`).
+
+Precisions: fp32 and int8 on the CPU (int8: the ONNX Runtime x86 recipe, U8S8 QDQ with per-channel
+weights, see `pfdeploy.exporters.quantize`); fp32 (`use_tf32` 0), tf32 (`use_tf32` 1), fp16 and
+int8 on CUDA. fp16 on the CPU provider is refused for benchmarking: it has no fp16 kernels for most
+operators and inserts casts, so its time measures the casts (its parity is still checked on export).
+
+Threads: `intra_op_num_threads` = the case's thread count, `inter_op_num_threads` = 1, sequential
+execution, denormals flushed to zero (`session.set_denormal_as_zero`); `describe()` reads every one
+back from the session. A latency step is one `session.run` on the host batch (ONNX Runtime copies
+to and from the device itself on GPU; no device clock is exposed, so GPU results carry the host
+clock only). Throughput scenario: `requests` (option, default 2) `session.run` calls in flight
+from as many threads, one step = all completed.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..devices import ort_gpu
+from ..errors import INSTALL_HINTS, UserError, optional_import
+from .base import Backend, Runner, precision_table
+
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+             "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+
+
+class OnnxRuntimeRunner(Runner):
+    backend = "onnxruntime"
+
+    def _load(self) -> None:
+        ort = optional_import("onnxruntime", "the onnxruntime backend")
+        self.ort = ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.case.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
+        so.log_severity_level = 3
+        self.so = so  # what was asked for (describe() reads the live session's options back)
+        providers = self._providers(ort)
+        self.requested = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+        self.gpu = self.case.device.startswith("cuda")
+        self.placement = None
+        if self.gpu:  # the GPU checks live in pfdeploy.devices.ort_gpu (tested with fakes)
+            mode = ort_gpu.configure_session(ort, so)
+            try:
+                self.session = ort.InferenceSession(self.model_file, sess_options=so,
+                                                    providers=ort_gpu.session_providers(providers, mode),
+                                                    enable_fallback=0)  # no silent CPU retry in run()
+            except Exception as exc:
+                raise (ort_gpu.strict_failure(exc) or exc) from None
+            if hasattr(self.session, "disable_fallback"):
+                self.session.disable_fallback()
+            actual = self.session.get_providers()
+            ort_gpu.check_providers(providers, actual)
+            self.placement = ort_gpu.check_placement(self.session, mode,
+                                                     bool(self.case.options.get("allow_cpu_nodes")))
+        else:
+            try:
+                self.session = ort.InferenceSession(self.model_file, sess_options=so, providers=providers)
+            except Exception as exc:  # ORT raises its own exception types for unreadable models
+                raise UserError(f"{self.model_file}: ONNX Runtime cannot load it: "
+                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+            actual = self.session.get_providers()
+            if not actual or actual[0] != self.requested:
+                raise UserError(f"ONNX Runtime could not use {self.requested} (session providers: "
+                                f"{', '.join(actual)}); refusing to measure a silent CPU fallback")
+        self.actual_providers = actual
+        inp = self.session.get_inputs()
+        if len(inp) != 1:
+            raise UserError(f"{self.model_file}: expected one input, found {len(inp)}")
+        self.input_name = inp[0].name
+        self.input_dtype = ORT_TYPES.get(inp[0].type, np.float32)
+        self._set_inputs(self.inputs)
+        self.requests = int(self.case.options.get("requests", 2)) if self.case.scenario == "throughput" else 1
+        if self.requests > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(self.requests)
+            self.items_per_step = self.case.batch * self.requests
+
+    def _providers(self, ort):
+        device = self.case.device
+        if device == "cpu":
+            return ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            index = int(device.split(":")[1]) if ":" in device else 0
+            want = ort_gpu.TRT_EP if self.case.options.get("provider") == "tensorrt" else ort_gpu.CUDA_EP
+            self.preloaded = ort_gpu.preload_gpu_libraries(ort, want)
+            return ort_gpu.gpu_providers(want, ort.get_available_providers(),
+                                         {p: provider_options(p, index, self.case.precision)
+                                          for p in (ort_gpu.TRT_EP, ort_gpu.CUDA_EP)})
+        raise UserError(f"onnxruntime does not run on device {device!r}")
+
+    def _set_inputs(self, inputs: np.ndarray) -> None:
+        self.inputs = inputs
+        self.feed = {self.input_name: np.ascontiguousarray(inputs.astype(self.input_dtype, copy=False))}
+
+    def _step(self):
+        if self.requests == 1:
+            return self.session.run(None, self.feed)
+        futures = [self.pool.submit(self.session.run, None, self.feed) for _ in range(self.requests)]
+        return [f.result() for f in futures][-1]
+
+    def _describe(self) -> dict:
+        """Read back from the live session: providers and their options, threads, execution
+        mode, optimization level, flush-to-zero."""
+        so = self.session.get_session_options() if hasattr(self.session, "get_session_options") else self.so
+        try:
+            ftz = so.get_session_config_entry("session.set_denormal_as_zero") == "1"
+        except Exception:  # noqa: BLE001 - an entry never set raises
+            ftz = False
+        try:
+            popts = self.session.get_provider_options()
+        except Exception:  # noqa: BLE001
+            popts = {}
+        d = {"onnxruntime": self.ort.__version__, "providers": self.actual_providers,
+             "intra_op_threads": so.intra_op_num_threads, "inter_op_threads": so.inter_op_num_threads,
+             "execution_mode": str(so.execution_mode).rsplit(".", 1)[-1],
+             "graph_optimization_level": str(so.graph_optimization_level).rsplit(".", 1)[-1],
+             "flush_denormal": ftz, "requests": self.requests, "input_dtype": np.dtype(self.input_dtype).name}
+        main = popts.get(self.actual_providers[0]) or {}
+        cuda = popts.get(ort_gpu.CUDA_EP) or {}
+        if "use_tf32" in cuda:
+            d["tf32"] = cuda["use_tf32"] == "1"
+        if main:
+            d["provider_options"] = {k: main[k] for k in sorted(main)}
+        if self.gpu:
+            d["placement"] = self.placement
+            d["preload"] = getattr(self, "preloaded", None)
+        return d
+
+
+def provider_options(provider: str, index: int, precision: str) -> dict:
+    """Options of a GPU provider: the device, and TF32 only for the tf32 precision (the CUDA
+    provider's `use_tf32` defaults to on, which would make "fp32" TF32)."""
+    opts = {"device_id": index}
+    if provider == "CUDAExecutionProvider":
+        opts["use_tf32"] = 1 if precision == "tf32" else 0
+    return opts
+
+
+@functools.lru_cache(maxsize=1)
+def available_providers() -> tuple[tuple[str, ...], str | None]:
+    from ..errors import is_installed
+
+    if not is_installed("onnxruntime"):
+        return (), f"onnxruntime is not installed: {INSTALL_HINTS['onnxruntime']}"
+    try:
+        import onnxruntime as ort
+
+        return tuple(ort.get_available_providers()), None
+    except Exception as exc:  # noqa: BLE001 - broken install
+        return (), f"onnxruntime cannot be loaded: {exc}"
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    target = "onnx"
+    devices = ("cpu", "cuda")
+    requires = ("onnxruntime",)
+    install_hint = INSTALL_HINTS["onnxruntime"]
+    description = "ONNX Runtime (CPU EP; CUDA/TensorRT EPs with onnxruntime-gpu); int8: U8S8 QDQ"
+    scenarios = ("latency", "throughput")
+    runner = OnnxRuntimeRunner
+    int8_recipe = "onnxruntime"  # pfdeploy.exporters.quantize.RECIPES
+
+    def _device_problem(self, device):
+        providers, why = available_providers()
+        if why:
+            return why
+        want = "CPUExecutionProvider" if device.kind == "cpu" else "CUDAExecutionProvider"
+        if want not in providers:
+            hint = "; pip install 'pfdeploy[gpu]'" if device.kind == "cuda" else ""
+            return f"onnxruntime has no {want} (providers: {', '.join(providers)}){hint}"
+        return super()._device_problem(device)
+
+    def precisions(self, device) -> dict:
+        if device.kind == "cpu":
+            return precision_table({
+                "fp32": None, "int8": None,
+                "fp16": "ONNX Runtime's CPU provider has no fp16 kernels for most operators (it inserts casts): "
+                        "not a deployment precision; measure fp16 on a GPU",
+                "bf16": "ONNX Runtime's CPU provider has no bf16 kernels",
+                "tf32": "tf32 is a CUDA (Ampere and later) precision",
+            }, "onnxruntime has no {p} path")
+        return precision_table({"fp32": None, "tf32": None, "fp16": None, "int8": None},
+                               "onnxruntime has no {p} path on CUDA")
+
+    def artifact_request(self, precision: str, batch: int) -> dict:
+        if precision == "tf32":
+            return {"target": "onnx", "precision": "fp32"}
+        if precision == "int8":
+            return {"target": "onnx", "precision": "int8", "recipe": self.int8_recipe}
+        return {"target": "onnx", "precision": precision}
+
+
+BACKEND = OnnxRuntimeBackend()
