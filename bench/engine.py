@@ -462,11 +462,21 @@ class Engine:
         return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}
 
     # ------------------------------------------------------------------ running
+    def _label(self, spec: CaseSpec) -> str:
+        """The case as the progress line names it: precision and batch only where the run has
+        several (the line must fit an 80-column terminal)."""
+        parts = [spec.model, spec.backend]
+        if len(self.config.precisions) > 1:
+            parts.append(spec.precision)
+        if len(self.config.batches) > 1:
+            parts.append(f"b{spec.batch}")
+        return "/".join(parts)
+
     def _run_group(self, group: list[tuple[CaseSpec, Prepared]]) -> None:
         cfg, rule = self.config, self.config.rule
         live: list[_Live] = []
         for spec, prep in group:  # load one at a time
-            self._progress.update(f"loading {spec.label}", self._done_units, self._total_units)
+            self._progress.update(f"loading {self._label(spec)}", self._done_units, self._total_units)
             w = WorkerProcess(spec.label)
             lv = _Live(spec, prep, w, budget_units=self._case_units())
             self._live[spec.key] = lv
@@ -478,7 +488,7 @@ class Engine:
                 continue
             live.append(lv)
         for lv in list(live):  # warm up one at a time
-            self._progress.update(f"warming up {lv.spec.label}", self._done_units, self._total_units)
+            self._progress.update(f"warming up {self._label(lv.spec)}", self._done_units, self._total_units)
             try:
                 reply = lv.worker.call("warmup", timeout_s=max(600, 20 * rule.max_time_s), rule=rule.to_dict(),
                                        max_time_s=max(rule.max_time_s, 10 * rule.warmup_time_s))
@@ -496,7 +506,7 @@ class Engine:
             rnd = self._next_round
             self._next_round += 1
             for lv in list(live):
-                self._progress.update(f"{lv.spec.label} (round {len(set(lv.rounds)) + 1}, n={len(lv.samples)})",
+                self._progress.update(f"{self._label(lv.spec)} (round {len(set(lv.rounds)) + 1}, n={len(lv.samples)})",
                                       self._done_units, self._total_units)
                 budget = int(rule.max_time_s * 1e9) - lv.measured_ns
                 per_iter = (lv.measured_ns / len(lv.samples)) if lv.samples else 1e9
@@ -602,6 +612,8 @@ class Engine:
                                         **dev.to_dict(),
                                         "h2d_p50_ms": summarize([int(v * 1e6) for v in live.h2d_ms]).p50_ms,
                                         "d2h_p50_ms": summarize([int(v * 1e6) for v in live.d2h_ms]).p50_ms}
+        if final and final.get("runtime_peak_gpu_mb") is not None:
+            artifact["runtime_peak_gpu_mb"] = final["runtime_peak_gpu_mb"]  # the runtime's own, narrower figure
         if live is not None:
             artifact["warmup_iters"] = live.warmup_n
             if decision is not None:
@@ -616,6 +628,7 @@ class Engine:
             "load_ms": live.load.get("load_ms") if live and live.load else None,
             "first_ms": live.load.get("first_ms") if live and live.load else None,
             "peak_rss_mb": (final or {}).get("peak_rss_mb"), "peak_gpu_mb": (final or {}).get("peak_gpu_mb"),
+            "peak_gpu_source": (final or {}).get("peak_gpu_source"),
             # which clock each figure is: the main statistics (p50_ms ... cv) are always the host
             # clock (METHOD.md 1); "host+device": the row also carries device_* figures (CUDA events)
             "clock": "host+device" if device_fields else "host", **device_fields,

@@ -10,7 +10,8 @@ Commands (parent -> worker), one JSON object per line; every reply has "ok":
     load    {case, inputs, model_file, weights_file} -> {load_ms, first_ms, describe, threads}
     warmup  {rule, max_time_s}                       -> {samples_ns}
     measure {iters, budget_ns, rewarm}               -> {samples_ns, device_ms, h2d_ms, d2h_ms}
-    close   {}                                       -> {peak_rss_mb, peak_gpu_mb, items_per_step}
+    close   {}                                       -> {peak_rss_mb, peak_gpu_mb, peak_gpu_source,
+                                                         runtime_peak_gpu_mb?, items_per_step}
 """
 from __future__ import annotations
 
@@ -189,10 +190,20 @@ def _peak_rss_mb() -> float:
     return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 
+def _gpu_memory_sampler(device: str):
+    """The per-process GPU memory sampler for a CUDA case, None elsewhere."""
+    if not str(device).startswith("cuda"):
+        return None
+    from pfdeploy.devices.gpu_memory import GpuMemorySampler
+
+    return GpuMemorySampler()
+
+
 class _Worker:
     def __init__(self):
         self.runner = None
         self.info: dict = {}
+        self.gpu_memory = None
 
     def load(self, case: dict, inputs: str, model_file: str | None = None, weights_file: str | None = None) -> dict:
         import numpy as np
@@ -217,13 +228,16 @@ class _Worker:
             threads = {"threads": spec.threads, "interop": 1, "env": env, "warnings": [],
                        "flush_denormal": "runtime option"}
         x = np.load(inputs)
+        self.gpu_memory = _gpu_memory_sampler(spec.device)
         cls = load_runner_class(spec.backend)
         self.runner = cls(spec, x, model_file=model_file, weights_file=weights_file)
         t0 = time.perf_counter_ns()
         self.runner.load()
         t1 = time.perf_counter_ns()
+        self._sample_gpu()
         self.runner.infer()  # first inference: cold start
         t2 = time.perf_counter_ns()
+        self._sample_gpu()
         self.runner.device_ms.clear(), self.runner.h2d_ms.clear(), self.runner.d2h_ms.clear()
         return {"load_ms": (t1 - t0) / 1e6, "first_ms": (t2 - t1) / 1e6, "describe": self.runner.describe(),
                 "threads": threads, "pid": os.getpid()}
@@ -232,6 +246,7 @@ class _Worker:
         from .timing import warm_up
 
         samples = warm_up(self.runner._step, StopRule(**rule), max_time_s=max_time_s)
+        self._sample_gpu()
         self.runner.device_ms.clear(), self.runner.h2d_ms.clear(), self.runner.d2h_ms.clear()
         return {"samples_ns": samples}
 
@@ -241,15 +256,28 @@ class _Worker:
             r._step()
         r.device_ms.clear(), r.h2d_ms.clear(), r.d2h_ms.clear()
         samples = r.timed(iters, budget_ns=budget_ns)
+        self._sample_gpu()
         return {"samples_ns": samples, "device_ms": list(r.device_ms), "h2d_ms": list(r.h2d_ms),
                 "d2h_ms": list(r.d2h_ms)}
 
+    def _sample_gpu(self) -> None:
+        if self.gpu_memory is not None:
+            self.gpu_memory.sample()
+
     def close(self) -> dict:
         r = self.runner
-        out = {"peak_rss_mb": _peak_rss_mb(), "peak_gpu_mb": r.peak_gpu_mb() if r else None,
-               "items_per_step": r.items_per_step if r else None}
+        out = {"peak_rss_mb": _peak_rss_mb(), "items_per_step": r.items_per_step if r else None}
+        # one definition of peak GPU memory for every backend (pfdeploy.devices.gpu_memory); the
+        # runtime's own figure (torch allocator, TensorRT engine memory) is kept as detail
+        out.update(self.gpu_memory.result() if self.gpu_memory is not None
+                   else {"peak_gpu_mb": None, "peak_gpu_source": None})
+        runtime_mb = r.peak_gpu_mb() if r else None
+        if runtime_mb is not None:
+            out["runtime_peak_gpu_mb"] = runtime_mb
         if r:
             r.close()
+        if self.gpu_memory is not None:
+            self.gpu_memory.close()
         return out
 
 

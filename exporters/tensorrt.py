@@ -25,7 +25,8 @@ from ..errors import UserError
 from .onnx_export import INPUT_NAME
 
 WORKSPACE_BYTES = 4 << 30
-GPU_HINT = "pip install 'pfdeploy[gpu]' on Linux x86_64 with an NVIDIA driver"
+GPU_HINT = ("pip install 'pfdeploy[gpu]' (CUDA 13; 'pfdeploy[gpu-cu12]' for CUDA 12, docs/gpu.md) on Linux "
+            "x86_64 with an NVIDIA driver")
 
 
 class TensorRTUnavailable(UserError):
@@ -162,17 +163,50 @@ def build_engine(onnx_path: Path, plan_path: Path, precision: str, batch, input_
     settings["profile"] = {k: list(v) for k, v in shapes.items()}
 
     timing_cache = Path(timing_cache)
-    blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
-    cache = config.create_timing_cache(blob)
-    config.set_timing_cache(cache, False)
+    settings["timing_cache_status"] = attach_timing_cache(config, timing_cache)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise UserError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)")
     Path(plan_path).write_bytes(bytes(serialized))
-    _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+    save_timing_cache(config, timing_cache)
     settings["timing_cache"] = str(timing_cache)
     return settings
+
+
+def attach_timing_cache(config, path: Path) -> str:
+    """Load the timing cache at `path` into the builder config, checking TensorRT's answers:
+    `create_timing_cache` gives None (or raises) on a blob it cannot read and `set_timing_cache`
+    returns False on a corrupt cache or one from another GPU/TensorRT. Such a cache is moved aside
+    (`<name>.rejected`) and the build starts from an empty one. Returns "loaded", "new" or
+    "rejected: ..."; UserError when not even an empty cache can be attached."""
+    blob = path.read_bytes() if path.is_file() else b""
+    status = "new"
+    if blob:
+        try:
+            cache = config.create_timing_cache(blob)
+            ok = cache is not None and bool(config.set_timing_cache(cache, False))
+            why = "TensorRT refused it" if cache is not None else "TensorRT could not read it"
+        except Exception as exc:  # noqa: BLE001 - TensorRT's bindings raise on some corrupt blobs
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            return "loaded"
+        aside = path.with_name(path.name + ".rejected")
+        os.replace(path, aside)
+        status = f"rejected ({why}; moved to {aside.name}), rebuilt from empty"
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise UserError("TensorRT could not attach an empty timing cache to the builder (see the TensorRT log above)")
+    return status
+
+
+def save_timing_cache(config, path: Path) -> None:
+    """Write the builder's timing cache (extended by this build) atomically; a cache TensorRT
+    cannot serialise is not written (the engine is still good)."""
+    cache = config.get_timing_cache()
+    data = cache.serialize() if cache is not None else None
+    if data is not None and len(bytes(data)):
+        _write_atomic(path, bytes(data))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -28,10 +28,10 @@ class MissingDependency(UserError):
 
 
 INSTALL_HINTS = {
-    "onnxruntime": "pip install 'pfdeploy[cpu]' (or 'pfdeploy[gpu]' for onnxruntime-gpu)",
+    "onnxruntime": "pip install 'pfdeploy[cpu]' (or 'pfdeploy[gpu]' for onnxruntime-gpu on CUDA 13, 'pfdeploy[gpu-cu12]' on CUDA 12)",
     "openvino": "pip install 'pfdeploy[cpu]'",
     "nncf": "pip install 'pfdeploy[cpu]'",
-    "tensorrt": "pip install 'pfdeploy[gpu]' on Linux x86_64 with an NVIDIA driver",
+    "tensorrt": "pip install 'pfdeploy[gpu]' (CUDA 13; 'pfdeploy[gpu-cu12]' for CUDA 12, docs/gpu.md) on Linux x86_64 with an NVIDIA driver",
     "pynvml": "pip install 'pfdeploy[gpu]'",
     "psycopg": "pip install 'pfdeploy[postgres]'",
     "playwright": "pip install 'pfdeploy[test]'",

@@ -4,10 +4,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -85,3 +88,128 @@ def fmt(value: Any, digits: int = 2, missing: str = "-") -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables that fit the terminal (issue 15). A terminal gets the columns that matter, as many as fit
+# its width in priority order, with the values shared by every row moved into the title; names
+# and numbers are never cut (no ellipsis, no wrapping inside a number). `--wide` and every
+# non-terminal output (CI logs, files, pipes) get the full table at its natural width.
+
+@dataclass(frozen=True)
+class Col:
+    """One column of a fitted table.
+
+    priority: 0 = always shown; 1, 2, ... = shown in that order while the table still fits.
+    fold: a format such as "batch {}" or "{} threads": when every row holds the same value the
+        column leaves the table and the value goes into the title this way.
+    wrap: the column may wrap between words (lists of names, prose); other columns never wrap.
+    """
+
+    header: str
+    priority: int = 0
+    right: bool = False
+    fold: str | None = None
+    wrap: bool = False
+
+
+def _cell(value: Any) -> Text:
+    if isinstance(value, Text):
+        return value.copy()
+    return Text("-" if value is None else str(value))  # never parsed as markup
+
+
+def _natural(col: Col, cells: Sequence[Text], squeeze: bool) -> int:
+    """Width the column needs: its longest line, or (`squeeze`) for a wrapping column its longest
+    word."""
+    texts = [Text(col.header)] + list(cells)
+    if col.wrap and squeeze:
+        return max((cell_len(w) for t in texts for w in t.plain.split()), default=1)
+    return max((cell_len(line) for t in texts for line in t.plain.splitlines() or [""]), default=1)
+
+
+def table_width(widths: Sequence[int]) -> int:
+    """Width of a rich table with the default box and padding: | w1 | w2 | ... |."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+@dataclass
+class Fitted:
+    table: Table
+    width: int  # the width the table needs (at least); the caller prints it at least this wide
+    shown: list[str]
+    hidden: list[str]
+    folded: list[str]  # title parts of the columns folded into the title
+
+
+def fit_table(columns: Sequence[Col], rows: Sequence[Sequence[Any]], width: int | None,
+              title: str | Text | None = None) -> Fitted:
+    """Choose the columns for `width` (None: every column, nothing folded) and build the table."""
+    cells = [[_cell(v) for v in r] for r in rows]
+    for r in cells:
+        if len(r) != len(columns):
+            raise ValueError(f"row has {len(r)} cells for {len(columns)} columns")
+    by_col = [[r[i] for r in cells] for i in range(len(columns))]
+    folded: list[int] = []
+    if width is not None and cells:
+        for i, c in enumerate(columns):
+            if c.fold and len({t.plain for t in by_col[i]}) == 1:
+                folded.append(i)
+    candidates = [i for i in range(len(columns)) if i not in folded]
+    natural = {i: _natural(columns[i], by_col[i], width is not None) for i in candidates}
+    if width is None:
+        chosen = candidates
+    else:
+        chosen = [i for i in candidates if columns[i].priority == 0]
+        for i in sorted((i for i in candidates if columns[i].priority > 0), key=lambda i: columns[i].priority):
+            if table_width([natural[j] for j in chosen + [i]]) <= width:
+                chosen.append(i)
+        chosen.sort()
+    hidden = [columns[i].header for i in candidates if i not in chosen]
+    fold_text = [columns[i].fold.format(by_col[i][0].plain) for i in folded]
+    full_title = Text(title) if isinstance(title, str) else (title.copy() if title is not None else Text())
+    if fold_text:
+        if full_title.plain:
+            full_title.append("\n")
+        full_title.append(", ".join(fold_text))
+    need = table_width([natural[i] for i in chosen])
+    # Too narrow even for the columns always shown: let every cell wrap (fold) rather than crop.
+    squeezed = width is not None and need > width
+    t = Table(title=full_title if full_title.plain else None, header_style="bold")
+    for i in chosen:
+        c = columns[i]
+        t.add_column(c.header, justify="right" if c.right else "left", no_wrap=not (c.wrap or squeezed),
+                     overflow="fold")
+    for r in cells:
+        t.add_row(*[r[i] for i in chosen])
+    return Fitted(t, need, [columns[i].header for i in chosen], hidden, fold_text)
+
+
+def print_table(out: Console, columns: Sequence[Col], rows: Sequence[Sequence[Any]],
+                title: str | Text | None = None, *, wide: bool = False, fit: bool | None = None,
+                wide_hint: str = "--wide") -> Fitted:
+    """Print a fitted table on `out`: fitted to its width on a terminal (unless `wide`), in full
+    elsewhere. Names the hidden columns on one line after the table."""
+    if fit is None:
+        fit = out.is_terminal
+    rows = [list(r) for r in rows]
+    full = wide or not fit
+    f = fit_table(columns, rows, None if full else out.width, title)
+    saved = out.width
+    try:  # the full table at its natural width: wider than the terminal rather than squeezed
+        if full and f.width > saved:
+            out.width = f.width
+        out.print(f.table)
+    finally:
+        out.width = saved
+    if f.hidden:
+        out.print(Text(f"more columns with {wide_hint}: " + ", ".join(f.hidden), style="dim"))
+    return f
+
+
+def print_note(out: Console, text: str, style: str = "", indent: int = 2) -> None:
+    """Plain text (never markup), indented, its wrapped lines indented the same."""
+    pad = " " * indent
+    for line in Text(text, style=style).wrap(out, max(20, out.width - indent), overflow="fold"):
+        line.rstrip()
+        out.print(Text(pad) + line, soft_wrap=True)

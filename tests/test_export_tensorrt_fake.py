@@ -89,11 +89,15 @@ def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True):
 
         def create_timing_cache(self, blob):
             calls.append(("timing_cache_in", bytes(blob)))
+            if bytes(blob).startswith(b"garbage"):  # TensorRT cannot read it: no cache object
+                return None
             self.cache = Cache(bytes(blob))
             return self.cache
 
         def set_timing_cache(self, cache, ignore_mismatch):
+            # TensorRT returns False for a cache it cannot use (corrupt, another GPU, ignore_mismatch off)
             calls.append(("set_timing_cache", ignore_mismatch))
+            return not cache.blob.startswith(b"other-gpu")
 
         def get_timing_cache(self):
             return self.cache
@@ -163,3 +167,40 @@ def test_engine_from_another_machine_is_refused_before_deserializing(monkeypatch
                                 model_file="x/model.plan", model_name="pf_resnet50_hybrid", precision="fp16")
     with pytest.raises(UserError, match="built for NVIDIA H100 80GB HBM3, this machine has NVIDIA L4.*--force"):
         T.engine_runner(art)
+
+
+@pytest.mark.parametrize("blob,why", [(b"other-gpu cache", "TensorRT refused it"),
+                                      (b"garbage", "TensorRT could not read it")])
+def test_a_timing_cache_tensorrt_rejects_is_moved_aside_and_rebuilt(tmp_path, monkeypatch, blob, why):
+    """set_timing_cache's result is checked (it was ignored: a rejected cache went unnoticed and
+    a None cache crashed the build)."""
+    trt, calls = fake_trt()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    tc = tmp_path / "gpu-trt10.cache"
+    tc.write_bytes(blob)
+    settings = T.build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", "fp32", S.parse_batch(batch=1), (3, 8, 8), tc)
+    assert settings["timing_cache_status"].startswith(f"rejected ({why}; moved to gpu-trt10.cache.rejected)")
+    assert (tmp_path / "gpu-trt10.cache.rejected").read_bytes() == blob
+    assert tc.read_bytes() == b"+new"  # the build started from an empty cache and saved it
+    assert ("timing_cache_in", b"") in calls
+
+
+def test_timing_cache_status_loaded_and_new(tmp_path, monkeypatch):
+    trt, _ = fake_trt()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    tc = tmp_path / "tc.cache"
+    first = T.build_engine(tmp_path / "m.onnx", tmp_path / "a.plan", "fp32", S.parse_batch(batch=1), (3, 8, 8), tc)
+    second = T.build_engine(tmp_path / "m.onnx", tmp_path / "b.plan", "fp32", S.parse_batch(batch=1), (3, 8, 8), tc)
+    assert (first["timing_cache_status"], second["timing_cache_status"]) == ("new", "loaded")
+
+
+def test_no_timing_cache_at_all_is_a_user_error(tmp_path, monkeypatch):
+    trt, _ = fake_trt()
+    trt.Builder.create_builder_config = lambda self: type("C", (object,), {
+        "set_memory_pool_limit": lambda *a: None, "clear_flag": lambda *a: None,
+        "add_optimization_profile": lambda *a: None, "create_timing_cache": lambda self, b: None,
+        "set_timing_cache": lambda self, c, i: False})()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    with pytest.raises(UserError, match="could not attach an empty timing cache"):
+        T.build_engine(tmp_path / "m.onnx", tmp_path / "p", "fp32", S.parse_batch(batch=1), (3, 8, 8), tmp_path / "tc")
+    assert not (tmp_path / "p").exists()

@@ -120,8 +120,17 @@ def test_timm_prefix_and_timm_registration():
     model = timm.create_model("pit_s_max")  # the release README's usage
     assert type(model).__name__ == "PiTMax"
     assert timm.create_model("vit_ti_max", num_classes=10).head.out_features == 10
-    with pytest.raises(Exception, match="never downloads"):
-        timm.create_model("vit_s_max", pretrained=True)
+    # pretrained=True fetches the release checkpoint (tests/test_pretrained.py); unreachable: one clear error
+    import os
+
+    from pfdeploy.errors import UserError
+
+    os.environ["PFDEPLOY_WEIGHTS_MIRROR"] = "http://127.0.0.1:9/pflayer"  # discard port: nothing listens
+    try:
+        with pytest.raises(UserError, match="cannot download http://127.0.0.1:9/pflayer/vit_s_max.pth"):
+            timm.create_model("vit_s_max", pretrained=True)
+    finally:
+        del os.environ["PFDEPLOY_WEIGHTS_MIRROR"]
     with pytest.raises(UsageError, match="unknown timm model"):
         get_spec("timm:resnet_does_not_exist")
 

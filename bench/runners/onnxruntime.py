@@ -1,9 +1,10 @@
 """ONNX Runtime runner (`onnxruntime`).
 
-Providers: the CPU execution provider on `cpu`; on `cuda:N` the CUDA provider (option
-`provider: "tensorrt"` for the TensorRT provider), which needs onnxruntime-gpu. ONNX Runtime only
+Providers: the CPU execution provider on `cpu`; on `cuda:N` CUDA -> CPU (option
+`provider: "tensorrt"`: TensorRT -> CUDA -> CPU), which needs onnxruntime-gpu. ONNX Runtime only
 warns when a requested provider cannot be created and quietly runs on the CPU: this runner checks
-the session's providers after creation and fails the case instead.
+every provider of the session after creation, the placement of the nodes on GPU sessions, turns
+off the Python API's silent CPU retry, and fails the case instead (`pfdeploy.devices.ort_gpu`).
 
 Threads: `intra_op_num_threads` = the case's thread count, `inter_op_num_threads` = 1, sequential
 execution, denormals flushed to zero (`session.set_denormal_as_zero`). A latency step is one
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...devices import ort_gpu
 from ...errors import UserError, optional_import
 from .base import Runner
 
@@ -37,11 +39,28 @@ class OnnxRuntimeRunner(Runner):
         so.log_severity_level = 3
         providers = self._providers(ort)
         self.requested = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
-        self.session = ort.InferenceSession(self.model_file, sess_options=so, providers=providers)
-        actual = self.session.get_providers()
-        if not actual or actual[0] != self.requested:
-            raise UserError(f"ONNX Runtime could not use {self.requested} (session providers: {', '.join(actual)}); "
-                            "refusing to measure a silent CPU fallback")
+        self.gpu = self.case.device.startswith("cuda")
+        self.placement = None
+        if self.gpu:  # the GPU checks live in pfdeploy.devices.ort_gpu (tested with fakes)
+            mode = ort_gpu.configure_session(ort, so)
+            try:
+                self.session = ort.InferenceSession(self.model_file, sess_options=so,
+                                                    providers=ort_gpu.session_providers(providers, mode),
+                                                    enable_fallback=0)  # no silent CPU retry in run()
+            except Exception as exc:
+                raise (ort_gpu.strict_failure(exc) or exc) from None
+            if hasattr(self.session, "disable_fallback"):
+                self.session.disable_fallback()
+            actual = self.session.get_providers()
+            ort_gpu.check_providers(providers, actual)
+            self.placement = ort_gpu.check_placement(self.session, mode,
+                                                     bool(self.case.options.get("allow_cpu_nodes")))
+        else:
+            self.session = ort.InferenceSession(self.model_file, sess_options=so, providers=providers)
+            actual = self.session.get_providers()
+            if not actual or actual[0] != self.requested:
+                raise UserError(f"ONNX Runtime could not use {self.requested} (session providers: "
+                                f"{', '.join(actual)}); refusing to measure a silent CPU fallback")
         self.actual_providers = actual
         inp = self.session.get_inputs()
         if len(inp) != 1:
@@ -57,17 +76,15 @@ class OnnxRuntimeRunner(Runner):
             self.items_per_step = self.case.batch * self.requests
 
     def _providers(self, ort):
-        available = ort.get_available_providers()
         device = self.case.device
         if device == "cpu":
             return ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             index = int(device.split(":")[1]) if ":" in device else 0
-            want = "TensorrtExecutionProvider" if self.case.options.get("provider") == "tensorrt" else "CUDAExecutionProvider"
-            if want not in available:
-                raise UserError(f"ONNX Runtime has no {want} here (available: {', '.join(available)}); "
-                                "install onnxruntime-gpu: pip install 'pfdeploy[gpu]'")
-            return [(want, {"device_id": index}), "CPUExecutionProvider"]
+            want = ort_gpu.TRT_EP if self.case.options.get("provider") == "tensorrt" else ort_gpu.CUDA_EP
+            self.preloaded = ort_gpu.preload_gpu_libraries(ort, want)
+            return ort_gpu.gpu_providers(want, ort.get_available_providers(),
+                                         {ort_gpu.TRT_EP: {"device_id": index}, ort_gpu.CUDA_EP: {"device_id": index}})
         raise UserError(f"onnxruntime does not run on device {device!r}")
 
     def _set_inputs(self, inputs: np.ndarray) -> None:
@@ -83,7 +100,8 @@ class OnnxRuntimeRunner(Runner):
     def _describe(self) -> dict:
         return {"onnxruntime": self.ort.__version__, "providers": self.actual_providers,
                 "intra_op_threads": self.case.threads, "inter_op_threads": 1, "requests": self.requests,
-                "input_dtype": np.dtype(self.input_dtype).name}
+                "input_dtype": np.dtype(self.input_dtype).name,
+                **({"placement": self.placement, "preload": self.preloaded} if self.gpu else {})}
 
     def _close(self) -> None:
         if getattr(self, "pool", None):

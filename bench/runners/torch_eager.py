@@ -43,8 +43,11 @@ class TorchRunner(Runner):
             raise UserError(f"{self.case.device} requested but torch sees no usable CUDA GPU")
         self.dtype = getattr(torch, DTYPES[self.case.precision])
         self.memory_format = torch.channels_last if self.case.options.get("channels_last") else torch.contiguous_format
-        model = self._build().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         self.cuda = self.device.type == "cuda"
+        if self.cuda:  # cuda:N: N becomes the current device, its stream is the one the events time
+            torch.cuda.set_device(self.device)
+            self.stream = torch.cuda.current_stream(self.device)
+        model = self._build().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         self._set_inputs(self.inputs)
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -69,13 +72,14 @@ class TorchRunner(Runner):
             if not self.cuda:
                 return self.model(self.x_host)
             e0, e1, e2, e3 = self._events
-            e0.record()
+            s = self.stream  # the current stream of this case's device (not device 0's)
+            e0.record(s)
             x = self.x_host.to(self.device, non_blocking=True)
-            e1.record()
+            e1.record(s)
             y = self.model(x)
-            e2.record()
+            e2.record(s)
             out = y.to("cpu")  # synchronous copy back: the host has the output
-            e3.record()
+            e3.record(s)
             e3.synchronize()
             self.h2d_ms.append(e0.elapsed_time(e1))
             self.device_ms.append(e1.elapsed_time(e2))

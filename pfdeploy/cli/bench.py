@@ -2,9 +2,11 @@
 the comparison table (METHOD.md is the contract; docs/bench.md explains the numbers)."""
 from __future__ import annotations
 
+import re
 import sys
 
 import click
+from rich.text import Text
 
 from ..errors import UsageError
 
@@ -146,19 +148,77 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
     )
 
 
+def _middle(text: str, n: int) -> str:
+    """`text` in `n` characters, its middle replaced by '…' (both ends tell cases apart)."""
+    if len(text) <= n:
+        return text
+    if n <= 1:
+        return "…"[:n]
+    front = (n - 1) // 2
+    back = n - 1 - front  # the end gets the odd character: pf_resnet50_max vs _hybrid
+    return text[:front] + "…" + (text[-back:] if back else "")
+
+
+def fit_progress_text(text: str, budget: int) -> str:
+    """`text` in at most `budget` cells for the progress line: the case label is shortened (the
+    middle of its longest parts replaced by '…'), a trailing '(round 3, n=120)' is kept whole."""
+    if len(text) <= budget:
+        return text
+    head, tail = text, ""
+    m = re.search(r" \((round|n=)[^()]*\)$", text)
+    if m:
+        head, tail = text[:m.start()], text[m.start():]
+    head = head.replace(" / ", "/")
+    room = budget - len(tail)
+    if room < 5:  # no room for a useful part of the label: the numbers alone
+        return tail.strip()
+    if len(head) <= room:
+        return head + tail
+    words = head.split(" ")
+    label = next((i for i in range(len(words) - 1, -1, -1) if "/" in words[i]), None)
+    if label is not None:
+        parts = words[label].split("/")
+        room_label = room - (len(head) - len(words[label]))
+        if room_label >= 4 * len(parts):  # model/backend[/precision/bN]: cut the longest parts
+            cut = [len(p) for p in parts]
+            while sum(cut) + len(parts) - 1 > room_label:
+                i = max(range(len(parts)), key=lambda j: cut[j])
+                cut[i] -= 1
+            words[label] = "/".join(_middle(p, n) for p, n in zip(parts, cut))
+            return " ".join(words) + tail
+    return _middle(head, room) + tail
+
+
 class RichProgress:
-    """The engine's progress drawn as one rich bar on stderr: current case, elapsed, ETA."""
+    """The engine's progress drawn as one rich bar on stderr: current case, elapsed, ETA. The line
+    fits the terminal (80 columns and up): the label is shortened, never the numbers."""
+
+    # spinner, bar, "100%", elapsed "0:00:00", "ETA", remaining "0:00:00" and the six gaps between
+    # the seven columns: everything but the label
+    FIXED = 1 + 4 + 7 + 3 + 7 + 6
 
     def __init__(self, console):
         from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
+        from rich.table import Column
 
         self.console = console
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}", style="bold"), BarColumn(),
+        width = console.width
+        self.bar_width = 6 if width < 100 else min(40, width - 100 + 10)
+        self.bar = Progress(SpinnerColumn(),
+                            TextColumn("{task.description}", style="bold", markup=False,  # user text: literal
+                                       table_column=Column(no_wrap=True, overflow="crop")),
+                            BarColumn(bar_width=self.bar_width),
                             TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), TextColumn("ETA"),
                             TimeRemainingColumn(), console=console, transient=False, refresh_per_second=4)
         self.task = None
         self.tty = console.is_terminal
+
+    def label_budget(self) -> int:
+        return max(8, self.console.width - self.FIXED - self.bar_width - 1)
+
+    def _fit(self, text: str) -> str:
+        return fit_progress_text(text, self.label_budget())
 
     def __enter__(self):
         self.bar.start()
@@ -169,25 +229,22 @@ class RichProgress:
         self.bar.stop()
 
     def phase(self, text):
-        from ..render import esc
-
-        self.bar.update(self.task, description=esc(text))
+        self.bar.update(self.task, description=self._fit(text))
         if not self.tty:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(Text(text))
 
     def plan(self, total_units):
         self.bar.update(self.task, total=max(total_units, 1e-9), completed=0)
 
     def update(self, current, completed_units, total_units):
-        from ..render import esc
-
-        self.bar.update(self.task, description=esc(current), completed=completed_units, total=max(total_units, 1e-9))
+        self.bar.update(self.task, description=self._fit(current), completed=completed_units,
+                        total=max(total_units, 1e-9))
 
     def case_done(self, result):
         row = result.row
         if row["status"] != "ok" or not self.tty:
             detail = f"{row['p50_ms']:.3f} ms" if row.get("p50_ms") is not None else (row.get("error") or "")
-            self.console.print(f"{row['status']:>7}  {result.spec.label}: {detail}", markup=False, highlight=False)
+            self.console.print(Text(f"{row['status']:>7}  {result.spec.label}: {detail}"))
 
 
 @click.command("bench")
@@ -212,8 +269,10 @@ class RichProgress:
                                            "(default: $PFDEPLOY_STORE or ./pfdeploy-results.db).")
 @click.option("--tag", help="A label for this run (compare and report find runs by tag).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Also write the run as JSON to FILE ('-': stdout).")
+@click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
+              "(output that is not a terminal always gets every column).")
 def command(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time, target_ci,
-            interleave, allow_failed_parity, store_url, tag, json_file):
+            interleave, allow_failed_parity, store_url, tag, json_file, wide):
     """Benchmark models through every installed runtime and store the results.
 
     With no arguments: the `default` suite on the CPU (the parameter-free ResNet-50s against
@@ -248,7 +307,7 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
 
         sys.stdout.write(to_json({**store.export_run(outcome.run_id), "summary": data}) + "\n")
     else:
-        print_summary(console, data)  # first: a failing --json write must not lose the summary
+        print_summary(console, data, wide)  # first: a failing --json write must not lose the summary
         if json_file:
             store.export_run(outcome.run_id, json_file)  # atomic; a UserError line if it fails now
     store.close()
@@ -299,13 +358,23 @@ def summary_data(outcome) -> dict:
     rows.sort(key=lambda x: (x["backend"], x["precision"], x["batch"], x["p50_ms"] or 0))
     others = [{"case": r.spec.label, "status": r.row["status"], "reason": r.row["error"]}
               for r in outcome.results if r.row["status"] != "ok"]
+    from ..digest import summarize_not_measured, summarize_warnings
+
+    all_rows = [r.row for r in outcome.results]
     return {"run_id": outcome.run_id, "status": outcome.status, "store": outcome.store_url,
             "wall_s": round(outcome.wall_s, 1), "results": rows, "not_measured": others,
-            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows)}
+            # one entry per kind, each with the line printed and every case's message ("details")
+            "warnings": summarize_warnings(all_rows), "not_measured_summary": summarize_not_measured(all_rows),
+            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows, outcome.results)}
 
 
-def _unpaired_note(rows: list[dict]) -> list[str]:
+def _unpaired_note(rows: list[dict], results=()) -> list[str]:
     n = sum(1 for r in rows for c in r["comparisons"] if c["ratio"] is not None and not c["paired"])
+    measured = [set(r.rounds) for r in results if r.rounds]
+    if len(measured) > 1 and not any(a & b for i, a in enumerate(measured) for b in measured[i + 1:]):
+        # no two cases shared a rotation (--no-interleave): nothing here is paired
+        return ["no two cases ran in the same rotation (--no-interleave): every speedup is unpaired (~), machine "
+                "drift between cases is not cancelled and their CIs are wider"]
     if not n:
         return []
     return [f"{n} speedup(s) are unpaired (~): the two cases never ran in the same rotation, so machine drift "
@@ -323,52 +392,66 @@ def speedup_columns(results: list[dict]) -> list[str]:
     return list(cols)
 
 
-def _cv(r: dict) -> str:
-    if r["cv"] is None:
-        return "-"
+def _cv(r: dict):
     from rich.text import Text
 
-    return Text(f"CV {r['cv']:.1%}", style="red") if r["noisy"] else f"{r['cv']:.1%}"
+    if r["cv"] is None:
+        return "-"
+    return Text(f"{r['cv']:.1%} !", style="red") if r["noisy"] else f"{r['cv']:.1%}"
 
 
-def print_summary(console, data: dict) -> None:
-    from ..render import fmt, table
+def summary_table(data: dict):
+    """(columns, rows, title) of the bench table. Columns in priority order for a terminal (see
+    pfdeploy.render.Col): model, backend and p50 [CI] always; precision, batch, device and
+    scenario when they vary (else in the title); then the speedups, parity, CV flag; the rest
+    behind --wide."""
+    from ..claims import ratio_text
+    from ..render import Col, fmt
 
     def ms(v):
         return fmt(v, 3)
 
-    from ..claims import ratio_text
-
-    bases = speedup_columns(data["results"])
-    vs_cols = [f"vs {b}" for b in bases]
-
-    def x(r, base):
+    def x(r, base):  # "1.66x [1.50, 1.80]", "~1.66x ..." when unpaired (pfdeploy.claims)
         c = next((c for c in r.get("comparisons") or [] if c["baseline"] == base), None)
         return "-" if c is None or c["ratio"] is None else ratio_text(c)
 
+    results = data["results"]
+    bases = speedup_columns(results)
+    cols = ([Col("model"), Col("backend"), Col("device", fold="{}"), Col("prec", fold="{}"),
+             Col("batch", right=True, fold="batch {}"), Col("scenario", fold="{}"),
+             Col("p50 ms [95% CI]", right=True)]
+            + [Col(f"vs {b}", 2, right=True) for b in bases]
+            + [Col("parity", 3), Col("CV", 4, right=True), Col("items/s", 5, right=True), Col("p90 ms", 6, right=True),
+               Col("p99 ms", 7, right=True), Col("params M", 8, right=True), Col("MACs G", 9, right=True),
+               Col("n", 10, right=True)])
     rows = []
-    for r in data["results"]:
-        ci = (f"[{r['p50_ci_low_ms']:.3f}, {r['p50_ci_high_ms']:.3f}]" if r["p50_ci_low_ms"] is not None else "")
-        rows.append((r["model"], r["backend"], r["precision"], r["batch"], f"{ms(r['p50_ms'])} {ci}",
-                     ms(r["p90_ms"]), ms(r["p99_ms"]), fmt(r["items_per_s"], 1),
-                     *(x(r, b) for b in bases),
-                     fmt(r["params"] / 1e6 if r["params"] else None, 2), fmt(r["macs"] / 1e9 if r["macs"] else None, 2),
-                     r["parity"], _cv(r),
-                     r["n"]))
-    cols = ["model", "backend", "prec", "batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s",
-            *vs_cols, "params M", "MACs G", "parity", "CV", "n"]
-    scenarios = sorted({r["scenario"] for r in data["results"]}) or ["latency"]
-    title = f"pfdeploy bench: {', '.join(scenarios)} (host clock)"
+    for r in results:
+        ci = (f" [{r['p50_ci_low_ms']:.3f}, {r['p50_ci_high_ms']:.3f}]" if r["p50_ci_low_ms"] is not None else "")
+        rows.append([r["model"], r["backend"], r["device"], r["precision"], r["batch"], r["scenario"],
+                     f"{ms(r['p50_ms'])}{ci}"]
+                    + [x(r, b) for b in bases]
+                    + [r["parity"], _cv(r), fmt(r["items_per_s"], 1), ms(r["p90_ms"]), ms(r["p99_ms"]),
+                       fmt(r["params"] / 1e6 if r["params"] else None, 2),
+                       fmt(r["macs"] / 1e9 if r["macs"] else None, 2), r["n"]])
+    scenarios = sorted({r["scenario"] for r in results}) or ["latency"]
+    title = "pfdeploy bench (host clock)"
     if "throughput" in scenarios:
         title += "; throughput: one sample = every request in flight completed"
-    console.print(table(cols, rows, title=title,
-                        justify_right=["batch", "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", *vs_cols,
-                                       "params M", "MACs G", "CV", "n"]))
-    if data["not_measured"]:
-        console.print(table(["case", "status", "reason"],
-                            [(o["case"], o["status"], o["reason"]) for o in data["not_measured"]],
-                            title="not measured"))
+    return cols, rows, title
+
+
+def print_summary(console, data: dict, wide: bool = False) -> None:
+    from rich.text import Text
+
+    from ..render import print_note, print_table
+
+    cols, rows, title = summary_table(data)
+    if rows:
+        print_table(console, cols, rows, title=title, wide=wide)
+    for item in data.get("not_measured_summary") or []:
+        print_note(console, item["text"], style="red" if item["status"] == "failed" else "")
+    for item in data.get("warnings") or []:
+        print_note(console, f"warning: {item['text']}", style="yellow")
     for note in data["notes"]:
-        console.print(f"note: {note}", markup=False, highlight=False)
-    console.print(f"run {data['run_id']} ({data['status']}, {data['wall_s']:.0f} s) stored in {data['store']}",
-                  markup=False, highlight=False)
+        console.print(Text(f"note: {note}"))
+    console.print(Text(f"run {data['run_id']} ({data['status']}, {data['wall_s']:.0f} s) stored in {data['store']}"))

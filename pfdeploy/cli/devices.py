@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..render import emit, esc, table
+from ..render import Col, emit, esc, print_table
 
 
 @click.command("devices")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def command(as_json):
+@click.option("--wide", is_flag=True, help="The table at full width, even where the terminal is narrower.")
+def command(as_json, wide):
     """List this machine's devices and the backends that can run on each."""
     from ..devices import list_devices, machine_metadata
 
@@ -26,10 +27,11 @@ def command(as_json):
         console.print(esc(f"ISA: {', '.join(cpu.get('isa') or []) or '-'}; governor: "
                       f"{meta['cpufreq'].get('governor') or 'not readable'}; load average: "
                       f"{', '.join(f'{x:.2f}' for x in meta['loadavg'] or [])}"))
-        console.print(table(
-            ["device", "name", "backends", "not available"],
-            [(d["device"], d["name"], ", ".join(d["backends"]) or "-",
-              "\n".join(f"{b}: {why}" for b, why in d["unavailable"].items()) or "-") for d in devices]))
+        # names never wrap; the lists wrap between names and the reasons between words
+        print_table(console, [Col("device"), Col("name"), Col("backends", wrap=True), Col("not available", 1, wrap=True)],
+                    [(d["device"], d["name"], ", ".join(d["backends"]) or "-",
+                      "\n".join(f"{b}: {why}" for b, why in d["unavailable"].items()) or "-") for d in devices],
+                    wide=wide)
         if not any(d["kind"] == "cuda" for d in devices):
             from ..devices import no_cuda_reason
 

@@ -7,10 +7,18 @@ import sys
 import click
 
 from ..errors import UsageError
-from ..render import esc, fmt, table, to_json
+from ..render import Col, fmt, print_table, to_json
 
-TABLE_COLUMNS = ["model", "backend", "device", "precision", "batch", "threads", "status", "n",
-                 "p50 ms [95% CI]", "p90 ms", "p99 ms", "items/s", "cv", "load ms", "peak RSS MB"]
+# In a terminal the table shows what fits its width in this priority order (0: always); the
+# columns naming a case fold into the title when every row shares the value (issue 15).
+TABLE_COLUMNS = [
+    Col("model"), Col("backend"), Col("device", fold="{}"), Col("precision", fold="{}"),
+    Col("batch", right=True, fold="batch {}"), Col("threads", right=True, fold="{} threads"),
+    Col("scenario", fold="{}"), Col("weights", fold="weights {}"), Col("status", 1, fold="all {}"),
+    Col("p50 ms [95% CI]", right=True), Col("CV", 2, right=True), Col("items/s", 4, right=True),
+    Col("p90 ms", 5, right=True), Col("p99 ms", 6, right=True), Col("n", 3, right=True),
+    Col("load ms", 7, right=True), Col("peak RSS MB", 8, right=True),
+]
 
 
 def _ci(row) -> str:
@@ -22,17 +30,19 @@ def _ci(row) -> str:
 
 
 def _cv(v) -> str:
+    from ..bench.stats import CV_WARN
+
     if v is None:
         return "-"
-    flag = " !" if v > 0.05 else ""  # METHOD.md section 5: CV above 5% is flagged
+    flag = " !" if v > CV_WARN else ""  # METHOD.md section 5: CV above 5% is flagged
     return f"{v * 100:.1f}%{flag}"
 
 
 def _table_rows(rows):
     for r in rows:
-        yield (r["model"], r["backend"], r["device"], r["precision"], r["batch"], r["threads"], r["status"],
-               fmt(r.get("n")), _ci(r), fmt(r.get("p90_ms"), 3), fmt(r.get("p99_ms"), 3),
-               fmt(r.get("items_per_s"), 1), _cv(r.get("cv")), fmt(r.get("load_ms"), 0),
+        yield (r["model"], r["backend"], r["device"], r["precision"], r["batch"], r["threads"], r.get("scenario"),
+               r.get("weights"), r["status"], _ci(r), _cv(r.get("cv")), fmt(r.get("items_per_s"), 1),
+               fmt(r.get("p90_ms"), 3), fmt(r.get("p99_ms"), 3), fmt(r.get("n")), fmt(r.get("load_ms"), 0),
                fmt(r.get("peak_rss_mb"), 0))
 
 
@@ -70,7 +80,9 @@ def _write(data: bytes | str, out: str | None) -> None:
               "`pfdeploy compare` reads.")
 @click.option("--samples", is_flag=True, help="csv/parquet: add the raw samples (nanoseconds) per result.")
 @click.option("--out", metavar="FILE", help="Write to FILE (atomically) instead of stdout; needed for parquet.")
-def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
+@click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
+              "(output that is not a terminal always gets every column).")
+def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out, wide):
     """Show stored benchmark results."""
     from ..store import open_store
 
@@ -92,7 +104,7 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
     if list_runs:
         with open_store(store_url, create=False, readonly=True) as store:
             runs = store.runs()
-        _emit_runs(runs, fmt_, out, store_url)
+        _emit_runs(runs, fmt_, out, store_url, wide)
         return
 
     if fmt_ in ("csv", "parquet"):
@@ -111,20 +123,29 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out):
         runs = store.runs() if all_runs else [store.resolve_run(run_ref or "latest")]
         per_run = [(run, store.results(run["id"])) for run in runs]
         where = store.url
+    from rich.text import Text
+
     from ..render import console
 
     if not per_run:
-        console.print(esc(f"no runs in {where}"))
+        console.print(Text(f"no runs in {where}"))
         return
     for run, rows in per_run:
-        console.print(table(TABLE_COLUMNS, _table_rows(rows), title=_title(run),
-                            justify_right=TABLE_COLUMNS[4:6] + TABLE_COLUMNS[7:]))
-        for r in rows:
-            if r["status"] != "ok" and r.get("error"):
-                console.print(f"  {r['status']}: {r['case_key']}: {r['error']}", markup=False, highlight=False)
-            for w in r.get("warnings") or []:
-                console.print(f"  warning: {r['case_key']}: {w}", markup=False, highlight=False)
-    console.print(f"store: {where}", markup=False, highlight=False)
+        print_run_table(console, run, rows, wide)
+    console.print(Text(f"store: {where}"))
+
+
+def print_run_table(console, run: dict, rows: list[dict], wide: bool = False) -> None:
+    """One run's results: the fitted table, then one line per kind of warning and per reason a
+    case was not measured (the per-case details are in `--format json` and the report)."""
+    from ..digest import summarize_not_measured, summarize_warnings
+    from ..render import print_note
+
+    print_table(console, TABLE_COLUMNS, list(_table_rows(rows)), title=_title(run), wide=wide)
+    for item in summarize_not_measured(rows):
+        print_note(console, item["text"], style="red" if item["status"] == "failed" else "")
+    for item in summarize_warnings(rows):
+        print_note(console, f"warning: {item['text']}", style="yellow")
 
 
 def _title(run) -> str:
@@ -140,7 +161,7 @@ def _title(run) -> str:
     return ", ".join(bits)
 
 
-def _emit_runs(runs, fmt_, out, store_url):
+def _emit_runs(runs, fmt_, out, store_url, wide=False):
     from ..render import console
 
     cols = ["id", "started_at", "finished_at", "status", "tag", "git_commit", "suite", "machine_id",
@@ -154,7 +175,11 @@ def _emit_runs(runs, fmt_, out, store_url):
         df = pd.DataFrame.from_records([{c: r.get(c) for c in cols} for r in runs], columns=cols)
         _write_frame(df, fmt_, out)
         return
-    console.print(table(["run", "started (UTC)", "status", "tag", "commit", "suite", "machine", "results"],
-                        [(r["id"][:12], r["started_at"][:19].replace("T", " "), r["status"], r.get("tag") or "-",
-                          (r.get("git_commit") or "-")[:10], r.get("suite") or "-", r.get("machine_id") or "-",
-                          r["n_results"]) for r in runs], justify_right=["results"]))
+    print_table(console, RUN_COLUMNS,
+                [(r["id"][:12], r["started_at"][:19].replace("T", " "), r["status"], r.get("tag") or "-",
+                  (r.get("git_commit") or "-")[:10], r.get("suite") or "-", r.get("machine_id") or "-",
+                  r["n_results"]) for r in runs], wide=wide)
+
+
+RUN_COLUMNS = [Col("run"), Col("started (UTC)"), Col("status", 1), Col("tag", 2, wrap=True), Col("commit", 4),
+               Col("suite", 3), Col("machine", 5), Col("results", 1, right=True)]

@@ -322,6 +322,10 @@ def run_summary(doc: dict) -> dict:
     for r in rows:
         if r.get("artifact") or r.get("artifact_sha256"):
             manifests.append({"row": r, "json": pretty_json(r.get("artifact") or {})})
+    from ..digest import summarize_warnings
+
     comps = [dict(c, text=ratio_text(c)) for c in comparisons(rows)]
     return {"counts": _status_counts(rows), "failures": failures, "skipped": skipped,
-            "manifests": manifests, "rows": sorted(rows, key=_sort_key), "comparisons": comps}
+            "manifests": manifests, "rows": sorted(rows, key=_sort_key), "comparisons": comps,
+            # one line per kind of warning (the same lines `pfdeploy results` prints), details below
+            "warning_kinds": summarize_warnings(rows)}
