@@ -309,8 +309,8 @@ class Engine:
 
     def _groups(self, todo):
         """Interleaving groups (rotations): one per precision and batch when it fits MAX_GROUP
-        workers; otherwise clusters that must share a rotation (a model with its zoo baselines
-        and the table's baselines, per backend) are packed whole into groups (first fit,
+        workers; otherwise clusters that must share a rotation (a model with its zoo baselines,
+        per backend) are packed whole into groups (first fit,
         largest first), so every speedup of a model over its baselines stays paired. Only a
         cluster larger than MAX_GROUP itself is split (its cross-chunk ratios are then unpaired,
         and say so). `--no-interleave`: every case alone."""
@@ -735,9 +735,8 @@ class Engine:
 
 
 def _clusters(items: list) -> list[list]:
-    """Cases that should share a rotation: per backend, each model linked with its zoo
-    baselines (ModelSpec.baselines: the table's speedup columns follow them) (union-find over
-    model names)."""
+    """Cases that should share a rotation: per backend, each model linked with the baselines its
+    zoo spec names (what the table and the claims compare it with; union-find over model names)."""
     from ..zoo import get_spec
 
     parent: dict = {}
@@ -756,7 +755,7 @@ def _clusters(items: list) -> list[list]:
         find((backend, model))
         try:
             spec = get_spec(model)
-            links = list(spec.baselines)
+            links = list(spec.baselines)  # the baselines the claims compare it with
         except Exception:  # noqa: BLE001 - a model outside the zoo (the fake runner's): no links
             links = []
         for other in links:

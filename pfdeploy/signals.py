@@ -102,6 +102,20 @@ def install() -> dict:
     return previous
 
 
+def exiting() -> None:
+    """Call just before the process exits: after an interrupt it is on its way out with
+    128+signum, and a late signal (one more Ctrl-C while the interpreter shuts down, when Python
+    has already put the default handlers back) must neither print a traceback nor turn the exit
+    status into a death by signal; so, after an interrupt, the handled signals are ignored."""
+    if _state.signum is None:
+        return
+    for sig in HANDLED:
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):
+            pass
+
+
 def restore(previous: dict) -> None:
     for sig, handler in previous.items():
         try:

@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:
-        signals.restore(previous)
+        # After an interrupt pfdeploy's handler stays (it swallows late signals while the command
+        # exits; `run` then ignores them for the interpreter's shutdown); otherwise restore.
+        if signals.received() is None:
+            signals.restore(previous)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -90,4 +93,8 @@ def _main(argv: list[str] | None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    from .. import signals
+
+    code = main()
+    signals.exiting()  # a late Ctrl-C during shutdown cannot change the exit status
+    sys.exit(code)
