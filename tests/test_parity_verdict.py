@@ -109,6 +109,16 @@ def vit_int8(artifact_cache):
         parity.EXTRA_BATCHES["int8"] = old
 
 
+def _runner(art, model_file):
+    """The backend runner `pfdeploy bench` times (parity.artifact_runner) over another model file."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    other = SimpleNamespace(target=art.target, precision=art.precision, model_name=art.model_name,
+                            model_file=Path(model_file), manifest=art.manifest, path=art.path)
+    return parity.artifact_runner(other)
+
+
 @pytest.mark.parametrize("how", ["nan", "far"])
 def test_a_broken_int8_artifact_fails_parity(vit_int8, tmp_path, how):
     from pfdeploy.zoo import create_model, get_spec
@@ -117,8 +127,8 @@ def test_a_broken_int8_artifact_fails_parity(vit_int8, tmp_path, how):
     _break(vit_int8.model_file, broken, how)
     model, spec = create_model("pf_vit_ti"), get_spec("pf_vit_ti")
     inputs = parity.parity_inputs(spec, [1, 2], "int8")[:3]
-    good = parity.run_parity(model, spec, parity.ort_runner(vit_int8.model_file), [1, 2], "int8", inputs=inputs)
-    bad = parity.run_parity(model, spec, parity.ort_runner(broken), [1, 2], "int8", inputs=inputs)
+    good = parity.run_parity(model, spec, _runner(vit_int8, vit_int8.model_file), [1, 2], "int8", inputs=inputs)
+    bad = parity.run_parity(model, spec, _runner(vit_int8, broken), [1, 2], "int8", inputs=inputs)
     assert bad["verdict"] == "failed", bad
     if how == "nan":
         assert "NaN" in bad["why"]
