@@ -325,8 +325,24 @@ def machine_metadata() -> dict:
         "gpu_note": gpu_note,
         "tools": tool_versions(),
     }
+    name = machine_name()
+    if name:
+        meta["machine_name"] = name
     meta["machine_id"] = machine_id(meta)
     return meta
+
+
+MACHINE_NAME_ENV = "PFDEPLOY_MACHINE_NAME"
+
+
+def machine_name() -> str | None:
+    """$PFDEPLOY_MACHINE_NAME: an operator's name for this machine, recorded with its runs and
+    made part of its machine id. Two machines of identical hardware share a machine id (the id
+    names the hardware, and their runs are compared as one machine); naming them keeps their runs
+    apart (a fleet of identical nodes measured one by one; several Ray nodes on one host in the
+    fleet tests). Unset or empty: no name, and the id is the hardware's alone."""
+    value = os.environ.get(MACHINE_NAME_ENV, "").strip()
+    return value[:64] or None
 
 
 def _identity(meta: dict) -> dict:
@@ -339,16 +355,19 @@ def _identity(meta: dict) -> dict:
         # whole GiB: MemTotal moves by a few MB between kernels and boots
         "memory_gib": round(mem / 2**30) if mem else None,
         "gpus": sorted(g.get("name") or "" for g in (meta.get("gpus") or [])),
+        # only when named ($PFDEPLOY_MACHINE_NAME), so an unnamed machine keeps its id
+        **({"name": meta["machine_name"]} if meta.get("machine_name") else {}),
     }
 
 
 def machine_id(meta: dict | None = None) -> str:
     """Stable id of this machine's hardware: 16 hex chars of a sha256 over the CPU model name,
-    physical and logical core counts, memory size in whole GiB and the GPU names. Clocks, load,
+    physical and logical core counts, memory size in whole GiB and the GPU names (and the
+    machine's name when $PFDEPLOY_MACHINE_NAME gives one). Clocks, load,
     hostname and versions are left out, so it survives reboots and upgrades."""
     if meta is None:
         cpu = cpu_info()
         gpus, _ = nvml_gpus()
-        meta = {"cpu": cpu, "memory_bytes": memory_bytes(), "gpus": gpus}
+        meta = {"cpu": cpu, "memory_bytes": memory_bytes(), "gpus": gpus, "machine_name": machine_name()}
     blob = json.dumps(_identity(meta), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

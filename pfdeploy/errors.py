@@ -34,6 +34,7 @@ INSTALL_HINTS = {
     "tensorrt": "pip install 'pfdeploy[gpu]' (CUDA 13; 'pfdeploy[gpu-cu12]' for CUDA 12, docs/gpu.md) on Linux x86_64 with an NVIDIA driver",
     "pynvml": "pip install 'pfdeploy[gpu]'",
     "psycopg": "pip install 'pfdeploy[postgres]'",
+    "ray": "pip install 'pfdeploy[fleet]'",
     "playwright": "pip install 'pfdeploy[test]'",
 }
 

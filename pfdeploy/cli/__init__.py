@@ -24,6 +24,7 @@ VERBS = {
     "claims": "Check the paper's claims against stored runs: a verdict per machine, device, runtime, precision.",
     "report": "Build a static HTML dashboard from the results store.",
     "weights": "The release's pretrained checkpoints: list, fetch into the cache, verify.",
+    "fleet": "Benchmark every node of a Ray cluster with one command; runs gathered into one store.",
     "store": "The results store's schema: inspect it, upgrade it, publish the run-file schema.",
 }
 

@@ -83,6 +83,13 @@ def check_batch_memory(models: tuple[str, ...], batches: tuple[int, ...]) -> Non
                     f"{available / 2**30:.1f} GiB of memory available")
 
 
+def check_machine(cfg) -> None:
+    """The checks of a config against the machine that will run it: --threads against its CPUs,
+    --batch against its memory (UsageError on failure)."""
+    check_threads(cfg.threads)
+    check_batch_memory(cfg.models, cfg.batches)
+
+
 def _batches(value: str | None) -> tuple[int, ...] | None:
     items = _csv(value, "batch")
     if items is None:
@@ -97,8 +104,10 @@ def _batches(value: str | None) -> tuple[int, ...] | None:
 
 
 def build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
-                 target_ci, interleave, tag):
-    """BenchConfig from the command-line options (validated; UsageError on bad input)."""
+                 target_ci, interleave, tag, local_checks: bool = True):
+    """BenchConfig from the command-line options (validated; UsageError on bad input).
+    local_checks=False leaves out the checks against this machine's CPUs and memory (`fleet
+    bench` runs them on each node: check_machine)."""
     from dataclasses import replace
 
     from ..backends import get_backend
@@ -131,9 +140,10 @@ def build_config(models, suite, backends, device, precision, batch, threads, sce
             why = get_backend(b).supports_scenario(scenario)
             if why:
                 raise UsageError(why)
-    check_threads(threads)
     batches = _batches(batch) or s.batches
-    check_batch_memory(model_list, batches)
+    if local_checks:
+        check_threads(threads)
+        check_batch_memory(model_list, batches)
     rule = s.rule
     changes = {}
     if min_time is not None:
@@ -254,31 +264,46 @@ class RichProgress:
             self.console.print(Text(f"{row['status']:>7}  {result.spec.label}: {detail}"))
 
 
+# Every `pfdeploy bench` option: what runs, where it is stored, how it is shown. `pfdeploy fleet
+# bench` takes the very same ones (bench_options), so the two verbs cannot drift apart.
+_BENCH_OPTIONS = [
+    click.option("--models", help="Comma-separated models (zoo names, aliases, timm:<name>); exclusive with --suite."),
+    click.option("--suite", help="A named suite: default (the default), paper, quick."),
+    click.option("--backends", help="Comma-separated: torch,torch-compile,onnxruntime,openvino,tensorrt "
+                                     "(default: the suite's, else every backend that runs on the device)."),
+    click.option("--device", default=None, help="cpu (default), cuda:N, or an OpenVINO device (GPU, NPU, openvino:GPU.0)."),
+    click.option("--precision", help="Comma-separated: fp32,tf32,fp16,bf16,int8, or best: fp32 and each runtime's fastest "
+                                      "precision on the device (default: fp32, plus bf16 where a runtime runs it natively)."),
+    click.option("--batch", help="Comma-separated batch sizes (default 1)."),
+    click.option("--threads", type=int, help="Intra-op threads for every runtime (default: physical cores)."),
+    click.option("--scenario", type=click.Choice(["latency", "throughput"]), help="latency (default) or throughput."),
+    click.option("--min-time", type=float, help="Measure each case for at least this many seconds."),
+    click.option("--max-time", type=float, help="Never measure a case longer than this many seconds."),
+    click.option("--target-ci", type=float, help="Stop once the median's round-aware 95% CI half-width is within this fraction (default 0.02)."),
+    click.option("--interleave/--no-interleave", default=True, show_default=True,
+                  help="Interleave rounds of all cases (A,B,C,A,B,C...) or run cases one after another."),
+    click.option("--allow-failed-parity", is_flag=True,
+                  help="Also time artifacts whose parity check failed (NaN/Inf or far from PyTorch); their rows say "
+                       "parity failed. Default: such cases fail without being timed."),
+    click.option("--store", "store_url", help="Results store: a SQLite path or URL, postgresql://... "
+                                               "(default: $PFDEPLOY_STORE or ./pfdeploy-results.db)."),
+    click.option("--tag", help="A label for this run (compare and report find runs by tag)."),
+    click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Also write the run as JSON to FILE ('-': stdout)."),
+    click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
+                  "(output that is not a terminal always gets every column)."),
+]
+
+
+def bench_options(f):
+    """Apply every `pfdeploy bench` option to a click command (keyword arguments models ... wide,
+    in `command`'s order; build_config turns them into a BenchConfig)."""
+    for deco in reversed(_BENCH_OPTIONS):
+        f = deco(f)
+    return f
+
+
 @click.command("bench")
-@click.option("--models", help="Comma-separated models (zoo names, aliases, timm:<name>); exclusive with --suite.")
-@click.option("--suite", help="A named suite: default (the default), paper, quick.")
-@click.option("--backends", help="Comma-separated: torch,torch-compile,onnxruntime,openvino,tensorrt "
-                                 "(default: the suite's, else every backend that runs on the device).")
-@click.option("--device", default=None, help="cpu (default), cuda:N, or an OpenVINO device (GPU, NPU, openvino:GPU.0).")
-@click.option("--precision", help="Comma-separated: fp32,tf32,fp16,bf16,int8, or best: fp32 and each runtime's fastest "
-                                  "precision on the device (default: fp32, plus bf16 where a runtime runs it natively).")
-@click.option("--batch", help="Comma-separated batch sizes (default 1).")
-@click.option("--threads", type=int, help="Intra-op threads for every runtime (default: physical cores).")
-@click.option("--scenario", type=click.Choice(["latency", "throughput"]), help="latency (default) or throughput.")
-@click.option("--min-time", type=float, help="Measure each case for at least this many seconds.")
-@click.option("--max-time", type=float, help="Never measure a case longer than this many seconds.")
-@click.option("--target-ci", type=float, help="Stop once the median's round-aware 95% CI half-width is within this fraction (default 0.02).")
-@click.option("--interleave/--no-interleave", default=True, show_default=True,
-              help="Interleave rounds of all cases (A,B,C,A,B,C...) or run cases one after another.")
-@click.option("--allow-failed-parity", is_flag=True,
-              help="Also time artifacts whose parity check failed (NaN/Inf or far from PyTorch); their rows say "
-                   "parity failed. Default: such cases fail without being timed.")
-@click.option("--store", "store_url", help="Results store: a SQLite path or URL, postgresql://... "
-                                           "(default: $PFDEPLOY_STORE or ./pfdeploy-results.db).")
-@click.option("--tag", help="A label for this run (compare and report find runs by tag).")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Also write the run as JSON to FILE ('-': stdout).")
-@click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
-              "(output that is not a terminal always gets every column).")
+@bench_options
 def command(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time, target_ci,
             interleave, allow_failed_parity, store_url, tag, json_file, wide):
     """Benchmark models through every installed runtime and store the results.

@@ -68,6 +68,8 @@ def machine_label(run: dict) -> str:
     m = run.get("machine") or {}
     cpu = m.get("cpu") if isinstance(m.get("cpu"), dict) else {}
     parts = [str(cpu.get("model") or m.get("cpu_model") or "unknown CPU")]
+    if m.get("machine_name"):  # $PFDEPLOY_MACHINE_NAME: what tells identical machines apart
+        parts.insert(0, str(m["machine_name"]))
     cores = cpu.get("logical_cores")
     if cores:
         parts.append(f"{cores} threads")
