@@ -74,13 +74,20 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
                         "and is its port open to this machine?)") from None
 
 
-def connect(address: str | None):
-    """Connect this process to the Ray cluster as a driver (never starts one). Returns the ray
-    module. UserError for no address, an unreachable address or a Ray/Python mismatch."""
+def check_reachable_address(address: str | None) -> str:
+    """The cluster address (--address, else $RAY_ADDRESS), checked to accept connections; one
+    UserError line otherwise. Cheap: nothing heavy is imported."""
     address = address or os.environ.get("RAY_ADDRESS")
     if not address:
         raise UserError("no Ray cluster given: pass --address HOST:PORT (or set RAY_ADDRESS)")
     check_reachable(address)
+    return address
+
+
+def connect(address: str | None):
+    """Connect this process to the Ray cluster as a driver (never starts one). Returns the ray
+    module. UserError for no address, an unreachable address or a Ray/Python mismatch."""
+    address = check_reachable_address(address)
     ray = _ray()
     import logging
 

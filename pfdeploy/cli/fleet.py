@@ -43,6 +43,7 @@ def nodes_command(address, as_json, wide):
     from .. import __version__, fleet
     from ..render import Col, console, print_table
 
+    fleet.check_reachable_address(address)
     ray = fleet.connect(address)
     try:
         nodes = fleet.probe_nodes(ray)
@@ -198,6 +199,7 @@ def bench_command(address, selector, models, suite, backends, device, precision,
     from ..store import open_store
     from .bench import build_config
 
+    fleet.check_reachable_address(address)  # first: an unreachable cluster is one line, at once
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag, local_checks=False)  # threads/memory: checked on each node
     cfg.allow_failed_parity = allow_failed_parity
