@@ -445,6 +445,7 @@ class FleetBench:
         self.prepared_cases = prepared_cases
         self.runs = {n.node_id: NodeRun(n) for n in nodes}
         self.signum: int | None = None
+        self._pending: list = []  # relayed events fetched but not yet applied
 
     def run(self, display: Display | None = None) -> list[NodeRun]:
         ray = self.ray
@@ -493,28 +494,36 @@ class FleetBench:
     # -- events
 
     def _drain(self, collector, display) -> None:
+        """Fetch what the nodes relayed and apply it. Events wait in self._pending until applied,
+        each applied whole (signals deferred), so a Ctrl-C in the middle of a batch loses none:
+        the cancel path drains again and carries on where this stopped."""
+        from . import signals
+
         try:
-            events = self.ray.get(collector.drain.remote(), timeout=60)
+            self._pending.extend(self.ray.get(collector.drain.remote(), timeout=60))
         except Exception:  # noqa: BLE001 - the collector is gone: the task returns still carry the runs
-            return
-        for key, kind, payload in events:
-            nr = self.runs.get(key)
-            if nr is None:
-                continue
-            if kind in ("begin", "finish"):
-                nr.run = payload
-                nr.run_id = payload.get("id")
-                if kind == "begin":
-                    nr.text = "measuring"
-            elif kind == "case":
-                nr.results.append(payload)
+            pass
+        while self._pending:
+            with signals.deferred():
+                key, kind, payload = self._pending.pop(0)
+                nr = self.runs.get(key)
+                if nr is None:
+                    continue
+                if kind in ("begin", "finish"):
+                    nr.run = payload
+                    nr.run_id = payload.get("id")
+                    if kind == "begin":
+                        nr.text = "measuring"
+                elif kind == "case":
+                    nr.results.append(payload)
+                elif kind == "progress":
+                    nr.text = payload.get("text", nr.text)
+                    if payload.get("total") is not None:
+                        nr.total = payload["total"]
+                    if payload.get("done") is not None:
+                        nr.done = payload["done"]
+            if kind == "case":
                 display.case(nr, payload)
-            elif kind == "progress":
-                nr.text = payload.get("text", nr.text)
-                if payload.get("total") is not None:
-                    nr.total = payload["total"]
-                if payload.get("done") is not None:
-                    nr.done = payload["done"]
             display.update(nr)
 
     def _settle(self, node_id: str, ref, display) -> None:
@@ -582,27 +591,20 @@ class FleetBench:
         from .runfile import RUN_FILE_FORMAT, RUN_FILE_VERSION
 
         doc = nr.doc
-        if doc is None and nr.run is not None:
+        if doc is None and nr.run is not None:  # no export came back: what the node relayed
             run = dict(nr.run)
-            if run.get("status") == "running":  # it never finished: the driver decides how it ended
+            if run.get("status") == "running":  # it never finished: how it ended is the driver's finding
                 run["status"] = "interrupted" if nr.status == "interrupted" else "failed"
                 run["finished_at"] = _now_iso()
             doc = {"format": RUN_FILE_FORMAT, "version": RUN_FILE_VERSION, "run": run, "results": list(nr.results)}
         if doc is None:  # the node died (or was cancelled) before its run began: nothing to keep
+            nr.status = "interrupted" if nr.status == "interrupted" else "failed"
             nr.error = nr.error or "no run was started"
             return
-        if nr.status == "running":
-            nr.status = "failed"
         run = doc["run"]
         if nr.error:
-            fleet = dict(run.get("fleet") or {})
-            fleet["error"] = nr.error
-            run["fleet"] = fleet
-        if nr.status in ("failed", "interrupted") and run.get("status") == "finished" and nr.doc is None:
-            pass  # relayed 'finish' arrived before the node went away: keep finished
-        elif nr.status in ("failed", "interrupted") and run.get("status") == "running":
-            run["status"] = nr.status
-        nr.status = run.get("status", nr.status)
+            run["fleet"] = {**(run.get("fleet") or {}), "error": nr.error}
+        nr.status = run.get("status") or "failed"
         nr.doc = doc
         nr.run_id = run.get("id")
         try:
