@@ -31,12 +31,17 @@ from conftest import run_cli  # noqa: E402
 pytestmark = pytest.mark.fleet
 
 
-def patient_startup(limit_s: float = 300.0) -> None:
+def patient_startup(limit_s: float = 600.0) -> None:
     """Ray gives a starting node a fixed 30 s (a constant inside ray._private.node) to register with
-    the GCS; on a machine loaded far beyond its cores that passes before the raylet gets the CPU to
-    register. The node-info lookup it polls is made to keep polling for up to `limit_s` instead:
-    test infrastructure only (how fast a local test cluster starts), nothing pfdeploy does."""
+    the GCS, and its raylet waits a limited time for its agent processes; on a machine loaded far
+    beyond its cores (a 2-core machine at load 30-50 while this was written) both pass before the
+    processes get the CPU to start. The raylet's wait is raised through Ray's own setting
+    (RAY_agent_register_timeout_ms, inherited by the raylets started here) and the node-info lookup
+    it polls keeps polling for up to `limit_s`: test infrastructure only (how fast a local test
+    cluster starts), nothing pfdeploy does."""
     from ray._private import services
+
+    os.environ.setdefault("RAY_agent_register_timeout_ms", str(int(limit_s * 1000)))
 
     if getattr(services.get_node, "_patient", False):
         return
