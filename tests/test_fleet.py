@@ -35,13 +35,16 @@ def patient_startup(limit_s: float = 600.0) -> None:
     """Ray gives a starting node a fixed 30 s (a constant inside ray._private.node) to register with
     the GCS, and its raylet waits a limited time for its agent processes; on a machine loaded far
     beyond its cores (a 2-core machine at load 30-50 while this was written) both pass before the
-    processes get the CPU to start. The raylet's wait is raised through Ray's own setting
-    (RAY_agent_register_timeout_ms, inherited by the raylets started here) and the node-info lookup
+    processes get the CPU to start. The waits are raised through Ray's own settings (RAY_*
+    environment variables, inherited by the raylets started here) and the node-info lookup
     it polls keeps polling for up to `limit_s`: test infrastructure only (how fast a local test
     cluster starts), nothing pfdeploy does."""
     from ray._private import services
 
-    os.environ.setdefault("RAY_agent_register_timeout_ms", str(int(limit_s * 1000)))
+    for name, value in (("RAY_agent_register_timeout_ms", limit_s * 1000), ("RAY_raylet_start_wait_time_s", limit_s),
+                        ("RAY_worker_register_timeout_seconds", limit_s), ("RAY_py_gcs_connect_timeout_s", limit_s),
+                        ("RAY_gcs_rpc_server_connect_timeout_s", limit_s)):
+        os.environ.setdefault(name, str(int(value)))
 
     if getattr(services.get_node, "_patient", False):
         return
