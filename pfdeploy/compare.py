@@ -496,16 +496,27 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
     # 1.8x), so one shift for all would leave that difference to every case's verdict.
     backends = [by_key[k].backend for k in keys]
     big = sorted(b for b, n in Counter(backends).items() if n >= MIN_SHIFT_CASES)
-    per_backend = len(big) >= 2
-    group = [b if (per_backend and b in big) else None for b in backends]
-    members = [np.array([j for j in range(m) if j != i and (group[i] is None or group[j] == group[i])])
-               for i in range(m)]  # leave-one-out: a case never hides its own change in the shift
-    loo_point = np.array([np.median(point[members[i]]) for i in range(m)])
-    loo_reps = np.vstack([np.median(L[members[i]], axis=0) for i in range(m)])
-    d = point - loo_point
-    D = L - loo_reps
-    sd = np.array([max(_iqr_sd(D[i]), 1e-9) for i in range(m)])
-    tau = _robust_tau(d, sd)
+
+    def relative(group):
+        # leave-one-out: a case never hides its own change in the shift it is compared with
+        members = [np.array([j for j in range(m) if j != i and (group[i] is None or group[j] == group[i])])
+                   for i in range(m)]
+        loo_point = np.array([np.median(point[members[i]]) for i in range(m)])
+        loo_reps = np.vstack([np.median(L[members[i]], axis=0) for i in range(m)])
+        d, D = point - loo_point, L - loo_reps
+        sd = np.array([max(_iqr_sd(D[i]), 1e-9) for i in range(m)])
+        return group, loo_point, d, D, _robust_tau(d, sd)
+
+    chosen = relative([None] * m)
+    if len(big) >= 2:
+        # a shift per runtime only where it explains the cases better than one shift for all
+        # (a smaller spread tau); with runtimes that moved together, the leave-one-out medians
+        # of a few cases per runtime would only add noise
+        grouped = relative([b if b in big else None for b in backends])
+        if grouped[4] < chosen[4]:
+            chosen = grouped
+    group, loo_point, d, D, tau = chosen
+    per_backend = any(g is not None for g in group)
     noise = rng.standard_normal(D.shape) * tau
     sig = lo > 0 or hi < 0
     beyond = sig and abs(math.exp(s_point) - 1) >= cmp.threshold

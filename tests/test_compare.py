@@ -468,6 +468,9 @@ def test_each_runtime_gets_its_own_shift_when_a_neighbour_slows_them_unequally()
     assert by_model(found)["o2"].rel_ratio == pytest.approx(1.12, abs=0.03)
     assert "relative to the onnxruntime shift" in by_model(found)["o2"].note
     assert sum(c.verdict == "regression" for c in found.cases) == 1
+    # runtimes that moved together: one shift for all (a shift per runtime would only add noise)
+    together = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.3))
+    assert together.backend_shifts == {} and together.shift.ratio == pytest.approx(1.3, abs=0.03)
     # one runtime with too few cases: a single shift for everything, as before
     few = C.compare_runs(synth_doc("b", 1, cases=ort + ov[:2]), synth_doc("h", 2, cases=ort + ov[:2], factor=factor))
     assert few.backend_shifts == {} and few.shift is not None
