@@ -459,6 +459,9 @@ class Shift:
 
 
 MIN_SHIFT_CASES = 4
+# a shift per runtime must shrink the spread tau by a quarter and by at least this much (log
+# scale, ~1%): below that the runtimes moved together and one shift is the better model
+PER_BACKEND_MIN_GAIN = 0.01
 
 
 def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict) -> None:
@@ -513,7 +516,7 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
         # (a smaller spread tau); with runtimes that moved together, the leave-one-out medians
         # of a few cases per runtime would only add noise
         grouped = relative([b if b in big else None for b in backends])
-        if grouped[4] < chosen[4]:
+        if grouped[4] < 0.75 * chosen[4] and chosen[4] - grouped[4] > PER_BACKEND_MIN_GAIN:
             chosen = grouped
     group, loo_point, d, D, tau = chosen
     per_backend = any(g is not None for g in group)
