@@ -94,8 +94,10 @@ def test_gate_monte_carlo_quick():
     quiet machine). With the real shifts *and* their real case-to-case spread, at most 1 of 12 A/A
     comparisons may call a regression (measured: 0; the 5% bound itself is the slow test's); with
     the real common shifts alone (uniform), none may, and the +8% case must be found in >= 10 of 12.
-    Under the real spread (tau up to 0.19 on the loaded machine) +8% was found in 7 of 12 only: not
-    asserted (docs/compare.md)."""
+    Under the real spread (per-runtime shifts and the spread left beyond them: tau 0 in 57% of the
+    91 real pairs, above 0.058 in a quarter, up to 0.28) +8% was found in 8 of 12 only: not asserted
+    (an 8% change inside a case-to-case spread of 6-28% is not separable from it at a family-wise
+    5%; docs/compare.md)."""
     false_alarms, _ = _rates(12)
     assert false_alarms <= 1, f"{false_alarms} of 12 A/A comparisons called a regression"
     false_alarms, found = _rates(12, uniform=True)
