@@ -427,7 +427,7 @@ def plan_models(models, weights, seed: int = 0) -> dict[str, "ModelWeights"]:
             what = "checkpoints" if spelt == "release" else f"{spelt} checkpoints"
             raise UsageError(f"--weights {spelt} does not fit {names}: the release published {what} only for {', '.join(have)}; use --weights {spelt},pretrained (timm's weights for "
                              f"the baselines) or {spelt},synthetic, or leave {them} out of --models")
-        detail = "; ".join(why if why.startswith("no choice") else f"{m}: {why}" for m, why in unfit.items())
+        detail = "; ".join(why if why.startswith(("no choice", m)) else f"{m}: {why}" for m, why in unfit.items())
         raise UsageError(f"--weights {spelt} does not fit {names}: {detail}; leave {them} out of --models or "
                          f"add a choice that fits ({spelt},synthetic)")
     out = {}
