@@ -4,7 +4,7 @@ Providers: the CPU execution provider on `cpu`; on `cuda:N` CUDA -> CPU (option
 `provider: "tensorrt"`: TensorRT -> CUDA -> CPU), which needs onnxruntime-gpu. ONNX Runtime only
 warns when a requested provider cannot be created and quietly runs on the CPU: this runner checks
 every provider of the session after creation, the placement of the nodes on GPU sessions, turns
-off the Python API's silent CPU retry, and fails the case instead (`pfdeploy.devices.ort_gpu`).
+off the Python API's silent CPU retry, and fails the case instead (`pfdeploy.backends.ort_gpu`).
 
 Precisions: fp32 and int8 on the CPU (int8: the ONNX Runtime x86 recipe, U8S8 QDQ with per-channel
 weights, see `pfdeploy.exporters.quantize`); fp32 (`use_tf32` 0), tf32 (`use_tf32` 1), fp16 and
@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from ..devices import ort_gpu
+from . import ort_gpu
 from ..errors import INSTALL_HINTS, UserError, optional_import
 from .base import Backend, Runner, precision_table
 
@@ -50,7 +50,7 @@ class OnnxRuntimeRunner(Runner):
         self.requested = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
         self.gpu = self.case.device.startswith("cuda")
         self.placement = None
-        if self.gpu:  # the GPU checks live in pfdeploy.devices.ort_gpu (tested with fakes)
+        if self.gpu:  # the GPU checks live in pfdeploy.backends.ort_gpu (tested with fakes)
             mode = ort_gpu.configure_session(ort, so)
             try:
                 self.session = ort.InferenceSession(self.model_file, sess_options=so,

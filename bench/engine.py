@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..devices.cpuload import add_usage
 from ..errors import UserError
 from ..exporters.artifact import parity_verdict
 from .config import CaseSpec, StopRule
@@ -171,6 +172,7 @@ class _Live:
     h2d_ms: list[float] = field(default_factory=list)
     d2h_ms: list[float] = field(default_factory=list)
     measured_ns: int = 0
+    cpu: dict | None = None  # CPU used by this worker / everyone else during the timed rounds
     warmup_n: int = 0
     budget_units: float = 0.0
 
@@ -628,6 +630,7 @@ class Engine:
                 lv.h2d_ms += reply.get("h2d_ms") or []
                 lv.d2h_ms += reply.get("d2h_ms") or []
                 lv.measured_ns += sum(s)
+                lv.cpu = add_usage(lv.cpu, reply.get("cpu"))
                 self._advance(min(sum(s) / 1e9, max(0.0, rule.min_time_s - (lv.measured_ns - sum(s)) / 1e9)))
                 decision = decide(rule, lv.samples, lv.measured_ns, rounds=lv.rounds)
                 if decision.stop:
@@ -715,6 +718,13 @@ class Engine:
                 warnings.append(f"stopped at max-time ({self.config.rule.max_time_s:g} s measured) before the "
                                 f"median's CI reached +-{self.config.rule.target_ci:.1%}"
                                 + (f" (it is +-{hw:.1%})" if hw is not None else ""))
+        cpu = _cpu_contention(live.cpu) if (live is not None and status == "ok") else None
+        if cpu and cpu["other_share"] is not None and cpu["other_share"] > OTHER_CPU_WARN:
+            warnings.append(f"other processes used {cpu['other_share']:.0%} of the machine's CPU while this case "
+                            "was measured: its figures include their interference")
+        if cpu and cpu["steal_share"] is not None and cpu["steal_share"] > OTHER_CPU_WARN:
+            warnings.append(f"the hypervisor gave {cpu['steal_share']:.0%} of this VM's CPU time to other guests "
+                            "while this case was measured (steal)")
         if status == "ok" and prep.parity and parity_verdict(prep.parity) == "failed":
             warnings.append("timed although its parity check FAILED (--allow-failed-parity): its outputs are not "
                             "what PyTorch computes")
@@ -761,6 +771,9 @@ class Engine:
             # which clock each figure is: the main statistics (p50_ms ... cv) are always the host
             # clock (METHOD.md 1); "host+device": the row also carries device_* figures (CUDA events)
             "clock": "host+device" if device_fields else "host", **device_fields,
+            # CPU that other processes (other_share) and other VMs (steal_share) took from the
+            # machine while this case's rounds were timed (pfdeploy.devices.cpuload)
+            "cpu_contention": cpu,
             "params": prep.params, "macs": prep.macs,
             "artifact_sha256": prep.artifact_sha256, "artifact": artifact, "parity": prep.parity or {},
             # top-1/top-5 measured for exactly this artifact (exporters/accuracy.py), None when never measured
@@ -768,6 +781,22 @@ class Engine:
             "warnings": warnings, "round_size": live.k if live else None, "created_at": _now(),
         }
         return row
+
+
+OTHER_CPU_WARN = 0.10  # a row warns when others took more than this share of the machine's CPU
+
+
+def _cpu_contention(usage: dict | None) -> dict | None:
+    """The row's record of CPU contention during the timed rounds (None off Linux)."""
+    if not usage or not usage.get("machine_s"):
+        return None
+    return {"other_share": _r(usage["other_share"]), "steal_share": _r(usage["steal_share"]),
+            "other_cpu_s": _r(usage["other_s"]), "own_cpu_s": _r(usage["self_s"]),
+            "machine_cpu_s": _r(usage["machine_s"]), "source": "/proc/stat and the worker's os.times()"}
+
+
+def _r(v):
+    return None if v is None else round(float(v), 4)
 
 
 def _clusters(items: list) -> list[list]:

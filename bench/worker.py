@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 
 from .config import CaseSpec, StopRule
+from ..devices.cpuload import cpu_snapshot, cpu_usage
 
 
 class WorkerDied(Exception):
@@ -269,10 +270,12 @@ class _Worker:
         for _ in range(rewarm):  # caches were evicted while other cases ran: not recorded
             r._step()
         r.device_ms.clear(), r.h2d_ms.clear(), r.d2h_ms.clear()
+        before = cpu_snapshot()  # outside the timed interval: who else used the CPU in this round
         samples = r.timed(iters, budget_ns=budget_ns)
+        cpu = cpu_usage(before, cpu_snapshot())
         self._sample_gpu()
         return {"samples_ns": samples, "device_ms": list(r.device_ms), "h2d_ms": list(r.h2d_ms),
-                "d2h_ms": list(r.d2h_ms)}
+                "d2h_ms": list(r.d2h_ms), "cpu": cpu}
 
     def _sample_gpu(self) -> None:
         if self.gpu_memory is not None:

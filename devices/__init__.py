@@ -18,12 +18,12 @@ from .machine import (cpu_flags, cpu_info, cpu_native, machine_id, machine_metad
                       physical_cores, tool_versions)
 from .parse import (ALLOWED_FORMS, Device, cuda_device_count, device_unavailable_reason, discover_devices,
                     no_cuda_reason, openvino_devices, parse_device)
-from .threads import apply_thread_settings, runtime_thread_options, set_flush_denormal
+from .threads import apply_thread_settings, set_flush_denormal
 
 __all__ = [
     "ALLOWED_FORMS", "Device", "apply_thread_settings", "cpu_flags", "cpu_info", "cpu_native",
     "cuda_device_count", "device_unavailable_reason", "discover_devices",
     "machine_id", "machine_metadata", "memory_bytes", "no_cuda_reason", "nvml_gpus",
-    "openvino_devices", "parse_device", "physical_cores", "runtime_thread_options",
+    "openvino_devices", "parse_device", "physical_cores",
     "set_flush_denormal", "tool_versions",
 ]

@@ -2,8 +2,9 @@
 
 `apply_thread_settings` runs in a fresh worker process before any runtime is loaded: the OpenMP
 and MKL pools read their environment variables once, at first use. Runtimes with their own pools
-take the same numbers from `runtime_thread_options` (ONNX Runtime session options, OpenVINO
-INFERENCE_NUM_THREADS), so that every backend in a run gets the same intra-op count and inter-op 1.
+(ONNX Runtime session options, OpenVINO INFERENCE_NUM_THREADS) take the same numbers in their own
+backend module (`backends/<runtime>.py`), which also reads them back from the live runtime; this
+module names no runtime's options.
 """
 from __future__ import annotations
 
@@ -44,18 +45,6 @@ def apply_thread_settings(threads: int, interop: int = 1) -> dict:
     if applied["torch_threads"] != threads:
         applied["warnings"].append(f"torch uses {applied['torch_threads']} threads, not {threads}")
     return applied
-
-
-def runtime_thread_options(threads: int, interop: int = 1) -> dict:
-    """The same thread counts expressed for each runtime's own configuration:
-    onnxruntime (SessionOptions attributes), openvino (compile properties). Pure."""
-    _check(threads, interop)
-    return {
-        "onnxruntime": {"intra_op_num_threads": threads, "inter_op_num_threads": interop,
-                        "execution_mode": "ORT_SEQUENTIAL"},
-        "openvino": {"INFERENCE_NUM_THREADS": threads},
-        "torch": {"num_threads": threads, "num_interop_threads": interop},
-    }
 
 
 def set_flush_denormal() -> bool:

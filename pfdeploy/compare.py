@@ -422,6 +422,7 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
         if run.get("status") and run.get("status") != "finished":
             warnings.append(f"{side} run {run_label(run)} is {run.get('status')}: some cases may be missing")
     warnings.extend(_load_warnings(base_run, head_run))
+    warnings.extend(_contention_warnings(base_doc, head_doc))
     base_rows = _index(base_doc, "base", warnings)
     head_rows = _index(head_doc, "head", warnings)
     tested = sum(1 for k, b in base_rows.items() if same_machine and k in head_rows
@@ -571,6 +572,32 @@ def _few_cases_warning(cmp: Comparison, n: int) -> list[str]:
 
 def _testable(row: dict) -> bool:
     return row.get("status") == "ok" and bool(row.get("samples_ns"))
+
+
+CONTENTION_WARN = 0.10  # share of the machine's CPU taken by other processes during the timed rounds
+
+
+def run_contention(doc: dict) -> float | None:
+    """The share of the machine's CPU that other processes took while the run's cases were timed
+    (every ok row's `cpu_contention`, pooled); None when the rows do not carry it."""
+    other = machine = 0.0
+    for row in doc.get("results") or []:
+        c = row.get("cpu_contention") if row.get("status") == "ok" else None
+        if isinstance(c, dict) and isinstance(c.get("machine_cpu_s"), (int, float)) and c["machine_cpu_s"] > 0:
+            other += float(c.get("other_cpu_s") or 0.0)
+            machine += float(c["machine_cpu_s"])
+    return other / machine if machine > 0 else None
+
+
+def _contention_warnings(base_doc: dict, head_doc: dict) -> list[str]:
+    """Other processes took a different share of the CPU in the two runs: measured, not guessed
+    from the load average (which counts waiting tasks, whatever their priority)."""
+    b, h = run_contention(base_doc), run_contention(head_doc)
+    if b is None or h is None or max(b, h) <= CONTENTION_WARN or abs(h - b) < CONTENTION_WARN:
+        return []
+    side = "head" if h > b else "base"
+    return [f"other processes took {max(b, h):.0%} of the machine's CPU while {side}'s cases were timed (the other "
+            f"run: {min(b, h):.0%}): a busy neighbour, not the code, moved that run; rerun on a quiet machine"]
 
 
 def _load_warnings(base_run: dict, head_run: dict) -> list[str]:

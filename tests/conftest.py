@@ -2,6 +2,7 @@
 per-session temporary directory (exports are shared across tests of one session, they are slow)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -57,16 +58,12 @@ def has_exe(name: str) -> bool:
 PG_ENV = "PFDEPLOY_TEST_POSTGRES_URL"
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh, empty schema in the test PostgreSQL database named by $PFDEPLOY_TEST_POSTGRES_URL
-    (`.ci/run` starts a local server and sets it; README: "Testing against PostgreSQL"). Skips
-    with the reason when it is not set. Mark tests using it `postgres`."""
+@contextlib.contextmanager
+def pg_schema(url: str):
+    """A fresh, empty schema in the PostgreSQL database at `url`, dropped afterwards; yields the
+    store URL that selects it (search_path). The one definition behind every PostgreSQL test."""
     import uuid
 
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set (see README: testing against PostgreSQL)")
     pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'pfdeploy[postgres]'")
     import sqlalchemy as sa
 
@@ -75,10 +72,24 @@ def postgres_url():
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in url else "?"
-    yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty schema in the test PostgreSQL database named by $PFDEPLOY_TEST_POSTGRES_URL
+    (`.ci/run` starts a local server and sets it; README: "Testing against PostgreSQL"). Skips
+    with the reason when it is not set. Mark tests using it `postgres`."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set (see README: testing against PostgreSQL)")
+    with pg_schema(url) as schema_url:
+        yield schema_url
 
 
 @pytest.fixture

@@ -251,14 +251,13 @@ def test_nvml_unavailable_is_a_note(monkeypatch):
 
 THREADS_SCRIPT = """
 import json, os
-from pfdeploy.devices import apply_thread_settings, set_flush_denormal, runtime_thread_options
+from pfdeploy.devices import apply_thread_settings, set_flush_denormal
 applied = apply_thread_settings(1, 1)
 applied["flush"] = set_flush_denormal()
 import torch
 applied["after"] = {"torch": torch.get_num_threads(), "interop": torch.get_num_interop_threads(),
                     "omp": os.environ["OMP_NUM_THREADS"], "mkl": os.environ["MKL_NUM_THREADS"],
                     "tiny": float(torch.tensor([1e-42]) * 1.0)}
-applied["options"] = runtime_thread_options(1, 1)
 print(json.dumps(applied))
 """
 
@@ -273,8 +272,6 @@ def test_apply_thread_settings_in_a_fresh_process():
     assert got["torch_threads"] == 1 and got["torch_interop"] == 1
     assert got["after"]["torch"] == 1 and got["after"]["interop"] == 1
     assert got["after"]["omp"] == "1" and got["after"]["mkl"] == "1"
-    assert got["options"]["onnxruntime"]["intra_op_num_threads"] == 1
-    assert got["options"]["openvino"] == {"INFERENCE_NUM_THREADS": 1}
     import platform
 
     if platform.machine() in ("x86_64", "AMD64"):
@@ -286,7 +283,7 @@ def test_thread_counts_are_validated(bad):
     with pytest.raises(UsageError):
         devices.apply_thread_settings(bad)
     with pytest.raises(UsageError):
-        devices.runtime_thread_options(2, bad)
+        devices.apply_thread_settings(2, bad)
 
 
 # ----------------------------------------------------------------------------- CLI

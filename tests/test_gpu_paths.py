@@ -20,7 +20,7 @@ import pytest
 
 from pfdeploy.bench.config import CaseSpec
 from pfdeploy.bench.runners import load_runner_class
-from pfdeploy.devices import ort_gpu
+from pfdeploy.backends import ort_gpu
 from pfdeploy.devices.gpu_memory import GpuMemorySampler
 from pfdeploy.errors import UserError
 

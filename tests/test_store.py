@@ -7,13 +7,13 @@ import json
 import math
 import os
 import sys
-import uuid
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 
 from pfdeploy.errors import UsageError, UserError
+
+from conftest import pg_schema
 from pfdeploy.store import (RESULT_FIELDS, RUN_FIELDS, SCHEMA_VERSION, make_case_key, open_store, read_run_file,
                             write_run_file)
 
@@ -34,16 +34,8 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         yield str(tmp_path / "store.db")
         return
-    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'pfdeploy[postgres]'")
-    schema = "pft_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    with pg_schema(PG_URL) as url:
+        yield url
 
 
 def run_meta(**kw):
