@@ -388,3 +388,26 @@ def test_bench_release_weights_accuracy_in_rows_and_report(mirror, tmp_path):
     row2 = [x for x in read_run_file(out)["results"] if x["status"] == "ok"][0]
     assert row2["accuracy"] is None and row2["artifact_sha256"] == row["artifact_sha256"]
     assert "top-1 % (PyTorch)" not in r.stdout
+
+
+def test_compare_never_pairs_rows_of_different_weights():
+    """Cases that differ only in their weights are different cases (weights are in the case key):
+    compare lists them as missing/new with the reason, and warns once; it never gives a ratio."""
+    from test_compare import synth_doc
+
+    from pfdeploy import compare as C
+
+    base = synth_doc("base", 1)
+    head = synth_doc("head", 2)
+    wid = "release:resnet50_max@sha256:" + "ab" * 32
+    for row in head["results"]:
+        if row["model"] == "pf_resnet50_max":
+            row["weights"] = wid
+            row["case_key"] = C.case_key({**row, "case_key": None})
+    cmp = C.compare_runs(base, head)
+    pf = [c for c in cmp.cases if c.model == "pf_resnet50_max"]
+    assert sorted(c.verdict for c in pf) == ["missing", "new"]
+    assert all("not compared across weights" in c.note and c.ratio is None for c in pf)
+    assert any("differ only in their weights" in w and wid in w for w in cmp.warnings)
+    others = [c for c in cmp.cases if c.model != "pf_resnet50_max"]
+    assert others and all("weights" not in (c.note or "") for c in others)
