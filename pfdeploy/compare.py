@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -223,6 +224,12 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     shift: Any = None                  # Shift, with >= MIN_SHIFT_CASES compared cases
     shift_fails: bool = True
+    # {backend: Shift}: each runtime's own common shift, when at least two backends have
+    # MIN_SHIFT_CASES compared cases each (a neighbour slows runtimes unequally)
+    backend_shifts: dict = field(default_factory=dict)
+
+    def shifts_failing(self) -> list:
+        return [sh for sh in (self.shift, *self.backend_shifts.values()) if sh is not None and sh.fails_gate]
 
     def levels(self) -> str:
         """How the confidence was spent, in words."""
@@ -250,8 +257,8 @@ class Comparison:
                or (c.verdict == "failed" and c.head_status == "failed" and c.base_status == "ok")]
         if fail_on == "inconclusive":
             bad += [c for c in self.cases if c.verdict in ("inconclusive", "no-samples", "not-compared")]
-        if self.shift is not None and self.shift.fails_gate:
-            # the whole run slowed beyond the threshold: every compared case is affected
+        if self.shifts_failing():
+            # the whole run (or every case of a runtime) slowed beyond the threshold
             bad += [c for c in self.cases if c.rel_ratio is not None and c not in bad]
         return bad
 
@@ -263,6 +270,9 @@ class Comparison:
         parts = [f"{n} {v}" for v, n in counts.items()]
         if self.shift is not None and self.shift.beyond_threshold:
             parts.insert(0, f"machine-wide shift {(self.shift.ratio - 1) * 100:+.1f}%")
+        elif any(sh.beyond_threshold for sh in self.backend_shifts.values()):
+            parts.insert(0, "shift of " + ", ".join(f"{b} {(sh.ratio - 1) * 100:+.1f}%" for b, sh in
+                                                    self.backend_shifts.items() if sh.beyond_threshold))
         return ", ".join(parts) if parts else "no cases"
 
     def to_dict(self, fail_on: str | None = None) -> dict:
@@ -274,6 +284,7 @@ class Comparison:
             "case_alpha": self.case_alpha,
             "counts": self.counts, "warnings": list(self.warnings),
             "shift": self.shift.to_dict() if self.shift is not None else None,
+            "backend_shifts": {b: sh.to_dict() for b, sh in self.backend_shifts.items()},
             "cases": [c.to_dict() for c in self.cases],
         }
         if fail_on is not None:
@@ -459,15 +470,21 @@ class Shift:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def message(self, threshold: float) -> str:
+    def message(self, threshold: float, backend: str | None = None) -> str:
         pct = (self.ratio - 1) * 100
         ci = f"[{(self.ci_low - 1) * 100:+.1f}%, {(self.ci_high - 1) * 100:+.1f}%]"
+        scope = f"{backend} " if backend else ""
         if not self.beyond_threshold:
-            return (f"common shift of all {self.cases} cases {pct:+.1f}% {ci}: within the threshold; per-case "
+            return (f"common shift of all {self.cases} {scope}cases {pct:+.1f}% {ci}: within the threshold; per-case "
                     "verdicts are relative to it")
         word = "slower" if self.ratio > 1 else "faster"
-        text = (f"machine-wide shift: every case moved {pct:+.1f}% {ci} ({self.cases} cases, {word}): the machine "
-                "or a shared dependency changed; per-case verdicts below are relative to this shift")
+        if backend:
+            text = (f"{backend} shift: every {backend} case moved {pct:+.1f}% {ci} ({self.cases} cases, {word}): the "
+                    f"machine, a neighbour or {backend} itself changed; its per-case verdicts are relative to this "
+                    "shift")
+        else:
+            text = (f"machine-wide shift: every case moved {pct:+.1f}% {ci} ({self.cases} cases, {word}): the "
+                    "machine or a shared dependency changed; per-case verdicts below are relative to this shift")
         if self.fails_gate:
             text += (". Timing alone cannot tell a runtime upgrade from a noisy neighbour, so a common slowdown "
                      "beyond the threshold fails the gate: rerun both back to back on a quiet machine")
@@ -475,6 +492,9 @@ class Shift:
 
 
 MIN_SHIFT_CASES = 4
+# a shift per runtime must shrink the spread tau by a quarter and by at least this much (log
+# scale, ~1%): below that the runtimes moved together and one shift is the better model
+PER_BACKEND_MIN_GAIN = 0.01
 
 
 def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict) -> None:
@@ -506,12 +526,33 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
     shift_reps = np.median(L[pick, np.arange(width)[:, None]], axis=1)
     s_point = float(np.median(point))
     lo, hi = percentile_interval(shift_reps, s_point, cmp.confidence)
-    loo_point = np.array([np.median(np.delete(point, i)) for i in range(m)])
-    loo_reps = np.vstack([np.median(np.delete(L, i, axis=0), axis=0) for i in range(m)])
-    d = point - loo_point
-    D = L - loo_reps
-    sd = np.array([max(_iqr_sd(D[i]), 1e-9) for i in range(m)])
-    tau = _robust_tau(d, sd)
+    by_key = {c.case_key: c for c in cmp.cases}
+    # Each runtime gets its own common shift when at least two of them have MIN_SHIFT_CASES
+    # compared cases: a neighbour slows runtimes unequally (a busy core: ONNX Runtime 3.4x, OpenVINO
+    # 1.8x), so one shift for all would leave that difference to every case's verdict.
+    backends = [by_key[k].backend for k in keys]
+    big = sorted(b for b, n in Counter(backends).items() if n >= MIN_SHIFT_CASES)
+
+    def relative(group):
+        # leave-one-out: a case never hides its own change in the shift it is compared with
+        members = [np.array([j for j in range(m) if j != i and (group[i] is None or group[j] == group[i])])
+                   for i in range(m)]
+        loo_point = np.array([np.median(point[members[i]]) for i in range(m)])
+        loo_reps = np.vstack([np.median(L[members[i]], axis=0) for i in range(m)])
+        d, D = point - loo_point, L - loo_reps
+        sd = np.array([max(_iqr_sd(D[i]), 1e-9) for i in range(m)])
+        return group, loo_point, d, D, _robust_tau(d, sd)
+
+    chosen = relative([None] * m)
+    if len(big) >= 2:
+        # a shift per runtime only where it explains the cases better than one shift for all
+        # (a smaller spread tau); with runtimes that moved together, the leave-one-out medians
+        # of a few cases per runtime would only add noise
+        grouped = relative([b if b in big else None for b in backends])
+        if grouped[4] < 0.75 * chosen[4] and chosen[4] - grouped[4] > PER_BACKEND_MIN_GAIN:
+            chosen = grouped
+    group, loo_point, d, D, tau = chosen
+    per_backend = any(g is not None for g in group)
     noise = rng.standard_normal(D.shape) * tau
     sig = lo > 0 or hi < 0
     beyond = sig and abs(math.exp(s_point) - 1) >= cmp.threshold
@@ -519,7 +560,24 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
                       spread=float(tau), significant=bool(sig), beyond_threshold=bool(beyond),
                       fails_gate=bool(beyond and s_point > 0 and cmp.shift_fails))
     cmp.warnings.append(cmp.shift.message(cmp.threshold))
-    by_key = {c.case_key: c for c in cmp.cases}
+    for b in big if per_backend else ():
+        sub = np.array([i for i in range(m) if backends[i] == b])
+        pick_b = rng.integers(0, sub.size, size=(width, sub.size))
+        reps_b = np.median(L[sub][pick_b, np.arange(width)[:, None]], axis=1)
+        sb = float(np.median(point[sub]))
+        blo, bhi = percentile_interval(reps_b, sb, cmp.confidence)
+        bsig = blo > 0 or bhi < 0
+        bbeyond = bsig and abs(math.exp(sb) - 1) >= cmp.threshold
+        cmp.backend_shifts[b] = Shift(ratio=math.exp(sb), ci_low=math.exp(blo), ci_high=math.exp(bhi),
+                                      cases=int(sub.size), spread=float(tau), significant=bool(bsig),
+                                      beyond_threshold=bool(bbeyond),
+                                      fails_gate=bool(bbeyond and sb > 0 and cmp.shift_fails))
+    if cmp.backend_shifts:
+        cmp.warnings.append("per-runtime shifts (each case's verdict is relative to its runtime's): " + "; ".join(
+            f"{b} {(sh.ratio - 1) * 100:+.1f}% [{(sh.ci_low - 1) * 100:+.1f}%, {(sh.ci_high - 1) * 100:+.1f}%]"
+            for b, sh in cmp.backend_shifts.items()))
+        cmp.warnings.extend(sh.message(cmp.threshold, b) for b, sh in cmp.backend_shifts.items()
+                            if sh.beyond_threshold and not beyond)
     for i, key in enumerate(keys):
         c, st = by_key[key], stats[key]
         rel = float(np.exp(d[i]))
@@ -534,7 +592,12 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
         c.rel_ratio, c.rel_ci_low, c.rel_ci_high = rel, rlo, rhi
         c.p_value = p
         v, note = verdict(rs, cmp.threshold, cmp.case_alpha)
-        extra = f"relative to the common shift ({(cmp.shift.ratio - 1) * 100:+.1f}%)" if beyond else ""
+        own = cmp.backend_shifts.get(group[i]) if group[i] else None
+        if own is not None:
+            extra = (f"relative to the {group[i]} shift ({(own.ratio - 1) * 100:+.1f}%)"
+                     if (own.beyond_threshold or beyond) else "")
+        else:
+            extra = f"relative to the common shift ({(cmp.shift.ratio - 1) * 100:+.1f}%)" if beyond else ""
         if "no rounds recorded" in c.note:
             extra = "; ".join(x for x in (extra, "blocks of consecutive samples resampled (no rounds recorded)") if x)
         c.verdict = v

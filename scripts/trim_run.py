@@ -13,7 +13,7 @@ RUN_KEYS = ("id", "tag", "git_commit", "suite", "suite_version", "machine_id", "
             "finished_at", "loadavg_before", "loadavg_after", "pfdeploy_version")
 ROW_KEYS = ("case_key", "model", "family", "weights", "backend", "device", "precision", "batch", "threads",
             "scenario", "status", "error", "n", "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "cv", "clock",
-            "ci_method", "ci_units", "round_size", "samples_ns", "sample_rounds")
+            "ci_method", "ci_units", "round_size", "cpu_contention", "samples_ns", "sample_rounds")
 
 
 def trim(doc: dict) -> dict:

@@ -442,6 +442,40 @@ def test_machine_wide_shift_is_its_own_finding_and_per_case_verdicts_are_relativ
     assert sum(c.verdict == "regression" for c in both.cases) == 1
 
 
+def test_each_runtime_gets_its_own_shift_when_a_neighbour_slows_them_unequally():
+    """A busy core slowed ONNX Runtime 3.4x and OpenVINO 1.8x in a real run: one shift for all
+    cases would leave that difference in every case's relative ratio (a wide tau, nothing
+    detectable). With two runtimes of >= MIN_SHIFT_CASES cases each, each gets its own shift, and
+    one case 12% slower on top of its runtime's shift is still found."""
+    ort = tuple((f"o{i}", "conv", "onnxruntime", 20.0 + 3 * i) for i in range(5))
+    ov = tuple((f"v{i}", "conv", "openvino", 21.0 + 3 * i) for i in range(5))
+    cases = ort + ov
+    factor = {**{c[0]: 1.40 for c in ort}, **{c[0]: 1.15 for c in ov}}
+    uneven = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=factor))
+    assert set(uneven.backend_shifts) == {"onnxruntime", "openvino"}
+    assert uneven.backend_shifts["onnxruntime"].ratio == pytest.approx(1.40, abs=0.03)
+    assert uneven.backend_shifts["openvino"].ratio == pytest.approx(1.15, abs=0.03)
+    assert uneven.shift.spread < 0.03  # nothing left between the cases once each runtime has its shift
+    assert {c.verdict for c in uneven.cases} <= {"unchanged", "inconclusive"}
+    assert uneven.exit_code("regression") == 1 and uneven.backend_shifts["onnxruntime"].fails_gate
+    assert any(w.startswith("per-runtime shifts") and "onnxruntime +40" in w for w in uneven.warnings)
+    d = uneven.to_dict()
+    assert d["backend_shifts"]["openvino"]["ratio"] == pytest.approx(1.15, abs=0.03)
+    # a case 12% slower on top of its runtime's shift is a regression, relative to that shift
+    one = dict(factor, o2=1.40 * 1.12)
+    found = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=one))
+    assert by_model(found)["o2"].verdict == "regression"
+    assert by_model(found)["o2"].rel_ratio == pytest.approx(1.12, abs=0.03)
+    assert "relative to the onnxruntime shift" in by_model(found)["o2"].note
+    assert sum(c.verdict == "regression" for c in found.cases) == 1
+    # runtimes that moved together: one shift for all (a shift per runtime would only add noise)
+    together = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.3))
+    assert together.backend_shifts == {} and together.shift.ratio == pytest.approx(1.3, abs=0.03)
+    # one runtime with too few cases: a single shift for everything, as before
+    few = C.compare_runs(synth_doc("b", 1, cases=ort + ov[:2]), synth_doc("h", 2, cases=ort + ov[:2], factor=factor))
+    assert few.backend_shifts == {} and few.shift is not None
+
+
 def test_fewer_cases_than_the_shift_needs_keep_absolute_verdicts_and_warn():
     cases = tuple((f"m{i}", "conv", "onnxruntime", 20.0) for i in range(3))
     cmp = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.3))

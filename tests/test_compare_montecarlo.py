@@ -23,28 +23,34 @@ N_CASES = 15
 
 
 @functools.lru_cache(maxsize=1)
-def real_shifts() -> tuple[tuple[float, float], ...]:
-    """(shift, tau) of every pair of real runs in tests/data/runs that share at least
-    MIN_SHIFT_CASES cases: the common shift `compare` estimates (log of its ratio) and the
-    case-to-case spread of that shift beyond measurement noise (tau). The raw per-case ratios of
-    these short runs on a loaded machine are mostly their own measurement noise; the simulation
-    adds its own noise, so only the shift and its real spread are drawn from the files."""
+def real_shifts() -> tuple[tuple[tuple[float, ...], float], ...]:
+    """(shifts, tau) of every pair of real runs in tests/data/runs that share at least
+    MIN_SHIFT_CASES cases, as `compare` estimates them: the log shift of each runtime where the pair
+    has two or more runtimes with enough cases (else the one common shift), and the case-to-case
+    spread left beyond measurement noise (tau). The raw per-case ratios of these short runs are
+    mostly their own measurement noise; the simulation adds its own noise, so only the shifts
+    and their real spread are drawn from the files."""
     docs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json")) if p.stem != "expected"]
     out = []
     for a, b in itertools.combinations(docs, 2):
         cmp = C.compare_runs(a, b, resamples=200)
         if cmp.shift is not None:
-            out.append((math.log(cmp.shift.ratio), cmp.shift.spread))
+            shifts = tuple(math.log(sh.ratio) for sh in cmp.backend_shifts.values()) or (math.log(cmp.shift.ratio),)
+            out.append((shifts, cmp.shift.spread))
     return tuple(out)
 
 
-CASES = tuple((f"m{i:02d}", "conv", "onnxruntime", 10.0 + 4 * i) for i in range(N_CASES))
+BACKENDS = ("onnxruntime", "openvino", "torch")
+CASES = tuple((f"m{i:02d}", "conv", BACKENDS[i % 3], 10.0 + 4 * i) for i in range(N_CASES))  # 5 per runtime
 
 
 def _simulate(seed: int, shifts, change: float = 1.0):
     rng = np.random.default_rng(seed)
-    shift, tau = shifts[rng.integers(len(shifts))]
-    factors = np.exp(shift + tau * rng.standard_normal(N_CASES))  # a real shift and its real spread
+    backend_shifts, tau = shifts[rng.integers(len(shifts))]
+    # the pair's per-runtime shifts, dealt to the simulated runtimes in a random order
+    dealt = {b: backend_shifts[(k + int(rng.integers(len(backend_shifts)))) % len(backend_shifts)]
+             for k, b in enumerate(BACKENDS)}
+    factors = [math.exp(dealt[c[2]] + tau * rng.standard_normal()) for c in CASES]  # real shifts, real spread
     factor = {c[0]: float(f) for c, f in zip(CASES, factors)}
     factor["m07"] *= change
     noisy = dict(noise=0.02, drift=0.03, rounds=20, per_round=10)
@@ -62,7 +68,9 @@ def test_real_shifts_exist_and_are_shifts():
     shifts = real_shifts()
     assert len(shifts) >= 5, "the committed real run files give the A/A shifts"
     # they are real whole-run shifts: at least one pair moved as a whole by more than 5%
-    assert max(abs(s) for s, _ in shifts) > math.log(1.05)
+    assert max(abs(x) for s, _ in shifts for x in s) > math.log(1.05)
+    # and some pairs moved their runtimes unequally (the reason for a shift per runtime)
+    assert any(len(s) > 1 and max(s) - min(s) > math.log(1.05) for s, _ in shifts)
 
 
 def _rates(sims: int, uniform: bool = False) -> tuple[int, int]:
@@ -70,7 +78,7 @@ def _rates(sims: int, uniform: bool = False) -> tuple[int, int]:
     regression). uniform: the real common shifts only (tau = 0)."""
     shifts = real_shifts()
     if uniform:
-        shifts = tuple((s, 0.0) for s, _ in shifts)
+        shifts = tuple(((float(np.median(s)),), 0.0) for s, _ in shifts)
     false_alarms = 0
     found = 0
     for seed in range(sims):
@@ -86,8 +94,10 @@ def test_gate_monte_carlo_quick():
     quiet machine). With the real shifts *and* their real case-to-case spread, at most 1 of 12 A/A
     comparisons may call a regression (measured: 0; the 5% bound itself is the slow test's); with
     the real common shifts alone (uniform), none may, and the +8% case must be found in >= 10 of 12.
-    Under the real spread (tau up to 0.19 on the loaded machine) +8% was found in 7 of 12 only: not
-    asserted (docs/compare.md)."""
+    Under the real spread (per-runtime shifts and the spread left beyond them: tau 0 in 57% of the
+    91 real pairs, above 0.058 in a quarter, up to 0.28) +8% was found in 8 of 12 only: not asserted
+    (an 8% change inside a case-to-case spread of 6-28% is not separable from it at a family-wise
+    5%; docs/compare.md)."""
     false_alarms, _ = _rates(12)
     assert false_alarms <= 1, f"{false_alarms} of 12 A/A comparisons called a regression"
     false_alarms, found = _rates(12, uniform=True)

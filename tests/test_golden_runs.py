@@ -34,6 +34,14 @@ def test_documented_verdicts(pair):
         assert cmp.shift is not None
         assert cmp.shift.beyond_threshold == s["beyond_threshold"] and cmp.shift.fails_gate == s["fails_gate"]
         assert cmp.shift.ratio == pytest.approx(s["ratio"], abs=0.01)
+    for backend, want in pair.get("backend_shifts", {}).items():
+        got = cmp.backend_shifts.get(backend)
+        assert got is not None, (backend, list(cmp.backend_shifts))
+        assert got.ratio == pytest.approx(want["ratio"], abs=0.01) and got.fails_gate == want["fails_gate"]
+    if "backend_shifts" not in pair:
+        assert cmp.backend_shifts == {}, "one shift for all was the documented model here"
+    if "warning" in pair:
+        assert any(pair["warning"] in w for w in cmp.warnings), cmp.warnings
     for forbidden in pair.get("no_verdicts", []):
         assert forbidden not in cmp.counts, cmp.counts
 

@@ -415,6 +415,8 @@ def summary_data(outcome) -> dict:
 
 def _unpaired_note(rows: list[dict], results=()) -> list[str]:
     n = sum(1 for r in rows for c in r["comparisons"] if c["ratio"] is not None and not c["paired"])
+    if not any(c["ratio"] is not None for r in rows for c in r["comparisons"]):
+        return []  # no speedup in the table: nothing to qualify
     measured = [set(r.rounds) for r in results if r.rounds]
     if len(measured) > 1 and not any(a & b for i, a in enumerate(measured) for b in measured[i + 1:]):
         # no two cases shared a rotation (--no-interleave): nothing here is paired
