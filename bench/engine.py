@@ -79,6 +79,22 @@ class BenchConfig:
     cache_dir: str | None = None
     verify: bool = True
     allow_failed_parity: bool = False  # time artifacts whose parity failed (labelled failed in the row)
+    # --weights as given (None: synthetic) and, once resolved, each model's weights
+    # (pfdeploy.pretrained.plan_models: the first choice of the list that fits the model)
+    weights: str | None = None
+    model_weights: dict = field(default_factory=dict)
+    images: str | None = None  # --images DIR: accuracy of each artifact measured on them before timing
+    labels: str | None = None  # --labels FILE for --images
+
+    def weights_for(self, model: str):
+        """The ModelWeights of `model` (resolved on first use: release checkpoints are fetched)."""
+        from ..pretrained import plan_models
+        from ..zoo import canonical_name
+
+        name = canonical_name(model)
+        if name not in self.model_weights:
+            self.model_weights.update(plan_models(self.models, self.weights, self.seed))
+        return self.model_weights[name]
 
     def to_dict(self) -> dict:
         return {"models": list(self.models), "backends": list(self.backends) if self.backends else None,
@@ -87,7 +103,9 @@ class BenchConfig:
                 "threads": self.threads, "scenario": self.scenario, "rule": self.rule.to_dict(),
                 "interleave": self.interleave, "seed": self.seed, "options": self.options,
                 "round_time_s": self.round_time_s, "rewarm": self.rewarm,
-                "allow_failed_parity": self.allow_failed_parity}
+                "allow_failed_parity": self.allow_failed_parity, "weights": self.weights,
+                "model_weights": {m: w.source for m, w in self.model_weights.items()},
+                "accuracy_images": self.images, "accuracy_labels": self.labels}
 
 
 @dataclass
@@ -138,6 +156,7 @@ class Prepared:
     error: str | None = None
     parity_inputs: str | None = None  # .npz of the inputs the timed runner is verified on
     parity_refs: list | None = None  # [(batch, PyTorch fp32 output, rounded-weights baseline or None)]
+    accuracy: dict | None = None  # top-1/top-5 measured for exactly this artifact (its accuracy.json)
 
 
 @dataclass
@@ -208,9 +227,9 @@ class Engine:
             backends = [get_backend(b) for b in cfg.backends]
         else:
             backends = [b for b in map(get_backend, BACKEND_NAMES) if device.kind in b.devices]
-        weights = f"synthetic:{cfg.seed}"
         runnable, skipped = [], []
         for model in [canonical_name(m) for m in cfg.models]:
+            weights = cfg.weights_for(model).source  # part of the case key: never mixed across weights
             for backend in backends:
                 why_backend = backend.unavailable(device) or backend.supports_scenario(cfg.scenario)
                 for precision in self.precisions_for(backend, device, why_backend is None):
@@ -370,7 +389,7 @@ class Engine:
                 spec = get_spec(name)
                 base.family = spec.family
                 base.baselines = tuple(spec.baselines)
-                source = _ModelSource(name, cfg.seed, self._progress)
+                source = _ModelSource(name, cfg.seed, self._progress, cfg.weights_for(name))
                 if need["torch"]:
                     base.weights_file, base.params, base.macs = self._torch_weights(spec, source, tmp)
                 else:
@@ -404,6 +423,7 @@ class Engine:
             req = get_backend(c.backend).artifact_request(c.precision, c.batch)
             if req is None:
                 p.weights_file = base.weights_file
+                p.accuracy = _torch_accuracy(c, [a for (m, _), a in artifacts.items() if m == c.model])
                 if c.precision in get_backend(c.backend).reference_precisions:
                     p.parity = {"status": "reference",
                                 "note": "PyTorch fp32 is the reference the artifacts are checked against"}
@@ -415,7 +435,7 @@ class Engine:
                 elif isinstance(res, str):
                     p.error = res
                 else:
-                    p.model_file, p.artifact_sha256, p.artifact, p.parity = res
+                    p.model_file, p.artifact_sha256, p.artifact, p.parity, p.accuracy = res
             refs = parity.get((c.model, c.batch, c.precision)) if cfg.verify and _needs_parity(c) else None
             if isinstance(refs, tuple):
                 p.parity_inputs, p.parity_refs = refs
@@ -471,7 +491,10 @@ class Engine:
         h = hashlib.sha256()
         for f in sorted(Path(zoo_pkg.__file__).parent.glob("*.py")) + [Path(weights_mod.__file__)]:
             h.update(f.read_bytes())
-        key = f"{spec.name}-seed{self.config.seed}-torch{torch.__version__}-{h.hexdigest()[:12]}".replace(":", "_")
+        wsrc = source.source
+        wtag = (f"seed{self.config.seed}" if wsrc.startswith("synthetic:")
+                else "w" + hashlib.sha256(wsrc.encode()).hexdigest()[:12])  # release/file/pretrained weights
+        key = f"{spec.name}-{wtag}-torch{torch.__version__}-{h.hexdigest()[:12]}".replace(":", "_")
         root = cache_dir(self.config.cache_dir) / "torch-weights"
         pt, meta = root / f"{key}.pt", root / f"{key}.json"
         if pt.is_file() and meta.is_file():
@@ -488,7 +511,7 @@ class Engine:
             torch.save(model.state_dict(), part)
             os.replace(part, pt)  # the .json is written last: its presence means the .pt is whole
             part.write_text(json.dumps({"params": cx.params, "macs": cx.macs, "model": spec.name,
-                                        "seed": self.config.seed}))
+                                        "seed": self.config.seed, "weights": wsrc}))
             os.replace(part, meta)
             return str(pt), cx.params, cx.macs
         except OSError:  # an unwritable cache: keep the weights for this run only
@@ -509,7 +532,8 @@ class Engine:
             self._progress.phase(f"{model}: {what}: {msg}")
 
         try:
-            art = get_artifact(model, seed=self.config.seed, cache_dir=self.config.cache_dir,
+            art = get_artifact(model, weights=source.weights if source else None, seed=self.config.seed,
+                               cache_dir=self.config.cache_dir,
                                verify=self.config.verify, progress=progress, _source=source,
                                allow_failed=self.config.allow_failed_parity, **req)
         except UserError as exc:
@@ -523,8 +547,18 @@ class Engine:
             return (f"{what} artifact failed parity verification ({why}); not timed "
                     f"(--allow-failed-parity times it anyway)")
         settings = {"target": target, "precision": precision, "path": str(art.path), "exporter": man.get("exporter"),
-                    "tools": man.get("tools"), "manifest_status": man.get("status")}
-        return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}
+                    "tools": man.get("tools"), "manifest_status": man.get("status"),
+                    "weights": (man.get("weights") or {}).get("source")}
+        from ..exporters import accuracy
+
+        if self.config.images:
+            self._progress.phase(f"{model}: {what}: accuracy on {self.config.images}")
+            try:
+                accuracy.measure_artifact(art, self.config.images, self.config.labels,
+                                          model=source.model() if source else None)
+            except UserError as exc:
+                return f"accuracy of the {what} artifact on --images failed: {exc}"
+        return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}, accuracy.for_artifact(art)
 
     # ------------------------------------------------------------------ running
     def _label(self, spec: CaseSpec) -> str:
@@ -742,6 +776,8 @@ class Engine:
             "cpu_contention": cpu,
             "params": prep.params, "macs": prep.macs,
             "artifact_sha256": prep.artifact_sha256, "artifact": artifact, "parity": prep.parity or {},
+            # top-1/top-5 measured for exactly this artifact (exporters/accuracy.py), None when never measured
+            "accuracy": prep.accuracy,
             "warnings": warnings, "round_size": live.k if live else None, "created_at": _now(),
         }
         return row
@@ -801,8 +837,11 @@ class _ModelSource:
     torch runners' state dict, params/MACs and every export that needs it (the exporters' model
     source protocol: `.model()`, `.name`, `.weights`, `.seed`). A warm artifact cache needs none."""
 
-    def __init__(self, name: str, seed: int, progress: Progress):
-        self.name, self.weights, self.seed = name, None, seed
+    def __init__(self, name: str, seed: int, progress: Progress, weights=None):
+        # weights: a pfdeploy.pretrained.ModelWeights (None: synthetic with `seed`)
+        self.name, self.seed = name, seed
+        self.weights = weights.choice if weights else None  # what get_artifact / create_model take
+        self.source = weights.source if weights else f"synthetic:{seed}"
         self._model = None
         self._progress = progress
         self.cache: dict = {}  # reference outputs and rounded-weights copies for parity
@@ -811,8 +850,9 @@ class _ModelSource:
         if self._model is None:
             from ..zoo import create_model
 
-            self._progress.phase(f"{self.name}: building the model (synthetic weights, seed {self.seed})")
-            self._model = create_model(self.name, seed=self.seed)
+            what = f"synthetic weights, seed {self.seed}" if self.weights is None else self.source
+            self._progress.phase(f"{self.name}: building the model ({what})")
+            self._model = create_model(self.name, weights=self.weights, seed=self.seed)
         return self._model
 
     def release(self):
@@ -820,6 +860,21 @@ class _ModelSource:
         self.cache = {}
 
 
+
+
+def _torch_accuracy(case: CaseSpec, prepared: list) -> dict | None:
+    """A PyTorch fp32 row's accuracy: the PyTorch top-1/top-5 measured beside an artifact of the
+    same model and weights in this run (the torch backend at fp32 is that reference model)."""
+    if case.precision != "fp32":
+        return None
+    for res in prepared:
+        acc = res[4] if isinstance(res, tuple) else None
+        if acc and acc.get("torch_top1") is not None:
+            return {"top1": acc["torch_top1"], "top5": acc.get("torch_top5"), "n": acc.get("n"),
+                    "images_sha256": acc.get("images_sha256"), "images": acc.get("images"),
+                    "weights": acc.get("weights"), "measured_at": acc.get("measured_at"),
+                    "source": f"PyTorch fp32, measured beside artifact {str(acc.get('artifact_sha256'))[:12]}"}
+    return None
 
 
 def _req_key(req: dict) -> tuple:

@@ -8,6 +8,9 @@ ImageNet-1k order every released checkpoint uses).
 
 The result is written beside the artifact as `accuracy.json` (keyed by the images' digest, so a
 later run on other images adds an entry instead of replacing one); the manifest is not modified.
+Each entry records the sha256 of the artifact it was measured on: `for_artifact` (what `pfdeploy
+bench` rows and the report carry) only returns entries of exactly that artifact, never one left
+beside a re-exported or copied-over model file.
 """
 from __future__ import annotations
 
@@ -106,15 +109,17 @@ def measure(model, runner, x, targets, step: int, static: bool) -> dict:
             "top1_delta": acc[1] - ref[1], "agree_top1": float((a.argmax(1) == r.argmax(1)).mean())}
 
 
-def record(artifact_dir, rec: dict, files: list[Path], images, weights_source: str | None) -> dict:
-    """Add `rec` to the artifact's accuracy.json (atomically), keyed by the images' digest."""
+def record(artifact_dir, rec: dict, files: list[Path], images, weights_source: str | None,
+           artifact_sha256: str | None = None) -> dict:
+    """Add `rec` to the artifact's accuracy.json (atomically), keyed by the images' digest, with
+    the sha256 of the artifact it was measured on."""
     from ..store import atomic_write_bytes
 
     path = Path(artifact_dir) / ACCURACY_FILE
     data = read(artifact_dir)
     digest = folder_digest(files)
     entry = {**rec, "images": str(Path(images).expanduser().resolve()), "images_sha256": digest,
-             "weights": weights_source, "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+             "weights": weights_source, "artifact_sha256": artifact_sha256, "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     data[digest] = entry
     try:
         atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
@@ -134,4 +139,52 @@ def read(artifact_dir) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["labelled_images", "measure", "record", "read", "topk", "IMAGE_SUFFIXES"]
+def for_artifact(art) -> dict | None:
+    """The accuracy measured for exactly this artifact (an `exporters.artifact.Artifact`): among
+    the entries of its accuracy.json, those whose artifact_sha256 is the manifest's sha256 (an
+    entry without it, or of another artifact, is ignored), the one over the most images, the
+    latest first. None when there is none."""
+    sha = (art.manifest or {}).get("sha256")
+    if not sha:
+        return None
+    entries = [e for e in read(art.path).values()
+               if isinstance(e, dict) and e.get("artifact_sha256") == sha and e.get("top1") is not None]
+    if not entries:
+        return None
+    best = max(entries, key=lambda e: (int(e.get("n") or 0), str(e.get("measured_at") or "")))
+    keep = ("n", "top1", "top5", "torch_top1", "torch_top5", "top1_delta", "agree_top1", "images", "images_sha256",
+            "weights", "artifact_sha256", "measured_at")
+    return {k: best.get(k) for k in keep}
+
+
+def measure_artifact(art, images, labels=None, limit: int | None = None, model=None) -> dict:
+    """Top-1/top-5 of artifact `art` and of its PyTorch model on labelled `images` (class
+    subfolders or a `labels` file), recorded in its accuracy.json; returns the entry. Already
+    measured for this artifact on these very images: the recorded entry, nothing run again.
+    `model`: the PyTorch model it was exported from (default: rebuilt from its manifest)."""
+    from ..zoo import get_spec
+    from .images import preprocess
+    from .parity import artifact_runner
+    from .pipeline import model_for_artifact
+
+    files, targets = labelled_images(images, labels)
+    files, targets = files[: limit or None], targets[: limit or None]
+    digest = folder_digest(files)
+    done = read(art.path).get(digest)
+    if isinstance(done, dict) and done.get("artifact_sha256") == art.manifest.get("sha256"):
+        return done
+    spec = get_spec(art.model_name)
+    model = model if model is not None else model_for_artifact(art)
+    runner = artifact_runner(art)
+    b = art.manifest["exporter"]["batch"]
+    step = b["min"] if not b["dynamic"] else min(b["max"], 8)
+    try:
+        rec = measure(model, runner, preprocess(files, spec), targets, step, static=not b["dynamic"])
+    finally:
+        runner.close()
+    return record(art.path, rec, files, images, art.manifest.get("weights", {}).get("source"),
+                  art.manifest.get("sha256"))
+
+
+__all__ = ["labelled_images", "measure", "measure_artifact", "record", "read", "for_artifact", "topk",
+           "IMAGE_SUFFIXES"]

@@ -142,8 +142,8 @@ def get_artifact(model: str, target: str, precision: str = "fp32", batch=None, d
     from ..pretrained import resolve
 
     resolved = resolve(spec.name, weights)  # a release checkpoint is fetched (once) here
-    if resolved.kind == "release":
-        weights = str(resolved.path)
+    # from here on `weights` is what the model is built from: None (synthetic), 'pretrained' or a file
+    weights = {"synthetic": None, "pretrained": "pretrained"}.get(resolved.kind, str(resolved.path))
     wsrc = resolved.source or weights_source(weights, seed)
     cspec = None
     if precision == "int8":
@@ -503,10 +503,20 @@ def model_for_artifact(art: Artifact, weights=None):
         if weights is not None:
             raise UsageError(f"{art.path} was exported with synthetic weights ({src}); --weights does not apply")
         return create_model(name, seed=int(src.split(":", 1)[1]))
+    if src.startswith("pretrained:"):  # timm's pretrained weights (its hub cache)
+        return create_model(name, weights="pretrained")
     path = weights or art.manifest["weights"].get("file")
+    if src.startswith("release:") and not (path and Path(path).is_file()):
+        path = str(_release_path(src))  # fetched again (pinned) when the cache lost it
     if not path or not Path(path).is_file():
         raise UserError(f"{art.path} was exported from a checkpoint ({src}) that is not at its recorded path; "
                         f"pass it with --weights PATH")
-    if f"sha256:{sha256_file(path)}" != src:
+    if f"sha256:{sha256_file(path)}" != src.rsplit("@", 1)[-1]:  # release:<name>@sha256:<hex> or sha256:<hex>
         raise UserError(f"{path} is not the checkpoint {art.path} was exported from (sha256 differs from {src})")
     return create_model(name, weights=path)
+
+
+def _release_path(src: str):
+    from ..pretrained import fetch
+
+    return fetch(src.split(":", 1)[1].split("@", 1)[0])

@@ -317,6 +317,38 @@ def _index(doc: dict, side: str, warnings: list[str]) -> dict[str, dict]:
     return out
 
 
+def _weights_mismatch(cmp: Comparison, base_rows: dict, head_rows: dict) -> None:
+    """Cases that differ only in their weights (synthetic in base, a release checkpoint in head...)
+    are different cases and are never paired (the weights are part of the case key); say so once
+    in the warnings, and on each such case, instead of leaving a silent missing/new pair."""
+    def others(rows: dict) -> dict[tuple, set]:
+        out: dict[tuple, set] = {}
+        for row in rows.values():
+            f = _case_fields(row)
+            out.setdefault(tuple(str(f[k]) for k in CASE_FIELDS if k != "weights"), set()).add(str(f["weights"]))
+        return out
+
+    base_w, head_w = others(base_rows), others(head_rows)
+    n, example = 0, None
+    for c in cmp.cases:
+        rest = tuple(str(getattr(c, k)) for k in CASE_FIELDS if k != "weights")
+        if c.verdict == "new" and base_w.get(rest, set()) - {str(c.weights)}:
+            other = sorted(base_w[rest] - {str(c.weights)})
+            c.note += f"; base measured it with other weights ({', '.join(other)}): not compared across weights"
+        elif c.verdict == "missing" and head_w.get(rest, set()) - {str(c.weights)}:
+            other = sorted(head_w[rest] - {str(c.weights)})
+            c.note += f"; head measured it with other weights ({', '.join(other)}): not compared across weights"
+        else:
+            continue
+        n += 1
+        example = example or (c.model, c.weights, other[0])
+    if n:
+        m, w, o = example
+        cmp.warnings.append(f"{n} case(s) differ only in their weights between the runs (e.g. {m}: {w} vs {o}); "
+                            "latencies of different weights are never paired: they show as missing/new. Compare "
+                            "runs made with the same --weights")
+
+
 def _case_fields(row: dict) -> dict:
     return {f: row.get(f) for f in CASE_FIELDS}
 
@@ -414,6 +446,7 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
     stats: dict[str, RatioStats] = {}
     for key in list(base_rows) + [k for k in head_rows if k not in base_rows]:
         cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp, stats))
+    _weights_mismatch(cmp, base_rows, head_rows)
     _apply_shift(cmp, stats, base_rows, head_rows)
     order = {v: i for i, v in enumerate(VERDICTS)}
     cmp.cases.sort(key=lambda c: (order.get(c.verdict, len(order)), c.case_key))

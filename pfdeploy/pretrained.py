@@ -242,12 +242,132 @@ def catalogue() -> list[dict]:
     return out
 
 
+# --weights spellings (every verb that takes --weights, and create_model): one of these, a
+# checkpoint PATH, or a comma-separated list of them (each model gets the first that fits it).
+KEYWORDS = ("synthetic", "release", "release+", "pretrained")
+SPELLINGS = "synthetic, release, release+, release:<name>, pretrained or a checkpoint PATH"
+
+
+def _is_keyword(part: str) -> bool:
+    return part in KEYWORDS or part.startswith("release:")
+
+
+def parse_weights(value) -> tuple[str, ...] | None:
+    """The choices of a --weights value, in order; None for synthetic weights (no value).
+
+    A value naming an existing file is that file, commas and all. Otherwise it is split on
+    commas; each part must be a keyword, `release:<name>` of a published checkpoint, or a path
+    (a path that does not exist fails later, where it is read, as before: exit 1). A part that is
+    neither a file nor a keyword but looks like a misspelt keyword (`relase`, `pretrain`) is a
+    UsageError (exit 2) at once, with the spellings."""
+    import difflib
+
+    if value is None or str(value).strip() == "":
+        return None
+    w = str(value).strip()
+    if Path(w).expanduser().is_file():
+        return (w,)
+    parts = [p.strip() for p in w.split(",")]
+    if any(not p for p in parts):
+        raise UsageError(f"--weights {w!r}: an empty choice in the list; use {SPELLINGS}")
+    if len(parts) > 1 and not all(_is_keyword(p) or Path(p).expanduser().is_file() for p in parts):
+        bad = next(p for p in parts if not (_is_keyword(p) or Path(p).expanduser().is_file()))
+        raise UsageError(f"--weights {w!r}: {bad!r} is neither a keyword nor an existing file; a list takes "
+                         f"{SPELLINGS}")
+    for p in parts:
+        if p.startswith("release:"):
+            get_checkpoint(p.split(":", 1)[1])  # UsageError with a "did you mean"
+        elif not _is_keyword(p) and not Path(p).expanduser().exists():
+            near = difflib.get_close_matches(p, KEYWORDS, n=1, cutoff=0.6)
+            if near or p.startswith(("release", "synthetic", "pretrained")):
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise UsageError(f"--weights {p!r} is not a file nor a known choice{hint}; use {SPELLINGS}")
+    choices = tuple(dict.fromkeys(parts))
+    return None if choices == ("synthetic",) else choices
+
+
+def why_not(model: str, choice: str, short: bool = False) -> str | None:
+    """None when the single choice `choice` fits zoo model `model`, else why not (no download:
+    a release checkpoint fits by name; a checkpoint file by its keys and shapes). `short`: a few
+    words, for a list of reasons."""
+    from .zoo import canonical_name, get_spec
+
+    name = canonical_name(model)
+    if choice == "synthetic":
+        return None
+    if choice in ("release", "release+"):
+        try:
+            checkpoint_for(name, choice)
+        except UsageError as exc:
+            return f"no {choice} checkpoint" if short else str(exc)
+        return None
+    if choice.startswith("release:"):
+        c = get_checkpoint(choice.split(":", 1)[1])
+        return None if c.model == name else f"release checkpoint {c.name} fits {c.model}, not {name}"
+    if choice == "pretrained":
+        try:
+            pretrained_source(name)
+        except UsageError as exc:
+            if short:
+                return ("timm has none for parameter-free models" if get_spec(name).family == "parameter-free"
+                        else "none exist for this pfdeploy-own baseline")
+            return str(exc)
+        return None
+    return _file_misfit(name, choice)
+
+
+def _file_misfit(model: str, path: str) -> str | None:
+    from .weights import check_state_dict, is_torchvision_resnet, read_checkpoint, torchvision_to_release
+    from .zoo import build_architecture
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        return f"weights file not found: {p}"
+    key = (str(p.resolve()), p.stat().st_mtime_ns)
+    if _SD_CACHE.get("key") != key:
+        _SD_CACHE.clear()
+        _SD_CACHE.update(key=key, sd=read_checkpoint(p))
+    sd = _SD_CACHE["sd"]
+    if model in ("resnet50", "dw_resnet50") and is_torchvision_resnet(sd):
+        sd = torchvision_to_release(sd)
+    try:
+        check_state_dict(build_architecture(model), sd, f"{p} (for {model})")
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+_SD_CACHE: dict = {}
+
+
+def choose(model: str, weights) -> str | None:
+    """The one choice of a --weights value that applies to `model`: the first of its list that
+    fits (None: synthetic). UsageError naming why each choice does not fit when none does."""
+    choices = parse_weights(weights)
+    if choices is None:
+        return None
+    if len(choices) == 1 and not _is_keyword(choices[0]):
+        return choices[0]  # a single PATH: read (and checked) where it is loaded, as always
+    reasons = []
+    for c in choices:
+        why = why_not(model, c, short=len(choices) > 1)
+        if why is None:
+            return None if c == "synthetic" else c
+        reasons.append(f"{c}: {why}")
+    if len(choices) == 1:
+        raise UsageError(why)
+    from .zoo import canonical_name
+
+    raise UsageError(f"no choice of --weights {','.join(choices)} fits {canonical_name(model)} ("
+                     + "; ".join(reasons) + ")")
+
+
 def resolve(model: str, weights) -> Resolved:
     """Turn a --weights value into a local file (fetching a release checkpoint when asked) and
     the source string manifests record."""
-    if weights is None or weights == "":
+    w = choose(model, weights)
+    if w is None:
         return Resolved(None, None, "synthetic")
-    w = str(weights)
     if w in ("release", "release+") or w.startswith("release:"):
         c = get_checkpoint(w.split(":", 1)[1]) if w.startswith("release:") else checkpoint_for(model, w)
         from .zoo import canonical_name
@@ -261,6 +381,69 @@ def resolve(model: str, weights) -> Resolved:
     if w == "pretrained":
         return Resolved(None, pretrained_source(model), "pretrained")
     return Resolved(Path(w).expanduser(), None, "file")
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """The weights one model of a multi-model run uses."""
+    choice: str | None   # what get_artifact / create_model take: None (synthetic), release:<name>, pretrained, PATH
+    source: str          # its identity, in case keys and manifests: synthetic:<seed>, release:<name>@sha256:<hex>,
+                         # sha256:<hex>, pretrained:timm/<name>
+
+
+def plan_models(models, weights, seed: int = 0) -> dict[str, "ModelWeights"]:
+    """Each model's weights for a --weights value given to a run of several models (`bench`):
+    the first choice of the list that fits the model. Every model is checked before anything is
+    downloaded; models that no choice fits are one UsageError line naming them all. Then release
+    checkpoints are fetched (once; UserError on a failed download) and hashed."""
+    from .zoo import canonical_name
+
+    choices = parse_weights(weights)
+    models = [canonical_name(m) for m in models]
+    if choices is None:
+        return {m: ModelWeights(None, f"synthetic:{seed}") for m in models}
+    for c in choices:
+        if not _is_keyword(c) and not Path(c).expanduser().is_file():
+            raise UserError(f"weights file not found: {Path(c).expanduser()}")
+    picked, unfit = {}, {}
+    for m in models:
+        try:
+            picked[m] = choose(m, weights) if len(choices) > 1 or _is_keyword(choices[0]) else None
+        except UsageError as exc:
+            unfit[m] = str(exc)
+            continue
+        if len(choices) == 1 and not _is_keyword(choices[0]):  # one checkpoint file: checked against each model
+            why = why_not(m, choices[0])
+            if why is None:
+                picked[m] = choices[0]
+            else:
+                unfit[m] = why
+    if unfit:
+        spelt = ",".join(choices)
+        names = ", ".join(unfit)
+        them = "it" if len(unfit) == 1 else "them"
+        if set(choices) <= {"release", "release+"}:
+            have = sorted({c.model for c in CHECKPOINTS.values() if c.recipe in choices})
+            what = "checkpoints" if spelt == "release" else f"{spelt} checkpoints"
+            raise UsageError(f"--weights {spelt} does not fit {names}: the release published {what} only for {', '.join(have)}; use --weights {spelt},pretrained (timm's weights for "
+                             f"the baselines) or {spelt},synthetic, or leave {them} out of --models")
+        detail = "; ".join(why if why.startswith(("no choice", m)) else f"{m}: {why}" for m, why in unfit.items())
+        raise UsageError(f"--weights {spelt} does not fit {names}: {detail}; leave {them} out of --models or "
+                         f"add a choice that fits ({spelt},synthetic)")
+    out = {}
+    for m, c in picked.items():
+        if c is None:
+            out[m] = ModelWeights(None, f"synthetic:{seed}")
+        elif c == "pretrained":
+            out[m] = ModelWeights(c, pretrained_source(m))
+        elif c.startswith("release") and _is_keyword(c):
+            r = resolve(m, c)  # fetched once into the cache, pinned
+            out[m] = ModelWeights(f"release:{r.checkpoint.name}", r.source)
+        else:
+            from .weights import sha256_file
+
+            out[m] = ModelWeights(c, f"sha256:{sha256_file(Path(c).expanduser())}")
+    return out
 
 
 def pretrained_source(model: str) -> str:

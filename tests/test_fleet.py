@@ -211,6 +211,11 @@ def test_unreachable_cluster_is_one_line(tmp_path):
         assert len(lines) == 1 and "cannot reach the Ray cluster at 127.0.0.1" in lines[0], out.stderr
     out = run_cli("fleet", "nodes", env={"RAY_ADDRESS": ""})
     assert out.returncode == 1 and "--address" in out.stderr
+    # checkpoints and image folders are this machine's files: refused in one line, before any connection
+    out = run_cli("fleet", "bench", "--address", f"127.0.0.1:{port}", "--weights", "release",
+                  "--store", str(tmp_path / "s.db"))
+    assert out.returncode == 2 and "synthetic weights only" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.db").exists()
 
 
 def test_version_mismatch_refused_before_anything_runs(cluster, tmp_path, monkeypatch, capsys):

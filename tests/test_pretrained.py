@@ -271,3 +271,143 @@ def test_pretrained_baseline_through_timm(tmp_path):
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(net(x), ref(x), rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------ bench --weights, accuracy beside speed
+
+def test_weights_spellings_and_first_fit(mirror):
+    """--weights parsing is shared by export/info/bench: keywords, release:<name>, a PATH, and
+    comma-separated lists where each model gets the first choice that fits it."""
+    from pfdeploy.weights import sha256_file
+
+    served = _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=2)
+    assert pretrained.parse_weights(None) is None and pretrained.parse_weights("synthetic") is None
+    assert pretrained.parse_weights("release,pretrained") == ("release", "pretrained")
+    for bad, msg in (("relase", "did you mean release"), ("release:nope", "unknown release checkpoint"),
+                     ("release,,synthetic", "empty choice"), ("release,nofile.pth", "neither a keyword nor")):
+        with pytest.raises(UsageError, match=msg):
+            pretrained.parse_weights(bad)
+    plan = pretrained.plan_models(["pf_resnet50_max", "resnet50", "dw_resnet50"], "release,synthetic")
+    assert plan["pf_resnet50_max"].source == f"release:resnet50_max@sha256:{sha256_file(served)}"
+    assert plan["pf_resnet50_max"].choice == "release:resnet50_max"
+    assert plan["resnet50"].source == plan["dw_resnet50"].source == "synthetic:0"
+    plan = pretrained.plan_models(["pf_resnet50_max", "resnet50"], "release,pretrained")
+    assert plan["resnet50"] == pretrained.ModelWeights("pretrained", "pretrained:timm/resnet50")
+    # a choice that fits no model of the run: one line naming every such model, before any download
+    (mirror["cache"] / "weights" / "resnet50_max.pth").unlink()
+    with pytest.raises(UsageError, match="--weights release does not fit resnet50, dw_resnet50: .*release,pretrained"):
+        pretrained.plan_models(["pf_resnet50_max", "resnet50", "dw_resnet50"], "release")
+    with pytest.raises(UsageError, match="dw_resnet50 .*pretrained: none exist"):
+        pretrained.plan_models(["pf_resnet50_max", "dw_resnet50"], "release,pretrained")
+    assert not (mirror["cache"] / "weights" / "resnet50_max.pth").exists()
+    # a checkpoint file fits the models whose keys and shapes it has
+    plan = pretrained.plan_models(["pf_resnet50_max", "resnet50"], f"{served},synthetic")
+    assert plan["pf_resnet50_max"] == pretrained.ModelWeights(str(served), f"sha256:{sha256_file(served)}")
+    assert plan["resnet50"].source == "synthetic:0"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--weights", "relase"], "did you mean release"),
+    (["--weights", "release:resnet50_maxx"], "did you mean resnet50_max"),
+    (["--models", "pf_resnet50_max,resnet50", "--weights", "release"], "does not fit resnet50"),
+    (["--models", "pf_vit_s", "--weights", "pretrained"], "does not fit pf_vit_s"),
+])
+def test_bench_bad_weights_is_one_line_exit_2_nothing_run(tmp_path, args, needle):
+    with socket.socket() as s:  # nothing may be downloaded: the mirror is a closed port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {pretrained.MIRROR_ENV: f"http://127.0.0.1:{port}/pflayer", "PFDEPLOY_CACHE_DIR": str(tmp_path / "cache")}
+    r = _cli("bench", *args, "--backends", "onnxruntime", "--store", str(tmp_path / "r.db"), env=env)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+    assert not (tmp_path / "r.db").exists() and not (tmp_path / "cache").exists()
+
+
+def _labelled_photos(root: Path) -> Path:
+    """Four scikit-image photographs in ImageNet-style class folders (synset ids)."""
+    from PIL import Image
+    from skimage import data
+
+    classes = {"astronaut": "n10148035", "chelsea": "n02123045", "coffee": "n07920052", "rocket": "n04266014"}
+    for name, wnid in classes.items():
+        (root / wnid).mkdir(parents=True)
+        Image.fromarray(getattr(data, name)()).save(root / wnid / f"{name}.png")
+    return root
+
+
+def test_bench_release_weights_accuracy_in_rows_and_report(mirror, tmp_path):
+    """bench --weights release from the mirror: the rows and the artifact carry the release
+    identity (so the artifact's cache key differs from the synthetic one); --images measures
+    top-1/top-5 of the exact artifact before timing, the row and the report show it; an
+    accuracy.json entry of another artifact is never carried."""
+    from pfdeploy.exporters.pipeline import artifact_dir, make_request
+    from pfdeploy.exporters.settings import parse_batch
+    from pfdeploy.store import read_run_file
+    from pfdeploy.weights import sha256_file
+
+    served = _serve_checkpoint(mirror["root"], "resnet50_max.pth", "pf_resnet50_max", seed=5, calibrated=True)
+    wid = f"release:resnet50_max@sha256:{sha256_file(served)}"
+    env = {pretrained.MIRROR_ENV: mirror["url"], "PFDEPLOY_CACHE_DIR": str(mirror["cache"])}
+    db, out = tmp_path / "r.db", tmp_path / "run.json"
+    images = _labelled_photos(tmp_path / "val")
+    common = ["--models", "pf_resnet50_max", "--backends", "onnxruntime", "--min-time", "0.2", "--max-time", "0.4",
+              "--weights", "release", "--store", str(db)]
+    r = _cli("bench", *common, "--images", str(images), "--json", str(out), "--tag", "rel", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    row = [x for x in read_run_file(out)["results"] if x["status"] == "ok"][0]
+    assert row["weights"] == wid and row["case_key"].startswith(f"pf_resnet50_max|{wid}|onnxruntime|")
+    art_path = Path(row["artifact"]["path"])
+    assert json.loads((art_path / "manifest.json").read_text())["weights"]["source"] == wid
+    assert row["artifact"]["weights"] == wid
+    root = mirror["cache"]
+    bspec = parse_batch(None, None)
+    assert art_path == artifact_dir(root, make_request("pf_resnet50_max", wid, "onnx", "fp32", bspec))
+    assert art_path != artifact_dir(root, make_request("pf_resnet50_max", "synthetic:0", "onnx", "fp32", bspec))
+    acc = row["accuracy"]
+    assert acc["artifact_sha256"] == row["artifact_sha256"] and acc["n"] == 4 and acc["weights"] == wid
+    assert 0 <= acc["top1"] <= acc["top5"] <= 1 and 0 <= acc["torch_top1"] <= acc["torch_top5"] <= 1
+    assert acc["images_sha256"] and "top-1 % (PyTorch)" in r.stdout and "release:resnet50_max@" in r.stdout
+    assert "labelled images" in r.stdout  # the note naming the image set
+
+    site = tmp_path / "site"
+    r = _cli("report", "--out", str(site), "--store", str(db), env=env)
+    assert r.returncode == 0, r.stderr
+    html = (site / "index.html").read_text()
+    cell = f"{acc['top1'] * 100:,.1f} ({acc['torch_top1'] * 100:,.1f})"
+    assert "top-1 % (PyTorch)" in html and cell in html
+    assert any(cell in p.read_text() for p in site.rglob("*.html") if p.name != "index.html")  # the run page
+
+    # an entry measured on another artifact (its sha256 differs) is not carried
+    accfile = art_path / "accuracy.json"
+    data = json.loads(accfile.read_text())
+    for entry in data.values():
+        entry["artifact_sha256"] = "0" * 64
+    accfile.write_text(json.dumps(data))
+    r = _cli("bench", *common, "--json", str(out), env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    row2 = [x for x in read_run_file(out)["results"] if x["status"] == "ok"][0]
+    assert row2["accuracy"] is None and row2["artifact_sha256"] == row["artifact_sha256"]
+    assert "top-1 % (PyTorch)" not in r.stdout
+
+
+def test_compare_never_pairs_rows_of_different_weights():
+    """Cases that differ only in their weights are different cases (weights are in the case key):
+    compare lists them as missing/new with the reason, and warns once; it never gives a ratio."""
+    from test_compare import synth_doc
+
+    from pfdeploy import compare as C
+
+    base = synth_doc("base", 1)
+    head = synth_doc("head", 2)
+    wid = "release:resnet50_max@sha256:" + "ab" * 32
+    for row in head["results"]:
+        if row["model"] == "pf_resnet50_max":
+            row["weights"] = wid
+            row["case_key"] = C.case_key({**row, "case_key": None})
+    cmp = C.compare_runs(base, head)
+    pf = [c for c in cmp.cases if c.model == "pf_resnet50_max"]
+    assert sorted(c.verdict for c in pf) == ["missing", "new"]
+    assert all("not compared across weights" in c.note and c.ratio is None for c in pf)
+    assert any("differ only in their weights" in w and wid in w for w in cmp.warnings)
+    others = [c for c in cmp.cases if c.model != "pf_resnet50_max"]
+    assert others and all("weights" not in (c.note or "") for c in others)

@@ -9,6 +9,7 @@ import click
 from rich.text import Text
 
 from ..errors import UsageError
+from .options import weights_option
 
 PAPER_NOTE = ("vs <baseline> = baseline p50 / this p50 with its 95% CI (above 1: faster), for each baseline the "
               "model's spec names; paired over the rounds the two cases ran back to back; `pfdeploy claims` "
@@ -285,6 +286,16 @@ _BENCH_OPTIONS = [
     click.option("--allow-failed-parity", is_flag=True,
                   help="Also time artifacts whose parity check failed (NaN/Inf or far from PyTorch); their rows say "
                        "parity failed. Default: such cases fail without being timed."),
+    weights_option(default="synthetic", extra_help=(
+        " A choice that fits no model of the run is refused before anything runs: --weights release alone "
+        "fits only the parameter-free models the release published; release,pretrained gives the baselines "
+        "timm's weights, release,synthetic keeps synthetic ones. The weights are part of every case key.")),
+    click.option("--images", type=click.Path(file_okay=False), default=None,
+                 help="Labelled images (class subfolders n01440764/ or 0/, or --labels FILE): before timing, "
+                      "top-1/top-5 of each artifact and of PyTorch on them (once per artifact and image set, kept "
+                      "in the artifact's accuracy.json); rows carry it beside the latency."),
+    click.option("--labels", type=click.Path(dir_okay=False), default=None,
+                 help="Labels for --images: lines 'relative/path.jpg label' (ImageNet-1k index or synset id)."),
     click.option("--store", "store_url", help="Results store: a SQLite path or URL, postgresql://... "
                                                "(default: $PFDEPLOY_STORE or ./pfdeploy-results.db)."),
     click.option("--tag", help="A label for this run (compare and report find runs by tag)."),
@@ -305,7 +316,7 @@ def bench_options(f):
 @click.command("bench")
 @bench_options
 def command(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time, target_ci,
-            interleave, allow_failed_parity, store_url, tag, json_file, wide):
+            interleave, allow_failed_parity, weights, images, labels, store_url, tag, json_file, wide):
     """Benchmark models through every installed runtime and store the results.
 
     With no arguments: the `default` suite on the CPU (the parameter-free ResNet-50s against
@@ -323,6 +334,14 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
                        target_ci, interleave, tag)
     cfg.allow_failed_parity = allow_failed_parity
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
+    check_images(images, labels)
+    cfg.images, cfg.labels = images, labels
+    cfg.weights = None if weights in (None, "synthetic") else weights
+    from ..pretrained import plan_models
+
+    # every model's weights before anything runs: a choice that fits none of a model is exit 2,
+    # a release checkpoint is fetched (once) and hashed here (a failed download: exit 1)
+    cfg.model_weights = plan_models(cfg.models, cfg.weights, cfg.seed)
     if json_file and json_file != "-":
         from ..outputs import check_output_file
 
@@ -359,6 +378,23 @@ def command(models, suite, backends, device, precision, batch, threads, scenario
                         f"(reasons above; run {outcome.run_id})")
 
 
+def check_images(images, labels) -> None:
+    """--images/--labels: refused before anything runs when they cannot give labelled images."""
+    from ..errors import UserError
+
+    if labels is not None and images is None:
+        raise UsageError("--labels needs --images DIR (the folder the labelled paths are relative to)")
+    if images is None:
+        return
+    from pathlib import Path
+
+    if not Path(images).expanduser().is_dir():
+        raise UserError(f"--images {images}: not a directory")
+    from ..exporters.accuracy import labelled_images
+
+    labelled_images(images, labels)  # one line when the images carry no labels
+
+
 def summary_data(outcome) -> dict:
     """The facts the table shows, as data (also what --json - adds as "summary"). Every
     parameter-free row carries "comparisons": one per baseline its zoo spec names, with the
@@ -387,6 +423,7 @@ def summary_data(outcome) -> dict:
             "params": row["params"], "macs": row["macs"], "parity": parity_verdict(row["parity"]),
             "cv": row["cv"], "noisy": bool(row["cv"] is not None and row["cv"] > CV_WARN),
             "peak_rss_mb": row["peak_rss_mb"], "warnings": row["warnings"],
+            "weights": row.get("weights"), "accuracy": row.get("accuracy"),
         })
     rows.sort(key=lambda x: (x["backend"], x["precision"], x["batch"], x["p50_ms"] or 0))
     others = [{"case": r.spec.label, "status": r.row["status"], "reason": r.row["error"]}
@@ -398,7 +435,7 @@ def summary_data(outcome) -> dict:
             "wall_s": round(outcome.wall_s, 1), "results": rows, "not_measured": others,
             # one entry per kind, each with the line printed and every case's message ("details")
             "warnings": summarize_warnings(all_rows), "not_measured_summary": summarize_not_measured(all_rows),
-            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows, outcome.results)}
+            "notes": outcome.notes + [PAPER_NOTE] + _unpaired_note(rows, outcome.results) + accuracy_note(rows)}
 
 
 def _unpaired_note(rows: list[dict], results=()) -> list[str]:
@@ -452,9 +489,14 @@ def summary_table(data: dict):
 
     results = data["results"]
     bases = speedup_columns(results)
+    # weights only when some case is not on the default synthetic weights; accuracy only when measured
+    show_weights = any(r.get("weights") not in (None, "synthetic:0") for r in results)
+    show_acc = any(r.get("accuracy") for r in results)
     cols = ([Col("model"), Col("backend"), Col("device", fold="{}"), Col("prec", fold="{}"),
-             Col("batch", right=True, fold="batch {}"), Col("scenario", fold="{}"),
-             Col("p50 ms [95% CI]", right=True)]
+             Col("batch", right=True, fold="batch {}"), Col("scenario", fold="{}")]
+            + ([Col("weights", 1, fold="weights {}")] if show_weights else [])
+            + [Col("p50 ms [95% CI]", right=True)]
+            + ([Col("top-1 % (PyTorch)", 1, right=True), Col("top-5 %", 6, right=True)] if show_acc else [])
             + [Col(f"vs {b}", 2, right=True) for b in bases]
             + [Col("parity", 3), Col("CV", 4, right=True), Col("items/s", 5, right=True), Col("p90 ms", 6, right=True),
                Col("p99 ms", 7, right=True), Col("params M", 8, right=True), Col("MACs G", 9, right=True),
@@ -462,8 +504,11 @@ def summary_table(data: dict):
     rows = []
     for r in results:
         ci = (f" [{r['p50_ci_low_ms']:.3f}, {r['p50_ci_high_ms']:.3f}]" if r["p50_ci_low_ms"] is not None else "")
-        rows.append([r["model"], r["backend"], r["device"], r["precision"], r["batch"], r["scenario"],
-                     f"{ms(r['p50_ms'])}{ci}"]
+        acc = r.get("accuracy") or {}
+        rows.append([r["model"], r["backend"], r["device"], r["precision"], r["batch"], r["scenario"]]
+                    + ([weights_label(r.get("weights"))] if show_weights else [])
+                    + [f"{ms(r['p50_ms'])}{ci}"]
+                    + ([accuracy_text(acc), _pct(acc.get("top5"))] if show_acc else [])
                     + [x(r, b) for b in bases]
                     + [r["parity"], _cv(r), fmt(r["items_per_s"], 1), ms(r["p90_ms"]), ms(r["p99_ms"]),
                        fmt(r["params"] / 1e6 if r["params"] else None, 2),
@@ -473,6 +518,43 @@ def summary_table(data: dict):
     if "throughput" in scenarios:
         title += "; throughput: one sample = every request in flight completed"
     return cols, rows, title
+
+
+def weights_label(source: str | None) -> str:
+    """A weights identity shortened for a table cell: release:resnet50_max@sha256:<hex> ->
+    release:resnet50_max@1a2b3c4d (the full identity is in the stored row and the JSON)."""
+    if not source:
+        return "-"
+    if "sha256:" in source:
+        head, _, digest = source.rpartition("sha256:")
+        return f"{head}{digest[:8]}" if head.endswith("@") else f"sha256:{digest[:8]}"
+    return source
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v * 100:.1f}"
+
+
+def accuracy_text(acc: dict | None) -> str:
+    """'76.2 (76.4)': the artifact's top-1 and, in parentheses, PyTorch's on the same images."""
+    if not acc or acc.get("top1") is None:
+        return "-"
+    torch_top1 = acc.get("torch_top1")
+    return _pct(acc["top1"]) + (f" ({_pct(torch_top1)})" if torch_top1 is not None else "")
+
+
+def accuracy_note(results: list[dict]) -> list[str]:
+    """One note naming the image sets the table's accuracy was measured on."""
+    sets = {}
+    for r in results:
+        acc = r.get("accuracy") or {}
+        if acc.get("images_sha256"):
+            sets.setdefault(acc["images_sha256"], acc)
+    if not sets:
+        return []
+    parts = [f"{a.get('n')} labelled images ({a.get('images')}, sha256 {d[:12]})" for d, a in sets.items()]
+    return ["top-1/top-5 measured for each exact artifact (its sha256) on " + "; ".join(parts)
+            + "; PyTorch fp32's top-1 on the same images in parentheses"]
 
 
 def print_summary(console, data: dict, wide: bool = False) -> None:

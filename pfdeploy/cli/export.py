@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from .options import weights_option
 from ..render import emit, err_console, esc, fmt, table
 
 
@@ -67,9 +68,7 @@ def show(console, art) -> None:
 @click.option("--batch", type=int, default=None, help="Static batch size.")
 @click.option("--dynamic-batch", default=None, metavar="MIN:OPT:MAX",
               help="Dynamic batch axis range (default 1:8:64; OPT is TensorRT's tuning point).")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint PATH, 'release' / 'release+' (the PfLayer release's, fetched once), or "
-                   "'pretrained' (a baseline's timm weights); default: synthetic weights.")
+@weights_option()
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic weights.")
 @click.option("--calib", type=click.Path(file_okay=False), default=None,
               help="Folder of calibration images for int8 (default: synthetic images).")

@@ -185,7 +185,8 @@ def print_fleet(console, runs, store_url: str, wide: bool) -> dict:
                                           "host names, IP addresses or machine names (default: every alive node).")
 @bench_options
 def bench_command(address, selector, models, suite, backends, device, precision, batch, threads, scenario, min_time,
-                  max_time, target_ci, interleave, allow_failed_parity, store_url, tag, json_file, wide):
+                  max_time, target_ci, interleave, allow_failed_parity, weights, images, labels, store_url, tag,
+                  json_file, wide):
     """Run one bench configuration on every selected node of a Ray cluster, all at once.
 
     Takes every `pfdeploy bench` option. Each node runs exclusively (its task is pinned to it and
@@ -199,6 +200,12 @@ def bench_command(address, selector, models, suite, backends, device, precision,
     from ..store import open_store
     from .bench import build_config
 
+    from ..errors import UsageError
+
+    if weights not in (None, "synthetic") or images or labels:
+        # checkpoints and image folders are files of this machine, not of the nodes
+        raise UsageError("fleet bench runs synthetic weights only: --weights, --images and --labels name files on "
+                         "this machine that the nodes do not have; run `pfdeploy bench --weights ...` on a node")
     fleet.check_reachable_address(address)  # first: an unreachable cluster is one line, at once
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag, local_checks=False)  # threads/memory: checked on each node

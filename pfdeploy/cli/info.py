@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import click
 
+from .options import weights_option
 from ..render import emit, esc, fmt, table
 
 
 @click.command("info")
 @click.argument("model")
-@click.option("--weights", type=click.Path(dir_okay=False),
-              help="Checkpoint to load (validates it): PATH, 'release', 'release+' or 'pretrained'.")
+@weights_option(extra_help=" Given, the checkpoint is loaded (and so validated).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(model, weights, as_json):
     """Architecture summary, params, MACs, baselines and published figures of one model."""
@@ -17,7 +17,7 @@ def command(model, weights, as_json):
     from ..zoo import build_architecture, create_model, get_spec
 
     spec = get_spec(model)
-    net = create_model(spec.name, weights=weights) if weights else build_architecture(spec.name).eval()
+    net = create_model(spec.name, weights=weights) if weights and weights != "synthetic" else build_architecture(spec.name).eval()
     cx = complexity(net, spec.input_size)
     counts: dict[str, int] = {}
     for m in net.modules():

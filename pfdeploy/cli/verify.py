@@ -62,7 +62,8 @@ def verify_artifact(path, images=None, weights=None, limit: int | None = None, l
 
             acc = accuracy.measure(model, runner, x, targets, step, static=not batch.dynamic)
             result["accuracy"] = accuracy.record(art.path, acc, files, images,
-                                                 art.manifest.get("weights", {}).get("source"))
+                                                 art.manifest.get("weights", {}).get("source"),
+                                                 art.manifest.get("sha256"))
     return result
 
 

@@ -207,10 +207,15 @@ def _overview_block(rows: list[dict], bar_chart) -> dict:
             is_pf = m in pf_models
             speedups = {base: comps[(m, b, base)] for base in baseline_models if (m, b, base) in comps}
             label, cls, detail = parity_status(r.get("parity"))
+            from ..cli.bench import weights_label
+
             table.append({"row": r, "model": m, "backend": b, "is_pf": is_pf, "speedups": speedups,
-                          "parity": label, "parity_class": cls, "parity_detail": detail})
+                          "parity": label, "parity_class": cls, "parity_detail": detail,
+                          "weights_label": weights_label(r.get("weights"))})
     return {"label": config_label(rows[0]), "chart": chart, "table": table, "baselines": list(baseline_models),
-            "has_bars": bool(values)}
+            "has_bars": bool(values),
+            # top-1/top-5 beside the latency when some row carries accuracy measured for its artifact
+            "has_accuracy": any(isinstance(r.get("accuracy"), dict) for r in rows)}
 
 
 # --------------------------------------------------------------------------------------------

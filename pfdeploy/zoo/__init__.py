@@ -189,19 +189,20 @@ def create_model(name: str, weights=None, seed: int = 0):
     """Build `name` in eval mode. `weights`: a checkpoint path (.pth/.pt/.bin/.safetensors);
     'release' / 'release+' / 'release:<checkpoint>' for the PfLayer release's checkpoints (fetched
     once into the cache, pinned by sha256: pfdeploy.pretrained); 'pretrained' for a baseline's timm
-    pretrained weights; or None for deterministic synthetic weights (seeded, BatchNorm calibrated).
+    pretrained weights; None or 'synthetic' for deterministic synthetic weights (seeded, BatchNorm
+    calibrated); or a comma-separated list of these (the first that fits the model).
     The result carries `pfdeploy_weights_source` ('sha256:<hex>', 'release:<name>@sha256:<hex>',
     'pretrained:timm/<name>' or 'synthetic:<seed>')."""
     from ..pretrained import load_pretrained, resolve
     from ..weights import load_weights, synthetic_weights
 
     spec = get_spec(name)
-    if weights is None:
+    res = resolve(spec.name, weights)  # 'synthetic', a list ('release,pretrained': the first that fits)...
+    if res.kind == "synthetic":
         model = synthetic_weights(lambda: build_architecture(spec.name), spec, seed)
-    elif str(weights) == "pretrained":
+    elif res.kind == "pretrained":
         model = load_pretrained(spec.name)
     else:
-        res = resolve(spec.name, weights)
         model = build_architecture(spec.name)
         load_weights(model, res.path, spec)
         if res.source:
