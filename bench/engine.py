@@ -92,8 +92,8 @@ class BenchConfig:
         from ..zoo import canonical_name
 
         name = canonical_name(model)
-        if name not in self.model_weights:
-            self.model_weights.update(plan_models(self.models, self.weights, self.seed))
+        if name not in self.model_weights:  # the run's models, and a case prepared outside them
+            self.model_weights.update(plan_models(list(dict.fromkeys([*self.models, name])), self.weights, self.seed))
         return self.model_weights[name]
 
     def to_dict(self) -> dict:

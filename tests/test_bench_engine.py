@@ -212,8 +212,9 @@ def test_torch_weights_are_cached_between_runs(tmp_path, store):
     torch = pytest.importorskip("torch")
     from types import SimpleNamespace
 
-    class Source:
+    class Source:  # the engine's model source: builds the model, names its weights
         calls = 0
+        source = "synthetic:0"
 
         def model(self):
             Source.calls += 1
@@ -326,7 +327,7 @@ def test_one_model_failing_preparation_leaves_the_others(store, inputs, monkeypa
     monkeypatch.setattr(complexity, "complexity_of", lambda name: Cx())
     eng = Engine(BenchConfig(models=(), rule=RULE, round_time_s=0.005), store, store_url=store.url)
     monkeypatch.setattr(eng, "_artifact", lambda model, req, source=None: (
-        "unused", "ab" * 32, {"target": req["target"]}, {"verdict": "passed", "passed": True}))
+        "unused", "ab" * 32, {"target": req["target"]}, {"verdict": "passed", "passed": True}, None))  # no accuracy
     specs = [CaseSpec(model=m, backend="onnxruntime") for m in ("resnet50", "dw_resnet50")]
     prepared = eng._prepare(specs, tmp_path)
     assert prepared[specs[0].key].error is None and prepared[specs[0].key].inputs
