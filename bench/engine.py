@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..devices.cpuload import add_usage
+from ..devices.cpuload import add_usage, row_record
 from ..errors import UserError
 from ..exporters.artifact import parity_verdict
 from .config import CaseSpec, StopRule
@@ -718,7 +718,7 @@ class Engine:
                 warnings.append(f"stopped at max-time ({self.config.rule.max_time_s:g} s measured) before the "
                                 f"median's CI reached +-{self.config.rule.target_ci:.1%}"
                                 + (f" (it is +-{hw:.1%})" if hw is not None else ""))
-        cpu = _cpu_contention(live.cpu) if (live is not None and status == "ok") else None
+        cpu = row_record(live.cpu) if (live is not None and status == "ok") else None
         if cpu and cpu["other_share"] is not None and cpu["other_share"] > OTHER_CPU_WARN:
             warnings.append(f"other processes used {cpu['other_share']:.0%} of the machine's CPU while this case "
                             "was measured: its figures include their interference")
@@ -784,19 +784,6 @@ class Engine:
 
 
 OTHER_CPU_WARN = 0.10  # a row warns when others took more than this share of the machine's CPU
-
-
-def _cpu_contention(usage: dict | None) -> dict | None:
-    """The row's record of CPU contention during the timed rounds (None off Linux)."""
-    if not usage or not usage.get("machine_s"):
-        return None
-    return {"other_share": _r(usage["other_share"]), "steal_share": _r(usage["steal_share"]),
-            "other_cpu_s": _r(usage["other_s"]), "own_cpu_s": _r(usage["self_s"]),
-            "machine_cpu_s": _r(usage["machine_s"]), "source": "/proc/stat and the worker's os.times()"}
-
-
-def _r(v):
-    return None if v is None else round(float(v), 4)
 
 
 def _clusters(items: list) -> list[list]:

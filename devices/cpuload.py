@@ -9,7 +9,8 @@ got while the case ran, and, in a VM, the time the hypervisor gave to other gues
     before = cpu_snapshot()          # in the measuring process, just outside the timed interval
     ... measure ...
     usage = cpu_usage(before, cpu_snapshot())
-    # {"wall_s", "machine_s" (capacity: wall x CPUs), "busy_s", "self_s", "other_s", "steal_s",
+    record = row_record(usage)       # what a result row stores (pooled rounds: add_usage first)
+    # usage: {"wall_s", "machine_s" (capacity: wall x CPUs), "busy_s", "self_s", "other_s", "steal_s",
     #  "other_share", "steal_share"}  or None where /proc/stat is not there
 
 `other_s` is the CPU time of every process but this one (the benchmark's parent is idle, waiting
@@ -79,3 +80,16 @@ def _shares(u: dict) -> dict:
     u["other_share"] = (u["other_s"] / m) if m > 0 else None
     u["steal_share"] = (u["steal_s"] / m) if m > 0 else None
     return u
+
+
+def row_record(usage: dict | None) -> dict | None:
+    """A case's pooled usage as a result row records it (`cpu_contention`); None off Linux."""
+    if not usage or not usage.get("machine_s"):
+        return None
+
+    def r(v):
+        return None if v is None else round(float(v), 4)
+
+    return {"other_share": r(usage["other_share"]), "steal_share": r(usage["steal_share"]),
+            "other_cpu_s": r(usage["other_s"]), "own_cpu_s": r(usage["self_s"]),
+            "machine_cpu_s": r(usage["machine_s"]), "source": "/proc/stat and the worker's os.times()"}

@@ -522,10 +522,7 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
     point = np.array([math.log(stats[k].ratio) for k in keys])      # (m,)
     m = len(keys)
     rng = np.random.default_rng(_stable_seed(cmp.seed, "shift"))
-    pick = rng.integers(0, m, size=(width, m))
-    shift_reps = np.median(L[pick, np.arange(width)[:, None]], axis=1)
-    s_point = float(np.median(point))
-    lo, hi = percentile_interval(shift_reps, s_point, cmp.confidence)
+    s_point, lo, hi = _shift_interval(L, point, np.arange(m), rng, cmp.confidence)
     by_key = {c.case_key: c for c in cmp.cases}
     # Each runtime gets its own common shift when at least two of them have MIN_SHIFT_CASES
     # compared cases: a neighbour slows runtimes unequally (a busy core: ONNX Runtime 3.4x, OpenVINO
@@ -554,24 +551,12 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
     group, loo_point, d, D, tau = chosen
     per_backend = any(g is not None for g in group)
     noise = rng.standard_normal(D.shape) * tau
-    sig = lo > 0 or hi < 0
-    beyond = sig and abs(math.exp(s_point) - 1) >= cmp.threshold
-    cmp.shift = Shift(ratio=math.exp(s_point), ci_low=math.exp(lo), ci_high=math.exp(hi), cases=m,
-                      spread=float(tau), significant=bool(sig), beyond_threshold=bool(beyond),
-                      fails_gate=bool(beyond and s_point > 0 and cmp.shift_fails))
+    cmp.shift = _make_shift(cmp, s_point, lo, hi, m, tau)
+    beyond = cmp.shift.beyond_threshold
     cmp.warnings.append(cmp.shift.message(cmp.threshold))
     for b in big if per_backend else ():
         sub = np.array([i for i in range(m) if backends[i] == b])
-        pick_b = rng.integers(0, sub.size, size=(width, sub.size))
-        reps_b = np.median(L[sub][pick_b, np.arange(width)[:, None]], axis=1)
-        sb = float(np.median(point[sub]))
-        blo, bhi = percentile_interval(reps_b, sb, cmp.confidence)
-        bsig = blo > 0 or bhi < 0
-        bbeyond = bsig and abs(math.exp(sb) - 1) >= cmp.threshold
-        cmp.backend_shifts[b] = Shift(ratio=math.exp(sb), ci_low=math.exp(blo), ci_high=math.exp(bhi),
-                                      cases=int(sub.size), spread=float(tau), significant=bool(bsig),
-                                      beyond_threshold=bool(bbeyond),
-                                      fails_gate=bool(bbeyond and sb > 0 and cmp.shift_fails))
+        cmp.backend_shifts[b] = _make_shift(cmp, *_shift_interval(L, point, sub, rng, cmp.confidence), sub.size, tau)
     if cmp.backend_shifts:
         cmp.warnings.append("per-runtime shifts (each case's verdict is relative to its runtime's): " + "; ".join(
             f"{b} {(sh.ratio - 1) * 100:+.1f}% [{(sh.ci_low - 1) * 100:+.1f}%, {(sh.ci_high - 1) * 100:+.1f}%]"
@@ -602,6 +587,25 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
             extra = "; ".join(x for x in (extra, "blocks of consecutive samples resampled (no rounds recorded)") if x)
         c.verdict = v
         c.note = "; ".join(x for x in (note, extra) if x)
+
+
+def _shift_interval(L: np.ndarray, point: np.ndarray, idx: np.ndarray, rng, confidence: float):
+    """(s, lo, hi): the common log shift of cases `idx` (median of their log ratios) and its CI
+    from the two-level bootstrap (cases resampled, each with its own bootstrap replicate)."""
+    width = L.shape[1]
+    pick = rng.integers(0, idx.size, size=(width, idx.size))
+    reps = np.median(L[idx][pick, np.arange(width)[:, None]], axis=1)
+    s = float(np.median(point[idx]))
+    lo, hi = percentile_interval(reps, s, confidence)
+    return s, lo, hi
+
+
+def _make_shift(cmp: Comparison, s: float, lo: float, hi: float, cases: int, tau: float) -> Shift:
+    sig = lo > 0 or hi < 0
+    beyond = sig and abs(math.exp(s) - 1) >= cmp.threshold
+    return Shift(ratio=math.exp(s), ci_low=math.exp(lo), ci_high=math.exp(hi), cases=int(cases), spread=float(tau),
+                 significant=bool(sig), beyond_threshold=bool(beyond),
+                 fails_gate=bool(beyond and s > 0 and cmp.shift_fails))
 
 
 def _iqr_sd(x: np.ndarray) -> float:
