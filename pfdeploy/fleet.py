@@ -20,7 +20,6 @@ reason in `fleet.error`.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import socket
 import time
@@ -432,10 +431,6 @@ class Display:
     def stop(self) -> None: ...
 
 
-def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 class FleetBench:
     """Runs `cfg` on every node of `nodes` at once and imports each node's run into `store`."""
 
@@ -588,6 +583,7 @@ class FleetBench:
     def _import(self, nr: NodeRun) -> None:
         """The node's run into the driver's store through Store.import_run: the node's own export
         when its task returned one, else what it relayed (status failed/interrupted, reason kept)."""
+        from .bench.engine import _now
         from .runfile import RUN_FILE_FORMAT, RUN_FILE_VERSION
 
         doc = nr.doc
@@ -595,7 +591,7 @@ class FleetBench:
             run = dict(nr.run)
             if run.get("status") == "running":  # it never finished: how it ended is the driver's finding
                 run["status"] = "interrupted" if nr.status == "interrupted" else "failed"
-                run["finished_at"] = _now_iso()
+                run["finished_at"] = _now()  # the engine's own run timestamp format
             doc = {"format": RUN_FILE_FORMAT, "version": RUN_FILE_VERSION, "run": run, "results": list(nr.results)}
         if doc is None:  # the node died (or was cancelled) before its run began: nothing to keep
             nr.status = "interrupted" if nr.status == "interrupted" else "failed"
