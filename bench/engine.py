@@ -85,6 +85,8 @@ class BenchConfig:
     model_weights: dict = field(default_factory=dict)
     images: str | None = None  # --images DIR: accuracy of each artifact measured on them before timing
     labels: str | None = None  # --labels FILE for --images
+    # --processes: fresh worker processes ("generations") per case; None: the suite's / engine default
+    processes: int | None = None
 
     def weights_for(self, model: str):
         """The ModelWeights of `model` (resolved on first use: release checkpoints are fetched)."""
