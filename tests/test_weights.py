@@ -134,6 +134,7 @@ def test_synthetic_weights_are_deterministic():
     assert not torch.equal(a["classifier.weight"], c["classifier.weight"])
 
 
+@pytest.mark.integration  # full-size models built, calibrated and run with hooks on every module
 @pytest.mark.parametrize("name", ["pf_resnet50_max", "resnet50"])
 def test_synthetic_weights_keep_activations_normal(name):
     """No denormal floats anywhere in the network (they make CPU timings meaningless), and
