@@ -88,6 +88,7 @@ def test_export_out_replaces_only_a_previous_artifact_with_force(vit_onnx, tmp_p
     assert load_artifact(out).sha256 == vit_onnx.sha256 and (out / "notes.txt").exists()
 
 
+@pytest.mark.subprocess
 def test_export_out_on_a_full_disk_is_one_line(vit_onnx, tmp_path):
     """RLIMIT_FSIZE makes every write past 64 KiB fail with EFBIG, as a full disk fails with
     ENOSPC: the copy into --out fails; one line, nothing left behind."""
@@ -225,6 +226,7 @@ def _wait_line(proc, prefix: str, timeout: float = 300) -> str:
     raise AssertionError(f"no {prefix!r} line; stderr: {proc.stderr.read()[-3000:]}")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("sigs, code", [((signal.SIGTERM,), 143), ((signal.SIGINT, signal.SIGINT), 130)],
                          ids=["sigterm", "ctrl-c-twice"])
 def test_signal_stops_workers_keeps_cases_marks_run_cleans_up(driver, sigs, code):
@@ -253,6 +255,7 @@ def test_signal_stops_workers_keeps_cases_marks_run_cleans_up(driver, sigs, code
     assert list(driver.tmpdir.iterdir()) == []  # bench temp dir and worker logs removed
 
 
+@pytest.mark.subprocess
 def test_busy_worker_dies_with_its_killed_parent(driver):
     proc = driver("busy")
     try:
@@ -389,6 +392,7 @@ def test_atomic_writer_umask_modes_and_full_disk(tmp_path, monkeypatch):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.md", "b.md"]
 
 
+@pytest.mark.subprocess
 def test_bench_json_and_markdown_files_get_the_umask_mode(tmp_path, tagged_store):
     md = tmp_path / "pr.md"
     proc = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" -m pfdeploy "$@"', sys.executable, "compare", "[/x]",
