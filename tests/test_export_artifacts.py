@@ -124,6 +124,7 @@ def _qdq(art):
     return proto, inits, qdq, zps
 
 
+@pytest.mark.integration  # a real int8 quantisation with calibration
 def test_tensorrt_int8_recipe_is_symmetric_per_channel_qdq_with_float_biases(vit_onnx, monkeypatch):
     from pfdeploy.exporters.check import check_trt
 
@@ -151,6 +152,7 @@ def test_tensorrt_int8_recipe_is_symmetric_per_channel_qdq_with_float_biases(vit
         assert p["failures"] and p["baseline"]["failures"]
 
 
+@pytest.mark.integration  # a real int8 quantisation with calibration
 def test_onnxruntime_int8_recipe_is_u8s8_and_a_different_artifact(vit_onnx, monkeypatch):
     from pfdeploy.exporters.check import check_trt
 
@@ -325,6 +327,7 @@ def test_trt_engines_build_and_verify(tmp_path):  # pragma: no cover - needs a G
         assert m["status"] in ("ok", "inconclusive")
 
 
+@pytest.mark.integration  # two verify runs over images, the artifact and PyTorch each
 def test_cli_verify_accuracy_on_labelled_photographs(vit_onnx, photos, tmp_path):
     """Labels from class subfolders (synset ids) and from a labels file give the same top-1/top-5,
     computed for the artifact and for PyTorch on the same images, and recorded beside the artifact."""

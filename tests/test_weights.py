@@ -126,6 +126,7 @@ def test_truncated_checkpoint(tmp_path, source_model):
         create_model("pf_pit_ti", weights=path)
 
 
+@pytest.mark.integration  # three full models built and calibrated
 def test_synthetic_weights_are_deterministic():
     a = create_model("mobilenetv2_100", seed=1).state_dict()
     b = create_model("mobilenetv2_100", seed=1).state_dict()
