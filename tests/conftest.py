@@ -38,7 +38,9 @@ def artifact_cache(_isolated_env):
 
 
 def run_cli(*args: str, env: dict | None = None, cwd=None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m pfdeploy ARGS` in a subprocess (real exit codes and stderr)."""
+    """Run `python -m pfdeploy ARGS` in a subprocess (real exit codes and stderr). Costs an
+    interpreter start and pfdeploy's imports (seconds): use it where the separate process is what
+    the test checks (mark those tests `subprocess`), `invoke_cli` everywhere else."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
@@ -46,9 +48,42 @@ def run_cli(*args: str, env: dict | None = None, cwd=None, timeout: float = 600)
                           env=full_env, cwd=cwd, timeout=timeout)
 
 
+def invoke_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """Run `pfdeploy ARGS` in this process, through the console script's own entry point
+    (`pfdeploy.cli.main`: its exit code, its one-line errors, its signal policy), with stdout and
+    stderr captured by click's `CliRunner` isolation, `env` applied and `cwd` entered for the call
+    only. Returns a CompletedProcess like `run_cli`.
+
+    What it cannot see, and `run_cli` can: the interpreter's own start-up and exit (the console
+    script, `python -m`, exit status of a signal), output that child processes write straight to
+    the inherited file descriptors, and settings read once at import (a library's environment
+    variables, already imported here)."""
+    from click.testing import CliRunner
+
+    from pfdeploy.cli import main
+
+    runner = CliRunner()
+    here = os.getcwd()
+    with runner.isolation(env=env) as (out, err, _):
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # a verb that exits itself (sys.exit(code))
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            os.chdir(here)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode("utf-8", "backslashreplace")
+    return subprocess.CompletedProcess(["pfdeploy", *args], code, stdout, stderr)
+
+
 @pytest.fixture
 def cli():
-    return run_cli
+    """The CLI in this process (`invoke_cli`); tests of the real process use `run_cli`."""
+    return invoke_cli
 
 
 def has_exe(name: str) -> bool:

@@ -19,7 +19,7 @@ import os
 import signal
 import time
 
-from pfdeploy.bench.runners.base import Runner
+from pfdeploy.backends.base import Runner
 from pfdeploy.errors import UserError
 
 

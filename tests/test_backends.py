@@ -3,6 +3,7 @@ where the hardware or runtime is absent: bf16 CPUs, TensorRT, CUDA), and setting
 the live runtimes."""
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import types
@@ -41,11 +42,11 @@ def test_registry_names_order_and_did_you_mean():
     assert B.for_target("trt").name == "tensorrt"
 
 
-def test_old_import_path_still_works():
-    from pfdeploy.bench.runners import BACKENDS, load_runner_class
-
-    assert BACKENDS["onnxruntime"] is B.get_backend("onnxruntime")
-    assert load_runner_class("openvino") is B.get_backend("openvino").runner
+def test_the_old_runners_import_path_is_gone():
+    """`pfdeploy.bench.runners` was a compatibility path; the runners live in `pfdeploy.backends`."""
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("pfdeploy.bench.runners")
+    assert B.load_runner_class("openvino") is B.get_backend("openvino").runner
 
 
 def test_availability_on_cuda_without_gpu(monkeypatch):

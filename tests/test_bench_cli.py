@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import invoke_cli, run_cli
 
 
 def test_help_lists_the_issue_options():
-    r = run_cli("bench", "--help")
+    r = invoke_cli("bench", "--help")
     assert r.returncode == 0
     for opt in ("--models", "--suite", "--backends", "--device", "--precision", "--batch", "--threads",
                 "--scenario", "--min-time", "--max-time", "--target-ci", "--interleave", "--no-interleave",
@@ -23,7 +23,7 @@ def test_cuda_without_a_gpu_exits_2_with_one_line(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a usable GPU")
-    r = run_cli("bench", "--device", "cuda:0", "--models", "resnet50", "--store", str(tmp_path / "r.db"), cwd=tmp_path)
+    r = invoke_cli("bench", "--device", "cuda:0", "--models", "resnet50", "--store", str(tmp_path / "r.db"), cwd=tmp_path)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "cuda:0" in lines[0] and "Traceback" not in r.stderr

@@ -385,6 +385,7 @@ main()
 """
 
 
+@pytest.mark.subprocess
 def test_real_sigint_exits_130_keeps_finished_cases_and_marks_the_run(tmp_path, inputs):
     """`pfdeploy bench` in a subprocess, Ctrl-C (a real SIGINT) once one case is stored."""
     import subprocess

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pfdeploy.bench.config import CaseSpec
-from pfdeploy.bench.runners import BACKENDS, load_runner_class
-from pfdeploy.bench.runners.base import RunnerStateError
+from pfdeploy.backends import get_backend, load_runner_class
+from pfdeploy.backends.base import RunnerStateError
 from pfdeploy.errors import UserError, is_installed
 
 
@@ -131,13 +131,13 @@ def test_tensorrt_runner_without_tensorrt(tmp_path):
     r = runner("tensorrt", str(plan), device="cuda:0")
     with pytest.raises(UserError, match=r"pip install 'pfdeploy\[gpu\]'"):
         r.load()
-    assert BACKENDS["tensorrt"].missing() and "pfdeploy[gpu]" in BACKENDS["tensorrt"].missing()
+    assert get_backend("tensorrt").missing() and "pfdeploy[gpu]" in get_backend("tensorrt").missing()
 
 
 def test_backend_precision_support_is_explicit():
     from pfdeploy.devices import Device
 
-    assert BACKENDS["torch"].supports("cpu", "fp16") is not None
-    assert BACKENDS["torch"].precisions(Device("cuda", 0, "cuda:0"))["fp16"] is None
-    assert BACKENDS["openvino"].supports("cuda", "fp32") is not None
-    assert BACKENDS["tensorrt"].supports("cpu", "fp32") is not None
+    assert get_backend("torch").supports("cpu", "fp16") is not None
+    assert get_backend("torch").precisions(Device("cuda", 0, "cuda:0"))["fp16"] is None
+    assert get_backend("openvino").supports("cuda", "fp32") is not None
+    assert get_backend("tensorrt").supports("cpu", "fp32") is not None

@@ -38,6 +38,7 @@ def invoke(capsys):
     return run
 
 
+@pytest.mark.subprocess
 def test_version_and_python_m():
     from pfdeploy import __version__
 
@@ -70,8 +71,8 @@ def test_info_computes_params_and_macs(invoke):
     assert human.returncode == 0 and "14.23" in human.stdout and "published" in human.stdout
 
 
-def test_unknown_model_exits_2_with_close_matches():
-    proc = run_cli("info", "pf_resnet5")
+def test_unknown_model_exits_2_with_close_matches(invoke):
+    proc = invoke("info", "pf_resnet5")
     assert proc.returncode == 2
     _no_traceback(proc)
     lines = proc.stderr.strip().splitlines()
@@ -101,6 +102,7 @@ def test_unknown_verb_and_bad_option_are_usage_errors(invoke):
     _no_traceback(proc)
 
 
+@pytest.mark.subprocess
 def test_every_module_imports_and_every_help_runs_with_core_dependencies_only():
     """Optional runtimes (onnxruntime, openvino, tensorrt, ...) are blocked: nothing may import
     them at module level, and every verb's --help still works."""

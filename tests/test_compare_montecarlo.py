@@ -20,6 +20,8 @@ from test_compare import synth_doc, synth_samples
 
 RUNS = Path(__file__).parent / "data" / "runs"
 N_CASES = 15
+# hundreds of comparisons (over a minute of CPU): outside the default run, run by .ci/run
+pytestmark = pytest.mark.integration
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ import pytest
 from pfdeploy.errors import UserError
 from pfdeploy.exporters import get_artifact, load_artifact
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 MODEL = "pf_vit_ti"
 
@@ -124,6 +124,7 @@ def _qdq(art):
     return proto, inits, qdq, zps
 
 
+@pytest.mark.integration  # a real int8 quantisation with calibration
 def test_tensorrt_int8_recipe_is_symmetric_per_channel_qdq_with_float_biases(vit_onnx, monkeypatch):
     from pfdeploy.exporters.check import check_trt
 
@@ -151,6 +152,7 @@ def test_tensorrt_int8_recipe_is_symmetric_per_channel_qdq_with_float_biases(vit
         assert p["failures"] and p["baseline"]["failures"]
 
 
+@pytest.mark.integration  # a real int8 quantisation with calibration
 def test_onnxruntime_int8_recipe_is_u8s8_and_a_different_artifact(vit_onnx, monkeypatch):
     from pfdeploy.exporters.check import check_trt
 
@@ -281,14 +283,14 @@ def test_cli_check_trt_on_the_export(vit_onnx, capsys):
 
 
 def test_cli_export_json_on_cache_hit(vit_onnx):
-    r = run_cli("export", MODEL, "--to", "onnx", "--json")
+    r = invoke_cli("export", MODEL, "--to", "onnx", "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)  # stdout holds only the JSON (exporter chatter goes to stderr)
     assert data["path"] == str(vit_onnx.path) and data["status"] == "ok" and data["opset"] == 18
 
 
 def test_cli_verify_on_real_photographs(vit_onnx, photos):
-    r = run_cli("verify", str(vit_onnx.path), "--images", str(photos), "--json")
+    r = invoke_cli("verify", str(vit_onnx.path), "--images", str(photos), "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["synthetic"]["passed"] and data["images"]["passed"] and data["images"]["images"] == 4
@@ -304,7 +306,7 @@ def _trt_usable() -> bool:
 @pytest.mark.skipif(_trt_usable(), reason="TensorRT and a CUDA GPU are present: the missing-TensorRT path cannot run")
 def test_cli_trt_without_tensorrt_explains_and_leaves_nothing(tmp_path):
     cache = tmp_path / "cache"
-    r = run_cli("export", "pf_resnet50", "--to", "trt", "--cache-dir", str(cache))
+    r = invoke_cli("export", "pf_resnet50", "--to", "trt", "--cache-dir", str(cache))
     assert r.returncode == 1
     assert r.stderr.count("pfdeploy: error:") == 1 and "Traceback" not in r.stderr
     assert "TensorRT Python package" in r.stderr and "pip install 'pfdeploy[gpu]'" in r.stderr
@@ -325,6 +327,7 @@ def test_trt_engines_build_and_verify(tmp_path):  # pragma: no cover - needs a G
         assert m["status"] in ("ok", "inconclusive")
 
 
+@pytest.mark.integration  # two verify runs over images, the artifact and PyTorch each
 def test_cli_verify_accuracy_on_labelled_photographs(vit_onnx, photos, tmp_path):
     """Labels from class subfolders (synset ids) and from a labels file give the same top-1/top-5,
     computed for the artifact and for PyTorch on the same images, and recorded beside the artifact."""
@@ -342,14 +345,14 @@ def test_cli_verify_accuracy_on_labelled_photographs(vit_onnx, photos, tmp_path)
 
     names = ImageNetInfo().label_names()
     assert sorted(targets) == sorted(names.index(w) for w in classes.values())
-    r = run_cli("verify", str(vit_onnx.path), "--images", str(tree), "--json")
+    r = invoke_cli("verify", str(vit_onnx.path), "--images", str(tree), "--json")
     assert r.returncode == 0, r.stderr
     acc = json.loads(r.stdout)["accuracy"]
     assert acc["n"] == 4 and 0 <= acc["top1"] <= acc["top5"] <= 1
     assert acc["torch_top1"] == acc["top1"] and acc["agree_top1"] == 1.0  # fp32 artifact == PyTorch
     labels = tmp_path / "labels.txt"
     labels.write_text("# path label\n" + "".join(f"{w}/{n}.png\t{names.index(w)}\n" for n, w in classes.items()))
-    r2 = run_cli("verify", str(vit_onnx.path), "--images", str(tree), "--labels", str(labels), "--json")
+    r2 = invoke_cli("verify", str(vit_onnx.path), "--images", str(tree), "--labels", str(labels), "--json")
     assert r2.returncode == 0, r2.stderr
     acc2 = json.loads(r2.stdout)["accuracy"]
     assert (acc2["top1"], acc2["top5"]) == (acc["top1"], acc["top5"])
@@ -358,5 +361,5 @@ def test_cli_verify_accuracy_on_labelled_photographs(vit_onnx, photos, tmp_path)
     assert topk([[0.1, 0.9, 0.0, 0, 0, 0], [0.9, 0.1, 0.0, 0, 0, 0]], [1, 1]) == {1: 0.5, 5: 1.0}
     bad = tmp_path / "bad.txt"
     bad.write_text("astronaut.png n99999999\n")
-    r3 = run_cli("verify", str(vit_onnx.path), "--images", str(photos), "--labels", str(bad))
+    r3 = invoke_cli("verify", str(vit_onnx.path), "--images", str(photos), "--labels", str(bad))
     assert r3.returncode == 1 and "neither an ImageNet-1k class index" in r3.stderr and "Traceback" not in r3.stderr

@@ -48,13 +48,19 @@ def test_documented_verdicts(pair):
 
 def test_stored_statistics_are_reproduced_from_the_raw_samples():
     """The stored p50 and its round-aware CI are what bench.stats computes from the kept samples."""
+    checked = set()
     for path in sorted(RUNS.glob("*.json")):
         if path.name == "expected.json":
             continue
         for row in json.loads(path.read_text())["results"]:
-            if row["status"] != "ok" or row.get("ci_method") is None:
+            if row["status"] != "ok":
                 continue
+            # every ok fixture row carries its round CI: a fixture without one is not silently skipped
+            assert row.get("ci_method") == "rounds", (path.name, row.get("case_key"), row.get("ci_method"))
             s = summarize(row["samples_ns"], row["sample_rounds"])
             assert s.p50_ms == pytest.approx(row["p50_ms"])
             assert (s.p50_ci_low_ms, s.p50_ci_high_ms) == pytest.approx((row["p50_ci_low_ms"], row["p50_ci_high_ms"]))
             assert s.ci_method == row["ci_method"] == "rounds"
+            checked.add(path.stem)
+    documented = {p[side] for p in EXPECTED["comparisons"] for side in ("base", "head")}
+    assert documented <= checked, f"golden runs without an ok row to check: {sorted(documented - checked)}"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from pfdeploy.bench.config import CaseSpec
-from pfdeploy.bench.runners import load_runner_class
+from pfdeploy.backends import load_runner_class
 from pfdeploy.backends import ort_gpu
 from pfdeploy.devices.gpu_memory import GpuMemorySampler
 from pfdeploy.errors import UserError

@@ -221,6 +221,7 @@ def test_results_table_fits_the_terminal(default_store, width):
         assert "13.6% !" in out  # the CV flag fits at 100 columns
 
 
+@pytest.mark.subprocess
 def test_results_cli_in_a_pipe_keeps_every_column(default_store):
     from conftest import run_cli
 
@@ -267,6 +268,7 @@ def _run_in_pty(args, columns=100, rows=50, timeout=120.0) -> str:
     return ANSI.sub("", b"".join(chunks).decode("utf-8", errors="replace")).replace("\r\n", "\n")
 
 
+@pytest.mark.subprocess
 def test_results_in_a_real_100_column_terminal(default_store):
     url, rows = default_store
     out = _run_in_pty(["results", "--store", url], columns=100)

@@ -119,6 +119,7 @@ def _runner(art, model_file):
     return parity.artifact_runner(other)
 
 
+@pytest.mark.integration  # a real int8 export and parity runs through ONNX Runtime
 @pytest.mark.parametrize("how", ["nan", "far"])
 def test_a_broken_int8_artifact_fails_parity(vit_int8, tmp_path, how):
     from pfdeploy.zoo import create_model, get_spec

@@ -7,8 +7,6 @@ import http.server
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import invoke_cli, run_cli
 from pfdeploy import pretrained
 from pfdeploy.errors import UsageError, UserError
 
@@ -179,10 +178,11 @@ def test_google_drive_request(monkeypatch, tmp_path):
 
 
 def _cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "pfdeploy", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=900)
+    """The CLI in this process, `env` applied for the call (conftest.invoke_cli)."""
+    return invoke_cli(*args, env=env)
 
 
+@pytest.mark.integration
 def test_export_with_release_weights_from_a_mirror(mirror, tmp_path):
     """Done-when of the issue: the artifact computes what PyTorch computes on the mirrored
     checkpoint, and its manifest names the release checkpoint and its hash."""
@@ -247,15 +247,18 @@ def test_weights_cli_list_fetch_verify(mirror):
     assert all(torch.equal(net.state_dict()[k], v) for k, v in served.items())
 
 
+@pytest.mark.subprocess
 def test_pretrained_baseline_offline_is_one_line(tmp_path):
+    # a real process: huggingface_hub reads HF_HUB_OFFLINE and HF_HOME once, when it is imported
     env = {"HF_HUB_OFFLINE": "1", "PFDEPLOY_CACHE_DIR": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}
-    r = _cli("info", "resnet50", "--weights", "pretrained", env=env)
+    r = run_cli("info", "resnet50", "--weights", "pretrained", env=env)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "cannot load timm's pretrained weights for resnet50" in r.stderr
-    r = _cli("info", "pf_resnet50_max", "--weights", "pretrained", env=env)
+    r = run_cli("info", "pf_resnet50_max", "--weights", "pretrained", env=env)
     assert r.returncode == 2 and "use --weights release" in r.stderr
 
 
+@pytest.mark.integration
 def test_pretrained_baseline_through_timm(tmp_path):
     """timm's own pretrained loading (here from a local file, as timm's pretrained_cfg allows),
     converted to pfdeploy's resnet50 layout: same outputs as timm's model."""
@@ -335,6 +338,7 @@ def _labelled_photos(root: Path) -> Path:
     return root
 
 
+@pytest.mark.integration
 def test_bench_release_weights_accuracy_in_rows_and_report(mirror, tmp_path):
     """bench --weights release from the mirror: the rows and the artifact carry the release
     identity (so the artifact's cache key differs from the synthetic one); --images measures

@@ -19,7 +19,7 @@ import pytest
 
 from pfdeploy.errors import UsageError, UserError
 
-from conftest import run_cli
+from conftest import invoke_cli
 from test_compare import synth_doc, write_run
 
 MODEL = "pf_vit_ti"  # the smallest exportable zoo model (shared with test_export_artifacts' cache)
@@ -44,7 +44,7 @@ def vit_onnx(artifact_cache):
 # ------------------------------------------------------------------------- 1. verify that passes
 
 def test_verify_of_a_passing_artifact_exits_0_without_traceback(vit_onnx):
-    proc = run_cli("verify", str(vit_onnx.path))
+    proc = invoke_cli("verify", str(vit_onnx.path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "passed" in proc.stdout
 
@@ -88,6 +88,7 @@ def test_export_out_replaces_only_a_previous_artifact_with_force(vit_onnx, tmp_p
     assert load_artifact(out).sha256 == vit_onnx.sha256 and (out / "notes.txt").exists()
 
 
+@pytest.mark.subprocess
 def test_export_out_on_a_full_disk_is_one_line(vit_onnx, tmp_path):
     """RLIMIT_FSIZE makes every write past 64 KiB fail with EFBIG, as a full disk fails with
     ENOSPC: the copy into --out fails; one line, nothing left behind."""
@@ -138,13 +139,13 @@ def tagged_store(tmp_path):
 
 
 def test_markup_in_tags_breaks_nothing(tagged_store):
-    proc = run_cli("results", "--store", tagged_store, "--list")
+    proc = invoke_cli("results", "--store", tagged_store, "--list")
     assert proc.returncode == 0, proc.stderr
     assert "feature/[wip]" in proc.stdout and "[/x]" in proc.stdout
-    proc = run_cli("results", "--store", tagged_store, "--run", "feature/[wip]")
+    proc = invoke_cli("results", "--store", tagged_store, "--run", "feature/[wip]")
     assert proc.returncode == 0, proc.stderr
     assert "tag feature/[wip]" in proc.stdout
-    proc = run_cli("compare", "[/x]", "feature/[wip]", "--store", tagged_store, "--fail-on", "never")
+    proc = invoke_cli("compare", "[/x]", "feature/[wip]", "--store", tagged_store, "--fail-on", "never")
     assert proc.returncode == 0, proc.stderr
     assert "compare [/x]" in proc.stdout and "feature/[wip]" in proc.stdout
 
@@ -225,6 +226,7 @@ def _wait_line(proc, prefix: str, timeout: float = 300) -> str:
     raise AssertionError(f"no {prefix!r} line; stderr: {proc.stderr.read()[-3000:]}")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("sigs, code", [((signal.SIGTERM,), 143), ((signal.SIGINT, signal.SIGINT), 130)],
                          ids=["sigterm", "ctrl-c-twice"])
 def test_signal_stops_workers_keeps_cases_marks_run_cleans_up(driver, sigs, code):
@@ -253,6 +255,7 @@ def test_signal_stops_workers_keeps_cases_marks_run_cleans_up(driver, sigs, code
     assert list(driver.tmpdir.iterdir()) == []  # bench temp dir and worker logs removed
 
 
+@pytest.mark.subprocess
 def test_busy_worker_dies_with_its_killed_parent(driver):
     proc = driver("busy")
     try:
@@ -303,7 +306,7 @@ def test_threads_above_the_usable_cpus_are_refused(tmp_path):
     with pytest.raises(UsageError, match=f"more than the {n} CPU"):
         build_config("resnet50", None, "torch", None, None, None, n + 1, None, None, None, None, True, None)
     assert build_config("resnet50", None, "torch", None, None, None, n, None, None, None, None, True, None).threads == n
-    proc = run_cli("bench", "--models", "resnet50", "--backends", "torch", "--threads", "999",
+    proc = invoke_cli("bench", "--models", "resnet50", "--backends", "torch", "--threads", "999",
                    "--store", str(tmp_path / "r.db"))
     one_line_error(proc, 2)
     assert not (tmp_path / "r.db").exists()
@@ -346,7 +349,7 @@ def test_unwritable_output_fails_before_any_work(verb, tmp_path, make_readonly, 
         "results": ["results", "--store", tagged_store, "--format", "csv", "--out", str(ro / "r.csv")],
         "report": ["report", "--store", tagged_store, "--out", str(ro / "site")],
     }[verb]
-    err = one_line_error(run_cli(*args))
+    err = one_line_error(invoke_cli(*args))
     assert str(ro) in err and ("not writable" in err or "denies write access" in err)
     assert list(ro.iterdir()) == []
     assert not Path(store).exists()  # bench: refused before the store was even created
@@ -354,10 +357,10 @@ def test_unwritable_output_fails_before_any_work(verb, tmp_path, make_readonly, 
 
 def test_output_path_that_is_a_directory_or_under_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
-    err = one_line_error(run_cli("bench", "--models", "resnet50", "--backends", "torch", "--store",
+    err = one_line_error(invoke_cli("bench", "--models", "resnet50", "--backends", "torch", "--store",
                                  str(tmp_path / "r.db"), "--json", str(tmp_path / "file" / "x.json")))
     assert "is a file, not a directory" in err
-    err = one_line_error(run_cli("results", "--format", "csv", "--out", str(tmp_path)))
+    err = one_line_error(invoke_cli("results", "--format", "csv", "--out", str(tmp_path)))
     assert "is a directory" in err
 
 
@@ -389,6 +392,7 @@ def test_atomic_writer_umask_modes_and_full_disk(tmp_path, monkeypatch):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.md", "b.md"]
 
 
+@pytest.mark.subprocess
 def test_bench_json_and_markdown_files_get_the_umask_mode(tmp_path, tagged_store):
     md = tmp_path / "pr.md"
     proc = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" -m pfdeploy "$@"', sys.executable, "compare", "[/x]",
@@ -411,7 +415,7 @@ def test_compare_refuses_impossible_samples(bad, tmp_path):
         compare_runs(base, head)
     if bad < 2**63:  # a run file can hold it; the CLI says the same in one line
         b, h = write_run_file(base, tmp_path / "b.json"), write_run_file(head, tmp_path / "h.json")
-        err = one_line_error(run_cli("compare", str(b), str(h)))
+        err = one_line_error(invoke_cli("compare", str(b), str(h)))
         assert "impossible latency sample" in err
 
 
@@ -422,7 +426,7 @@ def test_head_without_results_fails_the_gate(tmp_path):
     head["results"] = []
     b, h = write_run_file(base, tmp_path / "b.json"), write_run_file(head, tmp_path / "h.json")
     for fail_on in ("regression", "never"):
-        err = one_line_error(run_cli("compare", str(b), str(h), "--fail-on", fail_on))
+        err = one_line_error(invoke_cli("compare", str(b), str(h), "--fail-on", fail_on))
         assert "head run head" in err and "has no results" in err
 
 
@@ -445,7 +449,7 @@ def test_read_only_cache_holding_the_artifact_is_used(vit_onnx, tmp_path, make_r
 # ------------------------------------------------------------------------- 10. minor
 
 def test_huge_batch_is_refused_up_front(tmp_path):
-    err = one_line_error(run_cli("bench", "--models", "resnet50", "--backends", "torch", "--batch", "100000",
+    err = one_line_error(invoke_cli("bench", "--models", "resnet50", "--backends", "torch", "--batch", "100000",
                                  "--store", str(tmp_path / "r.db")), 2)
     assert "--batch 100000 is too large for resnet50" in err
     assert not (tmp_path / "r.db").exists()
@@ -461,7 +465,7 @@ def test_repeated_values_are_measured_once():
 
 
 def test_bench_with_every_case_skipped_exits_1(tmp_path):
-    proc = run_cli("bench", "--models", "resnet50", "--backends", "tensorrt", "--store", str(tmp_path / "r.db"))
+    proc = invoke_cli("bench", "--models", "resnet50", "--backends", "tensorrt", "--store", str(tmp_path / "r.db"))
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "nothing was measured: all 1 case(s) were skipped" in proc.stderr
@@ -490,7 +494,7 @@ def test_leftovers_of_killed_exports_are_swept(tmp_path):
 
 
 def test_verify_limit_below_1_is_a_usage_error(tmp_path):
-    proc = run_cli("verify", str(tmp_path), "--limit", "-1")
+    proc = invoke_cli("verify", str(tmp_path), "--limit", "-1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--limit" in proc.stderr
 

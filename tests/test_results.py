@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import invoke_cli, run_cli
 from pfdeploy.errors import UserError
 from pfdeploy.results import load
 from pfdeploy.store import RESULT_FIELDS, open_store, read_run_file
@@ -83,6 +83,7 @@ def test_load_empty_store(tmp_path):
     assert len(df) == 0 and "p50_ms" in df.columns
 
 
+@pytest.mark.subprocess
 def test_cli_table_defaults_to_latest(filled):
     url, ids = filled
     proc = run_cli("results", "--store", url)  # one real subprocess: the installed entry point
@@ -142,7 +143,7 @@ def test_cli_usage_errors(filled, args, code, message, capsys):
 
 
 def test_cli_missing_store(tmp_path):
-    proc = run_cli("results", "--store", str(tmp_path / "nothing.db"))
+    proc = invoke_cli("results", "--store", str(tmp_path / "nothing.db"))
     assert proc.returncode == 1
     assert "no results store at" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "nothing.db").exists()

@@ -13,7 +13,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from conftest import invoke_cli
 from pfdeploy import migrations
 from pfdeploy.errors import UserError
 from pfdeploy.runfile import RUN_FILE_VERSION, json_schema
@@ -140,9 +140,8 @@ def test_upgraded_store_takes_new_runs_and_compares_across(old_store):
 
 
 def test_compare_cli_across_release_and_new_runs(old_store):
-    env = {**os.environ, "PFDEPLOY_STORE": str(old_store)}
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "compare", "release-0.1-a", "release-0.1-b",
-                        "--fail-on", "never", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    env = {"PFDEPLOY_STORE": str(old_store)}
+    r = invoke_cli("compare", "release-0.1-a", "release-0.1-b", "--fail-on", "never", "--json", env=env)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert len(data["cases"]) >= 3
@@ -250,21 +249,18 @@ def test_failed_upgrade_leaves_the_store_as_it_was(old_store, monkeypatch):
 
 def test_dry_run_shows_the_plan_and_changes_nothing(old_store):
     digest = hashlib.sha256(old_store.read_bytes()).hexdigest()
-    env = {**os.environ, "PFDEPLOY_STORE": str(old_store)}
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "store", "upgrade", "--dry-run"],
-                       capture_output=True, text=True, env=env, timeout=120)
+    env = {"PFDEPLOY_STORE": str(old_store)}
+    r = invoke_cli("store", "upgrade", "--dry-run", env=env)
     assert r.returncode == 0, r.stderr
     assert f"schema 3 -> {SCHEMA_VERSION}" in r.stdout and "schema4" in r.stdout
     assert "ALTER TABLE results ADD COLUMN device_p50_ms FLOAT" in r.stdout
     assert hashlib.sha256(old_store.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in old_store.parent.iterdir()) == ["results.db"]
 
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "store", "upgrade"], capture_output=True, text=True,
-                       env=env, timeout=120)
+    r = invoke_cli("store", "upgrade", env=env)
     assert r.returncode == 0, r.stderr
     assert f"upgraded to schema {SCHEMA_VERSION}" in r.stdout and ".bak" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "store", "upgrade"], capture_output=True, text=True,
-                       env=env, timeout=120)
+    r = invoke_cli("store", "upgrade", env=env)
     assert r.returncode == 0 and "up to date" in r.stdout
 
 
@@ -290,13 +286,11 @@ def test_newer_store_is_refused_for_writing_but_readable(old_store):
         _same_as_reference(store)
         with pytest.raises(UserError, match="open read-only: its schema"):
             store.begin_run({"tag": "x"})
-    env = {**os.environ, "PFDEPLOY_STORE": str(old_store)}
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "bench", "--suite", "quick"], capture_output=True,
-                       text=True, env=env, timeout=300)
+    env = {"PFDEPLOY_STORE": str(old_store)}
+    r = invoke_cli("bench", "--suite", "quick", env=env)
     assert r.returncode == 1 and "cannot write to it: upgrade pfdeploy" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "results", "--run", "release-0.1-a"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = invoke_cli("results", "--run", "release-0.1-a", env=env)
     assert r.returncode == 0, r.stderr
 
 
@@ -327,9 +321,8 @@ def test_damaged_json_cell_does_not_hide_the_store(old_store):
     with open_store(old_store, create=False, readonly=True) as store:
         rows = store.results(store.resolve_run("release-0.1-a")["id"])
         assert rows[0]["parity"] == {"_unreadable": "{broken"}
-    env = {**os.environ, "PFDEPLOY_STORE": str(old_store)}
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "results", "--run", "release-0.1-a"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    env = {"PFDEPLOY_STORE": str(old_store)}
+    r = invoke_cli("results", "--run", "release-0.1-a", env=env)
     assert r.returncode == 0 and "Traceback" not in r.stderr
 
 
@@ -355,19 +348,15 @@ def test_store_on_a_read_only_file_system_is_readable(old_store, tmp_path):
     if not _read_only_mount(src, ro):
         pytest.skip("this sandbox does not allow a read-only bind mount")
     try:
-        env = {**os.environ, "PFDEPLOY_STORE": str(ro / "results.db")}
-        r = subprocess.run([sys.executable, "-m", "pfdeploy", "results", "--run", "release-0.1-a", "--format",
-                            "json"], capture_output=True, text=True, env=env, timeout=300)
+        env = {"PFDEPLOY_STORE": str(ro / "results.db")}
+        r = invoke_cli("results", "--run", "release-0.1-a", "--format", "json", env=env)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["run"]["tag"] == "release-0.1-a"
-        r = subprocess.run([sys.executable, "-m", "pfdeploy", "compare", "release-0.1-a", "release-0.1-b",
-                            "--fail-on", "never"], capture_output=True, text=True, env=env, timeout=300)
+        r = invoke_cli("compare", "release-0.1-a", "release-0.1-b", "--fail-on", "never", env=env)
         assert r.returncode == 0, r.stderr
-        r = subprocess.run([sys.executable, "-m", "pfdeploy", "store", "info"], capture_output=True, text=True,
-                           env=env, timeout=300)
+        r = invoke_cli("store", "info", env=env)
         assert r.returncode == 0 and "not writable" in r.stdout, r.stdout + r.stderr
-        r = subprocess.run([sys.executable, "-m", "pfdeploy", "bench", "--suite", "quick"], capture_output=True,
-                           text=True, env=env, timeout=300)
+        r = invoke_cli("bench", "--suite", "quick", env=env)
         assert r.returncode == 1 and "is not writable" in r.stderr and "Traceback" not in r.stderr
     finally:
         subprocess.run(["umount", str(ro)], capture_output=True)
@@ -401,10 +390,9 @@ def test_run_files_validate_against_the_published_schema(old_store, tmp_path):
     validator = jsonschema.Draft202012Validator(schema)
     for doc in _reference():  # version 1, as release 0.1 wrote them
         validator.validate(doc)
-    env = {**os.environ, "PFDEPLOY_STORE": str(old_store)}
+    env = {"PFDEPLOY_STORE": str(old_store)}
     out = tmp_path / "run.json"
-    r = subprocess.run([sys.executable, "-m", "pfdeploy", "results", "--run", "release-0.1-b", "--format", "json",
-                        "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    r = invoke_cli("results", "--run", "release-0.1-b", "--format", "json", "--out", str(out), env=env)
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
     assert doc["version"] == RUN_FILE_VERSION

@@ -126,6 +126,7 @@ def test_truncated_checkpoint(tmp_path, source_model):
         create_model("pf_pit_ti", weights=path)
 
 
+@pytest.mark.integration  # three full models built and calibrated
 def test_synthetic_weights_are_deterministic():
     a = create_model("mobilenetv2_100", seed=1).state_dict()
     b = create_model("mobilenetv2_100", seed=1).state_dict()
@@ -134,6 +135,7 @@ def test_synthetic_weights_are_deterministic():
     assert not torch.equal(a["classifier.weight"], c["classifier.weight"])
 
 
+@pytest.mark.integration  # full-size models built, calibrated and run with hooks on every module
 @pytest.mark.parametrize("name", ["pf_resnet50_max", "resnet50"])
 def test_synthetic_weights_keep_activations_normal(name):
     """No denormal floats anywhere in the network (they make CPU timings meaningless), and
