@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import stat
 import tempfile
 import time
 import uuid
@@ -776,20 +777,71 @@ def _user_error(exc: BaseException, where: str) -> UserError:
     return UserError(f"results store {where}: {first[0] if first else type(exc).__name__}")
 
 
-def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int, readonly: bool = False) -> sa.engine.Engine:
+def _sqlite_ro_uri(path: str) -> str:
+    """A read-only SQLite URI for `path`. SQLite can read a WAL database read-only only while its
+    -wal and -shm files exist or can be made; in a place this user cannot write, after a clean
+    close (no -wal), the file is opened as immutable (nobody can be writing it there)."""
+    from urllib.parse import quote
+
+    writable = os.access(os.path.dirname(path) or ".", os.W_OK) and os.access(path, os.W_OK)
+    live = os.path.exists(path + "-wal") and os.path.exists(path + "-shm")
+    return f"file:{quote(path)}?{'mode=ro' if writable or live else 'immutable=1'}"
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def sniff_sqlite(path: Path, busy_timeout_ms: int = 30_000) -> str:
+    """What the file at `path` is, read without writing a byte to it (a read-only connection, no
+    pragma): 'new' (no file), 'empty' (zero bytes, or a SQLite database without a single table),
+    'pfdeploy' (it has pfdeploy's schema table). Anything else (not SQLite, another program's
+    database) is a UserError naming it: pfdeploy leaves it as it is."""
+    import sqlite3
+
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a device, a FIFO: never opened (a FIFO would block)
+            raise UserError(f"results store {path} is not a regular file; pfdeploy leaves it unchanged")
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return "new"
+    except OSError as exc:
+        raise UserError(f"results store {path}: {exc.strerror or exc}") from None
+    size = st.st_size
+    wal = Path(f"{path}-wal")
+    if size == 0 and not (wal.is_file() and wal.stat().st_size):
+        return "empty"
+    if size and head != SQLITE_MAGIC:
+        raise UserError(f"results store {path}: file is not a database (not SQLite; pfdeploy left it unchanged)")
+    try:
+        con = sqlite3.connect(_sqlite_ro_uri(str(path)), uri=True, timeout=busy_timeout_ms / 1000)
+        try:
+            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise _user_error(exc, str(path)) from None
+    if "pfdeploy_schema" in names:
+        return "pfdeploy"
+    if not names:
+        return "empty"
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    raise UserError(f"{path} is not a pfdeploy results store: it is another program's SQLite database "
+                    f"(tables: {shown}); pfdeploy leaves it unchanged")
+
+
+def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int, readonly: bool = False,
+                   wal: bool = True) -> sa.engine.Engine:
+    """readonly: the file or its directory is not writable (open it read-only); wal: put the
+    file in WAL mode (only for a file known to be a pfdeploy store, or one being created, and
+    never for a verb that only reads)."""
     kw = {}
     if url.database in (None, "", ":memory:"):
         kw["poolclass"] = sa.pool.StaticPool
     elif readonly:
         # A store in a place this user cannot write (a shared CI artifact, a read-only mount).
-        # SQLite can read a WAL database read-only only while its -wal and -shm files exist; after
-        # a clean close they do not, and then the file is opened as immutable (nobody can be
-        # writing it: neither the file nor its directory is writable).
-        from urllib.parse import quote
-
-        db = url.database
-        flags = "mode=ro" if (os.path.exists(db + "-wal") and os.path.exists(db + "-shm")) else "immutable=1"
-        url = sa.engine.make_url(f"sqlite:///file:{quote(db)}?{flags}&uri=true")
+        url = sa.engine.make_url(f"sqlite:///{_sqlite_ro_uri(url.database)}&uri=true")
     engine = sa.create_engine(url, json_serializer=_json_dumps,
                               connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
                               **kw)
@@ -803,7 +855,8 @@ def _sqlite_engine(url: sa.engine.URL, busy_timeout_ms: int, readonly: bool = Fa
         if readonly:
             cur.close()
             return
-        cur.execute("PRAGMA journal_mode = WAL")
+        if wal:  # persistent in the file: the one pragma here that changes it
+            cur.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit is on disk when add_result returns (a crash or power cut keeps it).
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
@@ -823,12 +876,17 @@ def open_store(url: str | os.PathLike | None = None, create: bool = True, readon
 
     url: None -> $PFDEPLOY_STORE or ./pfdeploy-results.db; a path or sqlite:///path -> SQLite;
     postgresql://user:pw@host/db -> PostgreSQL through psycopg 3 (`pip install 'pfdeploy[postgres]'`).
-    create=False: a SQLite file that does not exist is a UserError instead of a new empty store.
-    readonly=True: the caller only reads (results, compare, report): a store written by a newer
-    pfdeploy is opened read-only when its schema says this pfdeploy can still read it, and a
-    SQLite file whose directory is not writable is opened read-only. A store with an older schema
-    is upgraded (a SQLite file first copied to `<file>.schema<N>-<time>.bak`), in one transaction
-    holding the write lock (SQLite BEGIN IMMEDIATE; PostgreSQL advisory lock).
+    Nothing is written to a SQLite file before it is known to be a pfdeploy store (or a new or
+    empty file that the caller may create a store in): another program's database is refused
+    with its bytes unchanged (`sniff_sqlite`).
+    create=False: a missing or empty SQLite file (or a PostgreSQL database without pfdeploy's
+    tables) is a UserError instead of a new empty store.
+    readonly=True: the caller only reads (results, compare, report): the file's journal mode is
+    left as it is; a store written by a newer pfdeploy is opened read-only when its schema says
+    this pfdeploy can still read it, and a SQLite file whose directory is not writable is opened
+    read-only. A store with an older schema is upgraded (a SQLite file first copied to
+    `<file>.schema<N>-<time>.bak`), in one transaction holding the write lock (SQLite BEGIN
+    IMMEDIATE; PostgreSQL advisory lock).
     busy_timeout_ms: SQLite's wait for a lock per statement; lock_timeout_s: how long a write
     keeps retrying before giving up with a UserError. migrate=False: open as is (Alembic's CLI)."""
     kind, sa_url, path = parse_store_url(url)
@@ -837,17 +895,21 @@ def open_store(url: str | os.PathLike | None = None, create: bool = True, readon
         if path is not None:
             if path.is_dir():
                 raise UserError(f"results store {path} is a directory, not a database file")
-            if not path.exists():
+            what = sniff_sqlite(path, busy_timeout_ms)
+            if what == "new":
                 if not create:
                     raise UserError(f"no results store at {path} (run `pfdeploy bench` first, or pass --store)")
                 if not path.parent.exists():
                     raise UserError(f"cannot create results store {path}: directory {path.parent} does not exist")
-            elif not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+            elif what == "empty" and not create:
+                raise UserError(f"{path} is empty (zero bytes or no tables), not a pfdeploy results store (run `pfdeploy bench "
+                                "--store` to create one there); pfdeploy left it unchanged")
+            if what != "new" and (not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK)):
                 if not readonly:
                     raise UserError(f"results store {path} is not writable (no write permission on the file "
                                     "or its directory)")
                 ro_file = True
-        engine = _sqlite_engine(sa_url, busy_timeout_ms, readonly=ro_file)
+        engine = _sqlite_engine(sa_url, busy_timeout_ms, readonly=ro_file, wal=not readonly)
     else:
         optional_import("psycopg", "a PostgreSQL results store")
         engine = sa.create_engine(sa_url, json_serializer=_json_dumps, pool_pre_ping=True)
@@ -856,6 +918,8 @@ def open_store(url: str | os.PathLike | None = None, create: bool = True, readon
     try:
         st = store._tx(migrations.state, write=False)
         ours = SCHEMA_VERSION
+        if st.schema == 0 and not create and kind == "postgresql":
+            raise UserError(f"no pfdeploy results store in {store.url} (run `pfdeploy bench --store URL` first)")
         if st.revision is None and st.schema not in (0, 3) and st.schema < ours:
             raise UserError(f"results store {store.url} has schema {st.schema}, which no pfdeploy release "
                             "wrote (release 0.1 wrote schema 3); it cannot be upgraded")

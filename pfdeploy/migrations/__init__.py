@@ -95,9 +95,10 @@ def state(conn) -> StoreState:
     pfdeploy_schema is not a pfdeploy store (UserError)."""
     insp = sa.inspect(conn)
     if not insp.has_table("pfdeploy_schema"):
-        if insp.has_table("runs"):
-            raise UserError("this database has a 'runs' table but no pfdeploy schema version; "
-                            "it is not a pfdeploy results store")
+        ours = [t for t in ("runs", "results", "samples", VERSION_TABLE) if insp.has_table(t)]
+        if ours:
+            raise UserError(f"this database has a {ours[0]!r} table but no pfdeploy schema version; "
+                            "it is not a pfdeploy results store (pfdeploy leaves it unchanged)")
         return StoreState(0, None)
     cols = {c["name"] for c in insp.get_columns("pfdeploy_schema")}
     names = ["version"] + [c for c in ("read_compat", "written_by") if c in cols]
