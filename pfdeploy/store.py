@@ -35,6 +35,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from . import migrations, runfile
 from .config import default_store_url
 from .errors import UsageError, UserError, optional_import
+from .validate import check_text
 from .runfile import (RESULT_STATUSES, RUN_FILE_FORMAT, RUN_FILE_VERSION, RUN_STATUSES, Col,
                       columns as runfile_columns)
 
@@ -330,7 +331,7 @@ def _describe(url: sa.engine.URL) -> str:
 def parse_store_url(url: str | os.PathLike | None) -> tuple[str, sa.engine.URL | None, Path | None]:
     """-> (kind 'sqlite'|'postgresql', SQLAlchemy URL, SQLite path or None). A plain path or
     `sqlite:///path` is SQLite; `postgresql://` / `postgres://` use psycopg 3."""
-    raw = str(default_store_url(None) if url is None else url).strip()
+    raw = check_text(str(default_store_url(None) if url is None else url).strip(), "store URL")
     if not raw:
         raise UsageError("empty store URL; give a path, sqlite:///path or postgresql://user@host/db")
     if "://" not in raw:
@@ -487,7 +488,7 @@ class Store:
             if k in RUN_JSON:
                 values[k] = _clean_json(v)
             elif k in RUN_FIELDS:
-                values[k] = None if v is None else str(v)
+                values[k] = None if v is None else check_text(str(v), f"run field {k}")
             else:
                 extra[k] = _clean_json(v)
         values["extra"] = extra or None
@@ -541,7 +542,7 @@ class Store:
         latest run with it); a run id prefix (unique, at least 4 characters); a git commit prefix
         (at least 4 characters; the latest run on that commit). Unknown or ambiguous references
         raise UserError saying which runs matched."""
-        ref = str(ref or "").strip()
+        ref = check_text(str(ref or "").strip(), "run reference")
         if not ref:
             raise UsageError("empty run reference; give a run id (or prefix), a tag, a git commit or 'latest'")
         r = runs_table
@@ -624,7 +625,7 @@ class Store:
             elif k == "created_at":
                 values[k] = _coerce_time(v)
             elif k in RESULT_TEXT:
-                values[k] = None if v is None else str(v)
+                values[k] = None if v is None else check_text(str(v), f"result field {k}")
             else:
                 extra[k] = _clean_json(v)
         status = values.get("status")
