@@ -121,7 +121,7 @@ def output_target(path: str | os.PathLike, what: str = "output file") -> Target:
         return Target("fd", p, fd=fd)
     try:
         lst = os.lstat(p)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # new; or under a file (check_output_dir says so)
         return Target("file", p)
     except OSError as exc:
         raise UserError(f"{what} {p}: {_reason(exc)}") from None
