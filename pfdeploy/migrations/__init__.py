@@ -15,7 +15,6 @@ A store that pfdeploy 0.1 wrote (schema 3, no revision table) is stamped at the 
 """
 from __future__ import annotations
 
-import datetime as _dt
 import io
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ..clock import utc_now
 from ..errors import UserError
 
 VERSION_TABLE = "pfdeploy_revision"
@@ -151,8 +151,7 @@ def upgrade(conn) -> list[str]:
     conn.execute(sa.text("UPDATE pfdeploy_schema SET version = :v, read_compat = :rc, written_by = :w, "
                          "updated_at = :t WHERE id = 1"),
                  {"v": int(h.SCHEMA), "rc": int(h.READ_COMPAT), "w": __version__,
-                  "t": _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-                  if conn.dialect.name == "sqlite" else _dt.datetime.now(_dt.timezone.utc)})
+                  "t": utc_now().replace(tzinfo=None) if conn.dialect.name == "sqlite" else utc_now()})
     applied = [rev for _, rev, _ in revisions()]
     if before is not None:
         applied = applied[applied.index(before) + 1:]
