@@ -85,4 +85,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
 def _is_file_ref(ref: str) -> bool:
     from pathlib import Path
 
-    return Path(ref).expanduser().is_file() or ref.lower().endswith(".json")
+    try:
+        return Path(ref).expanduser().is_file() or ref.lower().endswith(".json")
+    except OSError:  # too long to be a file name (a 10,000-character tag): a store reference
+        return False
