@@ -67,7 +67,10 @@ def open_store(url: str | os.PathLike | None = None, create: bool = True, readon
     store = Store(engine, kind, str(path) if path is not None else _describe(sa_url), path, lock_timeout_s)
 
     try:
-        st = store._tx(migrations.state, write=False)
+        try:
+            st = store._tx(migrations.state, write=False)
+        except UserError as exc:  # another application's tables
+            raise UserError(f"results store {store.url}: {exc}") from None
         ours = SCHEMA_VERSION
         if st.schema == 0 and not create and kind == "postgresql":
             raise UserError(f"no pfdeploy results store in {store.url} (run `pfdeploy bench --store URL` first)")
