@@ -53,8 +53,8 @@ def open_store(url: str | os.PathLike | None = None, create: bool = True, readon
                 if not path.parent.exists():
                     raise UserError(f"cannot create results store {path}: directory {path.parent} does not exist")
             elif what == "empty" and not create:
-                raise UserError(f"{path} is empty (zero bytes or no tables), not a pfdeploy results store (run `pfdeploy bench "
-                                "--store` to create one there); pfdeploy left it unchanged")
+                raise UserError(f"{path} is empty (zero bytes or no tables), not a pfdeploy results store "
+                                "(run `pfdeploy bench --store` to create one there); pfdeploy left it unchanged")
             if what != "new" and (not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK)):
                 if not readonly:
                     raise UserError(f"results store {path} is not writable (no write permission on the file "

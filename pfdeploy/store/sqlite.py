@@ -31,7 +31,6 @@ def _sqlite_ro_uri(path: str) -> str:
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-
 def sniff_sqlite(path: Path, busy_timeout_ms: int = 30_000) -> str:
     """What the file at `path` is, read without writing a byte to it (a read-only connection, no
     pragma): 'new' (no file), 'empty' (zero bytes, or a SQLite database without a single table),
