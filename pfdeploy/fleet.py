@@ -25,7 +25,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .errors import UserError, optional_import
+from .errors import UsageError, UserError, optional_import
 
 PROBE_TIMEOUT_S = 120.0  # a node that does not answer the probe in this long is unusable
 CANCEL_GRACE_S = 30.0  # after Ctrl-C: how long the nodes get to stop and report before a force-cancel
@@ -45,17 +45,17 @@ def _host_port(address: str) -> tuple[str, int] | None:
     if a.startswith("ray://"):
         a = a[len("ray://"):]
     elif "://" in a:
-        raise UserError(f"--address {address!r}: give host:port of the cluster's head (GCS, default port 6379) "
-                        "or ray://host:port (Ray Client, port 10001)")
+        raise UsageError(f"--address {address!r}: give host:port of the cluster's head (GCS, default port 6379) "
+                         "or ray://host:port (Ray Client, port 10001)")
     if a in ("auto", "local", ""):
         return None
     host, sep, port = a.rpartition(":")
     if not sep or not host:
-        raise UserError(f"--address {address!r}: expected host:port (the head's GCS port, 6379 by default)")
+        raise UsageError(f"--address {address!r}: expected host:port (the head's GCS port, 6379 by default)")
     try:
         return host.strip("[]"), int(port)
     except ValueError:
-        raise UserError(f"--address {address!r}: port {port!r} is not a number") from None
+        raise UsageError(f"--address {address!r}: port {port!r} is not a number") from None
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -96,7 +96,7 @@ def read_pins() -> dict:
 
 
 def _write_pins(pins: dict) -> None:
-    from .store import atomic_write_bytes
+    from .outputs import atomic_write_bytes
 
     atomic_write_bytes(_pins_path(), (json.dumps(pins, indent=1, sort_keys=True) + "\n").encode())
 

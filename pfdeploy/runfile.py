@@ -1,6 +1,6 @@
 """The run record and the run file as typed models (pydantic): one definition for the JSON run
 file (`pfdeploy results --format json`, `bench --json`, what `compare` reads) and for the
-store's `runs` / `results` columns (pfdeploy/store.py builds its table objects from these
+store's `runs` / `results` columns (pfdeploy/store/schema.py builds its table objects from these
 fields), with its JSON Schema generated into docs/run-file.schema.json.
 
     doc = RunFile.model_validate(obj)       # or parse_run_doc(obj, where) -> dict (UserError on bad input)

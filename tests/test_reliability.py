@@ -386,7 +386,7 @@ def test_atomic_writer_umask_modes_and_full_disk(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(UserError, match="cannot write output file .*a.md: no space left on the device"):
+    with pytest.raises(UserError, match="cannot write output file .*a.md: No space left on device"):
         outputs.atomic_write_text(tmp_path / "a.md", "new")
     assert (tmp_path / "a.md").read_text() == "again"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.md", "b.md"]

@@ -147,3 +147,63 @@ def test_cli_missing_store(tmp_path):
     assert proc.returncode == 1
     assert "no results store at" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "nothing.db").exists()
+
+
+# ----------------------------------------------------------------------------- damaged cells (issue 22, item 7)
+
+def _damage(path, sql: str) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute(sql)
+    con.commit()
+    con.close()
+
+
+def _warnings(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if "warning:" in ln and "damaged" in ln]
+
+
+def test_damaged_cell_is_shown_and_reported_once(filled, capsys):
+    """A JSON cell that is not JSON (written by hand, a broken disk): every reader still shows
+    the results, and says in one stderr line which run and which field."""
+    path, ids = filled
+    head = ids["head"]
+    _damage(path, f"UPDATE results SET parity = '{{broken' WHERE run_id = '{head}'")  # all 3 results
+    _damage(path, f"UPDATE runs SET machine = 'not json' WHERE id = '{head}'")
+    code, out, err = cli(capsys, "results", "--store", str(path), "--run", "head")
+    assert code == 0, err
+    assert "resnet50" in out  # the table is still there
+    lines = _warnings(err)
+    assert len(lines) == 2, err
+    parity = next(ln for ln in lines if "parity" in ln)
+    assert head in parity and "field 'parity' of 3 results" in parity
+    machine = next(ln for ln in lines if "machine" in ln)
+    assert head in machine and "run field 'machine'" in machine
+    # the other readers say the same, once per run and field
+    code, out, err = cli(capsys, "results", "--store", str(path), "--run", "head", "--format", "json")
+    assert code == 0 and json.loads(out)["results"][0]["parity"] == {"_unreadable": "{broken"}
+    assert len(_warnings(err)) == 2, err
+    df = load(str(path), run="head")  # the pandas reader
+    assert len(df) == 3 and df["parity"].iloc[0] == {"_unreadable": "{broken"}
+    err = capsys.readouterr().err
+    assert [head in ln for ln in _warnings(err)] == [True, True], err
+    code, out, err = cli(capsys, "results", "--store", str(path), "--run", "base")
+    assert code == 0 and _warnings(err) == []  # an intact run: no word
+    with open_store(path, create=False, readonly=True) as store:
+        seen = []
+        store.warn = seen.append
+        store.results(head)
+        store.results(head)
+        assert len(seen) == 1 and "parity" in seen[0]
+
+
+def test_damaged_extra_is_reported_not_merged(filled, capsys):
+    path, ids = filled
+    _damage(path, f"UPDATE results SET extra = '[1, 2' WHERE run_id = '{ids['base']}'")
+    code, out, err = cli(capsys, "results", "--store", str(path), "--run", "base", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)["results"]
+    assert all("_unreadable" not in r for r in rows)
+    (line,) = _warnings(err)
+    assert ids["base"] in line and "field 'extra'" in line

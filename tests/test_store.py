@@ -354,3 +354,33 @@ def test_created_at_and_started_at_strings_round_trip(store_url):
         assert store.results(run_id)[0]["created_at"] == "2026-03-01T08:00:05+00:00"
         with pytest.raises(UserError, match="not an ISO-8601 timestamp"):
             store.begin_run(run_meta(started_at="yesterday"))
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason=f"{PG_ENV} is not set (see docs/store.md: testing against PostgreSQL)")
+def test_postgres_foreign_tables_and_read_only_opens_change_nothing():
+    """PostgreSQL: another application's `results` table is refused; a reader on a database
+    without pfdeploy's tables says so instead of creating them (issue 25)."""
+    import sqlalchemy as sa
+
+    def tables(url):
+        eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            with eng.connect() as conn:
+                return sorted(sa.inspect(conn).get_table_names())
+        finally:
+            eng.dispose()
+
+    with pg_schema(PG_URL) as url:
+        with pytest.raises(UserError, match="no pfdeploy results store in"):
+            open_store(url, create=False, readonly=True)
+        assert tables(url) == []
+    with pg_schema(PG_URL) as url:
+        eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with eng.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE results (id int, note text)")
+        eng.dispose()
+        for kw in ({}, {"create": False, "readonly": True}):
+            with pytest.raises(UserError, match="results store .*'results' table but no pfdeploy schema version"):
+                open_store(url, **kw)
+        assert tables(url) == ["results"]

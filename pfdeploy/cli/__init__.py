@@ -69,6 +69,9 @@ def _main(argv: list[str] | None) -> int:
     from .. import signals
 
     try:
+        from ..validate import check_args
+
+        check_args(sys.argv[1:] if argv is None else argv)  # non-UTF-8 text: one line, exit 2 (issue 25)
         # standalone_mode=False: click returns ctx.exit(n)'s code (or the command's return value)
         rv = cli.main(args=argv, prog_name="pfdeploy", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -84,7 +84,7 @@ def schema(out):
     from pathlib import Path
 
     from ..errors import UsageError
-    from ..store import atomic_write_bytes
+    from ..outputs import atomic_write_bytes
 
     p = Path(out).expanduser()
     if not p.parent.is_dir():

@@ -21,7 +21,11 @@ def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     from ..store import read_run_file
 
     path = Path(ref).expanduser()
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # too long to be a file name (a 10,000-character tag): a store reference
+        is_file = False
+    if is_file:
         return read_run_file(path)
     if ref.lower().endswith(".json"):
         raise UserError(f"run file {ref} does not exist")

@@ -15,7 +15,6 @@ A store that pfdeploy 0.1 wrote (schema 3, no revision table) is stamped at the 
 """
 from __future__ import annotations
 
-import datetime as _dt
 import io
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ..clock import utc_now
 from ..errors import UserError
 
 VERSION_TABLE = "pfdeploy_revision"
@@ -95,9 +95,10 @@ def state(conn) -> StoreState:
     pfdeploy_schema is not a pfdeploy store (UserError)."""
     insp = sa.inspect(conn)
     if not insp.has_table("pfdeploy_schema"):
-        if insp.has_table("runs"):
-            raise UserError("this database has a 'runs' table but no pfdeploy schema version; "
-                            "it is not a pfdeploy results store")
+        ours = [t for t in ("runs", "results", "samples", VERSION_TABLE) if insp.has_table(t)]
+        if ours:
+            raise UserError(f"this database has a {ours[0]!r} table but no pfdeploy schema version; "
+                            "it is not a pfdeploy results store (pfdeploy leaves it unchanged)")
         return StoreState(0, None)
     cols = {c["name"] for c in insp.get_columns("pfdeploy_schema")}
     names = ["version"] + [c for c in ("read_compat", "written_by") if c in cols]
@@ -150,8 +151,7 @@ def upgrade(conn) -> list[str]:
     conn.execute(sa.text("UPDATE pfdeploy_schema SET version = :v, read_compat = :rc, written_by = :w, "
                          "updated_at = :t WHERE id = 1"),
                  {"v": int(h.SCHEMA), "rc": int(h.READ_COMPAT), "w": __version__,
-                  "t": _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-                  if conn.dialect.name == "sqlite" else _dt.datetime.now(_dt.timezone.utc)})
+                  "t": utc_now().replace(tzinfo=None) if conn.dialect.name == "sqlite" else utc_now()})
     applied = [rev for _, rev, _ in revisions()]
     if before is not None:
         applied = applied[applied.index(before) + 1:]
