@@ -113,7 +113,7 @@ def record(artifact_dir, rec: dict, files: list[Path], images, weights_source: s
            artifact_sha256: str | None = None) -> dict:
     """Add `rec` to the artifact's accuracy.json (atomically), keyed by the images' digest, with
     the sha256 of the artifact it was measured on."""
-    from ..store import atomic_write_bytes
+    from ..outputs import atomic_write_bytes
 
     path = Path(artifact_dir) / ACCURACY_FILE
     data = read(artifact_dir)

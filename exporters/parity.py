@@ -256,7 +256,7 @@ def artifact_runner(artifact, threads: int | None = None):
     import numpy as np
 
     from ..backends import for_target
-    from ..bench.config import CaseSpec
+    from ..backends.case import CaseSpec
     from ..devices import physical_cores
 
     backend = for_target(artifact.target)

@@ -250,11 +250,3 @@ def check_engine_compat(artifact) -> None:
                         f"Engines are tied to the GPU model and TensorRT version; rebuild it on this machine "
                         f"with `pfdeploy export {artifact.model_name} --to trt --precision {artifact.precision} --force`")
 
-
-def engine_runner(artifact):
-    """A runner (np.ndarray -> np.ndarray) for a .plan artifact: the tensorrt backend's Runner (the
-    one `pfdeploy bench` times), after checking that the engine matches this machine."""
-    check_engine_compat(artifact)
-    from .parity import artifact_runner
-
-    return artifact_runner(artifact)

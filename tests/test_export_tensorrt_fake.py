@@ -172,9 +172,12 @@ def test_parser_and_builder_failures_are_user_errors(tmp_path, monkeypatch):
 def test_engine_from_another_machine_is_refused_before_deserializing(monkeypatch):
     monkeypatch.setattr(T, "probe", lambda: {"tensorrt": "10.13.0", "cuda": True, "gpu": "NVIDIA L4", "missing": []})
     art = types.SimpleNamespace(manifest={"tools": {"tensorrt": "10.13.0", "gpu": "NVIDIA H100 80GB HBM3"}},
-                                model_file="x/model.plan", model_name="pf_resnet50_hybrid", precision="fp16")
+                                model_file="x/model.plan", model_name="pf_resnet50_hybrid", precision="fp16",
+                                target="trt")
+    from pfdeploy.exporters.parity import artifact_runner
+
     with pytest.raises(UserError, match="built for NVIDIA H100 80GB HBM3, this machine has NVIDIA L4.*--force"):
-        T.engine_runner(art)
+        artifact_runner(art)
 
 
 @pytest.mark.parametrize("blob,why", [(b"other-gpu cache", "TensorRT refused it"),
