@@ -158,8 +158,11 @@ class Backend:
 
     name: the backend's name on the command line; target: the exporter target of its artifact
     (None: the model is built from the zoo in the worker); devices: device kinds it can run on
-    (cpu, cuda, openvino); requires: importable modules it needs; scenarios: the scenarios it
-    implements; runner: its Runner subclass.
+    (cpu, cuda, openvino); requires: importable modules it needs; install_hint: what to install
+    when one is missing; tools: {tool: distributions that provide it} whose versions every run
+    records (default: one per required module); load_timeout_s: how long a worker may take to
+    load a case (runtime import, model load, first inference; $PFDEPLOY_LOAD_TIMEOUT_S overrides);
+    scenarios: the scenarios it implements; runner: its Runner subclass.
     """
 
     name = "base"
@@ -167,6 +170,8 @@ class Backend:
     devices: tuple[str, ...] = ("cpu",)
     requires: tuple[str, ...] = ()
     install_hint = ""
+    tools: dict[str, tuple[str, ...]] = {}
+    load_timeout_s: float = 300.0
     description = ""
     scenarios: tuple[str, ...] = ("latency",)
     runner: type[Runner] = Runner
@@ -258,20 +263,27 @@ class Backend:
         return r
 
     def tool_versions(self) -> dict:
-        """{distribution: version} of the runtime (installed metadata; imports nothing)."""
-        from importlib import metadata
-
-        out = {}
-        for mod in self.requires:
-            try:
-                out[mod] = metadata.version(mod)
-            except metadata.PackageNotFoundError:
-                out[mod] = None
-        return out
+        """{tool: version or None} of the runtime's `tools` (default: its required modules), from
+        the installed distributions' metadata (the first installed distribution of each tool);
+        imports nothing."""
+        table = self.tools or {mod: (mod,) for mod in self.requires}
+        return {tool: dist_version(dists) for tool, dists in table.items()}
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
 
+
+
+def dist_version(names) -> str | None:
+    """The version of the first of the distributions `names` that is installed, else None."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def precision_table(reasons: dict[str, str | None], default: str) -> dict[str, str | None]:

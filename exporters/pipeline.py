@@ -383,7 +383,9 @@ def _openvino_step(req: ExportRequest, spec, model, tmp: Path, parent: Artifact)
     keeps the dynamic batch axis as exported."""
     from ..errors import optional_import
 
-    ov = optional_import("openvino", "--to openvino")
+    from ..backends import get_backend
+
+    ov = optional_import("openvino", "--to openvino", hint=get_backend("openvino").install_hint)
     try:
         ov_model = ov.convert_model(str(parent.model_file))
     except Exception as exc:
