@@ -229,7 +229,9 @@ def test_tf32_is_its_own_precision_and_fp32_clears_it(tmp_path, monkeypatch):
     assert T.source_precision("tf32") == "fp32" and T.source_precision("int8") == "int8"
     assert "--noTF32" in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "fp32")
     assert "--noTF32" not in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "tf32")
-    assert "tf32" in S.PRECISIONS["trt"] and "tf32" not in S.PRECISIONS["onnx"]
+    from pfdeploy.exporters.targets import get_target
+
+    assert "tf32" in get_target("trt").precisions and "tf32" not in get_target("onnx").precisions
 
 
 def test_int8_recipes_are_part_of_the_artifact_key():
