@@ -1,9 +1,14 @@
 """Backends: one module per runtime, registered by name (Polygraphy's runners, optimum-benchmark's
 backends). Each module defines a `Backend` subclass (what pfdeploy knows about the runtime:
-artifact target, availability and install hint, devices, precisions and scenarios probed on this
-machine, int8 recipe, worker process setup, `load(...) -> Runner`) and its `Runner`.
+artifact target, availability and install hint, tool versions to record, load timeout, devices,
+precisions and scenarios probed on this machine, int8 recipe, worker process setup,
+`load(...) -> Runner`) and its `Runner`, and exposes the instance as `BACKEND`.
 
-Adding a runtime is one module plus one line in `REGISTRY` (see docs/architecture.md).
+The built-in runtimes are listed in `REGISTRY`; third parties add one through the entry-point
+group `pfdeploy.backends` (name -> a module or object exposing `BACKEND`, or a Backend itself),
+with no edit to pfdeploy (docs/architecture.md, "Plugins"). Entry points are read on first use
+(importlib.metadata) and a plugin's module is imported only when its backend is asked for; a
+plugin that cannot be loaded is reported in one warning line and left out of listings.
 
 Importing this package imports no runtime: a backend module imports its runtime inside the
 functions that use it, so listing backends and planning a run stay cheap.
@@ -14,8 +19,10 @@ import difflib
 import functools
 import importlib
 
-from ..errors import UsageError
-from .base import Backend, Runner, RunnerStateError
+from ..errors import UsageError, UserError
+from .base import Backend, Runner, RunnerStateError, precision_table
+from .case import CaseSpec
+from ..plugins import EntryPointRegistry
 
 # name -> module (relative to this package) defining `BACKEND`; the order is the canonical order
 REGISTRY: dict[str, str] = {
@@ -25,7 +32,15 @@ REGISTRY: dict[str, str] = {
     "openvino": "openvino",
     "tensorrt": "tensorrt",
 }
-BACKEND_NAMES = tuple(REGISTRY)
+BACKEND_NAMES = tuple(REGISTRY)  # the built-in runtimes: what a run without --backends measures
+ENTRY_POINT_GROUP = "pfdeploy.backends"
+PLUGINS = EntryPointRegistry(ENTRY_POINT_GROUP, "backend", builtin=REGISTRY)
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every backend: the built-in ones in the canonical order, then the plugins' by name."""
+    return BACKEND_NAMES + PLUGINS.names()
+
 
 # Runners that exist for the engine's own tests (not offered on the command line): "module:Class".
 # They live in the test suite (tests/fake_runner.py; conftest.py puts tests/ on PYTHONPATH), and
@@ -48,28 +63,55 @@ def _test_runner(name: str) -> str | None:
 
 
 def _unknown(name: str) -> UsageError:
-    close = difflib.get_close_matches(str(name), list(REGISTRY), n=2, cutoff=0.5)
+    names = backend_names()
+    close = difflib.get_close_matches(str(name), list(names), n=2, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return UsageError(f"unknown backend {name!r}; choose from {', '.join(REGISTRY)}{hint}")
+    return UsageError(f"unknown backend {name!r}; choose from {', '.join(names)}{hint}")
 
 
 @functools.lru_cache(maxsize=None)
 def get_backend(name: str) -> Backend:
-    """The Backend registered as `name` (UsageError with the list and a "did you mean" when unknown)."""
-    if name not in REGISTRY:
+    """The Backend registered as `name`, built in or a plugin's (UsageError with the list and a
+    "did you mean" when unknown; UserError in one line when a plugin's module cannot be loaded)."""
+    if name in REGISTRY:
+        return importlib.import_module(f"{__name__}.{REGISTRY[name]}").BACKEND
+    if name not in PLUGINS.names():
         raise _unknown(name)
-    return importlib.import_module(f"{__name__}.{REGISTRY[name]}").BACKEND
+    return PLUGINS.load(name, _check_backend)
+
+
+def _check_backend(name: str, obj) -> Backend:
+    """A plugin's entry point resolved to its Backend: the object itself, its `BACKEND`, or an
+    instance of a Backend class; its `name` must be the entry point's name."""
+    obj = getattr(obj, "BACKEND", obj)
+    if isinstance(obj, type) and issubclass(obj, Backend):
+        obj = obj()
+    if not isinstance(obj, Backend):
+        raise UserError(f"it is {type(obj).__name__}, not a pfdeploy.backends.Backend (or a module exposing BACKEND)")
+    if obj.name != name:
+        raise UserError(f"its Backend is named {obj.name!r}, not {name!r}")
+    if obj.runner.backend != name:
+        raise UserError(f"its Runner class says backend {obj.runner.backend!r}, not {name!r}")
+    return obj
 
 
 backend_info = get_backend  # the name the bench CLI and older code use
 
 
 def all_backends() -> list[Backend]:
-    return [get_backend(n) for n in REGISTRY]
+    """Every backend that loads: the built-in ones, then the plugins (a plugin that does not load
+    is left out with one warning line)."""
+    out = [get_backend(n) for n in BACKEND_NAMES]
+    for name in PLUGINS.names():
+        backend = PLUGINS.try_load(name, _check_backend)
+        if backend is not None:
+            out.append(backend)
+    return out
 
 
 def for_target(target: str) -> Backend:
-    """The backend that runs artifacts of exporter target `target` (onnx, openvino, trt)."""
+    """The backend that runs artifacts of exporter target `target` (onnx, openvino, trt, or a
+    plugin's target): the first one registered for it (built-in runtimes first)."""
     for b in all_backends():
         if b.target == target:
             return b
@@ -91,6 +133,28 @@ def availability(device) -> dict[str, str | None]:
 
     dev = parse_device(device, check=False) if isinstance(device, str) else device
     return {b.name: b.unavailable(dev) for b in all_backends()}
+
+
+def tool_versions() -> dict:
+    """{tool: version or None} of every runtime's declared tools (`Backend.tools`), plugins
+    included; imports no runtime."""
+    out: dict = {}
+    for b in all_backends():
+        for tool, version in b.tool_versions().items():
+            if out.get(tool) is None:
+                out[tool] = version
+    return out
+
+
+def machine_metadata() -> dict:
+    """`pfdeploy.devices.machine_metadata()` (the hardware and the core tools) with the versions
+    of every runtime's tools added: what a run records about its machine."""
+    from ..devices import machine_metadata as hardware
+
+    meta = hardware()
+    runtimes = tool_versions()
+    meta["tools"] = {**meta["tools"], **{k: v for k, v in runtimes.items() if k not in meta["tools"]}}
+    return meta
 
 
 backend_availability = availability
@@ -120,6 +184,7 @@ def list_devices() -> list[dict]:
     return out
 
 
-__all__ = ["BACKEND_NAMES", "Backend", "REGISTRY", "Runner", "RunnerStateError", "all_backends", "availability",
-           "backend_availability", "backend_info", "backends_for", "for_target", "get_backend", "list_devices",
-           "load_runner_class"]
+__all__ = ["BACKEND_NAMES", "Backend", "CaseSpec", "ENTRY_POINT_GROUP", "REGISTRY", "Runner", "RunnerStateError",
+           "all_backends", "availability", "backend_availability", "backend_info", "backend_names", "backends_for",
+           "for_target", "get_backend", "list_devices", "load_runner_class", "machine_metadata", "precision_table",
+           "tool_versions"]

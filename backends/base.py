@@ -18,13 +18,14 @@ with a device clock (CUDA events) also append the compute-only time of each step
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..bench.config import CaseSpec
-from ..bench.timing import Clock, time_iterations
 from ..errors import UsageError, UserError, is_installed
+from .case import PRECISIONS, CaseSpec
+from .timing import Clock, time_iterations
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class RunnerStateError(RuntimeError):
@@ -40,6 +41,8 @@ class Runner:
 
     def __init__(self, case: CaseSpec, inputs: np.ndarray, model_file: str | None = None,
                  weights_file: str | None = None):
+        import numpy as np  # here, not at module level: listing and planning backends import no numpy
+
         self.case = case
         self.inputs = np.ascontiguousarray(inputs)
         self.model_file = model_file
@@ -61,6 +64,8 @@ class Runner:
 
     def infer(self, inputs: np.ndarray | None = None) -> Any:
         """One inference on `inputs` (default: the prepared batch); returns host outputs."""
+        import numpy as np
+
         self._check_loaded("infer")
         if inputs is not None:
             if inputs.shape != self.inputs.shape:
@@ -70,6 +75,8 @@ class Runner:
 
     def outputs(self, inputs: np.ndarray | None = None) -> np.ndarray:
         """One inference; the first output as a float32 numpy array on the host (for parity)."""
+        import numpy as np
+
         return np.asarray(self._output(self.infer(inputs)), dtype=np.float32)
 
     def timed(self, iters: int, clock: Clock = time.perf_counter_ns, budget_ns: int | None = None) -> list[int]:
@@ -119,6 +126,8 @@ class Runner:
 
     def _output(self, result) -> np.ndarray:
         """The first output of a `_step()` result as numpy."""
+        import numpy as np
+
         if isinstance(result, (list, tuple)):
             return np.asarray(result[0])
         return np.asarray(result)
@@ -149,8 +158,11 @@ class Backend:
 
     name: the backend's name on the command line; target: the exporter target of its artifact
     (None: the model is built from the zoo in the worker); devices: device kinds it can run on
-    (cpu, cuda, openvino); requires: importable modules it needs; scenarios: the scenarios it
-    implements; runner: its Runner subclass.
+    (cpu, cuda, openvino); requires: importable modules it needs; install_hint: what to install
+    when one is missing; tools: {tool: distributions that provide it} whose versions every run
+    records (default: one per required module); load_timeout_s: how long a worker may take to
+    load a case (runtime import, model load, first inference; $PFDEPLOY_LOAD_TIMEOUT_S overrides);
+    scenarios: the scenarios it implements; runner: its Runner subclass.
     """
 
     name = "base"
@@ -158,6 +170,8 @@ class Backend:
     devices: tuple[str, ...] = ("cpu",)
     requires: tuple[str, ...] = ()
     install_hint = ""
+    tools: dict[str, tuple[str, ...]] = {}
+    load_timeout_s: float = 300.0
     description = ""
     scenarios: tuple[str, ...] = ("latency",)
     runner: type[Runner] = Runner
@@ -249,25 +263,30 @@ class Backend:
         return r
 
     def tool_versions(self) -> dict:
-        """{distribution: version} of the runtime (installed metadata; imports nothing)."""
-        from importlib import metadata
-
-        out = {}
-        for mod in self.requires:
-            try:
-                out[mod] = metadata.version(mod)
-            except metadata.PackageNotFoundError:
-                out[mod] = None
-        return out
+        """{tool: version or None} of the runtime's `tools` (default: its required modules), from
+        the installed distributions' metadata (the first installed distribution of each tool);
+        imports nothing."""
+        table = self.tools or {mod: (mod,) for mod in self.requires}
+        return {tool: dist_version(dists) for tool, dists in table.items()}
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
 
 
 
+def dist_version(names) -> str | None:
+    """The version of the first of the distributions `names` that is installed, else None."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def precision_table(reasons: dict[str, str | None], default: str) -> dict[str, str | None]:
     """{precision: reason} over every precision pfdeploy knows: `reasons` for the ones a backend
     has a path for (None: runs here), `default` (formatted with {p}) for the others."""
-    from ..bench.config import PRECISIONS
-
     return {p: reasons[p] if p in reasons else default.format(p=p) for p in PRECISIONS}

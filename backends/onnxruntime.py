@@ -25,8 +25,13 @@ import functools
 import numpy as np
 
 from . import ort_gpu
-from ..errors import INSTALL_HINTS, UserError, optional_import
+from ..errors import UserError, optional_import
 from .base import Backend, Runner, precision_table
+
+INSTALL_HINT = ("pip install 'pfdeploy[cpu]' (or 'pfdeploy[gpu]' for onnxruntime-gpu on CUDA 13, "
+                "'pfdeploy[gpu-cu12]' on CUDA 12)")
+# the distributions that install the `onnxruntime` module (they overwrite each other)
+DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
 
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
              "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
@@ -36,7 +41,7 @@ class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
 
     def _load(self) -> None:
-        ort = optional_import("onnxruntime", "the onnxruntime backend")
+        ort = optional_import("onnxruntime", "the onnxruntime backend", hint=INSTALL_HINT)
         self.ort = ort
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.case.threads
@@ -154,7 +159,7 @@ def available_providers() -> tuple[tuple[str, ...], str | None]:
     from ..errors import is_installed
 
     if not is_installed("onnxruntime"):
-        return (), f"onnxruntime is not installed: {INSTALL_HINTS['onnxruntime']}"
+        return (), f"onnxruntime is not installed: {INSTALL_HINT}"
     try:
         import onnxruntime as ort
 
@@ -168,7 +173,8 @@ class OnnxRuntimeBackend(Backend):
     target = "onnx"
     devices = ("cpu", "cuda")
     requires = ("onnxruntime",)
-    install_hint = INSTALL_HINTS["onnxruntime"]
+    install_hint = INSTALL_HINT
+    tools = {"onnxruntime": DISTRIBUTIONS}
     description = "ONNX Runtime (CPU EP; CUDA/TensorRT EPs with onnxruntime-gpu); int8: U8S8 QDQ"
     scenarios = ("latency", "throughput")
     runner = OnnxRuntimeRunner
@@ -195,6 +201,13 @@ class OnnxRuntimeBackend(Backend):
             }, "onnxruntime has no {p} path")
         return precision_table({"fp32": None, "tf32": None, "fp16": None, "int8": None},
                                "onnxruntime has no {p} path on CUDA")
+
+    def tool_versions(self) -> dict:
+        """The onnxruntime version and which of its distributions provides it (`onnxruntime_dist`)."""
+        from .base import dist_version
+
+        found = next((d for d in DISTRIBUTIONS if dist_version((d,))), None)
+        return {**super().tool_versions(), "onnxruntime_dist": found}
 
     def artifact_request(self, precision: str, batch: int) -> dict:
         if precision == "tf32":

@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 
-from ..errors import INSTALL_HINTS, UserError, optional_import
+from ..errors import UserError, optional_import
 from .base import Backend, Runner, precision_table
 
 # pfdeploy precision -> INFERENCE_PRECISION_HINT (int8: None, the plugin's default)
@@ -49,7 +49,7 @@ class OpenVinoRunner(Runner):
     backend = "openvino"
 
     def _load(self) -> None:
-        ov = optional_import("openvino", "the openvino backend")
+        ov = optional_import("openvino", "the openvino backend", hint=OpenVinoBackend.install_hint)
         self.ov = ov
         core = ov.Core()
         ov_device = ov_device_name(self.case.device)
@@ -148,7 +148,8 @@ class OpenVinoBackend(Backend):
     target = "openvino"
     devices = ("cpu", "openvino")
     requires = ("openvino",)
-    install_hint = INSTALL_HINTS["openvino"]
+    install_hint = "pip install 'pfdeploy[cpu]'"
+    tools = {"openvino": ("openvino",), "nncf": ("nncf",)}  # NNCF makes its int8 IRs
     description = "OpenVINO runtime (inference precision hint per case, latency/throughput hints, AsyncInferQueue)"
     scenarios = ("latency", "throughput")
     runner = OpenVinoRunner

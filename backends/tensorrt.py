@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import INSTALL_HINTS, UserError, optional_import
+from ..errors import UserError, optional_import
 from .base import Backend, Runner, precision_table
 
 PROFILE_MAX = 64  # the profile's max batch unless the measured batch is larger
@@ -33,7 +33,7 @@ class TensorRtRunner(Runner):
     clock_kinds = ("host", "device")
 
     def _load(self) -> None:
-        trt = optional_import("tensorrt", "the tensorrt backend")
+        trt = optional_import("tensorrt", "the tensorrt backend", hint=TensorRtBackend.install_hint)
         import torch
 
         if not torch.cuda.is_available():
@@ -147,7 +147,10 @@ class TensorRtBackend(Backend):
     target = "trt"
     devices = ("cuda",)
     requires = ("tensorrt", "torch")
-    install_hint = INSTALL_HINTS["tensorrt"]
+    install_hint = ("pip install 'pfdeploy[gpu]' (CUDA 13; 'pfdeploy[gpu-cu12]' for CUDA 12, docs/gpu.md) on Linux "
+                    "x86_64 with an NVIDIA driver")
+    # the tensorrt module's distributions (the bare name and the per-CUDA wheels)
+    tools = {"tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-cu11", "tensorrt_cu12_bindings")}
     description = "TensorRT 10 engine (execute_async_v3, CUDA events; opt shape = the measured batch)"
     scenarios = ("latency",)
     runner = TensorRtRunner

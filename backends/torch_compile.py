@@ -43,6 +43,8 @@ class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
     description = "torch.compile, inductor backend (CUDA graphs option on GPU)"
     runner = TorchCompileRunner
+    tools = {"triton": ("triton", "pytorch-triton")}  # torch itself is a core tool (pfdeploy.devices)
+    load_timeout_s = 900.0  # inductor compiles at the first inference, inside the load
 
     def _device_problem(self, device):
         from ..errors import is_installed

@@ -146,6 +146,7 @@ class TorchBackend(Backend):
     devices = ("cpu", "cuda")
     requires = ("torch",)
     install_hint = "pip install torch"
+    tools = {"torch": ("torch",)}
     description = "PyTorch eager (inference_mode; channels_last option; bf16 with oneDNN on CPUs with native bf16)"
     scenarios = ("latency",)
     runner = TorchRunner

@@ -1,17 +1,18 @@
 """Light configuration objects of the benchmark engine (standard library only).
 
-`StopRule` is the measurement contract of METHOD.md section 3 as data; `CaseSpec` is the frozen
-description of one case (what is measured), kept apart from its samples (what was measured).
+`StopRule` is the measurement contract of METHOD.md section 3 as data; `CaseSpec` (defined in
+`pfdeploy.backends.case`) is the frozen description of one case (what is measured), kept apart from
+its samples (what was measured).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ..errors import UsageError
 
-SCENARIOS = ("latency", "throughput")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+# CaseSpec, PRECISIONS and SCENARIOS live with the backends (the lowest layer that uses them); re-exported
+from ..backends.case import PRECISIONS, SCENARIOS, CaseSpec  # noqa: F401
 # `--precision best`: for each backend, fp32 and the fastest precision it supports on the device
 PRECISION_TOKENS = ("best",)
 
@@ -89,44 +90,6 @@ class StopRule:
     def process_rounds(self) -> int:
         """Rounds each worker process measures at least (the minimum rounds spread over them, >= 2)."""
         return max(2, -(-self.min_rounds // self.processes))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class CaseSpec:
-    """One case: a model through one backend at one precision, batch, thread count and scenario."""
-
-    model: str
-    backend: str
-    device: str = "cpu"
-    precision: str = "fp32"
-    batch: int = 1
-    threads: int = 1
-    scenario: str = "latency"
-    weights: str = "synthetic:0"
-    options: dict = field(default_factory=dict)  # backend options (channels_last, cuda_graphs, hint, ...)
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
-        if self.scenario not in SCENARIOS:
-            raise UsageError(f"unknown scenario {self.scenario!r}; choose from {', '.join(SCENARIOS)}")
-        if self.batch < 1:
-            raise UsageError(f"batch must be >= 1, got {self.batch}")
-        if self.threads < 1:
-            raise UsageError(f"threads must be >= 1, got {self.threads}")
-
-    @property
-    def key(self) -> str:
-        """The case key of the results store: model|weights|backend|device|precision|batch|threads|scenario."""
-        return "|".join(str(x) for x in (self.model, self.weights, self.backend, self.device, self.precision,
-                                          self.batch, self.threads, self.scenario))
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} / {self.backend} / {self.precision} / b{self.batch}"
 
     def to_dict(self) -> dict:
         return asdict(self)

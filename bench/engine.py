@@ -30,13 +30,11 @@ from .prepare import Preparer
 from .rotation import GroupRunner
 from .rows import build_row, utc_now_iso
 
-# A worker's load (runtime import, model load, first inference) gets this long; torch.compile
-# compiles at the first inference and gets longer. $PFDEPLOY_LOAD_TIMEOUT_S overrides both.
-LOAD_TIMEOUT_S = 300.0
-LOAD_TIMEOUT_COMPILE_S = 900.0
-
 
 def load_timeout_s(backend: str) -> float:
+    """How long a worker's load (runtime import, model load, first inference) may take: what the
+    backend declares (`Backend.load_timeout_s`: 300 s, 900 s for torch-compile, which compiles at
+    the first inference); $PFDEPLOY_LOAD_TIMEOUT_S overrides every backend."""
     raw = os.environ.get("PFDEPLOY_LOAD_TIMEOUT_S")
     if raw:
         try:
@@ -46,7 +44,9 @@ def load_timeout_s(backend: str) -> float:
         if value <= 0:
             raise UserError(f"PFDEPLOY_LOAD_TIMEOUT_S must be positive, not {raw!r}")
         return value
-    return LOAD_TIMEOUT_COMPILE_S if backend == "torch-compile" else LOAD_TIMEOUT_S
+    from ..backends import Backend, get_backend
+
+    return Backend.load_timeout_s if backend.startswith("_") else get_backend(backend).load_timeout_s  # _fake: tests
 
 
 def git_commit(cwd: str | None = None) -> str | None:
@@ -101,7 +101,8 @@ class Engine:
         """Plan, prepare and run every case; `prepared_cases` [(CaseSpec, Prepared)] replaces
         planning and preparation (the engine's own tests use it with the fake runner)."""
         from .. import __version__
-        from ..devices import machine_metadata, parse_device, physical_cores
+        from ..backends import machine_metadata
+        from ..devices import parse_device, physical_cores
 
         self._progress = progress or Progress()
         cfg = self.config

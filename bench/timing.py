@@ -14,26 +14,8 @@ from typing import Callable
 
 from .config import StopRule
 
-Clock = Callable[[], int]
-
-
-def time_iterations(fn: Callable[[], object], iters: int, clock: Clock = time.perf_counter_ns,
-                    budget_ns: int | None = None) -> list[int]:
-    """Call `fn` up to `iters` times and return one sample (ns, clock after - clock before) per
-    call. With `budget_ns`, stop early once the samples sum to at least the budget, so a caller
-    never overruns its time limit by more than one call."""
-    samples: list[int] = []
-    total = 0
-    for _ in range(iters):
-        t0 = clock()
-        fn()
-        t1 = clock()
-        dt = t1 - t0
-        samples.append(dt)
-        total += dt
-        if budget_ns is not None and total >= budget_ns:
-            break
-    return samples
+# the loop itself lives with the runners it times (the lowest layer that uses it); re-exported here
+from ..backends.timing import Clock, time_iterations  # noqa: E402,F401
 
 
 def warm_up(fn: Callable[[], object], rule: StopRule, clock: Clock = time.perf_counter_ns,

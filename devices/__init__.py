@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from .machine import (cpu_flags, cpu_info, cpu_native, machine_id, machine_metadata, memory_bytes, nvml_gpus,
                       physical_cores, tool_versions)
-from .parse import (ALLOWED_FORMS, Device, cuda_device_count, device_unavailable_reason, discover_devices,
-                    no_cuda_reason, openvino_devices, parse_device)
+from .discover import discover_devices
+from .parse import (ALLOWED_FORMS, Device, cuda_device_count, device_unavailable_reason, no_cuda_reason,
+                    openvino_devices, parse_device)
 from .threads import apply_thread_settings, set_flush_denormal
 
 __all__ = [

@@ -21,7 +21,8 @@ from .parse import _torch_cuda_version, nvidia_driver_version
 _FLAG_RE = re.compile(r"^(sse4_1|sse4_2|avx|avx2|fma|f16c|avx_vnni|avx_vnni_int8|avx_ne_convert|"
                       r"avx512\w*|amx\w*|neon|asimd\w*|sve\w*|sme(?!p)\w*|bf16|i8mm|fp16|asimdhp)$")
 
-# tool name -> distribution names that provide it (first installed one wins)
+# The core tools: tool name -> distribution names that provide it (first installed one wins).
+# Each runtime declares its own (`Backend.tools`); `pfdeploy.backends.machine_metadata()` adds them.
 _TOOLS = {
     "pfdeploy": ("pfdeploy",),
     "torch": ("torch",),
@@ -29,11 +30,6 @@ _TOOLS = {
     "timm": ("timm",),
     "onnx": ("onnx",),
     "onnxscript": ("onnxscript",),
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
-    "openvino": ("openvino",),
-    "nncf": ("nncf",),
-    "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-cu11", "tensorrt_cu12_bindings"),
-    "triton": ("triton", "pytorch-triton"),
     "numpy": ("numpy",),
     "sqlalchemy": ("sqlalchemy",),
 }
@@ -57,9 +53,9 @@ def _dist_version(names) -> str | None:
 
 
 def tool_versions() -> dict:
-    """{tool: version or None} for pfdeploy, torch, timm, onnx, onnxruntime, openvino, tensorrt,
-    numpy and friends, plus torch_cuda (torch's CUDA build), nvidia_driver and onnxruntime_dist
-    (which onnxruntime package is installed). Imports none of them."""
+    """{tool: version or None} of the core tools (pfdeploy, torch, timm, onnx, numpy and friends),
+    plus torch_cuda (torch's CUDA build), nvidia_driver and python. Imports none of them. The
+    runtimes' tools are their backends' (`pfdeploy.backends.tool_versions()`)."""
     out = {}
     for tool, dists in _TOOLS.items():
         out[tool] = _dist_version(dists)
@@ -67,12 +63,6 @@ def tool_versions() -> dict:
         from .. import __version__
 
         out["pfdeploy"] = __version__
-    for name in _TOOLS["onnxruntime"]:
-        if _dist_version((name,)):
-            out["onnxruntime_dist"] = name
-            break
-    else:
-        out["onnxruntime_dist"] = None
     out["torch_cuda"] = _torch_cuda_version() if out["torch"] else None
     out["nvidia_driver"] = nvidia_driver_version()
     out["python"] = platform.python_version()
@@ -301,8 +291,9 @@ def nvml_gpus() -> tuple[list[dict], str | None]:
 
 def machine_metadata() -> dict:
     """Everything recorded about this machine with a run: cpu (model, ISA flags, cores),
-    memory, cpufreq governor, load average, OS/kernel, Python, GPUs (NVML), tool versions, and
-    the machine id. JSON-serialisable."""
+    memory, cpufreq governor, load average, OS/kernel, Python, GPUs (NVML), the core tools'
+    versions, and the machine id. JSON-serialisable. What a run records is
+    `pfdeploy.backends.machine_metadata()`: this, plus every runtime's tool versions."""
     cpu = dict(cpu_info())
     cpu.pop("flags", None)  # the full list is long; `isa` keeps the ones that matter
     mem = memory_bytes()

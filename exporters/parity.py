@@ -234,19 +234,24 @@ def format_failure(name: str, parity: dict) -> str:
 
 # --- runners: artifact -> callable(np.ndarray) -> np.ndarray ----------------------------------
 
-def runtime_precision(artifact) -> tuple[str, dict]:
-    """(precision, runner options) an artifact is verified at on this machine's CPU (or its GPU for
-    engines): its own precision where the backend runs it here; an IR whose precision the CPU
-    cannot compute (an fp16 IR without native fp16) is computed at f32 and says so."""
-    from ..backends import for_target
-    from ..devices import parse_device
+def verifier(artifact):
+    """(target, backend) that verify `artifact`: its target's `verify_backend`, else the first
+    backend registered for the target."""
+    from ..backends import for_target, get_backend
+    from .targets import get_target
 
-    backend = for_target(artifact.target)
-    device = parse_device("cuda:0" if artifact.target == "trt" else "cpu", check=False)
-    precision = artifact.precision
-    if artifact.target == "openvino" and backend.precisions(device).get(precision) is not None:
-        return precision, {"inference_precision": "f32"}
-    return precision, {}
+    target = get_target(artifact.target)
+    backend = get_backend(target.verify_backend) if target.verify_backend else for_target(target.name)
+    return target, backend
+
+
+def runtime_precision(artifact) -> tuple[str, dict]:
+    """(precision, runner options) an artifact is verified at on its target's verifying device
+    (the CPU; the GPU for engines): its own precision where the backend runs it there (an IR whose
+    precision the CPU cannot compute, an fp16 IR without native fp16, is computed at f32 and says
+    so: `Target.verify_setup`)."""
+    target, backend = verifier(artifact)
+    return target.verify_setup(artifact, backend)
 
 
 def artifact_runner(artifact, threads: int | None = None):
@@ -255,17 +260,13 @@ def artifact_runner(artifact, threads: int | None = None):
     callable has `.config` (what the runner reports: `describe()` of the first one) and `.close()`."""
     import numpy as np
 
-    from ..backends import for_target
-    from ..bench.config import CaseSpec
+    from ..backends.case import CaseSpec
     from ..devices import physical_cores
 
-    backend = for_target(artifact.target)
-    if artifact.target == "trt":
-        from .tensorrt import check_engine_compat
-
-        check_engine_compat(artifact)
-    precision, options = runtime_precision(artifact)
-    device = "cuda:0" if artifact.target == "trt" else "cpu"
+    target, backend = verifier(artifact)
+    target.check_runnable(artifact)  # e.g. an engine built for another GPU: refused before loading
+    precision, options = target.verify_setup(artifact, backend)
+    device = target.verify_device
     threads = threads or physical_cores()
     runners: dict[int, object] = {}
 

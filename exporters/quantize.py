@@ -50,7 +50,10 @@ def ort_quantize(fp32_onnx: Path, out_path: Path, batches: list, recipe: str = D
     """Quantize `fp32_onnx` to a QDQ int8 model at `out_path` with `recipe` (RECIPES).
     `batches`: numpy inputs. Returns the recipe's settings for the manifest."""
     settings = RECIPES[check_recipe(recipe)]
-    q = optional_import("onnxruntime.quantization", "int8 quantization for ONNX Runtime")
+    from ..backends import get_backend
+
+    q = optional_import("onnxruntime.quantization", "int8 quantization for ONNX Runtime",
+                        hint=get_backend("onnxruntime").install_hint)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(q.CalibrationDataReader):

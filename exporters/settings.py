@@ -1,7 +1,8 @@
 """What an export is asked to produce, validated up front (standard library only).
 
 `ExportRequest` is the frozen description of one artifact: model, weights source, target,
-precision, batch settings and calibration. Its `key()` is the content address of the artifact in
+precision, batch settings and calibration (which targets exist and what precisions each exports
+is the targets' to say: exporters/targets/). Its `key()` is the content address of the artifact in
 the cache: the sha256 of every setting that changes the bytes produced, plus the versions of the
 tools that produce them.
 """
@@ -16,37 +17,11 @@ from ..errors import UsageError
 OPSET = 18  # inside TensorRT's ONNX parser range (9-24 for 10.x) and the 17-20 the issue asks for
 FORMAT_VERSION = 1  # bump when an exporter change makes old cached artifacts wrong
 
-TARGET_ALIASES = {"onnx": "onnx", "onnxruntime": "onnx", "ort": "onnx",
-                  "openvino": "openvino", "ov": "openvino",
-                  "trt": "trt", "tensorrt": "trt"}
-TARGETS = ("onnx", "openvino", "trt")
-PRECISIONS = {"onnx": ("fp32", "fp16", "int8"), "openvino": ("fp32", "fp16", "int8"),
-              "trt": ("fp32", "tf32", "fp16", "int8")}
-MODEL_FILES = {"onnx": "model.onnx", "openvino": "model.xml", "trt": "model.plan"}
-
 DEFAULT_DYNAMIC = (1, 8, 64)  # min:opt:max of the dynamic batch axis (TensorRT profile)
 DEFAULT_CALIB_SIZE = 64  # synthetic calibration images for int8
 CALIB_SEED = 20_000  # synthetic calibration images use seeds CALIB_SEED + i
 PARITY_SEED = 7_000_000  # parity inputs: a disjoint seed range, never used for calibration
 MAX_BATCH = 4096
-
-
-def canonical_target(target: str) -> str:
-    key = str(target).strip().lower()
-    if key not in TARGET_ALIASES:
-        raise UsageError(f"unknown target {target!r}; choose from onnx, openvino, trt (tensorrt)")
-    return TARGET_ALIASES[key]
-
-
-def check_precision(target: str, precision: str) -> str:
-    p = str(precision).strip().lower()
-    allowed = PRECISIONS[target]
-    if p not in allowed:
-        note = (" (bf16 is an execution precision: the fp32 IR runs at bf16 with "
-                "`pfdeploy bench --backends openvino --precision bf16`)" if target == "openvino" and p == "bf16" else "")
-        raise UsageError(f"precision {precision!r} is not supported for --to {target}; "
-                         f"choose from {', '.join(allowed)}{note}")
-    return p
 
 
 @dataclass(frozen=True)

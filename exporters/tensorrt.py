@@ -29,8 +29,6 @@ from ..errors import UserError
 from .onnx_export import INPUT_NAME
 
 WORKSPACE_BYTES = 4 << 30
-GPU_HINT = ("pip install 'pfdeploy[gpu]' (CUDA 13; 'pfdeploy[gpu-cu12]' for CUDA 12, docs/gpu.md) on Linux "
-            "x86_64 with an NVIDIA driver")
 
 
 class TensorRTUnavailable(UserError):
@@ -95,7 +93,10 @@ def require(onnx_hint: str | None = None, trtexec: str | None = None) -> dict:
     equivalent; otherwise return probe()."""
     info = probe()
     if info["missing"]:
-        msg = f"cannot build a TensorRT engine here: missing {' and '.join(info['missing'])}. Install: {GPU_HINT}."
+        from ..backends import get_backend
+
+        hint = get_backend("tensorrt").install_hint  # the runtime's hint, declared once
+        msg = f"cannot build a TensorRT engine here: missing {' and '.join(info['missing'])}. Install: {hint}."
         if trtexec:
             msg += f"\nOn a machine with TensorRT, the equivalent build is:\n  {trtexec}"
         if onnx_hint:
@@ -250,11 +251,3 @@ def check_engine_compat(artifact) -> None:
                         f"Engines are tied to the GPU model and TensorRT version; rebuild it on this machine "
                         f"with `pfdeploy export {artifact.model_name} --to trt --precision {artifact.precision} --force`")
 
-
-def engine_runner(artifact):
-    """A runner (np.ndarray -> np.ndarray) for a .plan artifact: the tensorrt backend's Runner (the
-    one `pfdeploy bench` times), after checking that the engine matches this machine."""
-    check_engine_compat(artifact)
-    from .parity import artifact_runner
-
-    return artifact_runner(artifact)

@@ -27,11 +27,10 @@ class MissingDependency(UserError):
     """An optional runtime is not installed."""
 
 
+# Install hints of optional dependencies that are not runtimes. A runtime's hint is declared by its
+# backend module (`Backend.install_hint`) and passed as `optional_import(..., hint=...)`.
 INSTALL_HINTS = {
-    "onnxruntime": "pip install 'pfdeploy[cpu]' (or 'pfdeploy[gpu]' for onnxruntime-gpu on CUDA 13, 'pfdeploy[gpu-cu12]' on CUDA 12)",
-    "openvino": "pip install 'pfdeploy[cpu]'",
     "nncf": "pip install 'pfdeploy[cpu]'",
-    "tensorrt": "pip install 'pfdeploy[gpu]' (CUDA 13; 'pfdeploy[gpu-cu12]' for CUDA 12, docs/gpu.md) on Linux x86_64 with an NVIDIA driver",
     "pynvml": "pip install 'pfdeploy[gpu]'",
     "psycopg": "pip install 'pfdeploy[postgres]'",
     "ray": "pip install 'pfdeploy[fleet]'",
@@ -39,14 +38,15 @@ INSTALL_HINTS = {
 }
 
 
-def optional_import(module: str, purpose: str | None = None) -> ModuleType:
+def optional_import(module: str, purpose: str | None = None, hint: str | None = None) -> ModuleType:
     """Import an optional heavy dependency, turning ImportError into a MissingDependency that
-    names the extra to install. Never installs anything."""
+    names what to install (`hint`, else INSTALL_HINTS, else `pip install <module>`). Never
+    installs anything."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # also catches broken installs (missing shared libraries)
         top = module.split(".")[0]
-        hint = INSTALL_HINTS.get(top, f"pip install {top}")
+        hint = hint or INSTALL_HINTS.get(top, f"pip install {top}")
         what = f" (needed for {purpose})" if purpose else ""
         raise MissingDependency(f"{top} is not installed{what}: {hint}. [{exc}]") from None
 

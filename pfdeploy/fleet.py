@@ -147,7 +147,7 @@ class Node:
 def _probe() -> dict:
     """Runs on a node: what pfdeploy sees there. Imports no runtime."""
     from . import __version__
-    from .devices.machine import machine_metadata
+    from .backends import machine_metadata
 
     meta = machine_metadata()
     cpu = meta.get("cpu") or {}

@@ -113,7 +113,7 @@ def get_checkpoint(name: str) -> Checkpoint:
 
 def checkpoint_for(model: str, recipe: str) -> Checkpoint:
     """The release checkpoint of `recipe` ('release' or 'release+') for zoo model `model`."""
-    from .zoo import canonical_name
+    from .zoo.catalog import canonical_name
 
     model = canonical_name(model)
     for c in CHECKPOINTS.values():
@@ -147,7 +147,7 @@ def _looks_like_html(path: Path) -> bool:
 def _check_file(c: Checkpoint, path: Path, where: str) -> str:
     """Every check a checkpoint passes before it is used; returns its sha256."""
     from .weights import check_state_dict, read_checkpoint, sha256_file
-    from .zoo import build_architecture
+    from .zoo.catalog import build_architecture
 
     if path.stat().st_size == 0:
         raise UserError(f"{where}: the download is empty")
@@ -290,7 +290,7 @@ def why_not(model: str, choice: str, short: bool = False) -> str | None:
     """None when the single choice `choice` fits zoo model `model`, else why not (no download:
     a release checkpoint fits by name; a checkpoint file by its keys and shapes). `short`: a few
     words, for a list of reasons."""
-    from .zoo import canonical_name, get_spec
+    from .zoo.catalog import canonical_name, get_spec
 
     name = canonical_name(model)
     if choice == "synthetic":
@@ -318,7 +318,7 @@ def why_not(model: str, choice: str, short: bool = False) -> str | None:
 
 def _file_misfit(model: str, path: str) -> str | None:
     from .weights import check_state_dict, is_torchvision_resnet, read_checkpoint, torchvision_to_release
-    from .zoo import build_architecture
+    from .zoo.catalog import build_architecture
 
     p = Path(path).expanduser()
     if not p.is_file():
@@ -356,7 +356,7 @@ def choose(model: str, weights) -> str | None:
         reasons.append(f"{c}: {why}")
     if len(choices) == 1:
         raise UsageError(why)
-    from .zoo import canonical_name
+    from .zoo.catalog import canonical_name
 
     raise UsageError(f"no choice of --weights {','.join(choices)} fits {canonical_name(model)} ("
                      + "; ".join(reasons) + ")")
@@ -370,7 +370,7 @@ def resolve(model: str, weights) -> Resolved:
         return Resolved(None, None, "synthetic")
     if w in ("release", "release+") or w.startswith("release:"):
         c = get_checkpoint(w.split(":", 1)[1]) if w.startswith("release:") else checkpoint_for(model, w)
-        from .zoo import canonical_name
+        from .zoo.catalog import canonical_name
 
         if canonical_name(model) != c.model:
             raise UsageError(f"release checkpoint {c.name} fits {c.model}, not {canonical_name(model)}")
@@ -396,7 +396,7 @@ def plan_models(models, weights, seed: int = 0) -> dict[str, "ModelWeights"]:
     the first choice of the list that fits the model. Every model is checked before anything is
     downloaded; models that no choice fits are one UsageError line naming them all. Then release
     checkpoints are fetched (once; UserError on a failed download) and hashed."""
-    from .zoo import canonical_name
+    from .zoo.catalog import canonical_name
 
     choices = parse_weights(weights)
     models = [canonical_name(m) for m in models]
@@ -448,7 +448,7 @@ def plan_models(models, weights, seed: int = 0) -> dict[str, "ModelWeights"]:
 
 def pretrained_source(model: str) -> str:
     """The timm pretrained tag a baseline loads with --weights pretrained."""
-    from .zoo import canonical_name, get_spec
+    from .zoo.catalog import canonical_name, get_spec
 
     name = canonical_name(model)
     spec = get_spec(name)
@@ -467,7 +467,7 @@ def load_pretrained(model: str, overlay_file: str | None = None):
     import timm
 
     from .weights import check_state_dict, torchvision_to_release
-    from .zoo import build_architecture, canonical_name
+    from .zoo.catalog import build_architecture, canonical_name
 
     name = canonical_name(model)
     src = pretrained_source(name)

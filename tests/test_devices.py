@@ -149,13 +149,20 @@ def test_openvino_device_not_present(monkeypatch):
 # ----------------------------------------------------------------------------- metadata
 
 def test_machine_metadata_fields():
-    meta = devices.machine_metadata()
+    from pfdeploy.backends import machine_metadata
+
+    hardware = devices.machine_metadata()  # the hardware and the core tools
+    assert set(hardware["tools"]) >= {"torch", "timm", "onnx", "numpy", "pfdeploy", "python", "torch_cuda"}
+    assert not set(hardware["tools"]) & {"onnxruntime", "openvino", "tensorrt"}  # the runtimes declare theirs
+    meta = machine_metadata()  # what a run records: plus every runtime's tools
+    assert meta["machine_id"] == hardware["machine_id"]
     json.dumps(meta)
     cpu = meta["cpu"]
     assert cpu["model"] and cpu["logical_cores"] >= 1 and cpu["physical_cores"] >= 1
     assert isinstance(cpu["isa"], list)
     assert meta["memory_bytes"] > 2**28
-    assert set(meta["tools"]) >= {"torch", "timm", "onnx", "onnxruntime", "openvino", "tensorrt", "numpy", "pfdeploy"}
+    assert set(meta["tools"]) >= {"torch", "timm", "onnx", "onnxruntime", "openvino", "tensorrt", "numpy", "pfdeploy",
+                                  "nncf", "triton", "onnxruntime_dist", "sqlalchemy", "nvidia_driver"}
     assert meta["tools"]["pfdeploy"]
     assert meta["os"]["system"] and meta["python"]["version"]
     assert "governor" in meta["cpufreq"] and len(meta["loadavg"]) == 3
@@ -187,6 +194,7 @@ def test_physical_cores_bounds():
 
 def test_tool_versions_import_nothing_heavy():
     code = ("import sys, json; import pfdeploy.devices as d; d.tool_versions(); d.machine_id(); "
+            "import pfdeploy.backends as b; b.tool_versions(); "
             "d.parse_device('cpu'); d.physical_cores(); "
             "print(json.dumps(sorted(m for m in ('torch','onnxruntime','openvino','tensorrt','timm','onnx') "
             "if m in sys.modules)))")

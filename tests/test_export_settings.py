@@ -46,11 +46,21 @@ def test_bad_batch_settings(kw, match):
 
 
 def test_targets_and_precisions():
-    assert S.canonical_target("TensorRT") == "trt" and S.canonical_target("ov") == "openvino"
-    with pytest.raises(UsageError, match="unknown target 'tflite'"):
-        S.canonical_target("tflite")
+    from pfdeploy.exporters.targets import canonical_target, check_precision, get_target, target_names
+
+    assert canonical_target("TensorRT") == "trt" and canonical_target("ov") == "openvino"
+    assert target_names()[:3] == ("onnx", "openvino", "trt")
+    with pytest.raises(UsageError, match="unknown target 'tflite'; choose from onnx, openvino, trt \\(tensorrt\\)"):
+        canonical_target("tflite")
     with pytest.raises(UsageError, match="choose from fp32, fp16, int8"):
-        S.check_precision("onnx", "bf16")
+        check_precision("onnx", "bf16")
+    with pytest.raises(UsageError, match="bf16 is an execution precision"):
+        check_precision("openvino", "bf16")
+    assert {t: get_target(t).model_file for t in ("onnx", "openvino", "trt")} == {
+        "onnx": "model.onnx", "openvino": "model.xml", "trt": "model.plan"}
+    with pytest.raises(UsageError, match="--int8-recipe only applies to --to onnx --precision int8"):
+        get_target("openvino").int8_recipe("int8", "tensorrt")
+    assert get_target("trt").int8_recipe("int8", None) == "tensorrt" and get_target("onnx").int8_recipe("int8", None) == "onnxruntime"
 
 
 def _req(**over):

@@ -172,9 +172,12 @@ def test_parser_and_builder_failures_are_user_errors(tmp_path, monkeypatch):
 def test_engine_from_another_machine_is_refused_before_deserializing(monkeypatch):
     monkeypatch.setattr(T, "probe", lambda: {"tensorrt": "10.13.0", "cuda": True, "gpu": "NVIDIA L4", "missing": []})
     art = types.SimpleNamespace(manifest={"tools": {"tensorrt": "10.13.0", "gpu": "NVIDIA H100 80GB HBM3"}},
-                                model_file="x/model.plan", model_name="pf_resnet50_hybrid", precision="fp16")
+                                model_file="x/model.plan", model_name="pf_resnet50_hybrid", precision="fp16",
+                                target="trt")
+    from pfdeploy.exporters.parity import artifact_runner
+
     with pytest.raises(UserError, match="built for NVIDIA H100 80GB HBM3, this machine has NVIDIA L4.*--force"):
-        T.engine_runner(art)
+        artifact_runner(art)
 
 
 @pytest.mark.parametrize("blob,why", [(b"other-gpu cache", "TensorRT refused it"),
@@ -226,7 +229,9 @@ def test_tf32_is_its_own_precision_and_fp32_clears_it(tmp_path, monkeypatch):
     assert T.source_precision("tf32") == "fp32" and T.source_precision("int8") == "int8"
     assert "--noTF32" in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "fp32")
     assert "--noTF32" not in T.trtexec_command("m.onnx", "m.plan", b, (3, 224, 224), "tf32")
-    assert "tf32" in S.PRECISIONS["trt"] and "tf32" not in S.PRECISIONS["onnx"]
+    from pfdeploy.exporters.targets import get_target
+
+    assert "tf32" in get_target("trt").precisions and "tf32" not in get_target("onnx").precisions
 
 
 def test_int8_recipes_are_part_of_the_artifact_key():

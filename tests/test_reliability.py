@@ -116,10 +116,10 @@ def _render(renderable) -> str:
 
 
 def test_table_cells_and_titles_are_shown_literally():
-    from pfdeploy.errors import INSTALL_HINTS
+    from pfdeploy.backends import get_backend
     from pfdeploy.render import esc, table
 
-    hint = INSTALL_HINTS["tensorrt"]
+    hint = get_backend("tensorrt").install_hint
     t = table(["tag", "reason"], [("[/x]", hint), ("feature/[wip]", "[bold]not bold[/bold]")], title="tag [/x]")
     text = _render(t)
     assert "pip install 'pfdeploy[gpu]'" in text and "feature/[wip]" in text and "[/x]" in text

@@ -12,8 +12,7 @@ from ..render import Col, emit, esc, print_table
 @click.option("--wide", is_flag=True, help="The table at full width, even where the terminal is narrower.")
 def command(as_json, wide):
     """List this machine's devices and the backends that can run on each."""
-    from ..backends import list_devices
-    from ..devices import machine_metadata
+    from ..backends import list_devices, machine_metadata
 
     devices = list_devices()
     meta = machine_metadata()

@@ -1,4 +1,5 @@
-"""`pfdeploy export MODEL --to onnx|openvino|trt`: a verified artifact with its manifest."""
+"""`pfdeploy export MODEL --to TARGET`: a verified artifact with its manifest. The targets are the
+registry's (`pfdeploy.exporters.targets`: onnx, openvino, trt and every installed plugin's)."""
 from __future__ import annotations
 
 import click
@@ -19,6 +20,28 @@ def parity_rows(parity: dict | None) -> list:
 
 
 PARITY_COLUMNS = ["batch", "inputs", "max abs err", "max rel err", "cosine (min)", "top-1 agree"]
+
+
+class TargetParam(click.ParamType):
+    """--to: a target of the registry (built-in or a plugin's), checked by the export itself (an
+    unknown name is one usage line with the choices and a "did you mean"); shell completion offers
+    every registered name."""
+
+    name = "target"
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        from ..exporters.targets import target_names
+
+        return [CompletionItem(n) for n in target_names() if n.startswith(incomplete)]
+
+
+def _targets_help() -> str:
+    from ..exporters.targets import target_names
+
+    names = [f"{n} (tensorrt)" if n == "trt" else n for n in target_names()]  # reads entry points, imports none
+    return " | ".join(names) + "; plugins add more (entry points `pfdeploy.targets`)."
 
 
 def summary(art) -> dict:
@@ -60,8 +83,9 @@ def show(console, art) -> None:
 
 @click.command("export")
 @click.argument("model")
-@click.option("--to", "target", required=True, metavar="TARGET", help="onnx | openvino | trt (tensorrt).")
-@click.option("--precision", default="fp32", show_default=True, help="fp32 | fp16 | int8 (trt also tf32).")
+@click.option("--to", "target", required=True, type=TargetParam(), metavar="TARGET", help=_targets_help())
+@click.option("--precision", default="fp32", show_default=True,
+              help="fp32 | fp16 | int8 (trt also tf32); a plugin's target says its own.")
 @click.option("--int8-recipe", "recipe", default=None, metavar="RECIPE",
               help="int8 ONNX only: onnxruntime (U8S8 QDQ, ONNX Runtime's x86 recipe; the default) or tensorrt "
                    "(symmetric S8S8 QDQ with float biases, what TensorRT engines are built from).")
@@ -84,7 +108,7 @@ def show(console, art) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(model, target, precision, recipe, batch, dynamic_batch, weights, seed, calib, calib_size, out,
             cache_dir, force, no_verify, as_json):
-    """Export MODEL to ONNX, OpenVINO or TensorRT, verified against PyTorch."""
+    """Export MODEL to ONNX, OpenVINO, TensorRT or a plugin's target, verified against PyTorch."""
     from ..exporters.pipeline import get_artifact
 
     def progress(msg):

@@ -1,0 +1,53 @@
+"""What one case is: a model through one backend at one precision, batch, thread count and
+scenario (standard library only).
+
+`CaseSpec` is what a Runner is loaded for; it lives with the backends, the lowest layer that uses
+it (the bench engine plans, groups and records cases; the exporters verify artifacts through a
+Runner loaded for a case). `pfdeploy.bench.config` re-exports it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import UsageError
+
+SCENARIOS = ("latency", "throughput")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case: a model through one backend at one precision, batch, thread count and scenario."""
+
+    model: str
+    backend: str
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch: int = 1
+    threads: int = 1
+    scenario: str = "latency"
+    weights: str = "synthetic:0"
+    options: dict = field(default_factory=dict)  # backend options (channels_last, cuda_graphs, hint, ...)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.scenario not in SCENARIOS:
+            raise UsageError(f"unknown scenario {self.scenario!r}; choose from {', '.join(SCENARIOS)}")
+        if self.batch < 1:
+            raise UsageError(f"batch must be >= 1, got {self.batch}")
+        if self.threads < 1:
+            raise UsageError(f"threads must be >= 1, got {self.threads}")
+
+    @property
+    def key(self) -> str:
+        """The case key of the results store: model|weights|backend|device|precision|batch|threads|scenario."""
+        return "|".join(str(x) for x in (self.model, self.weights, self.backend, self.device, self.precision,
+                                          self.batch, self.threads, self.scenario))
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} / {self.backend} / {self.precision} / b{self.batch}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
