@@ -103,9 +103,6 @@ def _is_file_ref(ref: str) -> bool:
     from pathlib import Path
 
     try:
-        try:
         return Path(ref).expanduser().is_file() or ref.lower().endswith(".json")
-    except OSError:  # too long to be a file name: a store reference
-        return False
     except OSError:  # too long to be a file name (a 10,000-character tag): a store reference
         return False
