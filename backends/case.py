@@ -42,8 +42,7 @@ class CaseSpec:
     @property
     def key(self) -> str:
         """The case key of the results store: model|weights|backend|device|precision|batch|threads|scenario."""
-        return "|".join(str(x) for x in (self.model, self.weights, self.backend, self.device, self.precision,
-                                          self.batch, self.threads, self.scenario))
+        return case_key_of(asdict(self))
 
     @property
     def label(self) -> str:
@@ -51,3 +50,13 @@ class CaseSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The one definition of a case's identity: the fields, and the key built from them (the store's
+# `case_key` column, compare's matching, the engine's CaseSpec.key). A missing field is empty.
+CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "threads", "scenario")
+
+
+def case_key_of(row: dict) -> str:
+    """'model|weights|backend|device|precision|batch|threads|scenario' of a row or spec (missing: empty)."""
+    return "|".join("" if row.get(k) is None else str(row.get(k)) for k in CASE_FIELDS)

@@ -14,7 +14,7 @@ DEFAULT_SEED = 0
 DEFAULT_ALPHA = 0.05
 FAIL_ON = ("regression", "inconclusive", "never")
 CORRECTIONS = ("bonferroni", "none")
-CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "threads", "scenario")
+from ..backends.case import CASE_FIELDS, case_key_of  # noqa: E402 (the one case key)
 
 # Display order: what needs attention first.
 VERDICTS = ("regression", "failed", "inconclusive", "improvement", "unchanged", "no-samples",
@@ -33,7 +33,7 @@ def case_key(row: dict) -> str:
     key = row.get("case_key")
     if key:
         return str(key)
-    return "|".join("" if row.get(f) is None else str(row.get(f)) for f in CASE_FIELDS)
+    return case_key_of(row)
 
 
 def run_label(run: dict) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "threads", "scenario")
+from ..backends.case import CASE_FIELDS, case_key_of  # noqa: E402,F401 (the one case key)
 
 
 def _parse_time(s: str) -> _dt.datetime:
@@ -83,4 +83,4 @@ def _to_float(v):
 def make_case_key(row: dict) -> str:
     """The case key 'model|weights|backend|device|precision|batch|threads|scenario' (missing
     fields are empty)."""
-    return "|".join("" if row.get(k) is None else str(row.get(k)) for k in CASE_FIELDS)
+    return case_key_of(row)
