@@ -148,7 +148,7 @@ def test_a_broken_plugin_is_one_line_never_a_traceback(tmp_path):
 def _registry(monkeypatch, *entries, builtin=("onnx",)):
     eps = [metadata.EntryPoint(name, value, "pfdeploy.test") for name, value in entries]
     monkeypatch.setattr("pfdeploy.plugins.metadata.entry_points", lambda group: eps if group == "pfdeploy.test" else [])
-    return EntryPointRegistry("pfdeploy.test", "test plugin", builtin=builtin)
+    return EntryPointRegistry("pfdeploy.test", "test", builtin=builtin)
 
 
 def test_the_registry_reads_entry_points_lazily_and_checks_them(monkeypatch, capsys):
