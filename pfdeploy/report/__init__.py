@@ -10,7 +10,7 @@ Pages (readable from file://, no network, no CDN: local CSS/JS, SVG charts drawn
   model and backend, a table of speedups (with CI) against the baselines each spec names, params,
   MACs and parity status;
 - history.html: per case, p50 with its CI band over runs, regression/improvement markers from
-  `compare` between consecutive runs; client-side filters (machine, device, backend, model,
+  `compare` of each run against the pooled previous 5 runs on its machine (`--base-window 5`); client-side filters (machine, device, backend, model,
   precision);
 - runs.html and runs/<id>.html: every run with its environment, artifact manifests, failures.
 

@@ -294,21 +294,31 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
     return cases
 
 
-def run_verdicts(docs_oldest_first: Sequence[dict], threshold: float = 0.05) -> dict[tuple[str, str], str]:
-    """{(run id, case key): verdict} of `pfdeploy compare PREVIOUS RUN` for every run, where
-    PREVIOUS is the run before it on the same machine: the markers are exactly what the CI gate
-    said (same statistics, same family-wise levels)."""
+HISTORY_WINDOW = 5  # a history point is judged against the pooled previous runs, at most this many
+
+
+def run_verdicts(docs_oldest_first: Sequence[dict], threshold: float = 0.05,
+                 window: int = HISTORY_WINDOW) -> dict[tuple[str, str], str]:
+    """{(run id, case key): verdict} of `pfdeploy compare --base-window` for every run: the base is
+    the pooled previous `window` runs on the same machine (pfdeploy.compare.window, each run's
+    worker processes counted as processes of the base), so a marker needs a change against the
+    recent history, not against one unlucky neighbour; same statistics and family-wise levels as
+    the CI gate. `window=1`: the run before it alone."""
+    from ..compare.window import pool_runs
+
     out: dict[tuple[str, str], str] = {}
-    previous: dict[str, dict] = {}
+    previous: dict[str, list[dict]] = {}
     for doc in docs_oldest_first:
         run = doc.get("run") or {}
         mid = str(run.get("machine_id") or "")
-        prev = previous.get(mid)
-        if mid and prev is not None:
-            for c in compare_runs(prev, doc, threshold=threshold).cases:
+        prevs = previous.get(mid)
+        if mid and prevs:
+            recent = list(reversed(prevs[-max(1, window):]))  # newest first
+            base = recent[0] if len(recent) == 1 else pool_runs(recent, "history")
+            for c in compare_runs(base, doc, threshold=threshold).cases:
                 out[(str(run.get("id")), c.case_key)] = c.verdict
         if mid:
-            previous[mid] = doc
+            previous.setdefault(mid, []).append(doc)
     return out
 
 
