@@ -149,3 +149,22 @@ def test_base_window_pools_runs_as_processes(n):
     cmp = C.compare_runs(pooled, head, resamples=500)
     case = next(c for c in cmp.cases if c.model == "m0")
     assert case.verdict in ("unchanged", "inconclusive")
+
+
+def test_report_history_judges_a_point_against_the_pooled_window(monkeypatch):
+    import pfdeploy.report.data as data
+
+    rng = np.random.default_rng(18)
+    docs = []
+    for i in range(7):
+        d = doc(f"r{i}", [simulate_row(rng, model="m0", first_round=100 * i)])
+        d["run"]["started_at"] = f"2026-12-0{i + 1}T00:00:00+00:00"
+        docs.append(d)
+    seen = []
+    real = data.compare_runs
+    monkeypatch.setattr(data, "compare_runs", lambda base, head, **kw: seen.append((base, head)) or real(base, head, **kw))
+    verdicts = data.run_verdicts(docs)
+    assert len(verdicts) == 6 and set(verdicts.values()) <= {"unchanged", "inconclusive"}
+    # the 2nd point against 1 run (4 processes), the 7th against the previous 5 pooled (20 processes)
+    assert seen[0][0]["results"][0]["processes"] == 4 and "window" not in seen[0][0]["run"]
+    assert seen[-1][0]["results"][0]["processes"] == 20 and seen[-1][0]["run"]["window"] == [f"r{i}" for i in (5, 4, 3, 2, 1)]
