@@ -23,6 +23,7 @@ from ..exporters.artifact import parity_verdict
 from .config import CaseSpec
 from .model import CaseResult, CaseRun, Prepared
 from .rows import build_row
+from .stats import ci_halfwidth_rel
 from .timing import Decision, decide, round_size
 from .worker import WorkerDied, WorkerError, WorkerProcess
 
@@ -55,7 +56,10 @@ class GroupRunner:
                     continue
                 decision = decide(self.rule, case.samples, case.measured_ns, rounds=case.rounds, procs=case.procs)
                 if not decision.stop and len(case.process_rounds) >= self.rule.max_processes:
-                    decision = Decision(True, "max_processes", decision.ci_halfwidth)
+                    hw = decision.ci_halfwidth
+                    if hw is None and len(case.samples) >= 2:  # stopped short of min_iters: say how wide it is
+                        hw = ci_halfwidth_rel(case.samples, case.rounds, procs=case.procs)
+                    decision = Decision(True, "max_processes", hw)
                 if decision.stop:
                     self._finish(case, decision)
                 else:
