@@ -168,3 +168,24 @@ def test_report_history_judges_a_point_against_the_pooled_window(monkeypatch):
     # the 2nd point against 1 run (4 processes), the 7th against the previous 5 pooled (20 processes)
     assert seen[0][0]["results"][0]["processes"] == 4 and "window" not in seen[0][0]["run"]
     assert seen[-1][0]["results"][0]["processes"] == 20 and seen[-1][0]["run"]["window"] == [f"r{i}" for i in (5, 4, 3, 2, 1)]
+
+
+def test_pooled_process_variance_floors_each_case_and_lends_its_degrees_of_freedom():
+    from pfdeploy.bench.stats import pooled_process_variance, ratio_stats
+
+    rng = np.random.default_rng(19)
+    rows = [simulate_row(rng, processes=3, model=f"m{i}") for i in range(6)]
+    rows.append({"status": "ok", "backend": "onnxruntime", "precision": "fp32", "device": "cpu", "processes": 1,
+                 "process_sd": None})  # a one-process row adds nothing
+    pooled = pooled_process_variance(rows)
+    v, df = pooled[("onnxruntime", "fp32", "cpu")]
+    assert df == 12 and v == pytest.approx(np.mean([r["process_sd"] ** 2 for r in rows[:6]]))
+    # a case that happened to look steadier than its runtime gets the pooled spread, with 12 df
+    quiet = simulate_row(rng, processes=3, level_sd=0.0, drift_sd=0.0, round_sd=0.0, sample_sd=0.001)
+    other = simulate_row(rng, processes=3, level_sd=0.0, drift_sd=0.0, round_sd=0.0, sample_sd=0.001, first_round=99)
+    procs = [row_procs(r) for r in (quiet, other)]
+    own = ratio_stats(quiet["samples_ns"], other["samples_ns"], quiet["sample_rounds"], other["sample_rounds"],
+                      base_procs=procs[0], head_procs=procs[1])
+    floored = ratio_stats(quiet["samples_ns"], other["samples_ns"], quiet["sample_rounds"], other["sample_rounds"],
+                          base_procs=procs[0], head_procs=procs[1], base_prior=(v, df), head_prior=(v, df))
+    assert floored.ci_width > 5 * own.ci_width  # never narrower than the runtime's process spread

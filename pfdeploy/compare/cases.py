@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..bench.stats import RatioStats, ratio_stats, row_procs
+from ..bench.stats import RatioStats, pooled_process_variance, ratio_stats, row_procs
 from ..errors import UsageError, UserError
 from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                     DEFAULT_THRESHOLD, VERDICTS, CaseComparison, Comparison, case_key, run_label)
@@ -170,6 +170,9 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
                      case_alpha=alpha / m, warnings=warnings)
     cmp.shift_fails = shift_fails
     stats: dict[str, RatioStats] = {}
+    # each run's process spread pooled per runtime and precision: the floor (and degrees of freedom)
+    # of every case's process-level variance (bench.stats.ratios._side_se)
+    cmp.priors = (pooled_process_variance(base_rows.values()), pooled_process_variance(head_rows.values()))
     for key in list(base_rows) + [k for k in head_rows if k not in base_rows]:
         cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp, stats))
     _weights_mismatch(cmp, base_rows, head_rows)
@@ -231,7 +234,8 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
         return c
     stats = ratio_stats(b_samples, h_samples, base.get("sample_rounds"), head.get("sample_rounds"),
                         cmp.case_confidence, resamples_for(cmp.case_confidence, cmp.resamples),
-                        _stable_seed(cmp.seed, key), base_procs=row_procs(base), head_procs=row_procs(head))
+                        _stable_seed(cmp.seed, key), base_procs=row_procs(base), head_procs=row_procs(head),
+                        base_prior=_prior(cmp, 0, base), head_prior=_prior(cmp, 1, head))
     c.ratio, c.ci_low, c.ci_high, c.ci_width = stats.ratio, stats.ci_low, stats.ci_high, stats.ci_width
     c.p_value = stats.p_value
     c.base_units, c.head_units = stats.base_units, stats.head_units
@@ -246,3 +250,6 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
     return c
 
 
+def _prior(cmp: Comparison, side: int, row: dict):
+    priors = getattr(cmp, "priors", None)
+    return priors[side].get((row.get("backend"), row.get("precision"), row.get("device"))) if priors else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..bench.stats import process_sd, row_procs
 from ..errors import UsageError, UserError
 from .model import case_key, run_label
 
@@ -57,6 +58,7 @@ def pool_runs(docs: list[dict], label: str) -> dict:
     for row in pooled.values():
         if row.get("process_rounds"):
             row["processes"] = len(row["process_rounds"])
+            row["process_sd"] = process_sd(row["samples_ns"], row_procs(row))
             x = np.asarray(row["samples_ns"], dtype=float)
             row["p50_ms"] = float(np.median(x)) / 1e6
             row["n"] = int(x.size)
