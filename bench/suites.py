@@ -38,7 +38,7 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
           ("torch", "onnxruntime", "openvino"), optional_precisions=("bf16",),
           # 3 worker processes per case, each warmed up for 1 s and measured for 2 rounds (docs/bench.md,
           # "Several processes per case", measured on a 2-core AMX VM: 4 processes took 381 s for the 25
-          # cases, over the 5-minute budget; a 0.5 s warm-up doubled the spread between processes)
+          # cases, over the 5-minute budget; a 0.5 s warm-up was tried and not shown to be safe)
           rule=StopRule(min_iters=64, min_time_s=1.5, max_time_s=8.0, target_ci=0.10, processes=3,
                         max_processes=3)),
     Suite("paper", "2",
