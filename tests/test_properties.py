@@ -83,7 +83,7 @@ def _check_comparison(cmp):
     for fail_on in C.FAIL_ON:
         codes[fail_on] = cmp.exit_code(fail_on)
         assert codes[fail_on] == expected_exit_code(facts, fail_on), (fail_on, cmp.headline(), facts["cases"])
-        assert cmp.to_markdown(fail_on).startswith("### pfdeploy compare")
+        assert C.to_markdown(cmp, fail_on).startswith("### pfdeploy compare")
         d = json.loads(json.dumps(cmp.to_dict(fail_on), allow_nan=True, default=str))
         assert d["exit_code"] == codes[fail_on] and bool(d["failing"]) == bool(codes[fail_on])
     assert codes["never"] <= codes["regression"] <= codes["inconclusive"]
