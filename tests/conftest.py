@@ -148,7 +148,7 @@ def make_readonly():
             return path
         if has_exe("mount") and subprocess.run(["mount", "--bind", "-o", "ro", path, path],
                                                capture_output=True).returncode == 0:
-            undo.append(lambda: subprocess.run(["umount", path], capture_output=True))
+            undo.append(lambda: subprocess.run(["umount", "-l", path], capture_output=True))
             return path
         pytest.skip("cannot make a directory read-only as root here (no chattr +i, no bind mount)")
 
