@@ -42,29 +42,29 @@ class GroupRunner:
     # ------------------------------------------------------------------ the generations
     def run(self, group: list[tuple[CaseSpec, Prepared]]) -> None:
         pending = [CaseRun(spec, prep, budget_units=self.engine.case_units()) for spec, prep in group]
+        self.done: set[str] = set()
         gen = 0
         while pending:
             live = self._start_generation(pending, gen)
-            self._rotate(live)
+            self._rotate(live)  # a case whose last process closes is judged (and stored) at once
             gen += 1
-            still = []
-            for case in pending:
-                if case.spec.key in self.engine.failed:
-                    continue
-                if gen < self.rule.processes:
-                    still.append(case)
-                    continue
-                decision = decide(self.rule, case.samples, case.measured_ns, rounds=case.rounds, procs=case.procs)
-                if not decision.stop and len(case.process_rounds) >= self.rule.max_processes:
-                    hw = decision.ci_halfwidth
-                    if hw is None and len(case.samples) >= 2:  # stopped short of min_iters: say how wide it is
-                        hw = ci_halfwidth_rel(case.samples, case.rounds, procs=case.procs)
-                    decision = Decision(True, "max_processes", hw)
-                if decision.stop:
-                    self._finish(case, decision)
-                else:
-                    still.append(case)
-            pending = still
+            pending = [c for c in pending if c.spec.key not in self.done and c.spec.key not in self.engine.failed]
+
+    def _judge(self, case: CaseRun) -> None:
+        """After a process of `case` closed: with at least `rule.processes` processes, apply the
+        stopping rule to everything measured and store the case when it stops (so a finished case
+        is committed while the others of its group go on)."""
+        if len(case.process_rounds) < self.rule.processes and case.measured_ns < self.rule.max_time_s * 1e9:
+            return
+        decision = decide(self.rule, case.samples, case.measured_ns, rounds=case.rounds, procs=case.procs)
+        if not decision.stop and len(case.process_rounds) >= self.rule.max_processes:
+            hw = decision.ci_halfwidth
+            if hw is None and len(case.samples) >= 2:  # stopped short of min_iters: say how wide it is
+                hw = ci_halfwidth_rel(case.samples, case.rounds, procs=case.procs)
+            decision = Decision(True, "max_processes", hw)
+        if decision.stop:
+            self.done.add(case.spec.key)
+            self._finish(case, decision)
 
     def _start_generation(self, cases: list[CaseRun], gen: int) -> list[CaseRun]:
         eng, rule = self.engine, self.rule
@@ -139,7 +139,8 @@ class GroupRunner:
                 if (case.measured_ns >= rule.max_time_s * 1e9
                         or (case.proc_measured_ns >= share_ns and len(case.process_rounds[-1]) >= share_rounds)):
                     live.remove(case)
-                    self._close_worker(case)
+                    if self._close_worker(case):
+                        self._judge(case)
 
     # ------------------------------------------------------------------ one worker
     def _runtime_parity(self, case: CaseRun, tmp_dir: Path) -> None:
@@ -165,15 +166,16 @@ class GroupRunner:
                                   "precision": artifact_parity.get("precision")}
         prep.parity = record
 
-    def _close_worker(self, case: CaseRun) -> None:
+    def _close_worker(self, case: CaseRun) -> bool:
         try:
             case.finals.append(case.worker.close())
         except (WorkerDied, WorkerError) as exc:
             self._fail(case, exc, "close")
-            return
+            return False
         finally:
             self.engine.live.pop(case.spec.key, None)
         case.worker = None
+        return True
 
     def _fail(self, case: CaseRun, exc: Exception, when: str) -> None:
         eng = self.engine
