@@ -301,7 +301,7 @@ def _bench_data(rows):
 
 @pytest.mark.parametrize("width", [80, 100])
 def test_bench_summary_fits(width):
-    from pfdeploy.cli.bench import print_summary
+    from pfdeploy.cli.bench_summary import print_summary
 
     rows = default_suite_rows()
     c = term(width)
@@ -315,7 +315,7 @@ def test_bench_summary_fits(width):
 
 
 def test_bench_speedup_columns_follow_the_data():
-    from pfdeploy.cli.bench import summary_table
+    from pfdeploy.cli.bench_summary import summary_table
 
     data = _bench_data(default_suite_rows())
     for r in data["results"]:
@@ -329,7 +329,7 @@ def test_bench_speedup_columns_follow_the_data():
 
 @pytest.mark.parametrize("width", [80, 100, 160])
 def test_progress_line_fits_and_keeps_the_numbers(width):
-    from pfdeploy.cli.bench import RichProgress
+    from pfdeploy.cli.bench_progress import RichProgress
 
     c = term(width)
     p = RichProgress(c)
@@ -349,7 +349,7 @@ def test_progress_line_fits_and_keeps_the_numbers(width):
 
 
 def test_fit_progress_text():
-    from pfdeploy.cli.bench import fit_progress_text
+    from pfdeploy.cli.bench_progress import fit_progress_text
 
     assert fit_progress_text("short (round 1, n=2)", 40) == "short (round 1, n=2)"
     s = fit_progress_text("pf_resnet50_hybrid / onnxruntime / fp32 / b1 (round 12, n=340)", 30)
@@ -404,7 +404,7 @@ def test_a_warning_every_case_has_is_not_followed_by_every_name():
 
 
 def test_progress_shows_names_literally():
-    from pfdeploy.cli.bench import RichProgress
+    from pfdeploy.cli.bench_progress import RichProgress
 
     c = term(100)
     p = RichProgress(c)

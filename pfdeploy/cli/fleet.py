@@ -7,7 +7,7 @@ import sys
 import click
 from rich.text import Text
 
-from .bench import bench_options
+from .bench_options import bench_options
 
 ADDRESS_HELP = ("The Ray cluster: HOST:PORT of its head (GCS, 6379 by default) or ray://HOST:PORT (Ray Client); "
                 "default $RAY_ADDRESS.")
@@ -151,7 +151,7 @@ def _outcome(nr, store_url):
 def print_fleet(console, runs, store_url: str, wide: bool) -> dict:
     """Each node's bench table, then the per-node summary table. Returns the data printed."""
     from ..render import Col, fmt, print_note, print_table
-    from .bench import print_summary, summary_data
+    from .bench_summary import print_summary, summary_data
 
     data = {"store": store_url, "nodes": fleet_summary(runs), "runs": {}}
     for nr in runs:
@@ -184,9 +184,9 @@ def print_fleet(console, runs, store_url: str, wide: bool) -> dict:
 @click.option("--nodes", "selector", help="Comma-separated nodes to run on: node ids (or 6+ character prefixes), "
                                           "host names, IP addresses or machine names (default: every alive node).")
 @bench_options
-def bench_command(address, selector, models, suite, backends, device, precision, batch, threads, scenario, min_time,
-                  max_time, target_ci, interleave, allow_failed_parity, weights, images, labels, store_url, tag,
-                  json_file, wide):
+def bench_command(address, selector, models, suite, backends, device, precision, batch, threads, processes, scenario,
+                  min_time, max_time, target_ci, interleave, allow_failed_parity, weights, images, labels, store_url,
+                  tag, json_file, wide):
     """Run one bench configuration on every selected node of a Ray cluster, all at once.
 
     Takes every `pfdeploy bench` option. Each node runs exclusively (its task is pinned to it and
@@ -198,7 +198,7 @@ def bench_command(address, selector, models, suite, backends, device, precision,
     from ..config import default_store_url
     from ..render import console, err_console, esc, to_json
     from ..store import open_store
-    from .bench import build_config
+    from .bench_options import build_config
 
     from ..errors import UsageError
 
@@ -208,7 +208,7 @@ def bench_command(address, selector, models, suite, backends, device, precision,
                          "this machine that the nodes do not have; run `pfdeploy bench --weights ...` on a node")
     fleet.check_reachable_address(address)  # first: an unreachable cluster is one line, at once
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
-                       target_ci, interleave, tag, local_checks=False)  # threads/memory: checked on each node
+                       target_ci, interleave, tag, processes=processes, local_checks=False)  # threads/memory: checked on each node
     cfg.allow_failed_parity = allow_failed_parity
     if json_file and json_file != "-":
         from ..outputs import check_output_file
