@@ -31,7 +31,6 @@ def command(models, suite, backends, device, precision, batch, threads, processe
     from ..devices import parse_device
     from ..errors import UserError
     from ..render import console, err_console, esc
-    from ..store import open_store
 
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                        target_ci, interleave, tag, processes=processes)
@@ -50,6 +49,7 @@ def command(models, suite, backends, device, precision, batch, threads, processe
 
         check_output_file(json_file, "--json")  # before the benchmark, not after it
     from ..bench.engine import Engine
+    from ..store import open_store
 
     url = default_store_url(store_url)
     store = open_store(url)
