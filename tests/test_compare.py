@@ -337,7 +337,7 @@ def test_markdown_output():
     base, head = synth_doc("base", 1), synth_doc(EVIL, 2, factor={"resnet50": 1.10})
     head["results"][0] = synth_row("pf_resnet50_max", "parameter-free", "onnxruntime", 30, 0, status="failed",
                                    error="RuntimeError: bad | thing\nsecond line <b>")
-    md = C.compare_runs(base, head).to_markdown()
+    md = C.to_markdown(C.compare_runs(base, head))
     lines = md.splitlines()
     assert lines[0].startswith("### pfdeploy compare: 1 regression, 1 failed, 1 unchanged")
     assert "❌ fails the gate" in md
@@ -368,7 +368,7 @@ def test_json_output_is_complete_and_strict():
 def test_step_summary_is_appended(tmp_path):
     summary = tmp_path / "summary.md"
     summary.write_text("# earlier step\n")
-    md = C.compare_runs(synth_doc("base", 1), synth_doc("head", 2)).to_markdown()
+    md = C.to_markdown(C.compare_runs(synth_doc("base", 1), synth_doc("head", 2)))
     assert C.append_step_summary(md, env={"GITHUB_STEP_SUMMARY": str(summary)}) == summary
     assert C.append_step_summary(md, env={}) is None
     text = summary.read_text()
@@ -393,7 +393,7 @@ def test_confidence_is_family_wise_over_the_tested_cases():
     per_case = C.compare_runs(base, head, correction="none")
     assert fam.tested == 10 and fam.case_confidence == pytest.approx(0.995) and fam.case_alpha == pytest.approx(0.005)
     assert per_case.case_confidence == 0.95 and per_case.case_alpha == 0.05
-    assert "95% family-wise over 10 cases" in fam.to_markdown()
+    assert "95% family-wise over 10 cases" in C.to_markdown(fam)
     wide, narrow = by_model(fam), by_model(per_case)
     for m in (f"m{i}" for i in range(10)):
         assert wide[m].ci_low <= narrow[m].ci_low and wide[m].ci_high >= narrow[m].ci_high
@@ -426,7 +426,7 @@ def test_machine_wide_shift_is_its_own_finding_and_per_case_verdicts_are_relativ
     slower = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.2))
     assert slower.shift.fails_gate and slower.exit_code("regression") == 1
     assert {c.verdict for c in slower.cases} <= {"unchanged", "inconclusive"}
-    assert "machine-wide shift +2" in slower.headline() and "rerun" in slower.to_markdown()
+    assert "machine-wide shift +2" in slower.headline() and "rerun" in C.to_markdown(slower)
     allowed = C.compare_runs(synth_doc("b", 1, cases=cases), synth_doc("h", 2, cases=cases, factor=1.2),
                              shift_fails=False)
     assert allowed.exit_code("regression") == 0 and allowed.shift.beyond_threshold

@@ -63,7 +63,7 @@ def _check_comparison(cmp):
     assert {c.verdict for c in cmp.cases} <= set(C.VERDICTS)
     for fail_on in C.FAIL_ON:
         assert cmp.exit_code(fail_on) in (0, 1)
-        assert cmp.to_markdown(fail_on).startswith("### pfdeploy compare")
+        assert C.to_markdown(cmp, fail_on).startswith("### pfdeploy compare")
         json.dumps(cmp.to_dict(fail_on), allow_nan=True, default=str)
 
 

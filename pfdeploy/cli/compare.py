@@ -49,7 +49,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
 
     Exit status: 1 when the gate fails (see --fail-on), 0 otherwise; 2 for usage errors.
     """
-    from ..compare import append_step_summary, compare_runs, load_run, print_table, write_text_atomic
+    from ..compare import append_step_summary, compare_runs, load_run, print_table, to_markdown, write_text_atomic
     from ..render import console, emit
 
     if markdown_file and markdown_file != "-":
@@ -67,7 +67,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
     cmp = compare_runs(docs[0], docs[1], threshold=threshold, confidence=confidence,
                        resamples=resamples, seed=seed, alpha=alpha, correction=correction,
                        shift_fails=shift_fails)
-    md = cmp.to_markdown(fail_on)
+    md = to_markdown(cmp, fail_on)
     if markdown_file == "-":
         click.echo(md, nl=False)
     elif markdown_file:

@@ -1,0 +1,152 @@
+"""The one resampling engine of pfdeploy (docs/method.md, "Statistics").
+
+Samples taken back to back share the machine's state at that moment, and samples of one worker
+process share that process's level (memory and thread placement, the neighbours of those
+minutes). So nothing here resamples single samples:
+
+- **rounds** (the interleaving rounds the engine records with every sample) are the units;
+  samples without rounds are cut into contiguous **blocks** (~n^(1/3) samples each);
+- **processes** group the rounds: with two or more processes the bootstrap is two-level
+  (processes drawn with replacement, then rounds within each drawn process), so that the
+  spread between processes, which a rerun in a new process sees, lands in the interval.
+
+`bootstrap_medians` returns replicates of the median of all samples under either scheme; it never
+materialises a replicate (a weighted median over the sorted samples, scanning only the window
+where any replicate's median can lie).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+BOOTSTRAP_SEED = 0
+# bootstrap replicates are processed in chunks so memory stays bounded (chunk x samples cells)
+_CHUNK_CELLS = 4_000_000
+
+
+def rng_of(rng: np.random.Generator | int | Sequence[int] | None) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
+        BOOTSTRAP_SEED if rng is None else rng)
+
+
+def block_length(n: int) -> int:
+    """Block length of the non-overlapping block bootstrap for n samples without rounds:
+    ~n^(1/3) (the usual rate for a block bootstrap of a smooth statistic), at least 1."""
+    return max(1, int(round(n ** (1.0 / 3.0))))
+
+
+def resampling_units(samples: Sequence[float], rounds: Sequence[int] | None = None) -> tuple[np.ndarray, str, int]:
+    """The resampling unit of every sample (in the given, i.e. time, order): its round when
+    `rounds` names at least two distinct rounds, else its block of consecutive samples.
+    Returns (unit index per sample, method "rounds" | "blocks", number of units)."""
+    n = len(samples)
+    if rounds is not None and len(rounds) == n and n:
+        labels, unit = np.unique(np.asarray(rounds), return_inverse=True)
+        if len(labels) >= 2:
+            return unit.astype(np.intp), "rounds", len(labels)
+    size = block_length(n)
+    unit = np.arange(n, dtype=np.intp) // size
+    return unit, "blocks", int(unit[-1]) + 1 if n else 0
+
+
+def unit_processes(unit: np.ndarray, n_units: int, procs: Sequence[int] | None) -> np.ndarray | None:
+    """The process (0..P-1) of every unit, from the per-sample process labels `procs`; None when
+    there are fewer than two processes (then the bootstrap is one-level). A unit (round) that
+    holds samples of two processes cannot exist: rounds never span processes."""
+    if procs is None or len(procs) != len(unit) or not len(unit):
+        return None
+    labels, p = np.unique(np.asarray(procs), return_inverse=True)
+    if len(labels) < 2:
+        return None
+    out = np.full(n_units, -1, dtype=np.intp)
+    out[unit] = p
+    if (out < 0).any():
+        raise ValueError("a resampling unit without samples")
+    return out
+
+
+def unit_counts(n_units: int, unit_proc: np.ndarray | None, b: int, rng: np.random.Generator) -> np.ndarray:
+    """(b, n_units): how often each unit is drawn in each of b replicates. One level: n_units
+    draws with replacement. Two levels: P processes drawn with replacement; a process drawn c
+    times contributes c x (its rounds drawn with replacement), i.e. a multinomial of c x n_p draws
+    over its n_p rounds."""
+    if unit_proc is None:
+        return rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=b)
+    n_proc = int(unit_proc.max()) + 1
+    proc_draws = rng.multinomial(n_proc, np.full(n_proc, 1.0 / n_proc), size=b)  # (b, P)
+    counts = np.zeros((b, n_units), dtype=np.int64)
+    for p in range(n_proc):
+        idx = np.flatnonzero(unit_proc == p)
+        counts[:, idx] = rng.multinomial(proc_draws[:, p] * idx.size, np.full(idx.size, 1.0 / idx.size))
+    return counts
+
+
+def bootstrap_medians(samples: Sequence[float], rounds: Sequence[int] | None, resamples: int,
+                      rng: np.random.Generator | int | None = None,
+                      procs: Sequence[int] | None = None) -> tuple[np.ndarray, str, int]:
+    """Bootstrap distribution of the median of `samples`: rounds (else blocks) resampled, and
+    with `procs` naming two or more processes, processes first (two-level).
+
+    Each replicate's median is a weighted median over the sorted samples (weights: how often each
+    sample's unit was drawn). Only samples between the smallest lower-middle and the largest
+    upper-middle value of any unit can be a replicate's median (the median of a union of
+    multisets lies between its parts' medians), so only those are scanned.
+    Returns (medians[resamples], method, units)."""
+    x = np.asarray(samples, dtype=float)
+    if x.size == 0:
+        raise ValueError("no samples")
+    rng = rng_of(rng)
+    unit_t, method, n_units = resampling_units(x, rounds)  # per sample, in time order
+    unit_proc = unit_processes(unit_t, n_units, procs)
+    if unit_proc is not None:
+        method = "processes"
+    order = np.argsort(x, kind="stable")
+    values, unit = x[order], unit_t[order]
+    sizes = np.bincount(unit, minlength=n_units)
+    grouped = x[np.lexsort((x, unit_t))]  # by unit, sorted within each
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    lo_mid = grouped[starts + (sizes - 1) // 2]
+    hi_mid = grouped[starts + sizes // 2]
+    start_i = int(np.searchsorted(values, lo_mid.min(), "left"))
+    stop_i = int(np.searchsorted(values, hi_mid.max(), "right"))
+    below = np.bincount(unit[:start_i], minlength=n_units).astype(np.int64)
+    wv, wu = values[start_i:stop_i], unit[start_i:stop_i]
+    medians = np.empty(resamples)
+    chunk = max(1, min(resamples, _CHUNK_CELLS // max(1, wv.size)))
+    for start in range(0, resamples, chunk):
+        b = min(chunk, resamples - start)
+        counts = unit_counts(n_units, unit_proc, b, rng)       # (b, units): times each unit drawn
+        total = counts @ sizes
+        base = counts @ below
+        cum = base[:, None] + np.cumsum(counts[:, wu], axis=1)  # (b, window) counts <= each value
+        lo_rank = (total + 1) // 2                             # 1-based order statistics of the median
+        hi_rank = total // 2 + 1
+        lo_idx = (cum < lo_rank[:, None]).sum(axis=1)
+        hi_idx = (cum < hi_rank[:, None]).sum(axis=1)
+        medians[start:start + b] = (wv[lo_idx] + wv[hi_idx]) / 2.0
+    return medians, method, n_units
+
+
+def percentile_interval(replicates: np.ndarray, point: float, confidence: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates, widened to contain the point estimate (the
+    percentile interval of a skewed statistic may, rarely, miss it; "CI above 1" must never
+    contradict the ratio shown beside it)."""
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(replicates, [alpha, 1.0 - alpha])
+    return min(float(lo), point), max(float(hi), point)
+
+
+def log_sd(replicates: np.ndarray) -> float:
+    """Standard deviation of log(replicates), robust (from the interquartile range): the
+    bootstrap standard error of a log-scale statistic."""
+    reps = replicates[np.isfinite(replicates) & (replicates > 0)]
+    if reps.size < 4:
+        return float("inf")
+    q1, q3 = np.quantile(np.log(reps), [0.25, 0.75])
+    return float((q3 - q1) / 1.349)
+
+
+def log_ratio_sd(replicates: np.ndarray) -> float:
+    """Standard deviation of log(replicates) (robust: from the interquartile range)."""
+    return log_sd(replicates)

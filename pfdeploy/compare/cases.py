@@ -1,0 +1,248 @@
+"""Comparing two run documents case by case (`compare_runs`, docs/compare.md).
+
+For every case (same case key: model, weights, backend, device, precision, batch, threads,
+scenario) present in both runs, on the same machine id:
+
+- ratio r = median(head) / median(base) of the raw latency samples;
+- its CI from `bench.stats.ratio_stats`: with rows measured in several worker processes, a t
+  interval from each side's hierarchical (processes, then rounds) standard error; for rows of one
+  process, the percentile bootstrap over rounds (blocks when no rounds were recorded);
+- a two-sided Mann-Whitney U p-value as a second opinion (on round medians);
+- the 95% holds for the comparison as a whole: each of the m cases with a statistical verdict gets
+  a Bonferroni-corrected CI at 1 - 0.05/m and a Mann-Whitney level 0.05/m;
+- verdict (`rule.verdict`): regression / improvement / inconclusive / unchanged.
+
+Cases that cannot be compared are listed, never dropped: `failed`, `skipped`, `missing`, `new`,
+`not-compared` (different machine ids), `no-samples`.
+
+Everything works on run documents in the run-file format ({"format": "pfdeploy-run",
+"version": N, "run": {...}, "results": [{...row, "samples_ns", "sample_rounds"}]}).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ..bench.stats import RatioStats, ratio_stats, row_procs
+from ..errors import UsageError, UserError
+from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
+                    DEFAULT_THRESHOLD, VERDICTS, CaseComparison, Comparison, case_key, run_label)
+from .noise import _contention_warnings, _load_warnings
+from .rule import resamples_for, verdict
+from .shift import _apply_shift, stable_seed as _stable_seed
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+def _index(doc: dict, side: str, warnings: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for row in doc.get("results") or []:
+        key = case_key(row)
+        if key in out:
+            warnings.append(f"{side} run has case {key} twice; using the later result")
+        out[key] = row
+    return out
+
+
+def _weights_mismatch(cmp: Comparison, base_rows: dict, head_rows: dict) -> None:
+    """Cases that differ only in their weights (synthetic in base, a release checkpoint in head...)
+    are different cases and are never paired (the weights are part of the case key); say so once
+    in the warnings, and on each such case, instead of leaving a silent missing/new pair."""
+    def others(rows: dict) -> dict[tuple, set]:
+        out: dict[tuple, set] = {}
+        for row in rows.values():
+            f = _case_fields(row)
+            out.setdefault(tuple(str(f[k]) for k in CASE_FIELDS if k != "weights"), set()).add(str(f["weights"]))
+        return out
+
+    base_w, head_w = others(base_rows), others(head_rows)
+    n, example = 0, None
+    for c in cmp.cases:
+        rest = tuple(str(getattr(c, k)) for k in CASE_FIELDS if k != "weights")
+        if c.verdict == "new" and base_w.get(rest, set()) - {str(c.weights)}:
+            other = sorted(base_w[rest] - {str(c.weights)})
+            c.note += f"; base measured it with other weights ({', '.join(other)}): not compared across weights"
+        elif c.verdict == "missing" and head_w.get(rest, set()) - {str(c.weights)}:
+            other = sorted(head_w[rest] - {str(c.weights)})
+            c.note += f"; head measured it with other weights ({', '.join(other)}): not compared across weights"
+        else:
+            continue
+        n += 1
+        example = example or (c.model, c.weights, other[0])
+    if n:
+        m, w, o = example
+        cmp.warnings.append(f"{n} case(s) differ only in their weights between the runs (e.g. {m}: {w} vs {o}); "
+                            "latencies of different weights are never paired: they show as missing/new. Compare "
+                            "runs made with the same --weights")
+
+
+def _case_fields(row: dict) -> dict:
+    return {f: row.get(f) for f in CASE_FIELDS}
+
+
+def _p50_ms(row: dict, samples: Sequence[float] | None) -> float | None:
+    if samples:
+        return float(np.median(np.asarray(samples, dtype=float))) / 1e6
+    v = row.get("p50_ms")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+MAX_SAMPLE_NS = 86_400 * 10**9  # one day: no single timed inference takes longer; larger is corrupt input
+
+
+def check_run_doc(doc: dict, side: str) -> None:
+    """Input validation before any statistics: a run with no results cannot be compared (a HEAD
+    that measured nothing must not pass the gate), and every latency must be possible: samples
+    are whole nanoseconds in 1 .. MAX_SAMPLE_NS, a stored p50 is a positive finite number.
+    Raises UserError (exit 1) naming the side, the case and the value."""
+    run = doc.get("run") or {}
+    results = doc.get("results")
+    label = run_label(run) if run else "?"
+    if not isinstance(results, list) or not results:
+        raise UserError(f"{side} run {label} has no results: nothing was measured, so there is nothing to "
+                        f"compare (a {side.upper()} without results never passes the gate)")
+    for row in results:
+        if not isinstance(row, dict):
+            raise UserError(f"{side} run {label}: a result is not an object")
+        key = row.get("case_key") or "?"
+        for s in row.get("samples_ns") or []:
+            if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_SAMPLE_NS:
+                raise UserError(f"{side} run {label}, case {key}: impossible latency sample {s!r} ns "
+                                f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+        for f in ("p50_ms", "min_ms", "max_ms"):
+            v = row.get(f)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 \
+                    or v > MAX_SAMPLE_NS / 1e6:
+                raise UserError(f"{side} run {label}, case {key}: impossible {f} {v!r}")
+
+
+def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRESHOLD,
+                 confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA,
+                 correction: str = "bonferroni", shift_fails: bool = True) -> Comparison:
+    """Compare two run documents (run-file format) case by case. Returns a Comparison whose
+    cases cover the union of both runs' case keys.
+
+    `confidence` and `alpha` hold for the comparison as a whole: the gate fails when any case
+    regresses, so with `correction="bonferroni"` (default) each of the m cases that get a
+    statistical verdict uses a CI at 1 - (1 - confidence)/m and a Mann-Whitney level alpha/m
+    (an A/A comparison of 15 cases then calls a false regression with probability <= 5%, not up
+    to 15 x 2.5%). `correction="none"`: every case at `confidence` and `alpha`.
+
+    With at least MIN_SHIFT_CASES compared cases, the shift common to all of them is estimated
+    (`Comparison.shift`) and every per-case verdict is taken relative to it (see `_apply_shift`);
+    `shift_fails`: a common slowdown beyond the threshold fails the gate (default)."""
+    if correction not in CORRECTIONS:
+        raise UsageError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
+    if not 0 < threshold < 1:
+        raise UsageError(f"threshold must be between 0 and 1 (a fraction: 0.05 = 5%), not {threshold}")
+    if not 0.5 <= confidence < 1:
+        raise UsageError(f"confidence must be in [0.5, 1), not {confidence}")
+    if resamples < 100:
+        raise UsageError(f"resamples must be at least 100, not {resamples}")
+    check_run_doc(base_doc, "base")
+    check_run_doc(head_doc, "head")
+    base_run, head_run = base_doc.get("run") or {}, head_doc.get("run") or {}
+    warnings: list[str] = []
+    same_machine = bool(base_run.get("machine_id")) and base_run.get("machine_id") == head_run.get("machine_id")
+    if not same_machine:
+        warnings.append(
+            f"different machines: base ran on {base_run.get('machine_id') or 'an unknown machine'}, head on "
+            f"{head_run.get('machine_id') or 'an unknown machine'}; latencies are not compared across machines")
+    for side, run in (("base", base_run), ("head", head_run)):
+        if run.get("status") and run.get("status") != "finished":
+            warnings.append(f"{side} run {run_label(run)} is {run.get('status')}: some cases may be missing")
+    warnings.extend(_load_warnings(base_run, head_run))
+    warnings.extend(_contention_warnings(base_doc, head_doc))
+    base_rows = _index(base_doc, "base", warnings)
+    head_rows = _index(head_doc, "head", warnings)
+    tested = sum(1 for k, b in base_rows.items() if same_machine and k in head_rows
+                 and _testable(b) and _testable(head_rows[k]))
+    m = tested if correction == "bonferroni" and tested > 1 else 1
+    cmp = Comparison(base_run, head_run, threshold, confidence, alpha, resamples, seed, same_machine,
+                     correction=correction, tested=tested, case_confidence=1.0 - (1.0 - confidence) / m,
+                     case_alpha=alpha / m, warnings=warnings)
+    cmp.shift_fails = shift_fails
+    stats: dict[str, RatioStats] = {}
+    for key in list(base_rows) + [k for k in head_rows if k not in base_rows]:
+        cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp, stats))
+    _weights_mismatch(cmp, base_rows, head_rows)
+    _apply_shift(cmp, stats, base_rows, head_rows)
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    cmp.cases.sort(key=lambda c: (order.get(c.verdict, len(order)), c.case_key))
+    return cmp
+
+
+def _testable(row: dict) -> bool:
+    return row.get("status") == "ok" and bool(row.get("samples_ns"))
+
+
+def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Comparison,
+                  stats_out: dict | None = None) -> CaseComparison:
+    row = head or base or {}
+    c = CaseComparison(case_key=key, verdict="unchanged", **_case_fields(row))
+    c.base_status = base.get("status") if base else None
+    c.head_status = head.get("status") if head else None
+    b_samples = (base or {}).get("samples_ns") or []
+    h_samples = (head or {}).get("samples_ns") or []
+    if base is not None:
+        c.base_p50_ms, c.base_n = _p50_ms(base, b_samples), len(b_samples) or base.get("n")
+    if head is not None:
+        c.head_p50_ms, c.head_n = _p50_ms(head, h_samples), len(h_samples) or head.get("n")
+    if base is None:
+        c.verdict, c.note = "new", "only in head"
+        if c.head_status and c.head_status != "ok":
+            c.note += f" ({c.head_status})"
+            c.error = head.get("error")
+        return c
+    if head is None:
+        c.verdict, c.note = "missing", "only in base: not run in head"
+        return c
+    if c.head_status == "failed" or c.base_status == "failed":
+        c.verdict = "failed"
+        if c.head_status == "failed" and c.base_status == "failed":
+            c.note, c.error = "failed in both runs", head.get("error")
+        elif c.head_status == "failed":
+            c.note, c.error = f"failed in head ({c.base_status} in base)", head.get("error")
+        else:
+            c.note, c.error = f"failed in base ({c.head_status} in head)", base.get("error")
+        return c
+    if c.head_status == "skipped" or c.base_status == "skipped":
+        c.verdict = "skipped"
+        side = "both runs" if c.head_status == c.base_status else ("head" if c.head_status == "skipped" else "base")
+        c.note = f"skipped in {side}"
+        c.error = (head if c.head_status == "skipped" else base).get("error")
+        return c
+    if not cmp.same_machine:
+        c.verdict, c.note = "not-compared", "different machines"
+        if c.base_p50_ms and c.head_p50_ms:
+            c.ratio = c.head_p50_ms / c.base_p50_ms
+        return c
+    if not b_samples or not h_samples:
+        c.verdict = "no-samples"
+        c.note = "no raw samples in " + ("both runs" if not b_samples and not h_samples
+                                         else "base" if not b_samples else "head")
+        return c
+    stats = ratio_stats(b_samples, h_samples, base.get("sample_rounds"), head.get("sample_rounds"),
+                        cmp.case_confidence, resamples_for(cmp.case_confidence, cmp.resamples),
+                        _stable_seed(cmp.seed, key), base_procs=row_procs(base), head_procs=row_procs(head))
+    c.ratio, c.ci_low, c.ci_high, c.ci_width = stats.ratio, stats.ci_low, stats.ci_high, stats.ci_width
+    c.p_value = stats.p_value
+    c.base_units, c.head_units = stats.base_units, stats.head_units
+    c.resampled = (f"{stats.base_method}/{stats.head_method}" if stats.base_method != stats.head_method
+                   else stats.base_method)
+    c.verdict, c.note = verdict(stats, cmp.threshold, cmp.case_alpha)
+    if stats_out is not None:
+        stats_out[key] = stats
+    if stats.base_method == "blocks" or stats.head_method == "blocks":
+        extra = "blocks of consecutive samples resampled (no rounds recorded)"
+        c.note = f"{c.note}; {extra}" if c.note else extra
+    return c
+
+

@@ -1,0 +1,145 @@
+"""A comparison for people: the Markdown of a pull-request comment / job summary and the
+terminal table; writing them where the user asked."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .model import MARK, STYLE, CaseComparison, Comparison, run_label
+
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{(x - 1) * 100:+.{digits}f}%"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def _ci(c: CaseComparison) -> str:
+    if c.ci_low is None:
+        return "-"
+    return f"[{_num(c.ci_low)}, {_num(c.ci_high)}]"
+
+
+def _rel(c: CaseComparison) -> str:
+    if c.rel_ratio is None:
+        return "-"
+    return f"{_pct(c.rel_ratio)} [{_num(c.rel_ci_low)}, {_num(c.rel_ci_high)}]"
+
+
+def _p(c: CaseComparison) -> str:
+    return "-" if c.p_value is None else f"{c.p_value:.2g}"
+
+
+def _case_label(c: CaseComparison) -> str:
+    if not c.model:
+        return c.case_key
+    weights = f" [{c.weights}]" if c.weights and c.weights != "synthetic:0" else ""
+    return f"{c.model}{weights} {c.backend} {c.device} {c.precision} b{c.batch} t{c.threads} {c.scenario}"
+
+
+def _note(c: CaseComparison) -> str:
+    text = c.note or ""
+    if c.error:
+        err = " ".join(str(c.error).split())
+        text = f"{text}: {err[:200]}" if text else err[:200]
+    return text
+
+
+def md_escape(text: Any) -> str:
+    """Escape a value for a Markdown table cell: HTML entities (GitHub renders inline HTML),
+    Markdown punctuation, pipes, and line breaks."""
+    s = "" if text is None else str(text)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = []
+    for ch in s:
+        if ch in "\\`*_[]|~#!$":
+            out.append("\\" + ch)
+        elif ch in "\r\n\t":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def to_markdown(cmp: Comparison, fail_on: str = "regression") -> str:
+    """Markdown for a pull-request comment or $GITHUB_STEP_SUMMARY."""
+    failing = cmp.failing(fail_on)
+    status = "❌ fails" if failing else "✅ passes"
+    lines = [
+        f"### pfdeploy compare: {md_escape(cmp.headline())}",
+        "",
+        f"{status} the gate (`--fail-on {fail_on}`, threshold {cmp.threshold * 100:g}%; bootstrap CI of the "
+        f"ratio of medians and Mann-Whitney: {cmp.levels()}).",
+        "",
+        f"- base: {md_escape(run_label(cmp.base))}, commit {md_escape((cmp.base.get('git_commit') or '-')[:12])}, "
+        f"{md_escape(cmp.base.get('started_at') or '-')}",
+        f"- head: {md_escape(run_label(cmp.head))}, commit {md_escape((cmp.head.get('git_commit') or '-')[:12])}, "
+        f"{md_escape(cmp.head.get('started_at') or '-')}",
+        f"- machine: {md_escape(cmp.head.get('machine_id') or '-')}"
+        + ("" if cmp.same_machine else f" (base: {md_escape(cmp.base.get('machine_id') or '-')})"),
+    ]
+    for w in cmp.warnings:
+        lines.append(f"- ⚠️ {md_escape(w)}")
+    lines += ["", "| verdict | model | backend | device | precision | batch | threads | scenario | "
+                  "base p50 ms | head p50 ms | change | CI of ratio | vs shift [CI] | p (MWU) | note |",
+              "|---|---|---|---|---|---|---|---|---:|---:|---:|---|---|---:|---|"]
+    for c in cmp.cases:
+        cells = [f"{MARK.get(c.verdict, '')} {c.verdict}", c.model or c.case_key, c.backend, c.device,
+                 c.precision, c.batch, c.threads, c.scenario]
+        lines.append("| " + " | ".join(
+            [md_escape(cells[0])] + [md_escape("-" if v is None else v) for v in cells[1:]]
+            + [_num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _rel(c), _p(c),
+               md_escape(_note(c))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(cmp: Comparison, console, fail_on: str = "regression") -> None:
+    """The rich table for people. Values from the store are passed as Text (never parsed as
+    rich markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=Text(f"compare {run_label(cmp.base)} -> {run_label(cmp.head)}"), header_style="bold")
+    for col, right in (("verdict", False), ("case", False), ("base p50 ms", True), ("head p50 ms", True),
+                       ("change", True), ("CI of ratio", True), ("vs shift [CI]", True), ("p (MWU)", True),
+                       ("note", False)):
+        t.add_column(col, justify="right" if right else "left")
+    for c in cmp.cases:
+        t.add_row(Text(c.verdict, style=STYLE.get(c.verdict, "")), Text(_case_label(c)),
+                  _num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _rel(c), _p(c), Text(_note(c)))
+    console.print(t)
+    for w in cmp.warnings:
+        console.print(Text(f"warning: {w}", style="yellow"))
+    failing = cmp.failing(fail_on)
+    console.print(Text(f"{cmp.headline()}; threshold {cmp.threshold * 100:g}%, {cmp.levels()}; "
+                       f"gate (--fail-on {fail_on}): "
+                       + (f"FAIL ({len(failing)} case(s))" if failing else "pass"),
+                       style="bold red" if failing else "bold green"))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically (pfdeploy.outputs: temp file + rename, umask mode,
+    one-line errors)."""
+    from ..outputs import atomic_write_text
+
+    atomic_write_text(path, text, "--markdown")
+
+
+def append_step_summary(markdown: str, env: dict | None = None) -> Path | None:
+    """Append to $GITHUB_STEP_SUMMARY when set (GitHub Actions' job summary). Returns the path."""
+    target = (env if env is not None else os.environ).get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot append to GITHUB_STEP_SUMMARY={target}: {exc.strerror}") from None
+    return Path(target)
