@@ -205,6 +205,9 @@ def fit_table(columns: Sequence[Col], rows: Sequence[Sequence[Any]], width: int 
     else:
         chosen = [i for i in candidates if columns[i].priority == 0]
         for i in sorted((i for i in candidates if columns[i].priority > 0), key=lambda i: columns[i].priority):
+            if columns[i].wrap:  # a wrapping column takes its minimum, or what is left if that is less
+                room = width - table_width([natural[j] for j in chosen]) - 3
+                natural[i] = max(_natural(Col(columns[i].header, wrap=True), by_col[i], True), min(natural[i], room))
             if table_width([natural[j] for j in chosen + [i]]) <= width:
                 chosen.append(i)
         chosen.sort()

@@ -37,8 +37,9 @@ from ..compare import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_R
               help="bonferroni: --confidence and --alpha hold for all cases together (the gate fails on "
                    "any one); none: for each case separately.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Bootstrap seed.")
+@click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
 def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, confidence, resamples,
-            alpha, correction, seed, shift_fails):
+            alpha, correction, seed, shift_fails, wide):
     """Compare run HEAD against run BASE, case by case.
 
     BASE and HEAD are run ids (or unique prefixes), tags (latest run with it), git commit prefixes
@@ -74,7 +75,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
         write_text_atomic(markdown_file, md)
     append_step_summary(md)
     if markdown_file != "-":
-        emit(cmp.to_dict(fail_on), as_json, lambda c: print_table(cmp, console, fail_on))
+        emit(cmp.to_dict(fail_on), as_json, lambda c: print_table(cmp, console, fail_on, wide=wide))
     code = cmp.exit_code(fail_on)
     if code:
         # SystemExit, not click's Exit: pfdeploy.cli.main runs click with standalone_mode=False,
