@@ -119,8 +119,8 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Any = No
     terminal use `print_table`."""
     right = set(justify_right)
     t = Table(title=text(title) if title is not None else None, header_style="bold")
-    for c in columns:
-        t.add_column(text(c), justify="right" if c in right else "left")
+    for c in columns:  # a value too long for the terminal folds onto the next line: never an ellipsis
+        t.add_column(text(c), justify="right" if c in right else "left", overflow="fold")
     for r in rows:
         t.add_row(*[cell(v) for v in r])
     return t

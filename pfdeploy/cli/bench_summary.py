@@ -10,6 +10,27 @@ PAPER_NOTE = ("vs <baseline> = baseline p50 / this p50 with its 95% CI (above 1:
               "turns them into verdicts")
 
 
+def outcome_of_run(doc: dict, run_id: str | None, status: str, store_url: str, wall_s: float = 0.0,
+                   notes=()):
+    """A stored run (its run file) as the engine's Outcome, so that its table is exactly
+    `pfdeploy bench`'s (`fleet bench` prints each node's run this way). Rows this pfdeploy cannot
+    describe as a case are left out."""
+    from ..bench.config import CaseSpec
+    from ..bench.engine import CaseResult, Outcome
+
+    results = []
+    for r in (doc or {}).get("results", []):
+        try:
+            spec = CaseSpec(model=r["model"], backend=r["backend"], device=r["device"], precision=r["precision"],
+                            batch=int(r["batch"]), threads=int(r.get("threads") or 1), scenario=r["scenario"],
+                            weights=r.get("weights") or "synthetic:0")
+        except Exception:  # noqa: BLE001 - a row this pfdeploy cannot describe: left out of the table
+            continue
+        row = {k: v for k, v in r.items() if k not in ("samples_ns", "sample_rounds", "device_samples_ns")}
+        results.append(CaseResult(spec, row, r.get("samples_ns") or [], r.get("sample_rounds") or []))
+    return Outcome(run_id, status, results, store_url, wall_s, list(notes))
+
+
 def summary_data(outcome) -> dict:
     """The facts the table shows, as data (also what --json - adds as "summary"). Every
     parameter-free row carries "comparisons": one per baseline its zoo spec names, with the
