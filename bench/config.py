@@ -43,6 +43,12 @@ class StopRule:
     warmup_time_s: float = 1.0
     min_samples: int = PERCENTILE_MIN_SAMPLES[90]
     min_rounds: int = 5  # rounds before a case may converge (the CI resamples rounds)
+    # Several fresh worker processes per case (docs/method.md, "Several processes per case"):
+    # every case is measured in at least `processes` generations of workers, min_time_s spread
+    # over them; while its CI is wider than target_ci, more generations follow, up to
+    # `max_processes` (and never past max_time_s of measured time).
+    processes: int = 4
+    max_processes: int = 8
 
     def __post_init__(self):
         if self.min_iters < 1:
@@ -59,6 +65,30 @@ class StopRule:
             raise UsageError(f"--target-ci must be a fraction between 0 and 1 (0.01 = +-1%), got {self.target_ci}")
         if self.warmup_iters < 0 or self.min_samples < 1 or self.min_rounds < 1:
             raise UsageError("warmup_iters must be >= 0, min_samples and min_rounds >= 1")
+        for name in ("processes", "max_processes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100:
+                raise UsageError(f"--{name.replace('_', '-')} must be a whole number from 1 to 100, got {v!r}")
+        if self.max_processes < self.processes:
+            raise UsageError(f"max_processes ({self.max_processes}) must not be below processes ({self.processes})")
+
+    def with_processes(self, processes: int | None) -> "StopRule":
+        """This rule with `processes` worker processes per case (None: unchanged); the ceiling
+        of adaptive extra processes keeps its ratio to the minimum (at least as many)."""
+        if processes is None:
+            return self
+        from dataclasses import replace
+
+        ratio = self.max_processes / self.processes
+        return replace(self, processes=processes, max_processes=max(processes, int(round(processes * ratio))))
+
+    def process_time_s(self) -> float:
+        """Measured time of one worker process: min_time_s spread over the minimum processes."""
+        return self.min_time_s / self.processes
+
+    def process_rounds(self) -> int:
+        """Rounds each worker process measures at least (the minimum rounds spread over them, >= 2)."""
+        return max(2, -(-self.min_rounds // self.processes))
 
     def to_dict(self) -> dict:
         return asdict(self)

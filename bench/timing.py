@@ -66,24 +66,32 @@ class Decision:
 
 
 def decide(rule: StopRule, samples_ns: list[int], measured_ns: int | None = None,
-           ci_fn: Callable[..., float | None] | None = None, rounds: list[int] | None = None) -> Decision:
+           ci_fn: Callable[..., float | None] | None = None, rounds: list[int] | None = None,
+           procs: list[int] | None = None) -> Decision:
     """Apply the stopping rule to a case's samples so far. `measured_ns` defaults to their sum
-    (the case's own measured time). `rounds` gives each sample's round: the CI is the
-    round-aware bootstrap's (`stats.ci_halfwidth_rel(samples, rounds)`, or `ci_fn`), and a case
-    converges only after at least `rule.min_rounds` rounds (a CI over two or three rounds says
-    little about the next one)."""
+    (the case's own measured time). `rounds` gives each sample's round and `procs` its worker
+    process: the CI is `stats.ci_halfwidth_rel(samples, rounds, procs=procs)` (or `ci_fn`),
+    hierarchical with two or more processes; a case converges only after at least
+    `rule.min_rounds` rounds and, when `procs` is given, at least `rule.processes` processes (a CI
+    over two or three rounds, or one process, says little about the next one)."""
     if ci_fn is None:
         from .stats import ci_halfwidth_rel as ci_fn
+
+    def hw_of():
+        return ci_fn(samples_ns, rounds, procs=procs) if procs is not None else ci_fn(samples_ns, rounds)
+
     n = len(samples_ns)
     measured = sum(samples_ns) if measured_ns is None else measured_ns
     n_rounds = len(set(rounds)) if rounds is not None else None
     if measured >= rule.max_time_s * 1e9:
-        return Decision(True, "max_time", ci_fn(samples_ns, rounds) if n >= 2 else None)
+        return Decision(True, "max_time", hw_of() if n >= 2 else None)
     if n < max(rule.min_iters, rule.min_samples) or measured < rule.min_time_s * 1e9:
         return Decision(False, "continue")
     if n_rounds is not None and n_rounds < rule.min_rounds:
         return Decision(False, "continue")
-    hw = ci_fn(samples_ns, rounds)
+    if procs is not None and len(set(procs)) < rule.processes:
+        return Decision(False, "continue")
+    hw = hw_of()
     if hw is not None and hw <= rule.target_ci:
         return Decision(True, "converged", hw)
     return Decision(False, "continue", hw)

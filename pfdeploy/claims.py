@@ -94,7 +94,7 @@ def _rounds(row: dict):
 def pair(model_row: dict, base_row: dict | None, baseline: str | None = None) -> dict:
     """One comparison: the model row against the row of `baseline` in the same configuration
     (None: the run lacks it)."""
-    from .bench.stats import speedup
+    from .bench.stats import row_speedup
 
     out = {"model": model_row.get("model"), "baseline": base_row.get("model") if base_row else baseline,
            **{f: model_row.get(f) for f in CONFIG_FIELDS},
@@ -118,7 +118,7 @@ def pair(model_row: dict, base_row: dict | None, baseline: str | None = None) ->
         res = ({"ratio": b / m, "ci_low": None, "ci_high": None, "paired": False, "rounds": 0}
                if isinstance(b, (int, float)) and isinstance(m, (int, float)) and m > 0 else None)
     else:
-        res = speedup(base_row["samples_ns"], _rounds(base_row), model_row["samples_ns"], _rounds(model_row))
+        res = row_speedup(base_row, model_row)  # paired by rotation, hierarchical over worker processes
     if res is None:
         out["reason"] = "no samples to compare"
         return out

@@ -14,7 +14,7 @@ from pfdeploy.bench.engine import BenchConfig, Engine, Prepared, Progress
 from pfdeploy.store import open_store
 
 RULE = StopRule(min_iters=20, min_time_s=0.02, max_time_s=0.5, warmup_iters=3, warmup_time_s=0.01,
-                target_ci=0.05, min_samples=20)
+                target_ci=0.05, min_samples=20, processes=2, max_processes=3)
 
 
 @pytest.fixture
@@ -40,15 +40,21 @@ def run(store, cases, progress=None, **cfg):
     return Engine(BenchConfig(models=(), **cfg), store, store_url=store.url).run(progress, prepared_cases=cases)
 
 
-def test_one_process_per_case_interleaved_one_at_a_time(store, inputs, tmp_path):
+def test_fresh_processes_per_case_interleaved_one_at_a_time(store, inputs, tmp_path):
     trace = tmp_path / "trace.txt"
     cases = [fake(n, inputs, work_us=w, trace=str(trace)) for n, w in (("a", 100), ("b", 300), ("c", 200))]
     out = run(store, cases)
     assert out.status == "finished"
     rows = {r.spec.model: r for r in out.results}
     assert all(r.row["status"] == "ok" for r in rows.values())
-    pids = {r.row["artifact"]["worker_pid"] for r in rows.values()}
-    assert len(pids) == 3 and os.getpid() not in pids
+    # every case in RULE.processes (or more) fresh worker processes of its own
+    pids = [p for r in rows.values() for p in r.row["artifact"]["worker_pids"]]
+    assert len(pids) == len(set(pids)) and os.getpid() not in pids
+    for r in rows.values():
+        assert RULE.processes <= r.row["processes"] == len(r.row["artifact"]["worker_pids"]) <= RULE.max_processes
+        assert len(r.row["process_rounds"]) == r.row["processes"] and all(r.row["process_rounds"])
+        assert sorted(x for pr in r.row["process_rounds"] for x in pr) == sorted(set(r.rounds))
+        assert r.row["ci_method"] == "processes" and r.row["ci_df"] == r.row["processes"] - 1
     # interleaved: every case has samples from several rounds, and the rounds overlap in index
     for r in rows.values():
         assert len(set(r.rounds)) >= 2 and r.row["round_size"] >= 1
@@ -60,7 +66,7 @@ def test_one_process_per_case_interleaved_one_at_a_time(store, inputs, tmp_path)
         assert s1 >= e0 or p0 == p1
     # after warm-up, the measured rounds go A, B, C, A, B, C ...: at least two full cycles in
     # the load order (warm-up and load also switch processes, so count measured rounds only)
-    pid_of = {r.row["artifact"]["worker_pid"]: m for m, r in rows.items()}
+    pid_of = {p: m for m, r in rows.items() for p in r.row["artifact"]["worker_pids"]}
     rounds = [pid_of[int(line.split()[1])] for line in trace.read_text().splitlines() if line.startswith("M ")]
     assert rounds[:6] == ["a", "b", "c", "a", "b", "c"], rounds[:12]
     # round ids: one per rotation, shared by exactly the cases measured in it
@@ -77,9 +83,10 @@ def test_no_interleave_runs_cases_one_after_another(store, inputs, tmp_path):
     trace = tmp_path / "trace.txt"
     out = run(store, [fake("a", inputs, trace=str(trace)), fake("b", inputs, trace=str(trace))], interleave=False)
     assert out.status == "finished"
-    order = [line.split()[0] for line in trace.read_text().splitlines() if not line.startswith("M ")]
+    model_of = {str(p): r.spec.model for r in out.results for p in r.row["artifact"]["worker_pids"]}
+    order = [model_of[line.split()[0]] for line in trace.read_text().splitlines() if not line.startswith("M ")]
     switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
-    assert switches == 1
+    assert switches == 1  # every process of a, then every process of b
     # no two results share a round id, so no speedup between them is called paired
     a, b = out.results
     assert not set(a.rounds) & set(b.rounds)
@@ -235,10 +242,10 @@ def test_torch_weights_are_cached_between_runs(tmp_path, store):
 def test_pairing_only_within_rotations(store, inputs, monkeypatch):
     """Cases split over two interleaving groups never share a round id: their speedup is unpaired;
     cases of one group share every round they both ran and are paired."""
-    import pfdeploy.bench.engine as engine
+    import pfdeploy.bench.plan as plan
     from pfdeploy.bench.stats import speedup
 
-    monkeypatch.setattr(engine, "MAX_GROUP", 2)
+    monkeypatch.setattr(plan, "MAX_GROUP", 2)
     out = run(store, [fake(n, inputs) for n in ("a", "b", "c")])
     rows = {r.spec.model: r for r in out.results}
     groups = [set(rows[m].rounds) for m in "abc"]
@@ -253,9 +260,9 @@ def test_pairing_only_within_rotations(store, inputs, monkeypatch):
 
 def test_groups_keep_a_model_with_its_baselines(monkeypatch):
     """With more cases than fit one rotation, a parameter-free model lands with its baselines."""
-    import pfdeploy.bench.engine as engine
+    import pfdeploy.bench.plan as plan
 
-    monkeypatch.setattr(engine, "MAX_GROUP", 4)
+    monkeypatch.setattr(plan, "MAX_GROUP", 4)
     names = ["pf_vit_ti", "mobilenetv2_100", "pf_resnet50_max", "deit_tiny_patch16_224", "resnet50", "dw_resnet50"]
     todo = [(CaseSpec(model=m, backend="onnxruntime"), Prepared()) for m in names]
     groups = Engine(BenchConfig(models=()), store=None)._groups(todo)
@@ -269,18 +276,23 @@ def test_rewarm_calls_are_made_and_not_recorded(store, inputs, tmp_path):
     trace = tmp_path / "trace.txt"
     out = run(store, [fake("a", inputs, trace=str(trace)), fake("b", inputs, trace=str(trace))], rewarm=3)
     lines = trace.read_text().splitlines()
+    assert len(out.results) == 2 and all(r.row["status"] == "ok" for r in out.results)
     for r in out.results:
-        pid = r.row["artifact"]["worker_pid"]
-        steps = sum(1 for line in lines if not line.startswith("M ") and int(line.split()[0]) == pid)
-        n_rounds = sum(1 for line in lines if line.startswith("M ") and int(line.split()[1]) == pid)
-        # first inference + warm-up + (3 discarded + measured) per round
-        assert steps == 1 + r.row["artifact"]["warmup_iters"] + 3 * n_rounds + r.row["n"]
-        assert n_rounds == len(set(r.rounds))
+        pids = r.row["artifact"]["worker_pids"]
+        warmups = r.row["artifact"]["process_warmup_iters"]
+        assert len(pids) == len(warmups) == len(r.row["process_rounds"]) >= RULE.processes
+        for pid, warm, rounds in zip(pids, warmups, r.row["process_rounds"]):
+            steps = sum(1 for line in lines if not line.startswith("M ") and int(line.split()[0]) == pid)
+            n_rounds = sum(1 for line in lines if line.startswith("M ") and int(line.split()[1]) == pid)
+            measured = sum(1 for x in r.rounds if x in set(rounds))
+            # per process: first inference + warm-up + (3 discarded + measured) per round
+            assert measured > 0 and steps == 1 + warm + 3 * n_rounds + measured
+            assert n_rounds == len(rounds)
 
 
 def test_stop_reasons_converged_and_max_time(store, inputs):
     never = StopRule(min_iters=5, min_time_s=0.01, max_time_s=0.2, warmup_iters=3, warmup_time_s=0.01,
-                     target_ci=1e-6, min_samples=5)
+                     target_ci=1e-6, min_samples=5, processes=2, max_processes=100)
     out = run(store, [fake("jittery", inputs, work_us=300)], rule=never)
     row = out.results[0].row
     assert row["artifact"]["stop_reason"] == "max_time"
@@ -291,13 +303,19 @@ def test_stop_reasons_converged_and_max_time(store, inputs):
     out = run(store, [fake("steady", inputs, work_us=300)], rule=easy)
     r = out.results[0]
     assert r.row["artifact"]["stop_reason"] == "converged" and len(set(r.rounds)) >= 5
-    assert r.row["ci_method"] == "rounds" and r.row["ci_units"] == len(set(r.rounds))
+    assert r.row["ci_method"] == "processes" and r.row["ci_units"] == len(set(r.rounds))
+    assert r.row["processes"] == easy.processes  # converged at the minimum number of processes
+    few = StopRule(min_iters=5, min_time_s=0.01, max_time_s=30, warmup_iters=3, warmup_time_s=0.01,
+                   target_ci=1e-6, min_samples=5, processes=2, max_processes=3)
+    row = run(store, [fake("capped", inputs, work_us=300)], rule=few).results[0].row
+    assert row["artifact"]["stop_reason"] == "max_processes" and row["processes"] == 3
+    assert any("stopped at 3 worker processes" in w for w in row["warnings"])
 
 
 def test_hung_worker_fails_its_case_and_the_run_goes_on(store, inputs, monkeypatch):
-    import pfdeploy.bench.engine as engine
+    import pfdeploy.bench.rotation as rotation
 
-    monkeypatch.setattr(engine, "MEASURE_TIMEOUT_MIN_S", 2.0)
+    monkeypatch.setattr(rotation, "MEASURE_TIMEOUT_MIN_S", 2.0)
     rule = StopRule(min_iters=200, min_time_s=0.3, max_time_s=5, warmup_iters=3, warmup_time_s=0.01,
                     target_ci=0.05, min_samples=20)
     out = run(store, [fake("ok", inputs), fake("hung", inputs, work_us=1000, hang_after=40)], rule=rule)
@@ -326,10 +344,12 @@ def test_one_model_failing_preparation_leaves_the_others(store, inputs, monkeypa
     monkeypatch.setattr(zoo, "get_spec", get_spec)
     monkeypatch.setattr(complexity, "complexity_of", lambda name: Cx())
     eng = Engine(BenchConfig(models=(), rule=RULE, round_time_s=0.005), store, store_url=store.url)
-    monkeypatch.setattr(eng, "_artifact", lambda model, req, source=None: (
+    from pfdeploy.bench.prepare import Preparer
+
+    monkeypatch.setattr(Preparer, "artifact", lambda self, model, req, source=None: (
         "unused", "ab" * 32, {"target": req["target"]}, {"verdict": "passed", "passed": True}, None))  # no accuracy
     specs = [CaseSpec(model=m, backend="onnxruntime") for m in ("resnet50", "dw_resnet50")]
-    prepared = eng._prepare(specs, tmp_path)
+    prepared = Preparer(eng.config).prepare(specs, tmp_path)
     assert prepared[specs[0].key].error is None and prepared[specs[0].key].inputs
     assert "preparing dw_resnet50 failed: RuntimeError: disk on fire" == prepared[specs[1].key].error
     # run them (the fake runner stands in for onnxruntime): the failed one is listed, the other measured
@@ -352,7 +372,13 @@ inputs = sys.argv[1]
 specs = [CaseSpec(model="resnet50", backend="_fake", threads=1, options={"work_us": 50}),
          CaseSpec(model="dw_resnet50", backend="_fake", threads=1, options={"work_us": 3000})]
 Engine.plan = lambda self, device, threads: (specs, [])
-Engine._prepare = lambda self, cases, tmp: {c.key: Prepared(inputs=inputs, family="conv") for c in cases}
+_init = Engine.__init__
+def _two_processes(self, config, *args, **kwargs):  # keep the run short: 2-4 worker processes per case
+    config.processes = 2
+    _init(self, config, *args, **kwargs)
+Engine.__init__ = _two_processes
+import pfdeploy.bench.prepare as prepare
+prepare.Preparer.prepare = lambda self, cases, tmp: {c.key: Prepared(inputs=inputs, family="conv") for c in cases}
 sys.argv = ["pfdeploy", "bench", "--models", "resnet50,dw_resnet50", "--store", sys.argv[2], "--min-time", "0.05",
             "--max-time", "60", "--target-ci", "0.2"]
 main()

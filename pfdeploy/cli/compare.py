@@ -37,15 +37,20 @@ from ..compare import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_R
               help="bonferroni: --confidence and --alpha hold for all cases together (the gate fails on "
                    "any one); none: for each case separately.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Bootstrap seed.")
+@click.option("--base-window", type=click.IntRange(1, 100), default=None, metavar="N",
+              help="Pool the last N finished runs of BASE's tag on HEAD's machine (HEAD left out) as the base: "
+                   "each run's worker processes count as processes of the baseline (docs/compare.md).")
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
 def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, confidence, resamples,
-            alpha, correction, seed, shift_fails, wide):
+            alpha, correction, seed, shift_fails, base_window, wide):
     """Compare run HEAD against run BASE, case by case.
 
     BASE and HEAD are run ids (or unique prefixes), tags (latest run with it), git commit prefixes
     recorded in the store, "latest", or exported JSON run files (`pfdeploy results --run ID
-    --format json`). Verdicts follow METHOD.md section 8: ratio of medians with a bootstrap CI
-    (rounds resampled), Mann-Whitney as a second opinion. Missing, failed and new cases are listed.
+    --format json`). Verdicts (docs/method.md, "Regression verdict"): ratio of medians with a CI
+    that covers each run's worker processes (processes, then rounds), Mann-Whitney as a second
+    opinion. Missing, failed and new cases are listed. `--base-window N` compares against the
+    pooled last N runs of BASE's tag instead of one run.
     Markdown is appended to $GITHUB_STEP_SUMMARY when it is set.
 
     Exit status: 1 when the gate fails (see --fail-on), 0 otherwise; 2 for usage errors.
@@ -59,12 +64,24 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
         check_output_file(markdown_file, "--markdown")  # before loading and resampling
     store = None
     docs = []
-    for ref in (base, head):
+    if base_window is not None and _is_file_ref(base):
+        raise click.UsageError("--base-window pools runs of the store: BASE must be a tag or run reference, "
+                               "not a run file")
+    for side, ref in (("head", head), ("base", base)):  # HEAD first: a window leaves it out
         if store is None and not _is_file_ref(ref):
             from ..compare import existing_store
 
             store = existing_store(store_url)
-        docs.append(load_run(ref, store_url, store=store))
+        if side == "base" and base_window is not None:
+            from ..compare.window import load_window
+
+            head_run = docs[0].get("run") or {}
+            docs.insert(0, load_window(ref, base_window, store, exclude_ids={str(head_run.get("id"))},
+                                       machine_id=head_run.get("machine_id")))
+        elif side == "base":
+            docs.insert(0, load_run(ref, store_url, store=store))
+        else:
+            docs.append(load_run(ref, store_url, store=store))
     cmp = compare_runs(docs[0], docs[1], threshold=threshold, confidence=confidence,
                        resamples=resamples, seed=seed, alpha=alpha, correction=correction,
                        shift_fails=shift_fails)

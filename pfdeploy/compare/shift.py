@@ -81,6 +81,12 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
     keys = [c.case_key for c in cmp.cases if c.case_key in stats]
     if len(keys) < MIN_SHIFT_CASES:
         if keys:
+            cmp.warnings.append(
+                f"{len(keys)} compared case(s): with fewer than {MIN_SHIFT_CASES} no machine-wide shift can be "
+                "estimated, so each verdict rests on its case's own interval alone"
+                + (" (processes, then rounds: it covers a new process's level)" if _hierarchical(stats, keys)
+                   else " (rounds of one process: it does not cover a new process's level; measure with "
+                        "several processes per case)"))
             cmp.warnings.extend(_few_cases_warning(cmp, len(keys)))
         return
     reps = [np.log(stats[k].replicates) for k in keys]
@@ -154,6 +160,10 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
             extra = "; ".join(x for x in (extra, "blocks of consecutive samples resampled (no rounds recorded)") if x)
         c.verdict = v
         c.note = "; ".join(x for x in (note, extra) if x)
+
+
+def _hierarchical(stats: dict, keys: list) -> bool:
+    return all(stats[k].base_method == "processes" and stats[k].head_method == "processes" for k in keys)
 
 
 def _shift_interval(L: np.ndarray, point: np.ndarray, idx: np.ndarray, rng, confidence: float):
