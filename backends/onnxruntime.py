@@ -154,18 +154,28 @@ def provider_options(provider: str, index: int, precision: str) -> dict:
     return opts
 
 
+# the distributions that install the `onnxruntime` module (each with its own providers)
+ORT_DISTS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
+
+
 @functools.lru_cache(maxsize=1)
 def available_providers() -> tuple[tuple[str, ...], str | None]:
     from ..errors import is_installed
 
     if not is_installed("onnxruntime"):
         return (), f"onnxruntime is not installed: {INSTALL_HINT}"
-    try:
-        import onnxruntime as ort
+    from ..probecache import probed
 
-        return tuple(ort.get_available_providers()), None
-    except Exception as exc:  # noqa: BLE001 - broken install
-        return (), f"onnxruntime cannot be loaded: {exc}"
+    def probe():  # kept per machine and onnxruntime distribution (pfdeploy.probecache)
+        try:
+            import onnxruntime as ort
+
+            return [list(ort.get_available_providers()), None], True
+        except Exception as exc:  # noqa: BLE001 - broken install
+            return [[], f"onnxruntime cannot be loaded: {exc}"], False
+
+    providers, why = probed("onnxruntime.providers", "onnxruntime", probe, dists=ORT_DISTS)
+    return tuple(providers), why
 
 
 class OnnxRuntimeBackend(Backend):

@@ -134,13 +134,21 @@ class OpenVinoRunner(Runner):
 
 @functools.lru_cache(maxsize=None)
 def capabilities(ov_device: str) -> tuple[tuple[str, ...], str | None]:
-    """(OPTIMIZATION_CAPABILITIES of an OpenVINO device, reason when it cannot be asked)."""
-    try:
-        import openvino as ov
+    """(OPTIMIZATION_CAPABILITIES of an OpenVINO device, reason when it cannot be asked). Kept per
+    machine and OpenVINO version (pfdeploy.probecache): listing devices does not import OpenVINO."""
+    from ..probecache import probed
 
-        return tuple(str(c) for c in ov.Core().get_property(ov_device, "OPTIMIZATION_CAPABILITIES")), None
-    except Exception as exc:  # noqa: BLE001 - missing plugin, broken install
-        return (), f"OpenVINO cannot report {ov_device}'s capabilities: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+    def probe():
+        try:
+            import openvino as ov
+
+            return [[str(c) for c in ov.Core().get_property(ov_device, "OPTIMIZATION_CAPABILITIES")], None], True
+        except Exception as exc:  # noqa: BLE001 - missing plugin, broken install
+            return [[], f"OpenVINO cannot report {ov_device}'s capabilities: "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"], False
+
+    caps, why = probed(f"openvino.capabilities.{ov_device}", "openvino", probe)
+    return tuple(caps), why
 
 
 class OpenVinoBackend(Backend):

@@ -132,6 +132,15 @@ def physical_cores() -> int:
 
 @functools.lru_cache(maxsize=1)
 @functools.lru_cache(maxsize=1)
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on: its affinity mask, capped by a container quota."""
+    import math
+
+    n = len(_affinity())
+    quota = _cgroup_cpu_limit()
+    return max(1, min(n, math.ceil(quota))) if quota else max(1, n)
+
+
 def cpu_flags() -> frozenset:
     """The CPU's feature flags (/proc/cpuinfo `flags` on x86, `Features` on ARM); empty when unknown."""
     for line in (_read("/proc/cpuinfo") or "").splitlines():

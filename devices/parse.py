@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 from ..errors import UsageError, is_installed
@@ -118,6 +119,11 @@ def _parse(s: str) -> Device:
 
 def _torch_cuda_version() -> str | None:
     """torch's CUDA build version read from torch/version.py without importing torch."""
+    return _torch_version_field("cuda")
+
+
+def _torch_version_field(field: str) -> str | None:
+    """A field of torch/version.py (cuda, hip) read without importing torch; None when unset."""
     import importlib.util
 
     try:
@@ -133,7 +139,7 @@ def _torch_cuda_version() -> str | None:
                 text = f.read()
         except OSError:
             continue
-        m = re.search(r"^cuda\s*(?::\s*[^=]+)?=\s*(.+)$", text, re.M)
+        m = re.search(rf"^{field}\s*(?::\s*[^=]+)?=\s*(.+)$", text, re.M)
         if m:
             value = m.group(1).strip().strip("'\"")
             return None if value in ("None", "") else value
@@ -155,6 +161,10 @@ def cuda_device_count() -> tuple[int, str | None]:
     context: torch.cuda.device_count() asks NVML or the driver for a count only."""
     if not is_installed("torch"):
         return 0, "torch is not installed"
+    if "torch" not in sys.modules:  # answers that need no torch import (seconds): see _no_cuda_here
+        why = _no_cuda_here()
+        if why:
+            return 0, why
     import torch
 
     if torch.version.cuda is None:
@@ -175,17 +185,44 @@ def cuda_device_count() -> tuple[int, str | None]:
     return n, None
 
 
+def _no_cuda_here() -> str | None:
+    """Why torch would see no CUDA device, read without importing it, when that is certain:
+    torch built without CUDA, or (Linux, not WSL) no NVIDIA driver loaded. None: ask torch."""
+    cuda, hip = _torch_cuda_version(), _torch_version_field("hip")
+    if hip:
+        return None
+    if cuda is None:
+        from importlib import metadata
+
+        return f"this torch build ({metadata.version('torch')}) has no CUDA support"
+    if not sys.platform.startswith("linux") or os.path.exists("/dev/dxg"):
+        return None
+    if nvidia_driver_version() is None and not os.path.exists("/dev/nvidiactl"):
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and visible.strip() in ("", "-1"):
+            return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+        return "no NVIDIA driver found (no /proc/driver/nvidia/version)"
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def openvino_devices() -> tuple[tuple[str, ...], str | None]:
-    """(OpenVINO's available device names, reason when OpenVINO cannot be used)."""
+    """(OpenVINO's available device names, reason when OpenVINO cannot be used). Kept per machine
+    and OpenVINO version (pfdeploy.probecache): listing devices does not import OpenVINO."""
     if not is_installed("openvino"):
         return (), "openvino is not installed: pip install 'pfdeploy[cpu]'"
-    try:
-        import openvino as ov
+    from ..probecache import probed
 
-        return tuple(ov.Core().available_devices), None
-    except Exception as exc:  # broken install: missing shared libraries, plugin errors
-        return (), f"openvino cannot be loaded: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    def probe():
+        try:
+            import openvino as ov
+
+            return [list(ov.Core().available_devices), None], True
+        except Exception as exc:  # broken install: missing shared libraries, plugin errors
+            return [[], f"openvino cannot be loaded: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"], False
+
+    names, why = probed("openvino.available_devices", "openvino", probe)
+    return tuple(names), why
 
 
 def device_unavailable_reason(dev: Device) -> str | None:

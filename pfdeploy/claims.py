@@ -17,6 +17,8 @@ import functools
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .labels import machine_label, ratio_text  # noqa: F401 - ratio_text: part of this module's API
+
 PF_FAMILY = "parameter-free"
 # a comparison pairs two cases that differ only in the model
 CONFIG_FIELDS = ("device", "backend", "precision", "batch", "threads", "scenario")
@@ -48,15 +50,6 @@ def verdict_text(v: dict) -> str:
         return "not measured"
     word = "no, slower" if v.get("slower") else str(v["verdict"])
     return f"{word} ({ratio_text(v)})"
-
-
-def ratio_text(v: dict) -> str:
-    """'0.93x [0.91, 0.95]'; '~0.93x [...]' when unpaired (the two cases never shared a round, so
-    the machine's drift between them is not cancelled); no interval when there is none."""
-    if v.get("ratio") is None:
-        return "-"
-    ci = f" [{v['ci_low']:.2f}, {v['ci_high']:.2f}]" if v.get("ci_low") is not None else ""
-    return f"{'' if v.get('paired') else '~'}{v['ratio']:.2f}x{ci}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,8 +208,6 @@ def check_claims(docs: Sequence[dict], claims: Sequence[Claim] = CLAIMS) -> dict
     """Every claim in every configuration the documents measured anything in: machine id, device,
     runtime (backend), precision, batch, threads, scenario. A verdict comes from the newest run
     that measured both models of the claim in that configuration; "not measured" otherwise."""
-    from .report.data import machine_label
-
     docs = sorted(docs, key=_started, reverse=True)
     machines: dict[str, str] = {}
     # (machine id, *config, model) -> {index of the doc, newest first: its successful row}

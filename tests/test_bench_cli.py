@@ -13,7 +13,7 @@ def test_help_lists_the_issue_options():
     assert r.returncode == 0
     for opt in ("--models", "--suite", "--backends", "--device", "--precision", "--batch", "--threads",
                 "--scenario", "--min-time", "--max-time", "--target-ci", "--interleave", "--no-interleave",
-                "--store", "--tag", "--json"):
+                "--store", "--tag", "--json", "--processes"):
         assert opt in r.stdout, opt
 
 
@@ -41,6 +41,8 @@ def test_cuda_without_a_gpu_exits_2_with_one_line(tmp_path):
     (["--target-ci", "2"], "--target-ci"),
     (["--models", "resnet5O"], "unknown model"),
     (["--threads", "0"], "--threads"),
+    (["--processes", "0"], "--processes must be >= 1"),
+    (["--processes", "two"], "--processes"),
     (["--backends", "torch", "--scenario", "throughput"], "throughput scenario is not implemented for torch"),
     (["--backends", "tensorrt", "--scenario", "throughput"], "not implemented for tensorrt"),
 ])
@@ -54,6 +56,15 @@ def test_usage_errors_exit_2_without_traceback(args, needle, tmp_path, capsys, m
     assert needle in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r.db").exists()
+
+
+def test_processes_reaches_the_bench_config():
+    """--processes N is passed into BenchConfig(processes=N); left out, the suite's default (None)."""
+    from pfdeploy.cli.bench_options import build_config
+
+    args = ("resnet50", None, "torch", None, None, None, None, None, None, None, None, True, None)
+    assert build_config(*args, processes=3).processes == 3
+    assert build_config(*args).processes is None
 
 
 @pytest.mark.slow

@@ -294,7 +294,7 @@ def test_claims_cli_errors_are_one_line(tmp_path, capsys):
 def test_bench_summary_compares_each_pf_model_with_its_baselines():
     from pfdeploy.bench.config import CaseSpec
     from pfdeploy.bench.engine import CaseResult, Outcome
-    from pfdeploy.cli.bench import print_summary, speedup_columns, summary_data
+    from pfdeploy.cli.bench_summary import print_summary, speedup_columns, summary_data
     from rich.console import Console
 
     doc = _doc()

@@ -127,3 +127,68 @@ print('imported', len(mods))
     assert "imported" in proc.stdout
     for verb in VERBS:
         assert f"Usage: pfdeploy {verb}" in proc.stdout
+
+
+HEAVY = ("torch", "timm", "pandas", "onnxruntime", "openvino", "torchvision", "onnx", "scipy")
+LISTING = [  # verbs that must answer at once: listings, --help of every verb, usage errors and refusals
+    ["models"], ["models", "--json"], ["devices"], ["devices", "--json"], ["results", "--list"],
+    ["results", "--list", "--format", "json"], ["store", "info"], ["weights", "list"], ["claims"],
+    ["--help"], *[[verb, "--help"] for verb in VERBS],
+    ["weights", "fetch", "--help"], ["store", "upgrade", "--help"], ["fleet", "bench", "--help"],
+    ["bench", "--threads", "0"], ["bench", "--models", "resnet5O"], ["bench", "--backends", "tensorflow"],
+    ["bench", "--processes", "0"], ["bench", "--batch", "x"], ["bench", "--threads", "100000"],
+    ["bench", "--suite", "nope"], ["bench", "--device", "tpu"], ["info", "nope"], ["nope"],
+]
+IMPORT_CHECK = """
+import json, sys
+from pfdeploy.cli import main
+heavy, calls = {heavy!r}, {calls!r}
+for argv in calls:
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    found = [m for m in heavy if m in sys.modules]
+    print(json.dumps({{"argv": argv, "code": code, "heavy": found}}), file=sys.__stderr__)
+    if found:
+        break
+"""
+
+
+def test_listing_verbs_and_refusals_import_no_runtime(tmp_path):
+    """`models`, `devices`, `results --list`, `store info`, `weights list`, `claims`, every --help and
+    usage errors answer without importing torch, timm, pandas or a runtime (each is seconds here).
+    `devices` reads what the runtimes report from the per-machine probe cache: the first call
+    fills it (and may import them), the calls checked here must not."""
+    from pfdeploy.store import open_store
+
+    store = tmp_path / "r.db"
+    with open_store(store) as s:
+        s.import_run(json.load(open(__file__.rsplit("/", 1)[0] + "/data/claims-run.json")))
+    env = {"PFDEPLOY_STORE": str(store), "COLUMNS": "100"}
+    warm = run_cli("devices", "--json", env=env)  # fills the probe cache of this test session
+    assert warm.returncode == 0, warm.stderr
+    calls = list(LISTING)
+    import os
+
+    if not os.path.exists("/proc/driver/nvidia/version") and not os.path.exists("/dev/nvidiactl"):
+        calls.append(["bench", "--device", "cuda:0"])  # the no-GPU refusal: answered without torch
+    proc = subprocess.run([sys.executable, "-c", IMPORT_CHECK.format(heavy=HEAVY, calls=calls)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **env}, cwd=tmp_path)
+    reports = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith('{"argv"')]
+    for r in reports:
+        assert not r["heavy"], f"pfdeploy {' '.join(r['argv'])} imported {', '.join(r['heavy'])}"
+    assert len(reports) == len(calls), proc.stderr[-3000:]
+    codes = {tuple(r["argv"]): r["code"] for r in reports}
+    assert codes[("models",)] == 0 and codes[("devices",)] == 0 and codes[("results", "--list")] == 0
+    assert codes[("store", "info")] == 0 and codes[("weights", "list")] == 0 and codes[("claims",)] == 0
+    assert all(codes[tuple(c)] == 2 for c in calls if c[0] == "bench" and "--help" not in c), codes
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors_of_click_are_one_line(invoke):
+    for args in (["bench", "--processes", "two"], ["nope"], ["results", "--format", "xml"]):
+        proc = invoke(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("pfdeploy: error: ") and "--help" in lines[0], lines

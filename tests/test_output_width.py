@@ -303,7 +303,7 @@ def _bench_data(rows):
 
 @pytest.mark.parametrize("width", [80, 100])
 def test_bench_summary_fits(width):
-    from pfdeploy.cli.bench import print_summary
+    from pfdeploy.cli.bench_summary import print_summary
 
     rows = default_suite_rows()
     c = term(width)
@@ -317,7 +317,7 @@ def test_bench_summary_fits(width):
 
 
 def test_bench_speedup_columns_follow_the_data():
-    from pfdeploy.cli.bench import summary_table
+    from pfdeploy.cli.bench_summary import summary_table
 
     data = _bench_data(default_suite_rows())
     for r in data["results"]:
@@ -331,7 +331,7 @@ def test_bench_speedup_columns_follow_the_data():
 
 @pytest.mark.parametrize("width", [80, 100, 160])
 def test_progress_line_fits_and_keeps_the_numbers(width):
-    from pfdeploy.cli.bench import RichProgress
+    from pfdeploy.cli.bench_progress import RichProgress
 
     c = term(width)
     p = RichProgress(c)
@@ -351,7 +351,7 @@ def test_progress_line_fits_and_keeps_the_numbers(width):
 
 
 def test_fit_progress_text():
-    from pfdeploy.cli.bench import fit_progress_text
+    from pfdeploy.cli.bench_progress import fit_progress_text
 
     assert fit_progress_text("short (round 1, n=2)", 40) == "short (round 1, n=2)"
     s = fit_progress_text("pf_resnet50_hybrid / onnxruntime / fp32 / b1 (round 12, n=340)", 30)
@@ -406,7 +406,7 @@ def test_a_warning_every_case_has_is_not_followed_by_every_name():
 
 
 def test_progress_shows_names_literally():
-    from pfdeploy.cli.bench import RichProgress
+    from pfdeploy.cli.bench_progress import RichProgress
 
     c = term(100)
     p = RichProgress(c)
@@ -414,3 +414,169 @@ def test_progress_shows_names_literally():
     p.bar.update(p.task, description=p._fit("timm:odd[/x]name/onnxruntime (round 1, n=2)"))
     c.print(p.bar.make_tasks_table(p.bar.tasks))
     assert "timm:odd[/x]name/onnxruntime (round 1, n=2)" in text_of(c)
+
+
+# ----------------------------------------------------------------------------- every verb that prints a table
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+MARKUP = re.compile(r"\[/\]|\[/?(?:bold|dim|italic|green|red|yellow|cyan|magenta|blue|white)\b[^\]]*\]")
+WIDTHS = [80, 100, 160]
+
+
+@pytest.fixture(scope="module")
+def claims_store(tmp_path_factory):
+    """A store holding one real default-suite run (samples and all) and a run tagged with markup."""
+    import json
+
+    url = str(tmp_path_factory.mktemp("width") / "claims.db")
+    with open_store(url) as store:
+        store.import_run(json.load(open(os.path.join(DATA, "claims-run.json"))))
+        run_id = store.begin_run(run_meta(tag="feature/[wip] [/x]", suite="default", machine_id="a319855c6ee54d71"))
+        for r in default_suite_rows():
+            store.add_result(run_id, r, np.arange(100, dtype=np.int64), np.arange(100) // 10)
+        store.finish_run(run_id, "finished")
+    return url
+
+
+def run_verb(monkeypatch, width: int, *argv: str) -> tuple[int, str]:
+    """`pfdeploy ARGV` in this process, printing to a terminal of `width` columns (COLUMNS and
+    rich's force_terminal, colours off); (exit code, what it printed)."""
+    import pfdeploy.render as render
+    from pfdeploy.cli import main
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    c = Console(file=io.StringIO(), force_terminal=True, color_system=None, legacy_windows=False)
+    assert c.width == width and c.is_terminal
+    monkeypatch.setattr(render, "console", c)
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # verbs that exit 1 on a finding (fleet nodes with an unusable node)
+        code = exc.code
+    return code, text_of(c)
+
+
+def assert_clean(out: str, width: int, whole=()):
+    """No line wider than the terminal, no literal markup, no ellipsis (a cut name or number), and
+    each of `whole` (names and numbers) in one piece on some line."""
+    lines = out.splitlines()
+    assert lines, "nothing printed"
+    assert all(len(ln) <= width for ln in lines), max(lines, key=len)
+    assert not MARKUP.search(out), MARKUP.search(out).group(0)
+    assert "…" not in out and "..." not in out
+    for w in whole:
+        assert any(w in ln for ln in lines), (w, out)
+
+
+def _stored(url):
+    with open_store(url, create=False) as store:
+        return [(run, store.results(run["id"])) for run in store.runs()]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_width_models_devices_weights(width, monkeypatch):
+    from pfdeploy.pretrained import catalogue
+    from pfdeploy.zoo import list_models
+
+    code, out = run_verb(monkeypatch, width, "models")
+    assert code == 0
+    assert_clean(out, width, [f"│ {s.name} " for s in list_models(None)])
+    code, out = run_verb(monkeypatch, width, "devices")
+    assert code == 0
+    assert_clean(out, width, ["│ cpu "])
+    code, out = run_verb(monkeypatch, width, "weights", "list")
+    assert code == 0
+    assert_clean(out, width, [f"│ {r['name']} " for r in catalogue()] + [f" {r['top1']:.1f} " for r in catalogue()])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_width_results_and_store_info(width, monkeypatch, claims_store):
+    code, out = run_verb(monkeypatch, width, "results", "--all", "--store", claims_store)
+    assert code == 0
+    whole = [r["model"] for _, rows in _stored(claims_store) for r in rows if r["status"] == "ok"]
+    whole += [f"{r['p50_ms']:.3f}" for _, rows in _stored(claims_store) for r in rows if r["p50_ms"] is not None]
+    assert_clean(out, width, whole + ["feature/[wip]", "[/x]"])  # user text shown literally
+    code, out = run_verb(monkeypatch, width, "results", "--list", "--store", claims_store)
+    assert code == 0
+    assert_clean(out, width, [run["id"][:12] for run, _ in _stored(claims_store)])
+    code, out = run_verb(monkeypatch, width, "store", "info", "--store", claims_store)
+    assert code == 0
+    assert_clean(out, width, ["schema", "revision", "needs_upgrade"])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_width_bench_table_of_a_stored_run(width, claims_store):
+    """The bench table (pfdeploy.cli.bench_summary) of a real stored default-suite run."""
+    import json
+
+    from pfdeploy.cli.bench_summary import outcome_of_run, print_summary, summary_data
+
+    doc = json.load(open(os.path.join(DATA, "claims-run.json")))
+    data = summary_data(outcome_of_run(doc, doc["run"]["id"], "finished", claims_store, 321.0))
+    c = term(width)
+    print_summary(c, data)
+    out = text_of(c)
+    whole = [r["model"] for r in data["results"]] + [f"{r['p50_ms']:.3f}" for r in data["results"]]
+    assert_clean(out, width, whole)
+    assert data["results"] and any(r["comparisons"] for r in data["results"])
+    if width >= 100:
+        from pfdeploy.labels import ratio_text
+
+        assert "vs resnet50" in out
+        assert_clean(out, width, [ratio_text(c) for r in data["results"] for c in r["comparisons"]
+                                  if c["baseline"] == "resnet50" and c["ratio"] is not None])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_width_claims(width, monkeypatch, claims_store):
+    from pfdeploy.claims import check_claims, ratio_text
+    from pfdeploy.report.build import load_docs
+
+    code, out = run_verb(monkeypatch, width, "claims", "--store", claims_store)
+    assert code == 0
+    with open_store(claims_store, create=False) as store:
+        data = check_claims(load_docs(store))
+    shown = [v for v in data["verdicts"] if v["verdict"] != "not measured"]
+    assert shown
+    words = {("no, slower" if v["slower"] else v["verdict"]) for v in shown}
+    assert_clean(out, width, [ratio_text(v) for v in shown] + [f"│ {w} " for w in words])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_width_compare(width, monkeypatch):
+    runs = os.path.join(DATA, "runs")
+    import pfdeploy.compare as C
+
+    base, head = os.path.join(runs, "ab-slow.json"), os.path.join(runs, "bb-base.json")
+    code, out = run_verb(monkeypatch, width, "compare", base, head, "--fail-on", "never")
+    assert code == 0
+    cmp = C.compare_runs(C.load_run(base), C.load_run(head))
+    whole = [f"│ {c.verdict} " for c in cmp.cases] + [c.model for c in cmp.cases if c.model]
+    whole += [f"{(c.ratio - 1) * 100:+.1f}%" for c in cmp.cases if c.ratio is not None]
+    assert_clean(out, width, whole)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_width_fleet_nodes_with_ray_faked(width, monkeypatch):
+    import pfdeploy.fleet as fleet
+    from pfdeploy import __version__
+
+    nodes = [
+        fleet.Node("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "gpu-box-a", "10.0.0.5", 64.0, 8.0, "H100",
+                   pfdeploy_version=__version__, python="3.11.7", cpu_model="AMD EPYC 9654 96-Core Processor",
+                   physical_cores=96, logical_cores=192, memory_gib=1511.6, gpu_names=["NVIDIA H100 80GB HBM3"] * 8,
+                   tools={"torch": "2.14.1", "onnxruntime": "1.32.0", "tensorrt": "10.13.2"},
+                   machine_id="a319855c6ee54d71", machine_name="rack7-[a]"),
+        fleet.Node("ff1b2c3d4e5f60718293a4b5c6d7e8f9", "cpu-box-b", "10.0.0.7", 16.0, 0.0,
+                   pfdeploy_version="0.1.0", cpu_model="Intel(R) Xeon(R) Platinum 8480+", physical_cores=8,
+                   logical_cores=16, machine_id="b419855c6ee54d72",
+                   unusable=f"pfdeploy 0.1.0 there, {__version__} here: install the same version on every node "
+                            "(docs/fleet.md)"),
+    ]
+    monkeypatch.setattr(fleet, "check_reachable_address", lambda address: address)
+    monkeypatch.setattr(fleet, "connect", lambda address: object())
+    monkeypatch.setattr(fleet, "probe_nodes", lambda ray: nodes)
+    monkeypatch.setattr(fleet, "disconnect", lambda: None)
+    code, out = run_verb(monkeypatch, width, "fleet", "nodes", "--address", "10.0.0.5:6379")
+    assert code == 1  # an unusable node
+    assert_clean(out, width, ["0a1b2c3d (rack7-[a])", "gpu-box-a", "cpu-box-b", "│ yes "])
+    assert "no: pfdeploy 0.1.0" in out

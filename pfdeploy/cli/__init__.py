@@ -76,6 +76,10 @@ def _main(argv: list[str] | None) -> int:
         rv = cli.main(args=argv, prog_name="pfdeploy", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:  # one line, as every other user error (click's own is four)
+        where = exc.ctx.command_path if exc.ctx is not None else "pfdeploy"
+        click.echo(f"pfdeploy: error: {exc.format_message()} (see `{where} --help`)", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

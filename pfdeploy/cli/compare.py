@@ -40,8 +40,9 @@ from ..compare import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_R
 @click.option("--base-window", type=click.IntRange(1, 100), default=None, metavar="N",
               help="Pool the last N finished runs of BASE's tag on HEAD's machine (HEAD left out) as the base: "
                    "each run's worker processes count as processes of the baseline (docs/compare.md).")
+@click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
 def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, confidence, resamples,
-            alpha, correction, seed, shift_fails, base_window):
+            alpha, correction, seed, shift_fails, base_window, wide):
     """Compare run HEAD against run BASE, case by case.
 
     BASE and HEAD are run ids (or unique prefixes), tags (latest run with it), git commit prefixes
@@ -91,7 +92,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
         write_text_atomic(markdown_file, md)
     append_step_summary(md)
     if markdown_file != "-":
-        emit(cmp.to_dict(fail_on), as_json, lambda c: print_table(cmp, console, fail_on))
+        emit(cmp.to_dict(fail_on), as_json, lambda c: print_table(cmp, console, fail_on, wide=wide))
     code = cmp.exit_code(fail_on)
     if code:
         # SystemExit, not click's Exit: pfdeploy.cli.main runs click with standalone_mode=False,

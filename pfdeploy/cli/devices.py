@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..render import Col, emit, esc, print_table
+from ..render import Col, emit, print_line, print_table
 
 
 @click.command("devices")
@@ -20,13 +20,13 @@ def command(as_json, wide):
 
     def human(console):
         cpu = meta["cpu"]
-        console.print(f"[bold]machine[/bold] {esc(meta['machine_id'])}: {esc(cpu.get('model'))} "
-                      f"({cpu.get('physical_cores')} physical / {cpu.get('logical_cores')} logical cores, "
-                      f"{cpu.get('usable_physical_cores')} usable), {meta.get('memory_gib')} GiB, "
-                      f"{esc(meta['os'].get('distribution') or meta['os'].get('system'))} {esc(meta['os'].get('release'))}")
-        console.print(esc(f"ISA: {', '.join(cpu.get('isa') or []) or '-'}; governor: "
-                      f"{meta['cpufreq'].get('governor') or 'not readable'}; load average: "
-                      f"{', '.join(f'{x:.2f}' for x in meta['loadavg'] or [])}"))
+        print_line(console, ("machine", "bold"), f" {meta['machine_id']}: {cpu.get('model')} "
+                   f"({cpu.get('physical_cores')} physical / {cpu.get('logical_cores')} logical cores, "
+                   f"{cpu.get('usable_physical_cores')} usable), {meta.get('memory_gib')} GiB, "
+                   f"{meta['os'].get('distribution') or meta['os'].get('system')} {meta['os'].get('release')}")
+        print_line(console, f"ISA: {', '.join(cpu.get('isa') or []) or '-'}; governor: "
+                   f"{meta['cpufreq'].get('governor') or 'not readable'}; load average: "
+                   f"{', '.join(f'{x:.2f}' for x in meta['loadavg'] or [])}")
         # names never wrap; the lists wrap between names and the reasons between words
         print_table(console, [Col("device"), Col("name"), Col("backends (precisions here)", wrap=True),
                               Col("not available", 1, wrap=True)],
@@ -37,14 +37,14 @@ def command(as_json, wide):
         if not any(d["kind"] == "cuda" for d in devices):
             from ..devices import no_cuda_reason
 
-            console.print(esc(f"no CUDA device: {no_cuda_reason()}"))
+            print_line(console, f"no CUDA device: {no_cuda_reason()}")
         if meta.get("gpu_note") and not meta.get("gpus"):
-            console.print(esc(f"GPU metadata: {meta['gpu_note']}"))
+            print_line(console, f"GPU metadata: {meta['gpu_note']}")
         for g in meta.get("gpus") or []:
-            console.print(esc(f"GPU {g['index']}: {g['name']}, driver {g['driver']}, CUDA {g['cuda_driver']}, "
-                          f"SM {g['sm_clock_mhz']}/{g['sm_clock_max_mhz']} MHz, power limit {g['power_limit_w']} W"))
+            print_line(console, f"GPU {g['index']}: {g['name']}, driver {g['driver']}, CUDA {g['cuda_driver']}, "
+                       f"SM {g['sm_clock_mhz']}/{g['sm_clock_max_mhz']} MHz, power limit {g['power_limit_w']} W")
         tools = meta["tools"]
-        console.print(esc("tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()
-                                                if v and k not in ("onnxruntime_dist",))))
+        print_line(console, "tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()
+                                                  if v and k not in ("onnxruntime_dist",)))
 
     emit(data, as_json, human)

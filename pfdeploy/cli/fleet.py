@@ -7,7 +7,7 @@ import sys
 import click
 from rich.text import Text
 
-from .bench import bench_options
+from .bench_options import bench_options
 
 ADDRESS_HELP = ("The Ray cluster: HOST:PORT of its head (GCS, 6379 by default) or ray://HOST:PORT (Ray Client); "
                 "default $RAY_ADDRESS.")
@@ -54,7 +54,7 @@ def nodes_command(address, as_json, wide):
 
         sys.stdout.write(to_json({"pfdeploy_version": __version__, "nodes": [n.to_dict() for n in nodes]}) + "\n")
     else:
-        cols = [Col("node"), Col("host"), Col("usable"), Col("CPU", 1), Col("cores", 2, right=True),
+        cols = [Col("node"), Col("host"), Col("usable", wrap=True, min=24), Col("CPU", 1), Col("cores", 2, right=True),
                 Col("GPUs", 1), Col("pfdeploy", 2), Col("runtimes", 4), Col("machine id", 5), Col("ip", 6)]
         rows = []
         for n in nodes:
@@ -130,35 +130,17 @@ def fleet_summary(runs) -> list[dict]:
     return out
 
 
-def _outcome(nr, store_url):
-    """The node's run as the bench engine's Outcome, so its table is exactly `pfdeploy bench`'s."""
-    from ..bench.config import CaseSpec
-    from ..bench.engine import CaseResult, Outcome
-
-    results = []
-    for r in (nr.doc or {}).get("results", []):
-        try:
-            spec = CaseSpec(model=r["model"], backend=r["backend"], device=r["device"], precision=r["precision"],
-                            batch=int(r["batch"]), threads=int(r.get("threads") or 1), scenario=r["scenario"],
-                            weights=r.get("weights") or "synthetic:0")
-        except Exception:  # noqa: BLE001 - a row this pfdeploy cannot describe: left out of the table
-            continue
-        row = {k: v for k, v in r.items() if k not in ("samples_ns", "sample_rounds", "device_samples_ns")}
-        results.append(CaseResult(spec, row, r.get("samples_ns") or [], r.get("sample_rounds") or []))
-    return Outcome(nr.run_id, nr.status, results, store_url, nr.wall_s or 0.0, list(nr.notes))
-
-
 def print_fleet(console, runs, store_url: str, wide: bool) -> dict:
     """Each node's bench table, then the per-node summary table. Returns the data printed."""
     from ..render import Col, fmt, print_note, print_table
-    from .bench import print_summary, summary_data
+    from .bench_summary import outcome_of_run, print_summary, summary_data
 
     data = {"store": store_url, "nodes": fleet_summary(runs), "runs": {}}
     for nr in runs:
         if nr.doc is None:
             continue
         console.print(Text(f"\nnode {nr.node.label}", style="bold"))
-        d = summary_data(_outcome(nr, store_url))
+        d = summary_data(outcome_of_run(nr.doc, nr.run_id, nr.status, store_url, nr.wall_s or 0.0, nr.notes))
         data["runs"][nr.node.node_id] = d
         print_summary(console, d, wide)
     cols = [Col("node"), Col("host"), Col("status"), Col("ok", right=True), Col("failed", 1, right=True),
@@ -184,9 +166,9 @@ def print_fleet(console, runs, store_url: str, wide: bool) -> dict:
 @click.option("--nodes", "selector", help="Comma-separated nodes to run on: node ids (or 6+ character prefixes), "
                                           "host names, IP addresses or machine names (default: every alive node).")
 @bench_options
-def bench_command(address, selector, models, suite, backends, device, precision, batch, threads, scenario, min_time,
-                  max_time, target_ci, interleave, allow_failed_parity, weights, images, labels, store_url, tag,
-                  json_file, wide):
+def bench_command(address, selector, models, suite, backends, device, precision, batch, threads, processes, scenario,
+                  min_time, max_time, target_ci, interleave, allow_failed_parity, weights, images, labels, store_url,
+                  tag, json_file, wide):
     """Run one bench configuration on every selected node of a Ray cluster, all at once.
 
     Takes every `pfdeploy bench` option. Each node runs exclusively (its task is pinned to it and
@@ -198,7 +180,7 @@ def bench_command(address, selector, models, suite, backends, device, precision,
     from ..config import default_store_url
     from ..render import console, err_console, esc, to_json
     from ..store import open_store
-    from .bench import build_config
+    from .bench_options import build_config
 
     from ..errors import UsageError
 
@@ -208,7 +190,7 @@ def bench_command(address, selector, models, suite, backends, device, precision,
                          "this machine that the nodes do not have; run `pfdeploy bench --weights ...` on a node")
     fleet.check_reachable_address(address)  # first: an unreachable cluster is one line, at once
     cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
-                       target_ci, interleave, tag, local_checks=False)  # threads/memory: checked on each node
+                       target_ci, interleave, tag, processes=processes, local_checks=False)  # threads/memory: checked on each node
     cfg.allow_failed_parity = allow_failed_parity
     if json_file and json_file != "-":
         from ..outputs import check_output_file

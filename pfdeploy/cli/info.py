@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .options import weights_option
-from ..render import emit, esc, fmt, table
+from ..render import Col, emit, fmt, print_line, print_table
 
 
 @click.command("info")
@@ -28,22 +28,20 @@ def command(model, weights, as_json):
 
     def human(console):
         pub = spec.published
-        console.print(f"[bold]{esc(spec.name)}[/bold] ({esc(spec.family)}): {esc(spec.description)}")
+        print_line(console, (spec.name, "bold"), f" ({spec.family}): {spec.description}")
         if spec.aliases:
-            console.print(esc(f"aliases: {', '.join(spec.aliases)}"))
-        console.print(f"input {'x'.join(map(str, spec.input_size))}, {spec.interpolation}, crop {spec.crop_pct}, "
-                      f"mean {spec.mean}, std {spec.std}")
-        console.print(table(
-            ["", "computed", "published"],
-            [("params (M)", fmt(cx.params_m, 2), fmt(pub.params_m, 1)),
-             ("MACs (G)", fmt(cx.macs_g, 3), fmt(pub.macs_g, 2)),
-             ("ImageNet top-1", "-", fmt(pub.top1, 1)),
-             ("GPU latency (ms)", "-", fmt(pub.gpu_ms, 1)),
-             ("throughput", "-", pub.throughput or "-")],
-            justify_right=["computed", "published"]))
+            print_line(console, f"aliases: {', '.join(spec.aliases)}")
+        print_line(console, f"input {'x'.join(map(str, spec.input_size))}, {spec.interpolation}, crop {spec.crop_pct}, "
+                   f"mean {spec.mean}, std {spec.std}")
+        print_table(console, [Col(""), Col("computed", right=True), Col("published", right=True)],
+                    [("params (M)", fmt(cx.params_m, 2), fmt(pub.params_m, 1)),
+                     ("MACs (G)", fmt(cx.macs_g, 3), fmt(pub.macs_g, 2)),
+                     ("ImageNet top-1", "-", fmt(pub.top1, 1)),
+                     ("GPU latency (ms)", "-", fmt(pub.gpu_ms, 1)),
+                     ("throughput", "-", pub.throughput or "-")])
         if pub.source:
-            console.print(esc(f"published: {pub.source}"))
-        console.print("baselines: " + (", ".join(spec.baselines) or "-"))
-        console.print(esc("layers: ") + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
+            print_line(console, f"published: {pub.source}")
+        print_line(console, "baselines: " + (", ".join(spec.baselines) or "-"))
+        print_line(console, "layers: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
 
     emit(data, as_json, human)

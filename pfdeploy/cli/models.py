@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..render import Col, emit, fmt, print_table
+from ..render import Col, emit, fmt, print_line, print_table
 from ..zoo import FAMILIES, list_models
 
 
@@ -27,7 +27,7 @@ def command(family, as_json, wide):
                  fmt(s.published.params_m, 1), fmt(s.published.macs_g, 2), fmt(s.published.top1, 1),
                  ", ".join(s.baselines) or "-") for s in specs]
         print_table(console, COLUMNS, rows, title="pfdeploy model zoo", wide=wide)
-        console.print("* published figures; `pfdeploy info MODEL` computes params and MACs. "
-                      "Any timm model: timm:<name>.")
+        print_line(console, "* published figures; `pfdeploy info MODEL` computes params and MACs. "
+                            "Any timm model: timm:<name>.")
 
     emit(data, as_json, human)

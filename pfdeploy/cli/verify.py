@@ -74,18 +74,23 @@ def _has_class_folders(images, files) -> bool:
     return all(len(f.relative_to(root).parts) > 1 for f in files)
 
 
-def verdict_markup(rec: dict) -> str:
-    """The verdict line of one parity record, as rich markup (user text escaped). Only the
+def verdict_cell(rec: dict):
+    """The verdict of one parity record as styled text (its failures shown literally). Only the
     message of the record's own verdict is built: a passed record has no failures or baseline."""
-    from ..render import esc
+    from rich.text import Text
 
-    failures = esc("; ".join(rec.get("failures") or []))
+    failures = "; ".join(rec.get("failures") or [])
     if rec["verdict"] == "passed":
-        return "[green]passed[/green]"
+        return Text("passed", style="green")
     if rec["verdict"] == "failed":
-        return f"[red]FAILED: {failures}[/red]"
-    base = esc("; ".join((rec.get("baseline") or {}).get("failures") or []))
-    return f"[yellow]inconclusive: {failures}, and PyTorch with rounded weights misses too ({base})[/yellow]"
+        return Text(f"FAILED: {failures}", style="red")
+    base = "; ".join((rec.get("baseline") or {}).get("failures") or [])
+    return Text(f"inconclusive: {failures}, and PyTorch with rounded weights misses too ({base})", style="yellow")
+
+
+def verdict_markup(rec: dict) -> str:
+    """verdict_cell as rich markup (user text escaped), for callers that print markup strings."""
+    return verdict_cell(rec).markup
 
 
 @click.command("verify")
@@ -102,29 +107,26 @@ def verdict_markup(rec: dict) -> str:
 def command(artifact, images, weights, labels, limit, as_json):
     """Re-run parity of an artifact against PyTorch (optionally on real images)."""
     from .export import PARITY_COLUMNS, parity_rows
-    from ..render import esc, fmt, table
+    from ..render import fmt, print_line, table
 
     res = verify_artifact(artifact, images, weights, limit, labels)
 
     def human(console):
-        console.print(f"[bold]{esc(res['model'])}[/bold] {esc(res['target'])} {esc(res['precision'])}: "
-                      f"{esc(res['artifact'])}")
+        print_line(console, (res["model"], "bold"), f" {res['target']} {res['precision']}: {res['artifact']}")
         for key, title in (("synthetic", "seeded synthetic inputs"), ("images", "real images")):
             rec = res[key]
             if rec is None:
                 continue
             console.print(table(PARITY_COLUMNS, parity_rows(rec), title=f"parity vs PyTorch on {title}",
                                 justify_right=PARITY_COLUMNS[1:]))
-            verdict = verdict_markup(rec)
-            console.print(f"{title}: top-1 agreement {fmt(rec['overall'].get('top1'), 3)} over "
-                          f"{rec['overall']['n']} inputs, {verdict}")
+            print_line(console, f"{title}: top-1 agreement {fmt(rec['overall'].get('top1'), 3)} over "
+                       f"{rec['overall']['n']} inputs, ", verdict_cell(rec))
 
         acc = res.get("accuracy")
         if acc:
-            console.print(f"accuracy on {acc['n']} labelled images: artifact top-1 {acc['top1'] * 100:.2f}% top-5 "
-                          f"{acc['top5'] * 100:.2f}%, PyTorch top-1 {acc['torch_top1'] * 100:.2f}% top-5 "
-                          f"{acc['torch_top5'] * 100:.2f}% (delta top-1 {acc['top1_delta'] * 100:+.2f} points)",
-                          markup=False)
+            print_line(console, f"accuracy on {acc['n']} labelled images: artifact top-1 {acc['top1'] * 100:.2f}% top-5 "
+                       f"{acc['top5'] * 100:.2f}%, PyTorch top-1 {acc['torch_top1'] * 100:.2f}% top-5 "
+                       f"{acc['torch_top5'] * 100:.2f}% (delta top-1 {acc['top1_delta'] * 100:+.2f} points)")
 
     emit(res, as_json, human)
     failed = [k for k in ("synthetic", "images") if res[k] is not None and res[k]["verdict"] == "failed"]

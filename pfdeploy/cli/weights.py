@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import click
 
-from ..render import emit, fmt, table
+from ..render import Col, emit, fmt, print_line, print_table
+
+# priority order for a terminal (0: always shown)
+LIST_COLUMNS = [Col("checkpoint"), Col("model", 1), Col("--weights"), Col("top-1 %", 2, right=True),
+                Col("top-5 %", 4, right=True), Col("training", 5, wrap=True, min=12), Col("cached", 1),
+                Col("sha256", 3)]
 
 
 @click.group("weights")
@@ -17,19 +22,19 @@ def command():
 
 @command.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_(as_json):
+@click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
+def list_(as_json, wide):
     """Every released checkpoint, the zoo model it fits, its published accuracy, and whether it is cached."""
     from ..pretrained import catalogue, weights_dir
 
     rows = catalogue()
 
     def human(console):
-        t = table(["checkpoint", "model", "--weights", "top-1 %", "top-5 %", "training", "cached", "sha256"],
-                  [(r["name"], r["model"], r["weights"], fmt(r["top1"], 1), fmt(r["top5"], 1), r["training"],
-                    "yes" if r["cached"] else "no", (r["sha256"] or "-")[:12]) for r in rows],
-                  title=f"PfLayer release checkpoints (ImageNet-1k val, published); cache {weights_dir()}",
-                  justify_right=["top-1 %", "top-5 %"])
-        console.print(t)
+        print_table(console, LIST_COLUMNS,
+                    [(r["name"], r["model"], r["weights"], fmt(r["top1"], 1), fmt(r["top5"], 1), r["training"],
+                      ("yes", "green") if r["cached"] else "no", (r["sha256"] or "-")[:12]) for r in rows],
+                    title="PfLayer release checkpoints (ImageNet-1k val, published)", wide=wide)
+        print_line(console, f"cache: {weights_dir()}")
 
     emit(rows, as_json, human)
 
@@ -65,6 +70,6 @@ def verify_(names, as_json):
 
     def human(console):
         for r in results:
-            console.print(f"{r['name']}: ok ({r['model']}, sha256 {r['sha256'][:16]}..., pinned)", markup=False)
+            print_line(console, f"{r['name']}: ", ("ok", "green"), f" ({r['model']}, sha256 {r['sha256'][:16]}..., pinned)")
 
     emit(results, as_json, human)

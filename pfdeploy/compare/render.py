@@ -37,13 +37,6 @@ def _p(c: CaseComparison) -> str:
     return "-" if c.p_value is None else f"{c.p_value:.2g}"
 
 
-def _case_label(c: CaseComparison) -> str:
-    if not c.model:
-        return c.case_key
-    weights = f" [{c.weights}]" if c.weights and c.weights != "synthetic:0" else ""
-    return f"{c.model}{weights} {c.backend} {c.device} {c.precision} b{c.batch} t{c.threads} {c.scenario}"
-
-
 def _note(c: CaseComparison) -> str:
     text = c.note or ""
     if c.error:
@@ -100,28 +93,42 @@ def to_markdown(cmp: Comparison, fail_on: str = "regression") -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_table(cmp: Comparison, console, fail_on: str = "regression") -> None:
-    """The rich table for people. Values from the store are passed as Text (never parsed as
-    rich markup)."""
-    from rich.table import Table
-    from rich.text import Text
+def _columns():
+    """The terminal table's columns in priority order (0: always shown; pfdeploy.render fits them
+    to the terminal): a case is named by its own columns, those every case shares go into the title."""
+    from ..render import Col
 
-    t = Table(title=Text(f"compare {run_label(cmp.base)} -> {run_label(cmp.head)}"), header_style="bold")
-    for col, right in (("verdict", False), ("case", False), ("base p50 ms", True), ("head p50 ms", True),
-                       ("change", True), ("CI of ratio", True), ("vs shift [CI]", True), ("p (MWU)", True),
-                       ("note", False)):
-        t.add_column(col, justify="right" if right else "left")
+    return [Col("verdict"), Col("model"), Col("weights", fold="weights {}"), Col("backend"),
+            Col("device", fold="{}"), Col("precision", fold="{}"), Col("batch", right=True, fold="batch {}"),
+            Col("threads", right=True, fold="{} threads"), Col("scenario", fold="{}"),
+            Col("change", right=True), Col("p50 ms base -> head", 2, right=True), Col("CI of ratio", 3, right=True),
+            Col("vs shift [CI]", 4, right=True), Col("p (MWU)", 5, right=True), Col("note", 1, wrap=True, min=32)]
+
+
+def table_rows(cmp: Comparison) -> list[list]:
+    """One row per case: the verdict a (word, style) pair, everything else plain text."""
+    rows = []
     for c in cmp.cases:
-        t.add_row(Text(c.verdict, style=STYLE.get(c.verdict, "")), Text(_case_label(c)),
-                  _num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _rel(c), _p(c), Text(_note(c)))
-    console.print(t)
+        rows.append([(c.verdict, STYLE.get(c.verdict, "")), c.model or c.case_key, c.weights or "synthetic:0",
+                     c.backend, c.device, c.precision, c.batch, c.threads, c.scenario, _pct(c.ratio),
+                     f"{_num(c.base_p50_ms)} -> {_num(c.head_p50_ms)}", _ci(c), _rel(c), _p(c), _note(c) or "-"])
+    return rows
+
+
+def print_table(cmp: Comparison, console, fail_on: str = "regression", wide: bool = False) -> None:
+    """The table for people (pfdeploy.render: fitted to a terminal unless `wide`, in full
+    elsewhere; values from the store shown literally), its warnings and the gate's line."""
+    from ..render import print_line, print_note
+    from ..render import print_table as fitted_table
+
+    fitted_table(console, _columns(), table_rows(cmp), title=f"compare {run_label(cmp.base)} -> {run_label(cmp.head)}",
+                 wide=wide)
     for w in cmp.warnings:
-        console.print(Text(f"warning: {w}", style="yellow"))
+        print_note(console, f"warning: {w}", style="yellow", indent=0)
     failing = cmp.failing(fail_on)
-    console.print(Text(f"{cmp.headline()}; threshold {cmp.threshold * 100:g}%, {cmp.levels()}; "
-                       f"gate (--fail-on {fail_on}): "
-                       + (f"FAIL ({len(failing)} case(s))" if failing else "pass"),
-                       style="bold red" if failing else "bold green"))
+    print_line(console, f"{cmp.headline()}; threshold {cmp.threshold * 100:g}%, {cmp.levels()}; "
+                        f"gate (--fail-on {fail_on}): " + (f"FAIL ({len(failing)} case(s))" if failing else "pass"),
+               style="bold red" if failing else "bold green")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -8,7 +8,8 @@ import re
 from collections import OrderedDict
 from typing import Any, Iterable, Sequence
 
-from ..claims import check_claims, comparisons, ratio_text
+from ..claims import check_claims, comparisons
+from ..labels import machine_label, ratio_text, weights_label
 from ..compare import case_key, compare_runs
 
 PF_FAMILY = "parameter-free"
@@ -62,25 +63,6 @@ def slug(text: str) -> str:
 
         s += "-" + hashlib.sha256(str(text).encode()).hexdigest()[:8]
     return s
-
-
-def machine_label(run: dict) -> str:
-    m = run.get("machine") or {}
-    cpu = m.get("cpu") if isinstance(m.get("cpu"), dict) else {}
-    parts = [str(cpu.get("model") or m.get("cpu_model") or "unknown CPU")]
-    if m.get("machine_name"):  # $PFDEPLOY_MACHINE_NAME: what tells identical machines apart
-        parts.insert(0, str(m["machine_name"]))
-    cores = cpu.get("logical_cores")
-    if cores:
-        parts.append(f"{cores} threads")
-    if m.get("memory_gib"):
-        parts.append(f"{m['memory_gib']} GiB")
-    gpus = m.get("gpus") or []
-    names = [g.get("name") if isinstance(g, dict) else str(g) for g in gpus]
-    names = [n for n in names if n]
-    if names:
-        parts.append(", ".join(names))
-    return " · ".join(parts)
 
 
 def parity_status(parity: Any) -> tuple[str, str, str]:
@@ -207,8 +189,6 @@ def _overview_block(rows: list[dict], bar_chart) -> dict:
             is_pf = m in pf_models
             speedups = {base: comps[(m, b, base)] for base in baseline_models if (m, b, base) in comps}
             label, cls, detail = parity_status(r.get("parity"))
-            from ..cli.bench import weights_label
-
             table.append({"row": r, "model": m, "backend": b, "is_pf": is_pf, "speedups": speedups,
                           "parity": label, "parity_class": cls, "parity_detail": detail,
                           "weights_label": weights_label(r.get("weights"))})

@@ -1,6 +1,7 @@
 """The model zoo: the released parameter-free models (own implementations, official key layout)
 and their baselines (own ResNets, timm models). Importing this module also registers the
-transformers in timm under the release's names, so `timm.create_model('pit_s_max')` works.
+transformers in timm under the release's names, so `timm.create_model('pit_s_max')` works (as soon
+as timm is imported: importing the zoo itself loads neither timm nor torch).
 
     create_model(name, weights=None, seed=0) -> eval-mode torch.nn.Module
     list_models(family=None) -> list[ModelSpec];  get_spec(name) -> ModelSpec
@@ -71,4 +72,6 @@ def _register_in_timm() -> None:
         register_model(entry)
 
 
-_register_in_timm()
+from ..importhook import after_import  # noqa: E402
+
+after_import("timm", _register_in_timm)
