@@ -10,7 +10,7 @@ denormals) and `load(...) -> Runner`.
 implements `_load`, `_step`, `_close`, `_output` (and optionally `_describe`, `_peak_gpu_mb`).
 The same Runner object serves parity verification and benchmarking.
 
-What one sample is (METHOD.md section 1): `_step()` hands the prepared host-memory batch to the
+What one sample is (docs/method.md section 1): `_step()` hands the prepared host-memory batch to the
 runtime and returns once the outputs are back in host memory (device work synchronised). Runners
 with a device clock (CUDA events) also append the compute-only time of each step to
 `self.device_ms` (and copy times to `self.h2d_ms` / `self.d2h_ms` where measured).

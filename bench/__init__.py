@@ -1,4 +1,4 @@
-"""The benchmark engine (METHOD.md): timing loop, statistics, stopping rule, runners, the case
+"""The benchmark engine (docs/method.md): timing loop, statistics, stopping rule, runners, the case
 engine (one worker process per case, interleaved rounds) and suites.
 
     from pfdeploy.bench import BenchConfig, Engine, StopRule, get_suite

@@ -1,6 +1,6 @@
 """Light configuration objects of the benchmark engine (standard library only).
 
-`StopRule` is the measurement contract of METHOD.md section 3 as data; `CaseSpec` (defined in
+`StopRule` is the measurement contract of docs/method.md section 3 as data; `CaseSpec` (defined in
 `pfdeploy.backends.case`) is the frozen description of one case (what is measured), kept apart from
 its samples (what was measured).
 """
@@ -24,7 +24,7 @@ PERCENTILE_MIN_SAMPLES = {50: 1, 90: 64, 95: 131, 99: 662}
 
 @dataclass(frozen=True)
 class StopRule:
-    """When to stop measuring one case (METHOD.md section 3).
+    """When to stop measuring one case (docs/method.md section 3).
 
     Warm-up: at least `warmup_iters` iterations and at least `warmup_time_s` seconds.
     Measurement: at least `min_iters` samples AND at least `min_time_s` seconds of measured time;

@@ -97,7 +97,7 @@ def build_row(config: BenchConfig, spec: CaseSpec, prep: Prepared, status: str, 
         "peak_rss_mb": (final or {}).get("peak_rss_mb"), "peak_gpu_mb": (final or {}).get("peak_gpu_mb"),
         "peak_gpu_source": (final or {}).get("peak_gpu_source"),
         # which clock each figure is: the main statistics (p50_ms ... cv) are always the host
-        # clock (METHOD.md 1); "host+device": the row also carries device_* figures (CUDA events)
+        # clock (docs/method.md 1); "host+device": the row also carries device_* figures (CUDA events)
         "clock": "host+device" if device_fields else "host", **device_fields,
         # CPU that other processes (other_share) and other VMs (steal_share) took from the
         # machine while this case's rounds were timed (pfdeploy.devices.cpuload)

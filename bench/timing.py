@@ -1,4 +1,4 @@
-"""The one timing loop and the stopping rule (METHOD.md section 3).
+"""The one timing loop and the stopping rule (docs/method.md section 3).
 
 Every backend is timed by `time_iterations`: the clock is read immediately before and after each
 synchronous call of `fn`, so a sample is exactly one call. For runners, `fn` is the runner's

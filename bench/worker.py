@@ -1,4 +1,4 @@
-"""One worker process per case (METHOD.md sections 2 and 5).
+"""A worker process of a case (docs/method.md sections 2 and 5).
 
 The parent starts `python -m pfdeploy.bench.worker RFD WFD` with two pipes and drives it with
 JSON-line commands; the worker lives for the whole comparison, so the parent can interleave

@@ -1,4 +1,4 @@
-"""Machine metadata recorded with every run, and the stable machine id (METHOD.md section 9).
+"""Machine metadata recorded with every run, and the stable machine id (docs/method.md section 9).
 
 Everything here reads files and asks libraries for versions; nothing is changed. Heavy modules
 are not imported: versions come from importlib.metadata, torch's CUDA version from its

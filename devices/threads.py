@@ -1,4 +1,4 @@
-"""Thread and denormal control, applied identically to every runtime (METHOD.md section 2).
+"""Thread and denormal control, applied identically to every runtime (docs/method.md section 2).
 
 `apply_thread_settings` runs in a fresh worker process before any runtime is loaded: the OpenMP
 and MKL pools read their environment variables once, at first use. Runtimes with their own pools

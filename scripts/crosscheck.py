@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cross-check pfdeploy's medians against the runtimes' own measurements (METHOD.md section 7).
+"""Cross-check pfdeploy's medians against the runtimes' own measurements (docs/method.md section 7).
 
 On one artifact at batch 1, alternately in one session (A, B, A, B, ...):
   * OpenVINO: `benchmark_app -m IR -d CPU -hint latency -api sync -infer_precision P` (P = f32 for

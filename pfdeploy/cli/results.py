@@ -34,7 +34,7 @@ def _cv(v) -> str:
 
     if v is None:
         return "-"
-    flag = " !" if v > CV_WARN else ""  # METHOD.md section 5: CV above 5% is flagged
+    flag = " !" if v > CV_WARN else ""  # docs/method.md section 5: CV above 5% is flagged
     return f"{v * 100:.1f}%{flag}"
 
 

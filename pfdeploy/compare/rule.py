@@ -16,7 +16,7 @@ def resamples_for(confidence: float, minimum: int = DEFAULT_RESAMPLES, cap: int 
 
 
 def verdict(stats: RatioStats, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> tuple[str, str]:
-    """METHOD.md section 8's rule. Returns (verdict, note)."""
+    """docs/method.md section 8's rule. Returns (verdict, note)."""
     r, lo, hi, p = stats.ratio, stats.ci_low, stats.ci_high, stats.p_value
     called = None
     if lo > 1.0 and r >= 1.0 + threshold:
