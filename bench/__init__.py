@@ -1,5 +1,5 @@
 """The benchmark engine (docs/method.md): timing loop, statistics, stopping rule, runners, the case
-engine (one worker process per case, interleaved rounds) and suites.
+engine (several fresh worker processes per case, interleaved rounds) and suites.
 
     from pfdeploy.bench import BenchConfig, Engine, StopRule, get_suite
     outcome = Engine(BenchConfig(models=("resnet50",)), store).run()
