@@ -28,7 +28,8 @@ from .model import (ROUND_TIME_S, THREAD_ENV, BenchConfig, CaseResult, CaseRun, 
 from .plan import MAX_GROUP, groups, plan_cases, precisions_for  # noqa: F401
 from .prepare import Preparer
 from .rotation import GroupRunner
-from .rows import build_row, utc_now_iso
+from ..clock import utc_now_iso
+from .rows import build_row
 
 
 def load_timeout_s(backend: str) -> float:
@@ -67,7 +68,7 @@ def _loadavg():
         return None
 
 
-_now = utc_now_iso  # the one clock helper (bench/rows.py); kept for old importers
+_now = utc_now_iso  # the one clock (pfdeploy.clock); kept for old importers
 
 
 class Engine:

@@ -2,8 +2,7 @@
 (artifact, runner settings read back, parity, accuracy) and every warning rule, in one place."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
+from ..clock import utc_now_iso
 from ..devices.cpuload import row_record
 from ..exporters.artifact import parity_verdict
 from .config import CaseSpec
@@ -12,11 +11,6 @@ from .stats import CV_WARN, summarize
 from .timing import Decision
 
 OTHER_CPU_WARN = 0.10  # a row warns when others took more than this share of the machine's CPU
-
-
-def utc_now_iso() -> str:
-    """Now, UTC, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def build_row(config: BenchConfig, spec: CaseSpec, prep: Prepared, status: str, error: str | None,

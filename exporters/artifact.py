@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from ..clock import utc_now_iso  # noqa: E402 (the one clock)
 from importlib import metadata
 from pathlib import Path
 
@@ -88,7 +88,8 @@ def parity_verdict(parity: dict | None) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """Now, UTC, ISO 8601 to the second (pfdeploy.clock: the one clock)."""
+    return utc_now_iso()
 
 
 def tool_versions(*modules: str) -> dict:
