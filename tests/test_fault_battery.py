@@ -55,7 +55,9 @@ def test_closed_pipe_is_a_quiet_exit(store):
     {"LC_ALL": "C", "LANG": "C", "TERM": "dumb", "COLUMNS": "20"},
     {"LC_ALL": "POSIX", "LANG": "", "TERM": "xterm-256color", "COLUMNS": "300"},
     {"LC_ALL": "tr_TR.UTF-8", "NO_COLOR": "1", "COLUMNS": "80"},
-], ids=["C-dumb-20", "posix-wide", "turkish-no-color"])
+    # an output encoding that cannot show the store's "ünïcödé" tag: escapes, not a UnicodeEncodeError
+    {"PYTHONIOENCODING": "ascii", "LC_ALL": "C"},
+], ids=["C-dumb-20", "posix-wide", "turkish-no-color", "ascii-output"])
 def test_odd_locales_and_terminals(store, env):
     for args in (["results", "--list"], ["compare", "base", LONG_TAG, "--fail-on", "never"]):
         r = pfdeploy(*args, "--store", store, env=env)

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     SIGINT/SIGTERM/SIGHUP follow pfdeploy.signals' policy: cleanup runs, exit 128 + signal."""
     from .. import signals
 
+    _encodable_output()
     previous = signals.install()
     try:
         return _main(argv)
@@ -63,6 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         # exits; `run` then ignores them for the interpreter's shutdown); otherwise restore.
         if signals.received() is None:
             signals.restore(previous)
+
+
+def _encodable_output() -> None:
+    """A terminal or pipe whose encoding cannot show every character (PYTHONIOENCODING=ascii, a C
+    locale) gets escapes (`caf\\xe9`) for user text it cannot encode, never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and hasattr(stream, "reconfigure") and stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError, AttributeError):  # a detached or closed stream: leave it
+            pass
 
 
 def _main(argv: list[str] | None) -> int:
