@@ -1,9 +1,14 @@
 #!/bin/bash
-# run `pfdeploy bench ARGS` in the bench cgroup with every other process squeezed; log to ${LOGDIR:-/tmp}/$TAG.log
+# runbench.sh TAG ARGS...: `pfdeploy bench --tag TAG ARGS` in the bench cgroup with every other process
+# squeezed (README.md here); log in ${LOGDIR:-/tmp}/TAG.log, store ${STORE:-./pfdeploy-results.db},
+# artifact cache ${CACHE} when set.
 TAG=$1; shift
-cd "$(dirname "$0")/../.."
-export PFDEPLOY_CACHE_DIR=${CACHE:-${PFDEPLOY_CACHE_DIR:-}} PFDEPLOY_STORE=${STORE:-./pfdeploy-results.db}
-( "$(dirname "$0")"/inbench.sh /usr/bin/time -f "wall %e s" .venv/bin/pfdeploy bench --tag $TAG "$@" > ${LOGDIR:-/tmp}/$TAG.log 2>&1; echo "exit $?" >> ${LOGDIR:-/tmp}/$TAG.log ) &
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE/../.."
+export PFDEPLOY_STORE=${STORE:-./pfdeploy-results.db}
+[ -n "${CACHE:-}" ] && export PFDEPLOY_CACHE_DIR=$CACHE
+LOG=${LOGDIR:-/tmp}/$TAG.log
+( "$HERE/inbench.sh" /usr/bin/time -f "wall %e s" .venv/bin/pfdeploy bench --tag "$TAG" "$@" > "$LOG" 2>&1; echo "exit $?" >> "$LOG" ) &
 sleep 1
 P=$(pgrep -f "pfdeploy bench --tag $TAG" | head -1)
-"$(dirname "$0")"/squeeze.sh $P
+"$HERE/squeeze.sh" "$P"
