@@ -26,4 +26,5 @@ def test_crosscheck_agrees_with_the_runtimes_own_tools(tmp_path):
     for name, check in report["checks"].items():
         assert len(check["pairs"]) == 3
         assert 0.75 <= check["median_ratio"] <= 1.33, (name, check["median_ratio"])
-    assert report["checks"]["openvino"]["reference"].endswith("-api sync")
+    ref = report["checks"]["openvino"]["reference"]
+    assert "-api sync" in ref and "-infer_precision f32" in ref, ref  # fp32 on CPUs whose default is bf16 too
