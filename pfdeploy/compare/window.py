@@ -2,7 +2,7 @@
 (docs/compare.md, "A window of runs as the base").
 
 Each pooled run keeps its worker processes: a run measured in P processes contributes P processes,
-a run of one process (pfdeploy before 0.3, or an imported summary) one. Round ids are offset per
+a run of one process (stored before issue 21, or an imported summary) one. Round ids are offset per
 run so that they stay unique, so the hierarchical interval of `bench.stats` resamples the window's
 processes, then rounds: a single unlucky baseline run is one process among many, not the base.
 """
