@@ -274,16 +274,7 @@ class Backend:
 
 
 
-def dist_version(names) -> str | None:
-    """The version of the first of the distributions `names` that is installed, else None."""
-    from importlib import metadata
-
-    for name in names:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
+from ..devices.machine import dist_version  # noqa: E402,F401 (one definition; backends.base.dist_version kept)
 
 
 def precision_table(reasons: dict[str, str | None], default: str) -> dict[str, str | None]:

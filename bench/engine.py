@@ -28,7 +28,6 @@ from .model import (ROUND_TIME_S, THREAD_ENV, BenchConfig, CaseResult, CaseRun, 
 from .plan import MAX_GROUP, groups, plan_cases, precisions_for  # noqa: F401
 from .prepare import Preparer
 from .rotation import GroupRunner
-from ..clock import utc_now_iso
 from .rows import build_row
 
 
@@ -68,7 +67,6 @@ def _loadavg():
         return None
 
 
-_now = utc_now_iso  # the one clock (pfdeploy.clock); kept for old importers
 
 
 class Engine:
@@ -208,10 +206,3 @@ class Engine:
                                                  device_samples_ns=dev or None)
         self._results.append(result)
         self._progress.case_done(result)
-
-    # ------------------------------------------------------------------ kept for tests and tools
-    def _groups(self, todo):
-        return groups(todo, self.config.interleave)
-
-    def _torch_weights(self, spec, source, tmp: Path):
-        return Preparer(self.config, self._progress).torch_weights(spec, source, tmp)

@@ -43,7 +43,8 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _dist_version(names) -> str | None:
+def dist_version(names) -> str | None:
+    """The version of the first of the distributions `names` that is installed, else None."""
     for name in names:
         try:
             return metadata.version(name)
@@ -58,7 +59,7 @@ def tool_versions() -> dict:
     runtimes' tools are their backends' (`pfdeploy.backends.tool_versions()`)."""
     out = {}
     for tool, dists in _TOOLS.items():
-        out[tool] = _dist_version(dists)
+        out[tool] = dist_version(dists)
     if out["pfdeploy"] is None:
         from .. import __version__
 

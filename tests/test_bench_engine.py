@@ -229,13 +229,15 @@ def test_torch_weights_are_cached_between_runs(tmp_path, store):
             return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
 
     spec = SimpleNamespace(name="tiny", input_size=(3, 8, 8))
-    eng = Engine(BenchConfig(models=(), cache_dir=str(tmp_path / "cache")), store)
-    path1, params1, macs1 = eng._torch_weights(spec, Source(), tmp_path)
+    from pfdeploy.bench.prepare import Preparer
+
+    eng = Preparer(BenchConfig(models=(), cache_dir=str(tmp_path / "cache")))
+    path1, params1, macs1 = eng.torch_weights(spec, Source(), tmp_path)
     assert Source.calls == 1 and params1 > 0 and macs1 > 0
-    path2, params2, macs2 = eng._torch_weights(spec, Source(), tmp_path)
+    path2, params2, macs2 = eng.torch_weights(spec, Source(), tmp_path)
     assert Source.calls == 1 and (path2, params2, macs2) == (path1, params1, macs1)  # no rebuild
     (tmp_path / "cache" / "torch-weights" / (os.path.basename(path1)[:-3] + ".json")).write_text("{broken")
-    eng._torch_weights(spec, Source(), tmp_path)
+    eng.torch_weights(spec, Source(), tmp_path)
     assert Source.calls == 2  # an unreadable entry is rebuilt, not trusted
 
 
@@ -265,7 +267,7 @@ def test_groups_keep_a_model_with_its_baselines(monkeypatch):
     monkeypatch.setattr(plan, "MAX_GROUP", 4)
     names = ["pf_vit_ti", "mobilenetv2_100", "pf_resnet50_max", "deit_tiny_patch16_224", "resnet50", "dw_resnet50"]
     todo = [(CaseSpec(model=m, backend="onnxruntime"), Prepared()) for m in names]
-    groups = Engine(BenchConfig(models=()), store=None)._groups(todo)
+    groups = plan.groups(todo)
     where = {spec.model: i for i, g in enumerate(groups) for spec, _ in g}
     assert all(len(g) <= 4 for g in groups)
     assert where["pf_resnet50_max"] == where["resnet50"] == where["dw_resnet50"]

@@ -1,7 +1,7 @@
 """pfdeploy's statistics, in one place (docs/method.md): the resampling engine (`bootstrap`),
 a case's summary and the CI of its median (`summary`), and ratios of medians: model vs baseline
 and run vs run (`ratios`). Everything that puts an interval on a latency comes from here."""
-from .bootstrap import (BOOTSTRAP_SEED, block_length, bootstrap_medians, log_ratio_sd, log_sd,
+from .bootstrap import (BOOTSTRAP_SEED, block_length, bootstrap_medians, log_sd,
                         percentile_interval, resampling_units)
 from .ratios import (MIN_PAIRED_ROUNDS, RatioStats, mann_whitney_p, paired_ratio, pooled_process_variance, ratio_replicates, ratio_stats,
                      round_median_values, round_medians, row_procs, row_rounds, row_speedup, speedup, welch_df)
@@ -12,7 +12,7 @@ from .summary import (BOOTSTRAP_RESAMPLES, CV_WARN, STOP_RESAMPLES, Summary, boo
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CV_WARN", "MIN_PAIRED_ROUNDS", "STOP_RESAMPLES", "RatioStats", "Summary",
     "block_length", "bootstrap_median_ci", "bootstrap_medians", "ci_halfwidth_rel", "hierarchical_se",
-    "log_ratio_sd", "log_sd", "mann_whitney_p", "median_ci", "paired_ratio", "percentile_interval",
+    "log_sd", "mann_whitney_p", "median_ci", "paired_ratio", "percentile_interval",
     "percentile_or_none", "pooled_process_variance", "process_count", "process_sd", "ratio_replicates", "ratio_stats", "resampling_units",
     "round_median_values", "round_medians", "row_procs", "row_rounds", "row_speedup", "speedup", "summarize",
     "t_quantile", "welch_df",

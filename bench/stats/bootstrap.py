@@ -146,7 +146,3 @@ def log_sd(replicates: np.ndarray) -> float:
     q1, q3 = np.quantile(np.log(reps), [0.25, 0.75])
     return float((q3 - q1) / 1.349)
 
-
-def log_ratio_sd(replicates: np.ndarray) -> float:
-    """Standard deviation of log(replicates) (robust: from the interquartile range)."""
-    return log_sd(replicates)

@@ -217,7 +217,7 @@ class FleetBench:
     def _import(self, nr: NodeRun) -> None:
         """The node's run into the driver's store through Store.import_run: the node's own export
         when its task returned one, else what it relayed (status failed/interrupted, reason kept)."""
-        from ..bench.engine import _now
+        from ..clock import utc_now_iso as _now
         from ..runfile import RUN_FILE_FORMAT, RUN_FILE_VERSION
 
         doc = nr.doc
