@@ -188,3 +188,14 @@ __all__ = ["BACKEND_NAMES", "Backend", "CaseSpec", "ENTRY_POINT_GROUP", "REGISTR
            "all_backends", "availability", "backend_availability", "backend_info", "backend_names", "backends_for",
            "for_target", "get_backend", "list_devices", "load_runner_class", "machine_metadata", "precision_table",
            "tool_versions"]
+
+
+def artifact_request_of(spec: CaseSpec) -> dict | None:
+    """The exporter request of a case's artifact: its backend's request for the precision and
+    batch, updated by the case's `artifact` option (a tune candidate's int8 recipe or calibration
+    size; `bench --tuned`'s {"file": path} of the tuned artifact). None: built from the zoo."""
+    req = get_backend(spec.backend).artifact_request(spec.precision, spec.batch)
+    extra = spec.options.get("artifact") if isinstance(spec.options, dict) else None
+    if req is None or not extra:
+        return req
+    return {**req, **extra}

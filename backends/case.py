@@ -28,6 +28,9 @@ class CaseSpec:
     scenario: str = "latency"
     weights: str = "synthetic:0"
     options: dict = field(default_factory=dict)  # backend options (channels_last, cuda_graphs, hint, ...)
+    # a named setting of the runtime (`pfdeploy tune`'s candidates, `bench --tuned`): part of the
+    # case's identity, so two settings of one runtime and precision never share a key
+    variant: str = ""
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -46,7 +49,8 @@ class CaseSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.model} / {self.backend} / {self.precision} / b{self.batch}"
+        v = f" [{self.variant}]" if self.variant else ""
+        return f"{self.model} / {self.backend} / {self.precision} / b{self.batch}{v}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,5 +62,9 @@ CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "t
 
 
 def case_key_of(row: dict) -> str:
-    """'model|weights|backend|device|precision|batch|threads|scenario' of a row or spec (missing: empty)."""
-    return "|".join("" if row.get(k) is None else str(row.get(k)) for k in CASE_FIELDS)
+    """'model|weights|backend|device|precision|batch|threads|scenario' of a row or spec (missing:
+    empty), followed by '|variant' for a named runtime setting (rows without one keep the key
+    every earlier run recorded)."""
+    key = "|".join("" if row.get(k) is None else str(row.get(k)) for k in CASE_FIELDS)
+    return f"{key}|{row['variant']}" if row.get("variant") else key
+

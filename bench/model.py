@@ -43,6 +43,9 @@ class BenchConfig:
     labels: str | None = None  # --labels FILE for --images
     # --processes: fresh worker processes ("generations") per case; None: the suite's / engine default
     processes: int | None = None
+    # explicit cases (`pfdeploy tune`'s candidates, `bench --tuned`): measured instead of the
+    # models x backends x precisions x batches product; each still checked against its backend
+    cases: tuple = ()
 
     def weights_for(self, model: str):
         """The ModelWeights of `model` (resolved on first use: release checkpoints are fetched)."""
@@ -63,7 +66,8 @@ class BenchConfig:
                 "round_time_s": self.round_time_s, "rewarm": self.rewarm,
                 "allow_failed_parity": self.allow_failed_parity, "weights": self.weights,
                 "model_weights": {m: w.source for m, w in self.model_weights.items()},
-                "accuracy_images": self.images, "accuracy_labels": self.labels}
+                "accuracy_images": self.images, "accuracy_labels": self.labels,
+                **({"cases": [c.to_dict() for c in self.cases]} if self.cases else {})}
 
 
 @dataclass

@@ -15,6 +15,8 @@ def plan_cases(cfg: BenchConfig, device, threads: int) -> tuple[list[CaseSpec], 
     from ..backends import BACKEND_NAMES, get_backend
     from ..zoo import canonical_name
 
+    if cfg.cases:
+        return explicit_cases(cfg, device)
     if cfg.backends:
         backends = [get_backend(b) for b in cfg.backends]
     else:
@@ -31,6 +33,23 @@ def plan_cases(cfg: BenchConfig, device, threads: int) -> tuple[list[CaseSpec], 
                                     options=dict(cfg.options.get(backend.name, {})))
                     why = why_backend or backend.supports(device, precision)
                     (skipped.append((spec, why)) if why else runnable.append(spec))
+    return runnable, skipped
+
+
+def explicit_cases(cfg: BenchConfig, device) -> tuple[list[CaseSpec], list[tuple[CaseSpec, str]]]:
+    """The config's explicit cases, each checked like a planned one (installed, on this device,
+    its scenario and precision here); a case's device is the run's."""
+    from dataclasses import replace
+
+    from ..backends import get_backend
+
+    runnable, skipped = [], []
+    for spec in cfg.cases:
+        spec = replace(spec, device=str(device))
+        backend = get_backend(spec.backend)
+        why = (backend.unavailable(device) or backend.supports_scenario(spec.scenario)
+               or backend.supports(device, spec.precision))
+        (skipped.append((spec, why)) if why else runnable.append(spec))
     return runnable, skipped
 
 

@@ -26,6 +26,7 @@ class Preparer:
         import numpy as np
 
         from ..backends import get_backend
+        from ..backends import artifact_request_of
         from ..zoo import get_spec
 
         cfg = self.config
@@ -34,7 +35,7 @@ class Preparer:
         for c in cases:
             models.setdefault(c.model, {"torch": False, "requests": {}, "batches": set(), "parity": set()})
             m = models[c.model]
-            req = get_backend(c.backend).artifact_request(c.precision, c.batch)
+            req = artifact_request_of(c)
             m["torch"] |= req is None
             if req is not None:
                 m["requests"][req_key(req)] = req
@@ -82,7 +83,7 @@ class Preparer:
             p.family, p.params, p.macs, p.error = base.family, base.params, base.macs, base.error
             p.baselines = base.baselines
             p.inputs = str(tmp / f"{c.model}_b{c.batch}.npy")
-            req = get_backend(c.backend).artifact_request(c.precision, c.batch)
+            req = artifact_request_of(c)
             if req is None:
                 p.weights_file = base.weights_file
                 p.accuracy = torch_accuracy(c, [a for (m, _), a in artifacts.items() if m == c.model])

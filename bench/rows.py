@@ -84,6 +84,8 @@ def build_row(config: BenchConfig, spec: CaseSpec, prep: Prepared, status: str, 
         "weights": spec.weights,
         "backend": spec.backend, "device": spec.device, "precision": spec.precision, "batch": spec.batch,
         "threads": spec.threads, "scenario": spec.scenario, "status": status, "error": error,
+        # a named runtime setting (`pfdeploy tune`, `bench --tuned`) and the runner options it sets
+        "variant": spec.variant or None, "options": dict(spec.options) or None,
         **{k: v for k, v in summary.to_dict().items()},
         "items_per_s": items_per_s,
         "load_ms": live.load.get("load_ms") if live and live.load else None,
