@@ -72,10 +72,15 @@ def _loadavg():
 class Engine:
     """Runs one benchmark: `Engine(config, store).run(progress)` -> Outcome."""
 
-    def __init__(self, config: BenchConfig, store, store_url: str = ""):
+    def __init__(self, config: BenchConfig, store, store_url: str = "", group_runner=None, grouping=None):
+        """`group_runner`: the class that measures one rotation (default GroupRunner; `pfdeploy
+        tune` races its candidates with a subclass); `grouping(todo, interleave)`: how cases are
+        split into rotations (default plan.groups)."""
         if config.processes is not None:  # --processes: this many worker processes per case at least
             config.rule = config.rule.with_processes(config.processes)
         self.config = config
+        self.group_runner = group_runner or GroupRunner
+        self.grouping = grouping or groups
         self.store = store
         self.store_url = store_url
         self.live: dict[str, CaseRun] = {}  # cases with a live worker (killed on interrupt)
@@ -145,8 +150,8 @@ class Engine:
                     todo.append((spec, prep))
             self._total_units = sum(self.case_units() for _ in todo)
             self._progress.plan(self._total_units)
-            for group in groups(todo, cfg.interleave):
-                GroupRunner(self).run(group)
+            for group in self.grouping(todo, cfg.interleave):
+                self.group_runner(self).run(group)
             status = "finished"
         except KeyboardInterrupt as exc:  # pfdeploy.signals.Interrupted for SIGTERM/SIGHUP too
             status = "interrupted"

@@ -50,6 +50,13 @@ class GroupRunner:
             gen += 1
             pending = [c for c in pending if c.spec.key not in self.done and c.spec.key not in self.engine.failed]
 
+    def process_share_s(self) -> float:
+        """Measured time of each worker process of this generation (subclasses reallocate it)."""
+        return self.rule.process_time_s()
+
+    def process_share_rounds(self) -> int:
+        return self.rule.process_rounds()
+
     def _judge(self, case: CaseRun) -> None:
         """After a process of `case` closed: with at least `rule.processes` processes, apply the
         stopping rule to everything measured and store the case when it stops (so a finished case
@@ -112,8 +119,8 @@ class GroupRunner:
 
     def _rotate(self, live: list[CaseRun]) -> None:
         eng, rule, cfg = self.engine, self.rule, self.cfg
-        share_ns = rule.process_time_s() * 1e9
-        share_rounds = rule.process_rounds()
+        share_ns = self.process_share_s() * 1e9
+        share_rounds = self.process_share_rounds()
         while live:
             # one rotation: every live case measures one round; all of them share this round id
             # (and only they: ids are never reused within the run, so two results share a round

@@ -1,0 +1,182 @@
+"""The race of `pfdeploy tune` (pfdeploy/tune/race.py): the policy on simulated benchmarks (per
+process levels, drifting machine) and the glue through the engine with the fake runner in real
+worker processes. No duration is asserted: the simulated ones are data, the fake runner's are
+busy-waits whose order (2x apart) survives any machine."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from pfdeploy.bench.config import CaseSpec, StopRule
+from pfdeploy.bench.engine import BenchConfig, Engine, Prepared
+from pfdeploy.store import open_store
+from pfdeploy.tune.race import Entrant, Measured, Race, RaceRunner, RaceSettings
+
+
+def simulate(levels: dict[str, float], generations: int, rng, process_sd=0.03, noise=0.05, rounds=3, per_round=8,
+             start_round=0):
+    """Samples of candidates measured in `generations` generations of fresh processes, in
+    shared rotations: each process has its own level (process_sd), each rotation a shared
+    machine drift, each sample its own noise."""
+    data = {k: ([], [], []) for k in levels}
+    rnd = start_round
+    for g in range(generations):
+        proc = {k: np.exp(rng.normal(0, process_sd)) for k in levels}
+        for _ in range(rounds):
+            drift = np.exp(rng.normal(0, 0.05))
+            for k, lvl in levels.items():
+                x = lvl * proc[k] * drift * np.exp(rng.normal(0, noise, per_round))
+                s, r, p = data[k]
+                s += [int(v * 1e6) for v in x]
+                r += [rnd] * per_round
+                p += [g] * per_round
+            rnd += 1
+    return {k: Measured(*v) for k, v in data.items()}
+
+
+def race_of(levels, default="a"):
+    return Race([Entrant(key=k, name=k, default=(k == default)) for k in levels])
+
+
+def run_race(levels, rng, max_gen=6):
+    race = race_of(levels)
+    for g in range(1, max_gen + 1):
+        race.look(simulate(levels, g, np.random.default_rng(rng)))  # the same data, one more generation
+        if race.decided():
+            break
+    return race, race.finish(simulate(levels, race.generation, np.random.default_rng(rng)), "test")
+
+
+def test_a_clearly_faster_candidate_wins_and_every_slower_one_is_eliminated_by_an_interval():
+    levels = {"a": 10.0, "b": 5.0, "c": 14.0, "d": 10.2}
+    race, shipped = run_race(levels, 1)
+    assert shipped.name == "b" and shipped.status == "winner"
+    for name in ("c", "d"):
+        e = race.entrants[name]
+        assert e.status == "eliminated" and e.eliminated_by == "b"
+        assert e.elimination["ci_low"] > 1.0  # every elimination is a paired interval excluding 1
+    assert race.entrants["b"].vs_default["ratio"] == pytest.approx(2.0, rel=0.1)
+    assert race.entrants["b"].vs_default["ci_low"] > 1.0
+
+
+def test_nothing_is_eliminated_before_two_generations():
+    levels = {"a": 10.0, "b": 5.0}
+    race = race_of(levels)
+    assert race.look(simulate(levels, 1, np.random.default_rng(0))) == []
+    assert {e.status for e in race.entrants.values()} == {"racing"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_equal_candidates_end_in_a_tie_not_a_winner(seed):
+    """A/A: candidates that are the same setting must not be separated (at most rarely: the
+    error rate is alpha per look); the tie is shipped at the safest setting."""
+    levels = {"a": 10.0, "b": 10.0, "c": 10.0}
+    race, shipped = run_race(levels, 100 + seed)
+    statuses = sorted(e.status for e in race.entrants.values())
+    assert statuses.count("eliminated") <= 1
+    if "winner" not in statuses:
+        assert shipped.default  # all fp32: the runtime's default is the safest pick of a tie
+        assert shipped.status == "tied" and set(shipped.tied_with) <= {"b", "c"}
+
+
+def test_a_tie_is_shipped_at_the_highest_precision():
+    race = Race([Entrant("a", "default", "bf16", default=True), Entrant("b", "fp32", "fp32"),
+                 Entrant("c", "int8", "int8")])
+    levels = {"a": 10.0, "b": 10.0, "c": 10.0}
+    shipped = race.finish(simulate(levels, 2, np.random.default_rng(3)), "test")
+    assert shipped.name == "fp32" and shipped.shipped and shipped.status == "tied"
+
+
+def test_the_default_is_measured_to_the_end_even_when_eliminated():
+    levels = {"a": 20.0, "b": 5.0, "c": 5.05}
+    race = race_of(levels)
+    race.look(simulate(levels, 1, np.random.default_rng(5)))
+    race.look(simulate(levels, 2, np.random.default_rng(5)))
+    assert race.entrants["a"].status == "eliminated"
+    assert "a" in race.measured_keys()
+
+
+def test_the_elimination_uses_the_process_level():
+    """Rounds alone would separate two settings whose processes differ by chance; with one
+    process-level difference per generation, two generations do not."""
+    rng = np.random.default_rng(11)
+    levels = {"a": 10.0, "b": 10.0}
+    data = simulate(levels, 2, rng, process_sd=0.08, noise=0.005, rounds=10)
+    sp = Race.compare(data["a"], data["b"], 0.95)
+    assert sp["processes"] == 2
+    assert sp["ci_low"] < 1.0 < sp["ci_high"]
+
+
+# ------------------------------------------------------------------ the glue, with real workers
+RULE = StopRule(min_iters=1, min_time_s=0.02, max_time_s=60, warmup_iters=2, warmup_time_s=0.01,
+                target_ci=0.5, min_samples=1, min_rounds=2, processes=1, max_processes=1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(tmp_path / "r.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    p = tmp_path / "x.npy"
+    np.save(p, np.zeros((1, 3, 4, 4), np.float32))
+    return str(p)
+
+
+def candidate(name, inputs, work_us, parity=None):
+    spec = CaseSpec(model="m", backend="_fake", threads=1, options={"work_us": work_us}, variant=name)
+    return spec, Prepared(inputs=inputs, family="conv", parity=parity or {})
+
+
+def race_engine(store, cases, **settings):
+    s = RaceSettings(process_s=0.03, max_process_s=0.06, max_generations=4, **settings)
+    cfg = BenchConfig(models=(), rule=RULE, round_time_s=0.005, suite="tune")
+    eng = Engine(cfg, store, store.url, group_runner=functools.partial(RaceRunner, settings=s),
+                 grouping=lambda todo, interleave: [todo])
+    return eng.run(prepared_cases=cases), s
+
+
+def test_race_through_the_engine_stores_every_candidate_with_its_fate(store, inputs):
+    cases = [candidate("default", inputs, 1200), candidate("fast", inputs, 300), candidate("slow", inputs, 2400)]
+    from types import SimpleNamespace
+
+    cands = {cases[0][0].key: SimpleNamespace(name="default", default=True, note="the runtime's default")}
+    out, s = race_engine(store, cases, candidates=cands)
+    assert out.status == "finished"
+    rows = {r["variant"]: r for r in store.results(out.run_id)}
+    assert set(rows) == {"default", "fast", "slow"}
+    assert rows["fast"]["tune"]["runtime_winner"] and rows["fast"]["tune"]["status"] in ("winner", "tied")
+    assert rows["fast"]["tune"]["vs_default"]["ratio"] > 1.5
+    assert rows["slow"]["tune"]["status"] in ("eliminated", "tied")
+    # the case keys differ by variant only
+    assert len({r["case_key"] for r in rows.values()}) == 3
+    assert all(r["case_key"].endswith("|" + v) for v, r in rows.items())
+    # the default was measured in every generation the race had
+    gens = max(len(r["process_rounds"]) for r in rows.values())
+    assert len(rows["default"]["process_rounds"]) == gens
+
+
+def test_a_candidate_that_failed_parity_never_wins(store, inputs):
+    failed = {"verdict": "failed", "failures": ["batch 1: max abs diff 3.1 > 0.05"]}
+    cases = [candidate("default", inputs, 1200), candidate("broken-int8", inputs, 100, parity=failed),
+             candidate("fp32", inputs, 1100)]
+    out, s = race_engine(store, cases)
+    rows = {r["variant"]: r for r in store.results(out.run_id)}
+    assert rows["broken-int8"]["status"] == "failed"
+    assert "parity" in rows["broken-int8"]["error"]
+    assert not rows["broken-int8"]["tune"]["runtime_winner"]
+    assert any(r["tune"]["runtime_winner"] for v, r in rows.items() if v != "broken-int8")
+
+
+def test_a_candidate_the_runtime_refuses_is_dropped_with_the_reason(store, inputs):
+    spec, prep = candidate("refused", inputs, 100)
+    spec = CaseSpec(model="m", backend="_fake", threads=1, options={"fail": "load"}, variant="refused")
+    out, s = race_engine(store, [candidate("default", inputs, 500), (spec, prep)])
+    rows = {r["variant"]: r for r in store.results(out.run_id)}
+    assert rows["refused"]["status"] == "failed" and "refused to load" in rows["refused"]["error"]
+    assert rows["default"]["tune"]["runtime_winner"]
