@@ -20,6 +20,7 @@ VERBS = {
     "devices": "List this machine's devices and the backends that can run on each.",
     "bench": "Benchmark models through every installed runtime and store the results.",
     "results": "Show stored benchmark results.",
+    "tune": "Race every runtime's settings: the fastest verified deployment of each model, with intervals.",
     "compare": "Compare two runs: regression verdict per case (CI gate).",
     "claims": "Check the paper's claims against stored runs: a verdict per machine, device, runtime, precision.",
     "report": "Build a static HTML dashboard from the results store.",

@@ -207,6 +207,14 @@ class Race:
                         else {"ratio": 1.0, "ci_low": 1.0, "ci_high": 1.0, "how": "itself"})
 
 
+def per_item(case) -> list[float]:
+    """A case's samples as time per item: a throughput step completes several requests (and a
+    batch several images), so settings with different requests in flight compare per item."""
+    final = case.finals[0] if case.finals else {}
+    n = final.get("items_per_step") or case.spec.batch or 1
+    return [s / n for s in case.samples] if n != 1 else list(case.samples)
+
+
 def _short(sp: dict | None, confidence: float) -> dict | None:
     if sp is None:
         return None
@@ -329,7 +337,7 @@ class RaceRunner(GroupRunner):
             s.on_look(self)
 
     def measured(self) -> dict[str, Measured]:
-        return {k: Measured(c.samples, c.rounds, c.procs) for k, c in self.cases.items()
+        return {k: Measured(per_item(c), c.rounds, c.procs) for k, c in self.cases.items()
                 if k not in self.engine.failed}
 
     def _drop_failed_parity(self, race: Race) -> None:

@@ -1,0 +1,206 @@
+"""`pfdeploy tune`: the fastest verified deployment of each model on this machine, raced among
+every runtime's own settings and proven against the runtime's default (docs/tune.md)."""
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+from rich.text import Text
+
+from ..render import Col, fmt, print_note, print_table
+from .bench_progress import RichProgress
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.I)
+
+
+def parse_budget(ctx, param, value):
+    """'900', '900s', '15m', '1.5h' -> seconds."""
+    if value is None:
+        return None
+    m = DURATION.match(value)
+    if not m:
+        raise click.BadParameter(f"{value!r}: expected a duration such as 900s, 15m or 1h")
+    n = float(m.group(1)) * {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[(m.group(2) or "").lower()]
+    if n <= 0:
+        raise click.BadParameter(f"{value!r}: must be more than 0")
+    return n
+
+
+def split_list(ctx, param, value):
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise click.BadParameter("expected a comma-separated list")
+    return items
+
+
+@click.command("tune")
+@click.argument("models", callback=split_list, metavar="MODEL[,MODEL...]")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda:N or openvino:NAME.")
+@click.option("--backends", callback=split_list, metavar="B[,B...]",
+              help="Runtimes to race (default: every installed one on the device except torch-compile, "
+                   "which compiles for minutes per candidate).")
+@click.option("--scenario", type=click.Choice(["latency", "throughput"]), default="latency", show_default=True)
+@click.option("--budget", callback=parse_budget, metavar="TIME",
+              help="Wall time of the whole tune after export, e.g. 15m (default 4m per model). Races that "
+                   "run out of time report their tied candidates.")
+@click.option("--batch", type=click.IntRange(1, 4096), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="Default: physical cores.")
+@click.option("--max-generations", type=click.IntRange(2, 50), default=6, show_default=True,
+              help="Most worker-process generations of a race.")
+@click.option("--processes", "final_processes", type=click.IntRange(2, 20), default=4, show_default=True,
+              help="Worker processes per deployment in the final rotation.")
+@click.option("--out", "out_dir", default="tuned", show_default=True, metavar="DIR",
+              help="Each model's winner is written to DIR/<model> (artifact + tuned.json).")
+@click.option("--no-save", is_flag=True, help="Write no tuned directories.")
+@click.option("--store", "store_url", metavar="URL",
+              help="Results store (path, sqlite:///..., postgresql://...); default $PFDEPLOY_STORE or "
+                   "./pfdeploy-results.db.")
+@click.option("--tag", help="Tag of the stored runs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
+@click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
+def command(models, device, backends, scenario, budget, batch, threads, max_generations, final_processes, out_dir,
+            no_save, store_url, tag, as_json, wide):
+    """Race every runtime's settings for each MODEL and name the fastest deployment that still
+    computes what PyTorch computes: per runtime and overall, each with its speedup over that
+    runtime's default and its interval. Eliminations are paired comparisons of the across-runs
+    estimator (fresh worker processes per generation); a winner is declared only when its
+    interval excludes the runner-up, otherwise the tie is reported. Exit codes: 0 done, 1 a user
+    error or nothing could be raced, 2 bad usage, 130/143 interrupted (finished races are kept)."""
+    from ..config import default_store_url
+    from ..devices import parse_device
+    from ..errors import UserError
+    from ..render import console, err_console, to_json
+    from ..store import open_store
+    from ..tune.run import TuneConfig, tune
+    from ..zoo import canonical_name
+
+    for m in models:
+        canonical_name(m)  # an unknown model: one line, exit 2, before anything runs
+    parse_device(device)
+    if backends:
+        from ..backends import get_backend
+
+        for b in backends:
+            get_backend(b)
+    out = None
+    if not no_save:
+        from pathlib import Path
+
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out_dir}: exists and is not a directory")
+    cfg = TuneConfig(models=tuple(models), device=device, backends=backends, scenario=scenario, batch=batch,
+                     threads=threads, budget_s=budget, tag=tag, max_generations=max_generations,
+                     final_processes=final_processes)
+    store = open_store(default_store_url(store_url))
+    with TuneProgress(err_console) as progress:
+        result = tune(cfg, store, store_url=store.url, progress=progress, out_dir=out)
+    store.close()
+    data = result.to_dict()
+    if as_json:
+        sys.stdout.write(to_json(data) + "\n")
+    else:
+        print_tune(console, data, wide=wide)
+    if result.status == "interrupted":
+        sys.exit(130)
+    if not any(rt.get("shipped") for m in result.models for rt in m["runtimes"]):
+        raise UserError("no candidate could be measured (the reasons are in the table above)")
+
+
+class TuneProgress(RichProgress):
+    """The bench progress bar, plus the race: candidates left, the current leader with its
+    interval, and one line per finished race."""
+
+    def race(self, model, backend, runner):
+        race = runner.race
+        left = race.racing
+        data = runner.measured()
+        if not left:
+            return
+        leader = min(left, key=lambda e: data[e.key].median if e.key in data else float("inf"))
+        hw = None
+        case = runner.cases.get(leader.key)
+        if case is not None and len(case.samples) >= 2:
+            from ..bench.stats import ci_halfwidth_rel
+
+            hw = ci_halfwidth_rel(case.samples, case.rounds, procs=case.procs)
+        med = data[leader.key].median / 1e6 if leader.key in data else None
+        text = (f"{model} · {backend}: generation {race.generation}, {len(left)} of {len(race.entrants)} left, "
+                f"leader {leader.name} {fmt(med, 3)} ms" + (f" ±{hw:.1%}" if hw is not None else ""))
+        self.bar.update(self.task, description=self._fit(text))
+        if not self.tty:
+            self.console.print(Text(text))
+
+    def race_done(self, model, backend, runtime):
+        ship = runtime.get("shipped")
+        if ship is None:
+            line = f"{model} · {backend}: no candidate measured"
+        else:
+            vs = ship.get("vs_default") or {}
+            line = (f"{model} · {backend}: {ship['status']} {ship['variant']} ({ship['precision']}) "
+                    f"{fmt(ship.get('p50_ms'), 3)} ms, {speedup_text(vs)} vs default; "
+                    f"{sum(c['status'] == 'eliminated' for c in runtime['candidates'])} eliminated, "
+                    f"{sum(c['status'] == 'failed' for c in runtime['candidates'])} dropped, "
+                    f"{runtime['generations']} generations")
+        self.console.print(Text(line))
+
+    def case_done(self, result):
+        row = result.row
+        if row["status"] != "ok":  # a refused or failed candidate: say why at once
+            self.console.print(Text(f" dropped  {result.spec.label}: {row.get('error') or ''}"))
+
+
+def speedup_text(sp: dict | None) -> str:
+    if not sp or sp.get("ratio") is None:
+        return "-"
+    if sp.get("how") == "itself":
+        return "x1 (itself)"
+    ci = (f" [{sp['ci_low']:.2f}, {sp['ci_high']:.2f}]" if sp.get("ci_low") is not None
+          and sp.get("ci_high") is not None else "")
+    return f"x{sp['ratio']:.2f}{ci}"
+
+
+COLUMNS = [Col("runtime"), Col("deployment", wrap=True, min=12), Col("prec"), Col("p50 ms [95% CI]", right=True),
+           Col("vs default [95% CI]", right=True), Col("result"), Col("raced", 1, right=True)]
+
+
+def print_tune(console, data: dict, wide: bool = False) -> None:
+    """One table per model: each runtime's shipped deployment; then the overall winner."""
+    for m in data["models"]:
+        rows = []
+        for rt in m["runtimes"]:
+            s = rt.get("shipped")
+            n = len(rt["candidates"])
+            dropped = sum(c["status"] == "failed" for c in rt["candidates"])
+            raced = f"{n - dropped}/{n}"
+            if s is None:
+                rows.append([rt["backend"], "-", "-", "-", "-", "none", raced])
+                continue
+            fin = rt.get("final") or s
+            p50 = (f"{fmt(fin.get('p50_ms'), 2)} [{fmt(fin.get('p50_ci_low_ms'), 2)}, "
+                   f"{fmt(fin.get('p50_ci_high_ms'), 2)}]")
+            status = s["status"] + (f" ({len(s.get('tied_with') or [])}+1)" if s["status"] == "tied" else "")
+            rows.append([rt["backend"], s["variant"], s["precision"], p50, speedup_text(s.get("vs_default")),
+                         status, raced])
+        ov = m.get("overall")
+        title = f"{m['model']}"
+        if ov:
+            title += (f": fastest {ov['backend']} {ov['variant']} ({ov['precision']})"
+                      + (f", {ov['status']}" if ov["status"] != "winner" else ""))
+        print_table(console, COLUMNS, rows, title=title, wide=wide)
+        if ov and ov.get("vs_runner_up"):
+            print_note(console, f"vs the runner-up {ov['runner_up']}: {speedup_text(ov['vs_runner_up'])} "
+                                f"(paired, final rotation)" + (f"; tied with {', '.join(ov['tied_with'])}"
+                                                               if ov.get("tied_with") else ""))
+        if ov and ov.get("dir"):
+            print_note(console, f"deployable: {ov['dir']} (pfdeploy bench --tuned {ov['dir']})")
+        for b, why in m.get("skipped") or []:
+            print_note(console, f"{b}: not raced: {why}", style="dim")
+    for note in data.get("notes") or []:
+        print_note(console, note, style="yellow")
+    print_note(console, f"runs: {', '.join(data['runs'])}" + (f"; final rotation {data['final_run']}"
+                                                             if data.get("final_run") else "")
+               + f"; store {data['store']}", style="dim")
