@@ -180,3 +180,73 @@ def test_a_candidate_the_runtime_refuses_is_dropped_with_the_reason(store, input
     rows = {r["variant"]: r for r in store.results(out.run_id)}
     assert rows["refused"]["status"] == "failed" and "refused to load" in rows["refused"]["error"]
     assert rows["default"]["tune"]["runtime_winner"]
+
+
+# ------------------------------------------------------------------ the final rotation and the CLI
+def final_case(model, backend, variant, precision, data: Measured, items_per_step=1):
+    from pfdeploy.bench.model import CaseRun
+
+    c = CaseRun(CaseSpec(model=model, backend=backend, precision=precision, variant=variant), Prepared())
+    c.samples, c.rounds, c.procs = list(data.samples), list(data.rounds), list(data.procs)
+    c.finals = [{"items_per_step": items_per_step}]
+    return c
+
+
+def test_the_overall_winner_needs_an_interval_that_excludes_every_other_runtime():
+    from pfdeploy.tune.run import decide_overall
+
+    d = simulate({"ov": 5.0, "ort": 9.0, "torch": 20.0}, 4, np.random.default_rng(2))
+    cases = [final_case("m", "openvino", "bf16", "bf16", d["ov"]), final_case("m", "onnxruntime", "int8", "int8", d["ort"]),
+             final_case("m", "torch", "default", "fp32", d["torch"])]
+    ov = decide_overall(cases, 0.05)
+    assert ov["status"] == "winner" and ov["key"] == cases[0].spec.key
+    assert ov["vs_runner_up"]["ci_low"] > 1.0 and ov["runner_up"] == "onnxruntime/int8"
+
+
+def test_an_overall_tie_is_shipped_at_the_highest_precision():
+    from pfdeploy.tune.run import decide_overall
+
+    d = simulate({"ov": 10.0, "ort": 10.0}, 3, np.random.default_rng(4))
+    cases = [final_case("m", "openvino", "int8", "int8", d["ov"]), final_case("m", "onnxruntime", "fp32", "fp32", d["ort"])]
+    ov = decide_overall(cases, 0.05)
+    assert ov["status"] == "tied" and ov["key"] == cases[1].spec.key and ov["tied_with"] == ["openvino/int8"]
+
+
+def test_throughput_candidates_compare_per_item():
+    """A step of 4 requests in flight that takes 3x as long is faster per item."""
+    from pfdeploy.tune.run import decide_overall
+
+    d = simulate({"a": 30.0, "b": 10.0}, 4, np.random.default_rng(6))
+    cases = [final_case("m", "openvino", "nireq4", "fp32", d["a"], items_per_step=4),
+             final_case("m", "onnxruntime", "default", "fp32", d["b"], items_per_step=1)]
+    assert decide_overall(cases, 0.05)["key"] == cases[0].spec.key
+
+
+def test_the_budget_is_shared_among_the_races_left():
+    import time as _time
+
+    from pfdeploy.tune.race import Budget
+
+    b = Budget(100.0, 4, reserve_s=20.0)
+    first = b.start_race() - _time.monotonic()
+    assert 19.0 < first <= 20.0  # (100 - 20) / 4
+    assert Budget(None, 3).start_race() is None
+
+
+@pytest.mark.parametrize("text,seconds", [("900", 900), ("900s", 900), ("15m", 900), ("1.5h", 5400)])
+def test_budget_durations(text, seconds):
+    from pfdeploy.cli.tune import parse_budget
+
+    assert parse_budget(None, None, text) == seconds
+
+
+@pytest.mark.parametrize("args,msg", [(["m"], "unknown model"), (["resnet50", "--budget", "soon"], "duration"),
+                                      (["resnet50", "--budget", "0"], "more than 0"),
+                                      (["resnet50", "--backends", "nope"], "nope")])
+def test_bad_tune_input_is_one_line_and_exit_2(args, msg, tmp_path):
+    from conftest import invoke_cli
+
+    r = invoke_cli("tune", *args, "--store", str(tmp_path / "r.db"))
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr.lower() and "Traceback" not in r.stderr + r.stdout
+    assert not (tmp_path / "r.db").exists()
