@@ -96,7 +96,7 @@ def command(models, device, backends, scenario, budget, batch, threads, max_gene
                      threads=threads, budget_s=budget, tag=tag, max_generations=max_generations,
                      final_processes=final_processes)
     store = open_store(default_store_url(store_url))
-    with TuneProgress(err_console) as progress:
+    with TuneProgress(err_console, cfg.budget()) as progress:
         result = tune(cfg, store, store_url=store.url, progress=progress, out_dir=out)
     store.close()
     data = result.to_dict()
@@ -112,7 +112,26 @@ def command(models, device, backends, scenario, budget, batch, threads, max_gene
 
 class TuneProgress(RichProgress):
     """The bench progress bar, plus the race: candidates left, the current leader with its
-    interval, and one line per finished race."""
+    interval, and one line per finished race. The bar is the tune's time against its budget
+    (a race's length is not known in advance: it ends when its intervals separate)."""
+
+    def __init__(self, console, budget_s: float):
+        import time
+
+        super().__init__(console)
+        self.budget_s = budget_s
+        self.t0 = time.monotonic()
+
+    def _elapsed(self) -> float:
+        import time
+
+        return min(time.monotonic() - self.t0, self.budget_s)
+
+    def plan(self, total_units):
+        self.bar.update(self.task, total=self.budget_s, completed=self._elapsed())
+
+    def update(self, current, completed_units, total_units):
+        self.bar.update(self.task, description=self._fit(current), completed=self._elapsed(), total=self.budget_s)
 
     def race(self, model, backend, runner):
         race = runner.race
