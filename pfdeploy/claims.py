@@ -254,6 +254,8 @@ ANY_RUNTIME = "any runtime"  # the runtime label of an across-runtimes compariso
 DEPLOYMENT_FIELDS = ("backend", "precision", "variant", "batch", "threads", "scenario", "options")
 TUNE_FIELDS = ("candidate", "default", "note", "status", "runtime_winner", "overall_winner", "tied_with",
                "vs_default")
+BEST_RULE = VERDICT_RULE.replace("the store has no run with both models in that configuration",
+                                  "the tune run has no successful deployment of one of the two there")
 BEST_ORIENTATION = ("speedup = baseline p50 / parameter-free p50, each at its own best deployment "
                     "(per item when the two batches differ); above 1 the parameter-free model is faster")
 
@@ -431,5 +433,5 @@ def best_claims(docs: Sequence[dict]) -> dict:
         runs.append({"id": run.get("id"), "tag": run.get("tag"), "started_at": run.get("started_at"),
                      "machine_id": mid, "suite": run.get("suite"), "git_commit": run.get("git_commit")})
         comps += best_comparisons(doc)
-    return {"at": "best", "rule": VERDICT_RULE, "orientation": BEST_ORIENTATION, "runs": runs,
+    return {"at": "best", "rule": BEST_RULE, "orientation": BEST_ORIENTATION, "runs": runs,
             "machines": machines, "comparisons": comps}

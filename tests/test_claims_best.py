@@ -229,9 +229,9 @@ def test_cli_table_fits_100_columns(best_store, monkeypatch):
     shown = [c for c in data["comparisons"] if c["verdict"] != "not measured"]
     assert_clean(out, 100, [K.ratio_text(c) for c in shown] + ["│ yes ", "│ no, slower ", "│ inconclusive ",
                                                                 "any runtime", "ov-latency-hint", "tune-new"])
-    assert "PF at its best" in out and "baseline not tuned in this run" in out
+    assert "PF at its best" in out and "baselines of pf_resnet50_max not tuned in this run" in out
     code, wide = run_verb(monkeypatch, 100, "claims", "--at", "best", "--store", best_store, "--wide")
-    assert code == 0 and "vs default PF/base" in wide
+    assert code == 0 and "vs default PF/base" in wide and "1.30x / -" in wide
 
 
 def test_cli_without_a_tune_run_says_so(tmp_path, capsys):
@@ -267,7 +267,8 @@ def test_cli_named_run_and_run_file(best_store, tmp_path, capsys):
     assert rc == 0 and [r["tag"] for r in data["runs"]] == ["tune-old"]
     assert _by(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]["ratio"] == pytest.approx(0.8, rel=0.02)
     path = tmp_path / "final.json"
-    path.write_text(json.dumps(tune_final_doc()))
+    with open_store(best_store, create=False) as store:
+        store.export_run(store.runs(suite=K.TUNE_FINAL_SUITE)[0]["id"], path)
     rc = main(["claims", "--at", "best", str(path)])
     assert rc == 0 and "any runtime" in capsys.readouterr().out
 
@@ -313,9 +314,11 @@ def test_report_section_present_with_a_tune_run(best_store, tmp_path):
 
 def test_report_section_absent_without_a_tune_run(tmp_path):
     from pfdeploy.report import build_report
-    from test_compare import synth_doc
+    from test_compare import synth_doc, write_run
 
-    site = build_report(tmp_path / "site", docs=[synth_doc("bench", 1)])
+    with open_store(tmp_path / "r.db") as store:
+        write_run(store, synth_doc("bench", 1))
+        site = build_report(tmp_path / "site", store=store)
     index = (site.out / "index.html").read_text()
     assert 'id="best"' not in index and "Each model at its best deployment" not in index
     assert not (site.out / "claims-best.json").exists()
