@@ -316,18 +316,19 @@ def deployment(row: dict | None) -> dict | None:
             "tune": {f: t.get(f) for f in TUNE_FIELDS}}
 
 
-def deployment_text(d: dict | None, with_backend: bool = True) -> str:
-    """'openvino · int8 · int8-s8s8', '(default)' for the runtime's own default, 'b8' for a batch
-    other than 1, '(tied)' when the tune could not separate it from other settings."""
+def deployment_text(d: dict | None, with_backend: bool = True, compact: bool = False) -> str:
+    """'openvino · int8 · int8-s8s8': '(default)' (compact: '*') marks the runtime's own default,
+    'b8' a batch other than 1, '(tied)' a winner the tune could not separate from other settings."""
     if not d:
         return "-"
     parts = ([str(d.get("backend"))] if with_backend else []) + [str(d.get("precision"))]
     tune = d.get("tune") or {}
     variant = str(d.get("variant") or "")
+    mark = ("*" if compact else " (default)") if tune.get("default") else ""
     if variant:
-        parts.append(variant + (" (default)" if tune.get("default") else ""))
-    elif tune.get("default"):
-        parts.append("default")
+        parts.append(variant + mark)
+    elif mark:
+        parts.append("default" if not compact else "*")
     if d.get("batch") not in (None, 1):
         parts.append(f"b{d['batch']}")
     text = " · ".join(parts)

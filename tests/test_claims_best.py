@@ -17,11 +17,14 @@ from pfdeploy import claims as K
 from pfdeploy.store import open_store
 
 ROUNDS, PER_ROUND, GENERATIONS = 30, 8, 3
-BASELINES = {"pf_resnet50_max": ["resnet50", "dw_resnet50", "mobilenetv2_100", "efficientnet_b0"]}
-FAMILY = {"pf_resnet50_max": "parameter-free", "resnet50": "conv", "dw_resnet50": "depthwise"}
+BASELINES = {"pf_resnet50_max": ["resnet50", "dw_resnet50", "mobilenetv2_100", "efficientnet_b0"],
+             "pf_vit_s": ["deit_small_patch16_224"]}
+FAMILY = {"pf_resnet50_max": "parameter-free", "resnet50": "conv", "dw_resnet50": "depthwise",
+          "pf_vit_s": "parameter-free", "deit_small_patch16_224": "attention"}
 # model -> runtime -> (precision, variant, median ms, default?, overall winner?): one winner per runtime.
 # pf_resnet50_max is truly faster than resnet50 everywhere; on openvino it equals dw_resnet50 (same
-# median); dw_resnet50's fastest deployment is on onnxruntime, pf_resnet50_max's on openvino.
+# median); dw_resnet50's fastest deployment is on onnxruntime, pf_resnet50_max's on openvino. The ViT
+# pair: the longest baseline name of the zoo (the table must still fit 100 columns).
 WINNERS = {
     "pf_resnet50_max": {"onnxruntime": ("int8", "ort-int8-qdq", 10.0, False, False),
                         "openvino": ("int8", "ov-int8-async", 9.0, False, True)},
@@ -29,6 +32,10 @@ WINNERS = {
                  "openvino": ("bf16", "ov-latency-hint", 14.0, True, True)},
     "dw_resnet50": {"onnxruntime": ("int8", "ort-int8-qdq", 8.5, False, True),
                     "openvino": ("int8", "ov-int8-async", 9.0, False, False)},
+    "pf_vit_s": {"onnxruntime": ("fp32", "ort-default", 20.0, True, True),
+                 "openvino": ("bf16", "ov-bf16-latency-async", 21.0, False, False)},
+    "deit_small_patch16_224": {"onnxruntime": ("fp32", "ort-default", 22.0, True, False),
+                               "openvino": ("bf16", "ov-bf16-latency-async", 19.0, False, True)},
 }
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 
@@ -157,7 +164,10 @@ def test_across_runtimes_pairs_the_overall_winners():
     mob = by[("overall", "pf_resnet50_max", "mobilenetv2_100", K.ANY_RUNTIME)]
     assert mob["verdict"] == "not measured" and "not tuned" in mob["reason"] and mob["ratio"] is None
     # only parameter-free models are compared (baselines name no baselines)
-    assert {c["model"] for c in by.values()} == {"pf_resnet50_max"}
+    assert {c["model"] for c in by.values()} == {"pf_resnet50_max", "pf_vit_s"}
+    vit = by[("overall", "pf_vit_s", "deit_small_patch16_224", K.ANY_RUNTIME)]
+    assert vit["verdict"] == "no" and vit["slower"] and vit["ratio"] == pytest.approx(19 / 20, rel=0.02)
+    assert K.deployment_text(vit["model_deployment"]) == "onnxruntime · fp32 · ort-default (default)"
 
 
 def test_overall_winner_flag_decides_not_the_median():
@@ -228,8 +238,9 @@ def test_cli_table_fits_100_columns(best_store, monkeypatch):
     data = K.best_claims(_docs(best_store))
     shown = [c for c in data["comparisons"] if c["verdict"] != "not measured"]
     assert_clean(out, 100, [K.ratio_text(c) for c in shown] + ["│ yes ", "│ no, slower ", "│ inconclusive ",
-                                                                "any runtime", "ov-latency-hint", "tune-new"])
-    assert "PF at its best" in out and "baselines of pf_resnet50_max not tuned in this run" in out
+                                                                "any runtime", "ov-latency-hint", "tune-new",
+                                                                "│ deit_small_patch16_224 │", "ov-bf16-latency-async"])
+    assert "each at its best" in out and "baselines of pf_resnet50_max not tuned in this run" in out
     code, wide = run_verb(monkeypatch, 100, "claims", "--at", "best", "--store", best_store, "--wide")
     assert code == 0 and "vs default PF/base" in wide and "1.30x / -" in wide
 
@@ -290,7 +301,7 @@ def test_print_best_full_width_names_every_deployment(best_store):
     for comp in data["comparisons"]:
         if comp["verdict"] != "not measured":
             assert K.ratio_text(comp) in out
-    assert "openvino · int8 · ov-int8-async" in out and "bf16 · ov-latency-hint (default)" in out
+    assert "PF: openvino · int8 · ov-int8-async" in out and "base: bf16 · ov-latency-hint*" in out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def _best(runs, store_url, show_all: bool, as_json: bool, wide: bool) -> None:
 # deployments share one cell (PF on the first line, the baseline on the second) so that both are
 # named in 100 columns; the numbers never wrap.
 BEST_COLUMNS = [Col("baseline", wrap=True, min=11), Col("runtime", wrap=True, min=8), Col("verdict"),
-                Col("speedup [95% CI]", right=True), Col("PF at its best\nbaseline at its best", wrap=True, min=20),
+                Col("speedup [95% CI]", right=True), Col("each at its best", wrap=True, min=20),
                 Col("p50 ms PF/base", 1, right=True), Col("vs default PF/base", 2, right=True)]
 
 
@@ -174,7 +174,8 @@ def best_rows(comps: list[dict]) -> list[list]:
         md, bd = c["model_deployment"], c["baseline_deployment"]
         ms = (f"{fmt(c['model_p50_ms'], 2)} / {fmt(c['baseline_p50_ms'], 2)}" if c["ratio"] is not None else "-")
         vsd = " / ".join(_ratio(((d or {}).get("tune") or {}).get("vs_default")) for d in (md, bd))
-        where = f"{deployment_text(md, with_backend=overall)}\n{deployment_text(bd, with_backend=overall)}"
+        where = (f"PF: {deployment_text(md, with_backend=overall, compact=True)}\n"
+                 f"base: {deployment_text(bd, with_backend=overall, compact=True)}")
         rows.append([c["baseline"], ((c["runtime"], "bold") if overall else c["runtime"]),
                      (word, VERDICT_STYLE[c["verdict"]]), ratio_text(c) if c["ratio"] is not None else "-",
                      where, ms, vsd])
@@ -207,9 +208,9 @@ def print_best(console, data: dict, show_all: bool = False, wide: bool = False) 
             print_note(console, f"baselines of {model} not tuned in this run: {', '.join(missing)}", indent=0)
     if not data["comparisons"]:
         print_line(console, ("no parameter-free model with a named baseline in the tune run(s)", "bold"))
-    print_note(console, "at its best: the runtime winner of each model, PF on the first line, the baseline on "
-                        "the second (precision · variant; "
-                        "'(default)': the runtime's own default setting, '(tied)': the tune could not separate it "
-                        "from other settings); 'any runtime': each model's fastest deployment overall. vs default: "
-                        "each one's speedup over its runtime's default. " + data["orientation"] + ".", indent=0)
+    print_note(console, "each at its best: the runtime winner of the parameter-free model (PF) and of the "
+                        "baseline (base), as precision · variant ('*': the runtime's own default setting, '(tied)': "
+                        "the tune could not separate it from other settings); 'any runtime': each model's fastest "
+                        "deployment overall, backend first. vs default: each one's speedup over its runtime's "
+                        "default. " + data["orientation"] + ".", indent=0)
     print_note(console, f"verdicts: {data['rule']}", indent=0)
