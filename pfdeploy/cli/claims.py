@@ -158,7 +158,7 @@ def _best(runs, store_url, show_all: bool, as_json: bool, wide: bool) -> None:
 # deployments share one cell (PF on the first line, the baseline on the second) so that both are
 # named in 100 columns; the numbers never wrap.
 BEST_COLUMNS = [Col("baseline", wrap=True, min=11), Col("runtime", wrap=True, min=8), Col("verdict"),
-                Col("speedup [95% CI]", right=True), Col("each at its best", wrap=True, min=20),
+                Col("speedup [95% CI]", right=True), Col("each at its best", wrap=True, min=12),
                 Col("p50 ms PF/base", 1, right=True), Col("vs default PF/base", 2, right=True)]
 
 
