@@ -420,12 +420,14 @@ def best_comparisons(doc: dict) -> list[dict]:
     return out
 
 
-def best_claims(docs: Sequence[dict]) -> dict:
+def best_claims(docs: Sequence[dict], newest_only: bool = True) -> dict:
     """Each parameter-free model against its baselines at each one's best deployment, from the
-    newest tune-final run of every machine among `docs` (other runs are ignored):
+    newest tune-final run of every machine among `docs` (`newest_only=False`: every tune-final
+    run of `docs`, e.g. runs named on the command line; other runs are ignored):
     {"at": "best", "rule", "orientation", "runs", "machines", "comparisons"}; "runs" is empty when
     there is no tune-final run."""
-    finals = tune_final_docs(docs)
+    finals = (tune_final_docs(docs) if newest_only
+              else sorted((d for d in docs if is_tune_final(d)), key=_started, reverse=True))
     runs, machines, comps = [], {}, []
     for doc in finals:
         run = doc.get("run") or {}

@@ -277,6 +277,11 @@ def test_cli_named_run_and_run_file(best_store, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert rc == 0 and [r["tag"] for r in data["runs"]] == ["tune-old"]
     assert _by(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]["ratio"] == pytest.approx(0.8, rel=0.02)
+    # two runs named: both are compared (not only the newest of the machine)
+    rc = main(["claims", "--at", "best", "--store", best_store, "tune-old", "tune-new", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [r["tag"] for r in data["runs"]] == ["tune-new", "tune-old"]
+    assert {c["run_tag"] for c in data["comparisons"]} == {"tune-new", "tune-old"}
     path = tmp_path / "final.json"
     with open_store(best_store, create=False) as store:
         store.export_run(store.runs(suite=K.TUNE_FINAL_SUITE)[0]["id"], path)
@@ -333,3 +338,15 @@ def test_report_section_absent_without_a_tune_run(tmp_path):
     index = (site.out / "index.html").read_text()
     assert 'id="best"' not in index and "Each model at its best deployment" not in index
     assert not (site.out / "claims-best.json").exists()
+
+
+def test_report_data_of_a_tune_run_without_parameter_free_models():
+    from pfdeploy.report.data import best_sections
+
+    baselines_only = {m: per for m, per in WINNERS.items() if not m.startswith("pf_")}
+    best = best_sections([tune_final_doc(baselines_only)])
+    assert best is not None and best["sections"] == [] and best["json"]["runs"]
+    assert best_sections([]) is None
+    full = best_sections([tune_final_doc()])
+    assert [(s["model"], len(s["rows"])) for s in full["sections"]] == [("pf_resnet50_max", 6), ("pf_vit_s", 3)]
+    assert full["sections"][0]["not_tuned"] == ["efficientnet_b0", "mobilenetv2_100"]

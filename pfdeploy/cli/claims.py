@@ -146,7 +146,7 @@ def _best(runs, store_url, show_all: bool, as_json: bool, wide: bool) -> None:
         for run in finals:
             newest.setdefault(str(run.get("machine_id") or "unknown"), run["id"])
         docs = [store.export_run(rid) for rid in newest.values()]
-    data = best_claims(docs)
+    data = best_claims(docs, newest_only=not runs)  # runs named on the command line: each of them
 
     def human(console):
         print_best(console, data, show_all=show_all, wide=wide)
