@@ -3,6 +3,8 @@ checked against stored runs (docs/claims.md).
 
     comparisons(rows) -> [comparison]        every PF row x every baseline its spec names
     check_claims(docs) -> {"claims", "verdicts", "machines", "rule"}
+    best_claims(docs) -> {"runs", "comparisons", "machines", "rule"}   each model at its best
+        deployment: the newest `pfdeploy tune` final run per machine (`claims --at best`)
 
 Pure functions of result rows / run documents (the run-file format of Store.export_run: rows
 with "samples_ns" and "sample_rounds"). Every ratio is `bench.stats.speedup`: baseline p50 /
@@ -240,3 +242,199 @@ def _check_one(claim: Claim, key: tuple, docs: Sequence[dict], found: dict) -> d
                  reason=(f"{' and '.join(missing)} not measured here" if missing
                          else "never measured in the same run"))
     return {"claim": claim.id, "statement": claim.statement, "machine_id": mid, **v}
+
+
+# --------------------------------------------------------------------------------------------
+# each model at its best deployment (`pfdeploy claims --at best`, issue 23 item 6)
+# --------------------------------------------------------------------------------------------
+
+TUNE_FINAL_SUITE = "tune-final"  # the run in which every model's runtime winners ran in one rotation
+ANY_RUNTIME = "any runtime"  # the runtime label of an across-runtimes comparison
+# a deployment: what a tune-final row names (the rest of the row stays in the store)
+DEPLOYMENT_FIELDS = ("backend", "precision", "variant", "batch", "threads", "scenario", "options")
+TUNE_FIELDS = ("candidate", "default", "note", "status", "runtime_winner", "overall_winner", "tied_with",
+               "vs_default")
+BEST_RULE = VERDICT_RULE.replace("the store has no run with both models in that configuration",
+                                  "the tune run has no successful deployment of one of the two there")
+BEST_ORIENTATION = ("speedup = baseline p50 / parameter-free p50, each at its own best deployment "
+                    "(per item when the two batches differ); above 1 the parameter-free model is faster")
+
+
+def no_tune_results(store: str) -> str:
+    """The one message for a store without a `pfdeploy tune` final run."""
+    return f"no `pfdeploy tune` results in {store}: run `pfdeploy tune MODELS` first"
+
+
+def is_tune_final(doc: dict) -> bool:
+    return str((doc.get("run") or {}).get("suite") or "") == TUNE_FINAL_SUITE
+
+
+def tune_final_docs(docs: Sequence[dict]) -> list[dict]:
+    """The newest tune-final run document of each machine (newest first)."""
+    out: dict[str, dict] = {}
+    for doc in sorted((d for d in docs if is_tune_final(d)), key=_started, reverse=True):
+        out.setdefault(str((doc.get("run") or {}).get("machine_id") or "unknown"), doc)
+    return list(out.values())
+
+
+def _tune(row: dict) -> dict:
+    t = row.get("tune")
+    return t if isinstance(t, dict) else {}
+
+
+def _p50(row: dict) -> float:
+    v = row.get("p50_ms")
+    return float(v) if isinstance(v, (int, float)) else float("inf")
+
+
+def _pick(rows: Sequence[dict], flag: str | None = None) -> dict | None:
+    """The row that stands for a set of winners: a successful one first; among them the one the
+    tune marked (`flag`: "overall_winner"), then the declared winner over a tied one, then the
+    lowest p50."""
+    if not rows:
+        return None
+
+    def rank(r):
+        t = _tune(r)
+        return (not _ok(r), not (flag and t.get(flag)), t.get("status") != "winner", _p50(r))
+
+    return min(rows, key=rank)
+
+
+def deployment(row: dict | None) -> dict | None:
+    """What a side of a best-deployment comparison ran: backend, precision, variant, batch,
+    threads, scenario, options, its p50 with CI and the tune's record (status, tied set, speedup
+    over the runtime's default)."""
+    if row is None:
+        return None
+    t = _tune(row)
+    return {**{f: row.get(f) for f in DEPLOYMENT_FIELDS},
+            "variant": row.get("variant") or t.get("candidate") or "",
+            "p50_ms": row.get("p50_ms"), "p50_ci_low_ms": row.get("p50_ci_low_ms"),
+            "p50_ci_high_ms": row.get("p50_ci_high_ms"), "n": row.get("n"), "processes": row.get("processes"),
+            "status": row.get("status"), "params": row.get("params"), "macs": row.get("macs"),
+            "tune": {f: t.get(f) for f in TUNE_FIELDS}}
+
+
+def deployment_text(d: dict | None, with_backend: bool = True, compact: bool = False) -> str:
+    """'openvino · int8 · int8-s8s8': '(default)' (compact: '*') marks the runtime's own default,
+    'b8' a batch other than 1, '(tied)' a winner the tune could not separate from other settings."""
+    if not d:
+        return "-"
+    parts = ([str(d.get("backend"))] if with_backend else []) + [str(d.get("precision"))]
+    tune = d.get("tune") or {}
+    variant = str(d.get("variant") or "")
+    mark = ("*" if compact else " (default)") if tune.get("default") else ""
+    if variant:
+        parts.append(variant + mark)
+    elif mark:
+        parts.append("default" if not compact else "*")
+    if d.get("batch") not in (None, 1):
+        parts.append(f"b{d['batch']}")
+    text = " · ".join(parts)
+    return text + " (tied)" if tune.get("status") == "tied" else text
+
+
+def _per_item(row: dict) -> dict:
+    """The row with its samples as time per item (samples / batch): how two deployments of
+    different batch are compared (a throughput ratio)."""
+    b = row.get("batch") if isinstance(row.get("batch"), int) and row.get("batch") > 0 else 1
+    return {**row, "samples_ns": [s / b for s in row.get("samples_ns") or ()],
+            "p50_ms": row["p50_ms"] / b if isinstance(row.get("p50_ms"), (int, float)) else row.get("p50_ms")}
+
+
+def best_pair(kind: str, model_row: dict | None, base_row: dict | None, model: str, baseline: str,
+              device, scenario, backend: str, missing: str | None = None) -> dict:
+    """One best-deployment comparison: row_speedup(baseline row, model row), paired over the
+    shared rounds of the final rotation, hierarchical over worker-process generations."""
+    from .bench.stats import row_speedup
+
+    out = {"kind": kind, "model": model, "baseline": baseline, "device": device, "scenario": scenario,
+           "runtime": backend, "model_deployment": deployment(model_row),
+           "baseline_deployment": deployment(base_row),
+           "model_p50_ms": model_row.get("p50_ms") if model_row else None,
+           "baseline_p50_ms": base_row.get("p50_ms") if base_row else None,
+           "per_item": False, "ratio": None, "ci_low": None, "ci_high": None, "paired": False, "rounds": 0,
+           "processes": None, "how": None, "verdict": "not measured", "slower": False, "reason": None}
+    if model_row is None or base_row is None:
+        out["reason"] = missing or "not measured"
+        return out
+    for row in (model_row, base_row):
+        if not _ok(row):
+            out["reason"] = f"{row.get('model')} {row.get('status')}: {row.get('error') or 'no result'}"
+            return out
+    m, b = model_row, base_row
+    if m.get("batch") != b.get("batch"):
+        m, b = _per_item(m), _per_item(b)
+        out["per_item"] = True
+    if not (m.get("samples_ns") and b.get("samples_ns")):  # rows without raw samples: medians, no CI
+        bp, mp = b.get("p50_ms"), m.get("p50_ms")
+        res = ({"ratio": bp / mp, "ci_low": None, "ci_high": None, "paired": False, "rounds": 0,
+                "processes": None, "how": "ratio of the stored medians (no samples)"}
+               if isinstance(bp, (int, float)) and isinstance(mp, (int, float)) and mp > 0 else None)
+    else:
+        res = row_speedup(b, m)
+    if res is None:
+        out["reason"] = "no samples to compare"
+        return out
+    out.update({k: res.get(k) for k in ("ratio", "ci_low", "ci_high", "processes", "how")},
+               paired=bool(res.get("paired")), rounds=int(res.get("rounds") or 0))
+    out["verdict"], out["slower"] = verdict(out["ci_low"], out["ci_high"])
+    return out
+
+
+def best_comparisons(doc: dict) -> list[dict]:
+    """Every parameter-free model of one tune-final run against each baseline its rows name:
+    per runtime (each side's winner on that runtime, kind "runtime") and across runtimes (each
+    side's overall winner, kind "overall"), per device and scenario."""
+    rows = [r for r in doc.get("results") or [] if r.get("model")]
+    run = doc.get("run") or {}
+    # (device, scenario) -> model -> backend -> [rows the tune kept for that runtime]
+    where: dict[tuple, dict[str, dict[str, list]]] = {}
+    for r in rows:
+        t = _tune(r)
+        if t and not t.get("runtime_winner", True):
+            continue  # a tune-final run holds winners only; anything else is not a deployment
+        where.setdefault((r.get("device"), r.get("scenario")), {}).setdefault(
+            str(r["model"]), {}).setdefault(str(r.get("backend")), []).append(r)
+    out = []
+    for (device, scenario), models in where.items():
+        for model in sorted(models):
+            backends = models[model]
+            anyrow = next(r for rs in backends.values() for r in rs)
+            for base in named_baselines(anyrow):
+                theirs = models.get(base, {})
+                runtimes = sorted(set(backends) | set(theirs))
+                for backend in runtimes:
+                    m, b = _pick(backends.get(backend, [])), _pick(theirs.get(backend, []))
+                    missing = (None if m and b else
+                               f"{model if m is None else base} has no tuned deployment on {backend} in this run")
+                    out.append(best_pair("runtime", m, b, model, base, device, scenario, backend, missing))
+                m = _pick([r for rs in backends.values() for r in rs], "overall_winner")
+                b = _pick([r for rs in theirs.values() for r in rs], "overall_winner")
+                out.append(best_pair("overall", m, b, model, base, device, scenario, ANY_RUNTIME,
+                                     None if b else f"{base} was not tuned in this run"))
+    for c in out:
+        c.update(run_id=run.get("id"), run_tag=run.get("tag"), started_at=run.get("started_at"),
+                 machine_id=str(run.get("machine_id") or "unknown"))
+    return out
+
+
+def best_claims(docs: Sequence[dict], newest_only: bool = True) -> dict:
+    """Each parameter-free model against its baselines at each one's best deployment, from the
+    newest tune-final run of every machine among `docs` (`newest_only=False`: every tune-final
+    run of `docs`, e.g. runs named on the command line; other runs are ignored):
+    {"at": "best", "rule", "orientation", "runs", "machines", "comparisons"}; "runs" is empty when
+    there is no tune-final run."""
+    finals = (tune_final_docs(docs) if newest_only
+              else sorted((d for d in docs if is_tune_final(d)), key=_started, reverse=True))
+    runs, machines, comps = [], {}, []
+    for doc in finals:
+        run = doc.get("run") or {}
+        mid = str(run.get("machine_id") or "unknown")
+        machines[mid] = machine_label(run)
+        runs.append({"id": run.get("id"), "tag": run.get("tag"), "started_at": run.get("started_at"),
+                     "machine_id": mid, "suite": run.get("suite"), "git_commit": run.get("git_commit")})
+        comps += best_comparisons(doc)
+    return {"at": "best", "rule": BEST_RULE, "orientation": BEST_ORIENTATION, "runs": runs,
+            "machines": machines, "comparisons": comps}

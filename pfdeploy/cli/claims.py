@@ -12,24 +12,36 @@ from ..render import Col, fmt, print_line, print_note, print_table
 @click.option("--store", "store_url", metavar="URL",
               help="Results store (path, sqlite:///..., postgresql://...); default $PFDEPLOY_STORE or "
                    "./pfdeploy-results.db.")
+@click.option("--at", "at", type=click.Choice(["same", "best"]), default="same", show_default=True,
+              help="same: each claim where both models ran in the same configuration (runtime, precision, "
+                   "batch, threads); best: each parameter-free model against each of its baselines, both at "
+                   "their best deployment found by `pfdeploy tune` (the newest tune run of each machine), per "
+                   "runtime and across runtimes.")
 @click.option("--all", "show_all", is_flag=True,
               help="Also list configurations where a claim was not measured (JSON always has them).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every verdict).")
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
               "(output that is not a terminal always gets every column).")
-def command(runs, store_url, show_all, as_json, wide):
+def command(runs, store_url, at, show_all, as_json, wide):
     """Check the paper's claims ("R50-max is faster than ResNet-50", "ViT-S-max is faster than
     DeiT-S", ...) against stored runs: for every machine, device, runtime, precision, batch,
     threads and scenario, the newest run that measured both models gives a verdict from the
     speedup's 95% CI: yes (whole CI above 1), no (at or below 1; "slower" when below), or
     inconclusive; "not measured" where no run has both.
 
-    RUN: run ids, tags, "latest" or run files (.json) to check instead of the whole store."""
+    With --at best: each parameter-free model against each baseline its spec names, both at
+    their best deployment as found by `pfdeploy tune` (its final run, in which every model's
+    winners ran in one rotation): per runtime, and the fastest deployment of each across runtimes.
+
+    RUN: run ids, tags, "latest" or run files (.json) to check instead of the whole store (with
+    --at best: `pfdeploy tune` final runs)."""
     from ..claims import check_claims
     from ..compare import existing_store, load_run
     from ..errors import UserError
     from ..render import emit
 
+    if at == "best":
+        return _best(runs, store_url, show_all, as_json, wide)
     if runs:
         store = None
         docs = []
@@ -101,4 +113,104 @@ def print_claims(console, data: dict, show_all: bool = False, wide: bool = False
                indent=0)
     for c in data["claims"]:
         print_note(console, f"{c['statement']}: {c['release']}", indent=2)
+    print_note(console, f"verdicts: {data['rule']}", indent=0)
+
+
+# --------------------------------------------------------------------------------------------
+# --at best: each model at its best deployment (the newest `pfdeploy tune` final run)
+# --------------------------------------------------------------------------------------------
+
+def _best(runs, store_url, show_all: bool, as_json: bool, wide: bool) -> None:
+    from ..claims import TUNE_FINAL_SUITE, best_claims, is_tune_final, no_tune_results
+    from ..compare import existing_store, load_run
+    from ..errors import UserError
+    from ..render import emit
+
+    if runs:
+        store, docs = None, []
+        for ref in runs:
+            if store is None and not ref.lower().endswith(".json"):
+                store = existing_store(store_url)
+            doc = load_run(ref, store=store)
+            if not is_tune_final(doc):
+                suite = (doc.get("run") or {}).get("suite")
+                raise UserError(f"run {ref} is not a `pfdeploy tune` result (suite {suite!r}, not "
+                                f"{TUNE_FINAL_SUITE!r}): run `pfdeploy tune MODELS` first")
+            docs.append(doc)
+    else:
+        store = existing_store(store_url)
+        finals = store.runs(suite=TUNE_FINAL_SUITE)
+        if not finals:
+            raise UserError(no_tune_results(store.url))
+        newest: dict = {}  # newest first: the first run of each machine
+        for run in finals:
+            newest.setdefault(str(run.get("machine_id") or "unknown"), run["id"])
+        docs = [store.export_run(rid) for rid in newest.values()]
+    data = best_claims(docs, newest_only=not runs)  # runs named on the command line: each of them
+
+    def human(console):
+        print_best(console, data, show_all=show_all, wide=wide)
+
+    emit(data, as_json, human)
+
+
+# one table per parameter-free model: a row per baseline and runtime, then across runtimes. Both
+# deployments share one cell (PF on the first line, the baseline on the second) so that both are
+# named in 100 columns; the numbers never wrap.
+BEST_COLUMNS = [Col("baseline", wrap=True, min=11), Col("runtime", wrap=True, min=8), Col("verdict"),
+                Col("speedup [95% CI]", right=True), Col("each at its best", wrap=True, min=12),
+                Col("p50 ms PF/base", 1, right=True), Col("vs default PF/base", 2, right=True)]
+
+
+def best_rows(comps: list[dict]) -> list[list]:
+    """The table rows of best-deployment comparisons: per runtime the deployments without the
+    backend (it is the runtime column), across runtimes with it."""
+    from ..claims import deployment_text, ratio_text
+
+    rows = []
+    for c in comps:
+        word = "no, slower" if c["slower"] else c["verdict"]
+        overall = c["kind"] == "overall"
+        md, bd = c["model_deployment"], c["baseline_deployment"]
+        ms = (f"{fmt(c['model_p50_ms'], 2)} / {fmt(c['baseline_p50_ms'], 2)}" if c["ratio"] is not None else "-")
+        vsd = " / ".join(_ratio(((d or {}).get("tune") or {}).get("vs_default")) for d in (md, bd))
+        where = (f"PF: {deployment_text(md, with_backend=overall, compact=True)}\n"
+                 f"base: {deployment_text(bd, with_backend=overall, compact=True)}")
+        rows.append([c["baseline"], ((c["runtime"], "bold") if overall else c["runtime"]),
+                     (word, VERDICT_STYLE[c["verdict"]]), ratio_text(c) if c["ratio"] is not None else "-",
+                     where, ms, vsd])
+    return rows
+
+
+def _ratio(sp) -> str:
+    return f"{sp['ratio']:.2f}x" if isinstance(sp, dict) and isinstance(sp.get("ratio"), (int, float)) else "-"
+
+
+def print_best(console, data: dict, show_all: bool = False, wide: bool = False) -> None:
+    """One fitted table per machine, device, scenario and parameter-free model (its tune run
+    named in the title): per baseline, one row per runtime and one across runtimes; then the
+    notes."""
+    runs = {r["id"]: r for r in data["runs"]}
+    sections: dict[tuple, list] = {}
+    for c in data["comparisons"]:
+        sections.setdefault((c["machine_id"], c["run_id"], c["device"], c["scenario"], c["model"]), []).append(c)
+    for (mid, rid, device, scenario, model), cs in sections.items():
+        shown = [c for c in cs if show_all or c["verdict"] != "not measured"]
+        run = runs.get(rid) or {}
+        title = (f"{model} vs its baselines, each at its best deployment on {device} ({scenario}) · "
+                 f"{data['machines'].get(mid, mid)} ({mid[:12]}) · tune run {run.get('tag') or str(rid)[:12]}")
+        if shown:
+            print_table(console, BEST_COLUMNS, best_rows(shown), title=title, wide=wide)
+        else:
+            print_line(console, (title, "bold"))
+        missing = sorted({c["baseline"] for c in cs if c["kind"] == "overall" and c["verdict"] == "not measured"})
+        if missing and not show_all:
+            print_note(console, f"baselines of {model} not tuned in this run: {', '.join(missing)}", indent=0)
+    if not data["comparisons"]:
+        print_line(console, ("no parameter-free model with a named baseline in the tune run(s)", "bold"))
+    print_note(console, "each at its best: the runtime winner of the parameter-free model (PF) and of the "
+                        "baseline (base), as precision · variant ('*': the runtime's own default setting, '(tied)': "
+                        "the tune could not separate it from other settings); 'any runtime': each model's fastest "
+                        "deployment overall, backend first. vs default: each one's speedup over its runtime's "
+                        "default. " + data["orientation"] + ".", indent=0)
     print_note(console, f"verdicts: {data['rule']}", indent=0)

@@ -5,7 +5,10 @@
 Pages (readable from file://, no network, no CDN: local CSS/JS, SVG charts drawn in Python):
 
 - index.html: first the paper's claims with a verdict per machine, device, runtime and
-  precision (pfdeploy.claims; also written as claims.json); then per machine and device, the
+  precision (pfdeploy.claims; also written as claims.json); when the store has a `pfdeploy tune`
+  final run, "Each model at its best deployment" (`pfdeploy claims --at best`: each PF model against
+  its baselines at each one's tuned optimum, per runtime and across runtimes; claims-best.json);
+  then per machine and device, the
   latest run's parameter-free-versus-baseline view: grouped bars of p50 with CI error bars per
   model and backend, a table of speedups (with CI) against the baselines each spec names, params,
   MACs and parity status;

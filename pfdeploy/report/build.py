@@ -89,6 +89,7 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
         runs.append(run)
     sections = D.overview_sections(docs)
     claims = D.claims_sections(docs)
+    best = D.best_sections(docs)  # None without a `pfdeploy tune` final run: no section
     cases = D.history_cases(list(reversed(docs)), threshold=threshold)
     for s in sections:
         s["run_page"] = f"runs/{D.slug(s['run'].get('id'))}.html"
@@ -108,11 +109,14 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
             path.write_text(html, encoding="utf-8")
             summary.pages.append(rel)
 
-        write("index.html", "overview.html.j2", sections=sections, runs=runs, claims=claims)
+        write("index.html", "overview.html.j2", sections=sections, runs=runs, claims=claims, best=best)
         from ..render import to_json
 
         (tmp / "claims.json").write_text(to_json(claims["json"]) + "\n", encoding="utf-8")
         summary.pages.append("claims.json")
+        if best is not None:  # what `pfdeploy claims --at best --json` prints
+            (tmp / "claims-best.json").write_text(to_json(best["json"]) + "\n", encoding="utf-8")
+            summary.pages.append("claims-best.json")
         write("history.html", "history.html.j2", cases=cases, index=D.filter_index(cases),
               filters=D.FILTERS, threshold=threshold)
         write("runs.html", "runs.html.j2", runs=runs)

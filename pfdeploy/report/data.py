@@ -8,7 +8,7 @@ import re
 from collections import OrderedDict
 from typing import Any, Iterable, Sequence
 
-from ..claims import check_claims, comparisons
+from ..claims import best_claims, check_claims, comparisons, deployment_text
 from ..labels import machine_label, ratio_text, weights_label
 from ..compare import case_key, compare_runs
 
@@ -219,6 +219,39 @@ def claims_sections(docs: Sequence[dict]) -> dict:
         sections.append({"machine_id": mid, "machine": data["machines"].get(mid, mid), "device": device,
                          "verdicts": measured, "not_measured": missing})
     return {"sections": sections, "claims": data["claims"], "rule": data["rule"], "json": data}
+
+
+# --------------------------------------------------------------------------------------------
+# each model at its best deployment (the newest `pfdeploy tune` final run of each machine)
+# --------------------------------------------------------------------------------------------
+
+def best_sections(docs: Sequence[dict]) -> dict | None:
+    """`best_claims` of the runs (the same comparisons as `pfdeploy claims --at best`), grouped
+    per (machine id, device, scenario, parameter-free model) for the overview; None when no run
+    is a `pfdeploy tune` final run (the report then has no such section)."""
+    data = best_claims(docs)
+    if not data["runs"]:
+        return None
+    runs = {r["id"]: r for r in data["runs"]}
+    grouped: "OrderedDict[tuple, list]" = OrderedDict()
+    for c in data["comparisons"]:
+        grouped.setdefault((c["machine_id"], c["run_id"], str(c["device"]), str(c["scenario"]), str(c["model"])),
+                           []).append(c)
+    sections = []
+    for (mid, rid, device, scenario, model), cs in grouped.items():
+        rows = []
+        for c in cs:
+            if c["verdict"] == "not measured":
+                continue
+            overall = c["kind"] == "overall"
+            rows.append(dict(c, text=ratio_text(c), overall=overall,
+                             model_at=deployment_text(c["model_deployment"], with_backend=overall),
+                             baseline_at=deployment_text(c["baseline_deployment"], with_backend=overall)))
+        missing = sorted({c["baseline"] for c in cs if c["kind"] == "overall" and c["verdict"] == "not measured"})
+        sections.append({"machine_id": mid, "machine": data["machines"].get(mid, mid), "device": device,
+                         "scenario": scenario, "model": model, "run": runs.get(rid) or {"id": rid},
+                         "rows": rows, "not_tuned": missing})
+    return {"sections": sections, "rule": data["rule"], "orientation": data["orientation"], "json": data}
 
 
 # --------------------------------------------------------------------------------------------
