@@ -270,9 +270,11 @@ def is_tune_final(doc: dict) -> bool:
 
 
 def tune_final_docs(docs: Sequence[dict]) -> list[dict]:
-    """The newest tune-final run document of each machine (newest first)."""
+    """The newest finished tune-final run document of each machine (newest first; an interrupted
+    one only where a machine has no finished one)."""
     out: dict[str, dict] = {}
-    for doc in sorted((d for d in docs if is_tune_final(d)), key=_started, reverse=True):
+    finished = lambda d: (d.get("run") or {}).get("status") == "finished"  # noqa: E731
+    for doc in sorted((d for d in docs if is_tune_final(d)), key=lambda d: (finished(d), _started(d)), reverse=True):
         out.setdefault(str((doc.get("run") or {}).get("machine_id") or "unknown"), doc)
     return list(out.values())
 
