@@ -250,3 +250,20 @@ def test_bad_tune_input_is_one_line_and_exit_2(args, msg, tmp_path):
     assert r.returncode == 2, r.stderr
     assert msg in r.stderr.lower() and "Traceback" not in r.stderr + r.stdout
     assert not (tmp_path / "r.db").exists()
+
+
+def test_the_accuracy_gate():
+    from pfdeploy.tune.race import accuracy_gate
+
+    acc = {"n": 500, "top1": 0.752, "torch_top1": 0.768}
+    assert accuracy_gate(acc, None) is None
+    assert accuracy_gate(acc, 0.02) is None
+    assert "1.60% below" in accuracy_gate(acc, 0.01)
+    assert "no accuracy measured" in accuracy_gate(None, 0.01)
+
+
+@pytest.mark.parametrize("text,value", [("1%", 0.01), ("0.5%", 0.005), ("0.02", 0.02)])
+def test_max_drop_values(text, value):
+    from pfdeploy.cli.tune import parse_drop
+
+    assert parse_drop(None, None, text) == pytest.approx(value)

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ..render import Col, fmt, print_note, print_table
 from .bench_progress import RichProgress
+from .options import weights_option
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.I)
 
@@ -25,6 +26,18 @@ def parse_budget(ctx, param, value):
     if n <= 0:
         raise click.BadParameter(f"{value!r}: must be more than 0")
     return n
+
+
+def parse_drop(ctx, param, value):
+    """'1%', '0.5%' or a fraction '0.01' -> fraction."""
+    text = str(value).strip()
+    try:
+        v = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected a percentage such as 1% or a fraction such as 0.01") from None
+    if not 0 <= v < 1:
+        raise click.BadParameter(f"{value!r}: must be from 0% to below 100%")
+    return v
 
 
 def split_list(ctx, param, value):
@@ -52,6 +65,13 @@ def split_list(ctx, param, value):
               help="Most worker-process generations of a race.")
 @click.option("--processes", "final_processes", type=click.IntRange(2, 20), default=4, show_default=True,
               help="Worker processes per deployment in the final rotation.")
+@weights_option(extra_help=" With real weights the parity verdicts are real; add --images for the accuracy gate.")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Labelled images (class subfolders, or --labels FILE): each artifact's top-1 is measured "
+                   "beside PyTorch fp32's before the race.")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None, help="Labels for --images.")
+@click.option("--max-drop", callback=parse_drop, default="1%", show_default=True, metavar="PCT",
+              help="With --images: a candidate losing more top-1 than this to PyTorch fp32 is dropped.")
 @click.option("--out", "out_dir", default="tuned", show_default=True, metavar="DIR",
               help="Each model's winner is written to DIR/<model> (artifact + tuned.json).")
 @click.option("--no-save", is_flag=True, help="Write no tuned directories.")
@@ -61,8 +81,8 @@ def split_list(ctx, param, value):
 @click.option("--tag", help="Tag of the stored runs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
-def command(models, device, backends, scenario, budget, batch, threads, max_generations, final_processes, out_dir,
-            no_save, store_url, tag, as_json, wide):
+def command(models, device, backends, scenario, budget, batch, threads, max_generations, final_processes, weights,
+            images, labels, max_drop, out_dir, no_save, store_url, tag, as_json, wide):
     """Race every runtime's settings for each MODEL and name the fastest deployment that still
     computes what PyTorch computes: per runtime and overall, each with its speedup over that
     runtime's default and its interval. Eliminations are paired comparisons of the across-runs
@@ -80,6 +100,9 @@ def command(models, device, backends, scenario, budget, batch, threads, max_gene
     for m in models:
         canonical_name(m)  # an unknown model: one line, exit 2, before anything runs
     parse_device(device)
+    from .bench_options import check_images
+
+    check_images(images, labels)
     if backends:
         from ..backends import get_backend
 
@@ -94,7 +117,8 @@ def command(models, device, backends, scenario, budget, batch, threads, max_gene
             raise UserError(f"--out {out_dir}: exists and is not a directory")
     cfg = TuneConfig(models=tuple(models), device=device, backends=backends, scenario=scenario, batch=batch,
                      threads=threads, budget_s=budget, tag=tag, max_generations=max_generations,
-                     final_processes=final_processes)
+                     final_processes=final_processes, weights=None if weights in (None, "synthetic") else weights,
+                     images=images, labels=labels, max_drop=max_drop)
     store = open_store(default_store_url(store_url))
     with TuneProgress(err_console, cfg.budget()) as progress:
         result = tune(cfg, store, store_url=store.url, progress=progress, out_dir=out)

@@ -207,6 +207,21 @@ class Race:
                         else {"ratio": 1.0, "ci_low": 1.0, "ci_high": 1.0, "how": "itself"})
 
 
+def accuracy_gate(accuracy: dict | None, max_drop: float | None) -> str | None:
+    """Why a candidate is dropped by the accuracy gate (`--max-drop` with `--images`): its
+    artifact's top-1 on the images more than `max_drop` below PyTorch fp32's on the same images.
+    None: it passes (or there is no gate)."""
+    if max_drop is None:
+        return None
+    if not accuracy or accuracy.get("top1") is None or accuracy.get("torch_top1") is None:
+        return "dropped from the race: no accuracy measured for its artifact on --images (the gate needs one)"
+    drop = float(accuracy["torch_top1"]) - float(accuracy["top1"])
+    if drop > max_drop:
+        return (f"dropped from the race: top-1 {accuracy['top1']:.2%} on {accuracy.get('n')} images is "
+                f"{drop:.2%} below PyTorch fp32's {accuracy['torch_top1']:.2%} (--max-drop {max_drop:.2%})")
+    return None
+
+
 def per_item(case) -> list[float]:
     """A case's samples as time per item: a throughput step completes several requests (and a
     batch several images), so settings with different requests in flight compare per item."""
@@ -236,6 +251,7 @@ class RaceSettings:
     candidates: dict = field(default_factory=dict)  # case key -> Candidate (name, default, note)
     on_look: object = None  # callable(RaceRunner) after every look (the CLI draws the race)
     results: dict = field(default_factory=dict)  # filled: group's first key -> finished Race
+    max_drop: float | None = None  # with --images: the most top-1 a candidate may lose to PyTorch fp32
 
 
 class Budget:
@@ -346,9 +362,13 @@ class RaceRunner(GroupRunner):
         for key, case in self.cases.items():
             if key in self.engine.failed or race.entrants[key].status != "racing":
                 continue
+            msg = None
             if case.prep.parity and parity_verdict(case.prep.parity) == "failed":
                 why = "; ".join((case.prep.parity.get("failures") or [])[:2]) or case.prep.parity.get("why") or ""
                 msg = f"dropped from the race: its outputs failed the parity check against PyTorch ({why})"
+            else:
+                msg = accuracy_gate(case.prep.accuracy, self.settings.max_drop)
+            if msg:
                 race.fail(key, msg)
                 self.engine.failed.add(key)
                 from ..bench.model import CaseResult

@@ -42,6 +42,9 @@ class TuneConfig:
     max_generations: int = MAX_GENERATIONS
     final_processes: int = FINAL_PROCESSES
     process_s: float = 0.5
+    images: str | None = None  # labelled images: each artifact's top-1 measured before the race
+    labels: str | None = None
+    max_drop: float | None = None  # with images: drop candidates losing more top-1 than this (0.01 = 1 point)
 
     def budget(self) -> float:
         return self.budget_s if self.budget_s is not None else PER_MODEL_BUDGET_S * len(self.models)
@@ -185,12 +188,14 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
         candidates = {spec.key: c for _, specs in mp.races for spec, c in specs}
         settings = RaceSettings(alpha=cfg.alpha, max_generations=cfg.max_generations, process_s=cfg.process_s,
                                 max_process_s=4 * cfg.process_s, budget=budget, candidates=candidates,
+                                max_drop=cfg.max_drop if cfg.images else None,
                                 on_look=lambda runner, m=mp.model: progress.race(m, runner.cases_backend, runner))
         bcfg = BenchConfig(models=(mp.model,), cases=tuple(s for _, specs in mp.races for s, _ in specs),
                            device=str(device), threads=threads, scenario=cfg.scenario, rule=race_rule(cfg),
                            tag=cfg.tag, suite="tune", suite_version=TUNE_VERSION, seed=cfg.seed,
                            weights=cfg.weights, cache_dir=cfg.cache_dir, batches=(cfg.batch,),
-                           options={"tune": {"alpha": cfg.alpha, "max_generations": cfg.max_generations,
+                           images=cfg.images, labels=cfg.labels,
+                           options={"tune": {"alpha": cfg.alpha, "max_drop": cfg.max_drop, "max_generations": cfg.max_generations,
                                              "budget_s": cfg.budget(), "version": TUNE_VERSION}})
         engine = Engine(bcfg, store, store_url, group_runner=functools.partial(TuneRaceRunner, settings=settings),
                         grouping=by_backend)
