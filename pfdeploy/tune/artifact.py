@@ -48,7 +48,7 @@ def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights
     from .. import __version__
     from ..clock import utc_now_iso
     from ..exporters.artifact import make_temp_dir, write_manifest
-    from ..outputs import check_output_dir, publish_tree_mode
+    from ..outputs import check_output_dir, new_file_mode, publish_tree_mode
 
     final = Path(out_dir).expanduser().absolute()
     _check_replaceable(final)  # before any copying: a refusal costs nothing
@@ -108,6 +108,9 @@ def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights
             manifest["tuned"] = {k: v for k, v in tuned.items() if k != "artifact"}
             write_manifest(tmp, manifest)
         _write_json(tmp / TUNED_JSON, tuned)
+        for f in tmp.rglob("*"):  # mkstemp's 0600 (the manifest) -> what the umask gives a new file
+            if f.is_file():
+                os.chmod(f, new_file_mode())
         publish_tree_mode(tmp)
         read_tuned(tmp)  # what is published is what a reader accepts
         _publish(tmp, final)
