@@ -262,3 +262,20 @@ def test_bench_tuned_reproduces_through_the_cli(vit_onnx, tmp_path):
     stored = store.results(doc["run"]["id"] if "id" in doc["run"] else doc["results"][0]["run_id"])
     assert {x["variant"] for x in stored} == {"wide", "narrow"}
     store.close()
+
+
+def test_load_torch_winner_rebuilds_the_seeded_model(vit_onnx, tmp_path):
+    """A torch winner has no artifact: load() rebuilds the model with the recorded synthetic seed,
+    which computes what the ONNX artifact of the same weights computes."""
+    from pfdeploy.tune import load
+
+    d = write(tmp_path / "t", vit_onnx, backend="torch", artifact={"source": "zoo", "runner": {}},
+              artifact_sha256=None, variant="eager-fp32", options={})
+    with load(d) as runner:
+        x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        y = runner.outputs(x)
+        assert runner.case.backend == "torch" and runner.model_file is None
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(vit_onnx.model_file), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(y, sess.run(None, {sess.get_inputs()[0].name: x})[0], rtol=1e-3, atol=1e-3)
