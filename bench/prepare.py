@@ -194,15 +194,21 @@ class Preparer:
         def progress(msg, *args, **kwargs):
             self._progress.phase(f"{model}: {what}: {msg}")
 
-        try:
-            art = get_artifact(model, weights=source.weights if source else None, seed=self.config.seed,
-                               cache_dir=self.config.cache_dir,
-                               verify=self.config.verify, progress=progress, _source=source,
-                               allow_failed=self.config.allow_failed_parity, **req)
-        except UserError as exc:
-            return f"export to {what} failed: {exc}"
-        except Exception as exc:  # noqa: BLE001
-            return f"export to {what} failed: {type(exc).__name__}: {exc}"
+        if req.get("file"):  # `bench --tuned`: that very artifact, checked, never exported
+            art = self._artifact_file(model, req)
+            if isinstance(art, str):
+                return art
+            what = f"tuned {what}"
+        else:
+            try:
+                art = get_artifact(model, weights=source.weights if source else None, seed=self.config.seed,
+                                   cache_dir=self.config.cache_dir,
+                                   verify=self.config.verify, progress=progress, _source=source,
+                                   allow_failed=self.config.allow_failed_parity, **req)
+            except UserError as exc:
+                return f"export to {what} failed: {exc}"
+            except Exception as exc:  # noqa: BLE001
+                return f"export to {what} failed: {type(exc).__name__}: {exc}"
         man = art.manifest
         verdict = parity_verdict(man.get("parity")) if man.get("parity") else None
         if (man.get("status") == "failed" or verdict == "failed") and not self.config.allow_failed_parity:
@@ -212,6 +218,8 @@ class Preparer:
         settings = {"target": target, "precision": precision, "path": str(art.path), "exporter": man.get("exporter"),
                     "tools": man.get("tools"), "manifest_status": man.get("status"),
                     "weights": (man.get("weights") or {}).get("source")}
+        if req.get("file"):
+            settings["source"] = "tuned"  # the tuned directory's artifact, not the export cache's
         from ..exporters import accuracy
 
         if self.config.images:
@@ -222,6 +230,31 @@ class Preparer:
             except UserError as exc:
                 return f"accuracy of the {what} artifact on --images failed: {exc}"
         return str(art.model_file), man.get("sha256"), settings, man.get("parity") or {}, accuracy.for_artifact(art)
+
+    def _artifact_file(self, model: str, req: dict):
+        """The Artifact of `req["file"]` (a tuned directory's model file), validated: every file's
+        size and sha256 against its manifest, the artifact's sha256 against `req["sha256"]` (what
+        tuned.json records), and its model, target and precision against the case's; else the
+        error message. Parity is still checked by the timed runner, as for any artifact."""
+        from ..exporters import load_artifact
+        from ..zoo import canonical_name
+
+        path = req["file"]
+        self._progress.phase(f"{model}: the tuned artifact {path} (checking its sha256)")
+        try:
+            art = load_artifact(path)
+        except UserError as exc:
+            return f"the tuned artifact is unusable: {exc}"
+        if req.get("sha256") and art.sha256 != req["sha256"]:
+            return (f"the tuned artifact {path} has sha256 {art.sha256[:16]}..., the tuned record says "
+                    f"{str(req['sha256'])[:16]}...: it was modified; not timed")
+        for what, have, want in (("model", canonical_name(art.model_name), canonical_name(model)),
+                                 ("target", art.target, req["target"]), ("precision", art.precision, req["precision"])):
+            if have != want:
+                return f"the tuned artifact {path} is {what} {have}, the case needs {want}; not timed"
+        if art.model_file.resolve() != Path(path).expanduser().resolve() and Path(path).is_file():
+            return f"{path} is not the artifact's model file ({art.model_file.name}); not timed"
+        return art
 
 
 class ModelSource:

@@ -18,8 +18,14 @@ from .bench_summary import print_summary, summary_data
 
 @click.command("bench")
 @bench_options
+@click.option("--tuned", "tuned_dirs", multiple=True, type=click.Path(), metavar="DIR",
+              help="Reproduce a `pfdeploy tune` winner: measure the tuned directory DIR's own artifact with its "
+                   "runtime settings (repeatable) and say whether the median lies within the interval its "
+                   "tuned.json records. Fixes the models, backends, device, precision, batch, threads, "
+                   "scenario and weights.")
 def command(models, suite, backends, device, precision, batch, threads, processes, scenario, min_time, max_time,
-            target_ci, interleave, allow_failed_parity, weights, images, labels, store_url, tag, json_file, wide):
+            target_ci, interleave, allow_failed_parity, weights, images, labels, store_url, tag, json_file, wide,
+            tuned_dirs=()):
     """Benchmark models through every installed runtime and store the results.
 
     With no arguments: the `default` suite on the CPU (the parameter-free ResNet-50s against
@@ -32,18 +38,29 @@ def command(models, suite, backends, device, precision, batch, threads, processe
     from ..errors import UserError
     from ..render import console, err_console, esc
 
-    cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
-                       target_ci, interleave, tag, processes=processes)
+    tuned = None
+    if tuned_dirs:
+        from .bench_options import check_tuned_flags, tuned_config
+
+        source = click.get_current_context().get_parameter_source("weights")
+        check_tuned_flags({"models": models, "suite": suite, "backends": backends, "device": device,
+                           "precision": precision, "batch": batch, "threads": threads, "scenario": scenario,
+                           "weights": weights if source == click.core.ParameterSource.COMMANDLINE else None})
+        cfg, tuned = tuned_config(tuned_dirs, min_time, max_time, target_ci, interleave, tag, processes=processes)
+    else:
+        cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
+                           target_ci, interleave, tag, processes=processes)
     cfg.allow_failed_parity = allow_failed_parity
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
     check_images(images, labels)
     cfg.images, cfg.labels = images, labels
-    cfg.weights = None if weights in (None, "synthetic") else weights
-    from ..pretrained import plan_models
+    if not tuned:
+        cfg.weights = None if weights in (None, "synthetic") else weights
+        from ..pretrained import plan_models
 
-    # every model's weights before anything runs: a choice that fits none of a model is exit 2,
-    # a release checkpoint is fetched (once) and hashed here (a failed download: exit 1)
-    cfg.model_weights = plan_models(cfg.models, cfg.weights, cfg.seed)
+        # every model's weights before anything runs: a choice that fits none of a model is exit 2,
+        # a release checkpoint is fetched (once) and hashed here (a failed download: exit 1)
+        cfg.model_weights = plan_models(cfg.models, cfg.weights, cfg.seed)
     if json_file and json_file != "-":
         from ..outputs import check_output_file
 
@@ -57,13 +74,28 @@ def command(models, suite, backends, device, precision, batch, threads, processe
     with RichProgress(err_console) as progress:
         outcome = engine.run(progress)
     data = summary_data(outcome)
+    checks = None
+    if tuned:
+        from .bench_options import tuned_checks
+
+        checks = tuned_checks(tuned, outcome.results)
+    extra = {"tuned": checks} if checks is not None else {}
     if json_file == "-":
         from ..render import to_json
 
-        sys.stdout.write(to_json({**store.export_run(outcome.run_id), "summary": data}) + "\n")
+        sys.stdout.write(to_json({**store.export_run(outcome.run_id), "summary": data, **extra}) + "\n")
+        for c in checks or []:
+            err_console.print(esc(c["line"]))
     else:
         print_summary(console, data, wide)  # first: a failing --json write must not lose the summary
-        if json_file:
+        for c in checks or []:
+            console.print(esc(c["line"]))
+        if json_file and checks is not None:
+            from ..outputs import atomic_write_text
+            from ..render import to_json
+
+            atomic_write_text(json_file, to_json({**store.export_run(outcome.run_id), **extra}) + "\n", "--json")
+        elif json_file:
             store.export_run(outcome.run_id, json_file)  # atomic; a UserError line if it fails now
     store.close()
     if outcome.status == "interrupted":

@@ -165,3 +165,79 @@ def check_images(images, labels) -> None:
     from ..exporters.accuracy import labelled_images
 
     labelled_images(images, labels)  # one line when the images carry no labels
+
+
+# `pfdeploy bench --tuned DIR`: the options a tuned directory fixes itself
+TUNED_FIXES = ("models", "suite", "backends", "device", "precision", "batch", "threads", "scenario", "weights")
+
+
+def check_tuned_flags(given: dict) -> None:
+    """--tuned DIR fixes what is measured: the flags that choose it are a usage error beside it.
+    `given`: {option name: value, None when not given on the command line}."""
+    clash = [k for k in TUNED_FIXES if given.get(k) is not None]
+    if clash:
+        flags = ", ".join(f"--{k}" for k in clash)
+        raise UsageError(f"--tuned DIR fixes the model, runtime, device, precision, batch, threads, scenario and "
+                         f"weights of what it measures (from its tuned.json); {flags} cannot be given with it")
+
+
+def tuned_config(dirs, min_time, max_time, target_ci, interleave, tag, processes: int | None = None):
+    """(BenchConfig, [(DIR, tuned record)]) of `pfdeploy bench --tuned DIR...`: one explicit case
+    per tuned directory (its variant and runner options, its artifact request pointing at the
+    model file in DIR with the sha256 tuned.json records: nothing is exported), the models,
+    backends, precisions, batches, threads and scenario those cases have, and the weights they were
+    measured with (the PyTorch reference of the parity check)."""
+    from ..tune.artifact import bench_case, model_weights, read_tuned, seed_of
+
+    tuned = [(d, read_tuned(d)) for d in _unique(dirs)]  # a broken directory: one UserError line
+    cases = [bench_case(d, t) for d, t in tuned]
+    for what in ("device", "scenario"):
+        values = {str(t[what]) for _, t in tuned}
+        if len(values) > 1:
+            raise UsageError(f"--tuned directories of different {what}s ({', '.join(sorted(values))}) cannot "
+                             "run together; give them to separate runs")
+    seeds = {seed_of(t) for _, t in tuned if str(t["weights"]).startswith("synthetic:")}
+    if len(seeds) > 1:
+        raise UsageError(f"--tuned directories with different synthetic seeds ({sorted(seeds)}) cannot run together")
+    weights: dict = {}
+    for _, t in tuned:
+        w = model_weights(t)
+        if weights.setdefault(t["model"], w) != w:
+            raise UsageError(f"--tuned directories of {t['model']} with different weights cannot run together")
+    cfg = build_config(",".join(_unique(c.model for c in cases)), None, ",".join(_unique(c.backend for c in cases)),
+                       cases[0].device, ",".join(_unique(c.precision for c in cases)),
+                       ",".join(str(b) for b in _unique(c.batch for c in cases)), max(c.threads for c in cases),
+                       cases[0].scenario, min_time, max_time, target_ci, interleave, tag, processes=processes)
+    cfg.cases = tuple(cases)
+    cfg.seed = next(iter(seeds), 0)
+    cfg.model_weights = weights
+    choices = {w.choice for w in weights.values()}
+    cfg.weights = None if choices == {None} else ",".join(sorted(c or "synthetic" for c in choices))
+    return cfg, tuned
+
+
+def tuned_checks(tuned, results) -> list[dict]:
+    """For each tuned directory, whether the new median lies within the interval tuned.json
+    records: {"dir", "case", "p50_ms", "recorded": [lo, hi], "recorded_p50_ms", "reproduced",
+    "status", "line"}."""
+    out = []
+    for d, t in tuned:
+        m = t["measured"]
+        lo, hi = float(m["p50_ci_low_ms"]), float(m["p50_ci_high_ms"])
+        row = next((r.row for r in results if all(str(r.row.get(k)) == str(t[k]) for k in
+                                                   ("model", "backend", "precision", "batch", "scenario"))
+                    and (r.row.get("variant") or "") == (t["variant"] or "")), None)
+        p50 = row.get("p50_ms") if row and row.get("status") == "ok" else None
+        ok = p50 is not None and lo <= p50 <= hi
+        if p50 is None:
+            why = (row or {}).get("error") or (row or {}).get("status") or "not run"
+            line = f"not reproduced: {d}: the case was not measured ({why})"
+        elif ok:
+            line = f"reproduced: p50 {p50:.3f} ms within [{lo:.3f}, {hi:.3f}] recorded ({d})"
+        else:
+            line = (f"NOT within the recorded interval: p50 {p50:.3f} ms, [{lo:.3f}, {hi:.3f}] recorded "
+                    f"({d}; recorded p50 {float(m['p50_ms']):.3f} ms)")
+        out.append({"dir": str(d), "case": (row or {}).get("case_key"), "variant": t["variant"], "p50_ms": p50,
+                    "recorded": [lo, hi], "recorded_p50_ms": m["p50_ms"], "recorded_run": m.get("run_id"),
+                    "reproduced": ok, "status": (row or {}).get("status"), "line": line})
+    return out

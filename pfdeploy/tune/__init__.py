@@ -3,16 +3,20 @@
     race.py      one runtime's candidates raced in one rotation (paired, hierarchical eliminations)
     run.py       a whole tune: candidates from every backend, the races, the final rotation
     artifact.py  the winner as a directory: artifact + tuned.json; `load(DIR)` in Python
+
+    from pfdeploy.tune import load
+    runner = load("tuned/pf_resnet50_max")
+    y = runner.outputs(x)
 """
 from __future__ import annotations
 
 
-def load(path, inputs=None):
-    """A loaded Runner of a tuned directory: `runner = load("tuned/pf_resnet50_max")`, then
-    `runner.outputs(x)` (see pfdeploy.tune.artifact.load)."""
-    from .artifact import load as _load
+def __getattr__(name):  # lazy: `from pfdeploy.tune import load` imports no runtime until called
+    if name in ("load", "read_tuned", "write_tuned"):
+        from . import artifact
 
-    return _load(path, inputs=inputs)
+        return getattr(artifact, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["load"]
+__all__ = ["load", "read_tuned", "write_tuned"]
