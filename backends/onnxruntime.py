@@ -17,6 +17,14 @@ back from the session. A latency step is one `session.run` on the host batch (ON
 to and from the device itself on GPU; no device clock is exposed, so GPU results carry the host
 clock only). Throughput scenario: `requests` (option, default 2) `session.run` calls in flight
 from as many threads, one step = all completed.
+
+Runner options (`pfdeploy tune`'s candidates, `OnnxRuntimeBackend.tune_space`), each read back
+from the session (a setting it did not apply fails the load): `defaults` (a plain
+InferenceSession with no session options: ONNX Runtime's own default), `graph_optimization_level`
+(all | extended | basic | disabled), `spinning` (session.intra_op.allow_spinning), `memory_arena`
+(enable_cpu_mem_arena), `io_binding` (CPU: the input bound once as an OrtValue sharing the batch's
+memory, outputs bound to the CPU, run_with_iobinding, outputs copied out each step), `requests`
+(throughput), `provider` and `allow_cpu_nodes` (GPU).
 """
 from __future__ import annotations
 

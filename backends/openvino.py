@@ -16,6 +16,20 @@ on the CPU, where the CPU has native bf16). After compiling, every setting is re
 fails the case. A latency step is one synchronous `InferRequest.infer` on the host batch, outputs
 copied back to numpy. Throughput scenario: an AsyncInferQueue with the plugin's
 OPTIMAL_NUMBER_OF_INFER_REQUESTS; one step = that many requests started and all completed.
+
+Runner options (`pfdeploy tune`'s candidates, `OpenVinoBackend.tune_space`), each read back:
+    hint                 PERFORMANCE_HINT (default LATENCY / THROUGHPUT by scenario)
+    precision_hint       "default": no INFERENCE_PRECISION_HINT, the plugin's own precision, which
+                         must equal the case's precision (else the load fails: never mislabelled)
+    threads              "default": no INFERENCE_NUM_THREADS (the plugin's own thread count)
+    denormals            "default": CPU_DENORMALS_OPTIMIZATION left as the plugin has it
+    api                  "sync" (infer) | "async" (start_async + wait on one request; latency)
+    io                   "copy" (the host batch passed as a dict each step) | "shared" (set once as
+                         an ov.Tensor sharing the batch's memory; outputs still copied to the host
+                         each step, as a sample requires)
+    streams, requests    NUM_STREAMS; the AsyncInferQueue's size (throughput)
+    inference_precision  the exporters' parity check of an IR the device cannot compute natively
+The first three together are what `benchmark_app -hint latency|throughput` compiles with.
 """
 from __future__ import annotations
 
