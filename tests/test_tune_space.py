@@ -268,15 +268,19 @@ def test_int8_recipes_quantize_and_run(tiny_onnx, tmp_path):
     from pfdeploy.exporters.quantize import ort_quantize
 
     ref, _ = _reference(tiny_onnx)
+    model = onnx.load(tiny_onnx)  # the exporters name the input "input" (the calibration reader feeds it)
+    model.graph.input[0].name = "input"
+    model.graph.node[0].input[0] = "input"
+    src = tmp_path / "tiny-input.onnx"
+    onnx.save(model, src)
     batches = [_x(seed=s) for s in range(4)]
     for recipe in ("onnxruntime", "onnxruntime-pertensor", "tensorrt"):
         out = tmp_path / f"{recipe}.onnx"
-        settings = ort_quantize(tiny_onnx, out, batches, recipe)
+        settings = ort_quantize(src, out, batches, recipe)
         assert settings["recipe"] == recipe
         model = onnx.load(out)
         w_scales = [i for i in model.graph.initializer if i.name.startswith("w") and "scale" in i.name]
-        if w_scales:
-            assert (len(w_scales[0].dims) == 0) == (recipe == "onnxruntime-pertensor"), recipe
+        assert w_scales and (len(w_scales[0].dims) == 0) == (recipe == "onnxruntime-pertensor"), recipe
         with _load("onnxruntime", str(out), precision="int8") as r:
             np.testing.assert_allclose(r.outputs(), ref, rtol=0.1, atol=0.1)
 
@@ -286,7 +290,7 @@ def test_torch_candidates_read_back_their_layout():
     backend = B.get_backend("torch")
     x = np.random.default_rng(0).normal(size=(1, 3, 32, 32)).astype(np.float32)
     for c in backend.tune_space(CPU, "latency", 1, 1):
-        case = CaseSpec("resnet18", "torch", precision=c.precision, threads=1, options=c.options, variant=c.name)
+        case = CaseSpec("mobilenetv2_100", "torch", precision=c.precision, threads=1, options=c.options, variant=c.name)
         with backend.load(case, x) as r:
             d = r.describe()
             assert d["channels_last"] is (bool(c.options.get("channels_last")) or c.precision == "bf16"), c
@@ -297,12 +301,12 @@ def test_torch_candidates_read_back_their_layout():
 def test_torch_refuses_unknown_options_and_cpu_cuda_graph_modes():
     x = np.zeros((1, 3, 32, 32), dtype=np.float32)
     with pytest.raises(UserError, match="does not apply the option.*mode"):
-        B.get_backend("torch").load(CaseSpec("resnet18", "torch", options={"mode": "max-autotune"}), x)
+        B.get_backend("torch").load(CaseSpec("mobilenetv2_100", "torch", options={"mode": "max-autotune"}), x)
     compile_ = B.get_backend("torch-compile")
     for options, match in [({"mode": "fastest"}, "mode='fastest'"), ({"mode": "reduce-overhead"}, "nothing on the CPU"),
                            ({"cuda_graphs": True}, "needs a CUDA device")]:
         with pytest.raises(UserError, match=match):
-            compile_.load(CaseSpec("resnet18", "torch-compile", options=options), x)
+            compile_.load(CaseSpec("mobilenetv2_100", "torch-compile", options=options), x)
 
 
 @pytest.mark.slow
@@ -311,7 +315,7 @@ def test_torch_compile_max_autotune_reads_back_its_mode():
     if backend.unavailable(CPU):
         pytest.skip(backend.unavailable(CPU))
     x = np.zeros((1, 3, 32, 32), dtype=np.float32)
-    case = CaseSpec("resnet18", "torch-compile", options={"mode": "max-autotune-no-cudagraphs"})
+    case = CaseSpec("mobilenetv2_100", "torch-compile", options={"mode": "max-autotune-no-cudagraphs"})
     with backend.load(case, x) as r:
         d = r.describe()
         assert d["mode"] == "max-autotune-no-cudagraphs" and d["mode_options"]["max_autotune"] == "True"
