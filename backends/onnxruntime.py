@@ -126,7 +126,7 @@ class OnnxRuntimeRunner(Runner):
             raise UserError(f"{self.model_file}: expected one input, found {len(inp)}")
         self.input_name = inp[0].name
         self.input_dtype = ORT_TYPES.get(inp[0].type, np.float32)
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()] if self.io_binding else []
         self._check_applied()
         self.requests = int(self.case.options.get("requests", 2)) if self.case.scenario == "throughput" else 1
         if self.io_binding and self.requests > 1:
@@ -160,18 +160,21 @@ class OnnxRuntimeRunner(Runner):
         """The session's options read back; one ONNX Runtime did not apply fails the case."""
         d = self._describe()
         opts = self.case.options
-        want = {"graph_optimization_level": OPT_LEVELS[opts.get("graph_optimization_level", "all")]}
+        so = self.session.get_session_options() if hasattr(self.session, "get_session_options") else self.so
+        level = OPT_LEVELS[opts.get("graph_optimization_level", "all")]
+        bad = []
+        if so is not None and so.graph_optimization_level != getattr(self.ort.GraphOptimizationLevel, level):
+            bad.append(f"graph_optimization_level={level} (read back {d['graph_optimization_level']})")
+        want = {}
         if "spinning" in opts:
             want["spinning"] = bool(opts["spinning"])
         if "memory_arena" in opts:
             want["memory_arena"] = bool(opts["memory_arena"])
         if not self.defaults:
             want.update(intra_op_threads=self.case.threads, inter_op_threads=1)
-        bad = {k: (d.get(k), v) for k, v in want.items() if d.get(k) != v}
+        bad += [f"{k}={v!r} (read back {d.get(k)!r})" for k, v in want.items() if d.get(k) != v]
         if bad:
-            raise UserError("ONNX Runtime did not apply " + ", ".join(f"{k}={v!r} (read back {g!r})"
-                                                                   for k, (g, v) in bad.items())
-                            + "; refusing to mislabel the result")
+            raise UserError(f"ONNX Runtime did not apply {', '.join(bad)}; refusing to mislabel the result")
 
     def _set_inputs(self, inputs: np.ndarray) -> None:
         self.inputs = inputs
@@ -216,7 +219,7 @@ class OnnxRuntimeRunner(Runner):
              "flush_denormal": ftz, "requests": getattr(self, "requests", 1),
              "input_dtype": np.dtype(self.input_dtype).name,
              "session_options": "onnxruntime defaults" if getattr(self, "defaults", False) else "pfdeploy",
-             "memory_arena": bool(so.enable_cpu_mem_arena), "spinning": spinning,
+             "memory_arena": getattr(so, "enable_cpu_mem_arena", None), "spinning": spinning,
              "io_binding": getattr(self, "binding", None) is not None}
         if d["io_binding"]:
             try:  # after a run: where the outputs were written (bound to the CPU)
