@@ -128,6 +128,8 @@ class OnnxRuntimeRunner(Runner):
         self.input_dtype = ORT_TYPES.get(inp[0].type, np.float32)
         self.output_names = [o.name for o in self.session.get_outputs()] if self.io_binding else []
         self._check_applied()
+        if "requests" in self.case.options and self.case.scenario != "throughput":
+            raise UserError("onnxruntime option requests applies to the throughput scenario (latency runs one request)")
         self.requests = int(self.case.options.get("requests", 2)) if self.case.scenario == "throughput" else 1
         if self.io_binding and self.requests > 1:
             raise UserError("onnxruntime option io_binding runs one request at a time (not with requests > 1)")

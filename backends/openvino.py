@@ -84,6 +84,8 @@ class OpenVinoRunner(Runner):
         self.api = self._option("api", ("sync", "async"), "async" if throughput else "sync")
         if throughput and self.api != "async":
             raise UserError("openvino option api='sync' does not apply to the throughput scenario (an AsyncInferQueue)")
+        if "requests" in self.case.options and not throughput:
+            raise UserError("openvino option requests applies to the throughput scenario (latency runs one request)")
         self.io = self._option("io", ("copy", "shared"), "copy")
         threads_opt = self._option("threads", ("default", None), None)
         denormals_opt = self._option("denormals", ("default", None), None)

@@ -188,6 +188,7 @@ def test_openvino_refuses_a_default_precision_that_is_not_the_label(tiny_ir):
     ({"io": "zero"}, "option io='zero'"),
     ({"threads": 3}, "option threads=3"),
     ({"nonsense": True}, "does not apply the option.*nonsense"),
+    ({"requests": 2}, "requests applies to the throughput scenario"),
     ({"precision_hint": "default", "inference_precision": "f32"}, "contradict"),
 ])
 def test_openvino_refuses_options_it_does_not_apply(tiny_ir, options, match):
@@ -236,6 +237,7 @@ def test_every_onnxruntime_candidate_loads_reads_back_and_computes(tiny_onnx, sc
     ({"graph_optimization_level": "max"}, "graph_optimization_level='max'"),
     ({"defaults": True, "memory_arena": False}, "contradicts memory_arena"),
     ({"hint": "LATENCY"}, "does not apply the option.*hint"),
+    ({"requests": 3}, "requests applies to the throughput scenario"),
 ])
 def test_onnxruntime_refuses_options_it_does_not_apply(tiny_onnx, options, match):
     pytest.importorskip("onnxruntime")
