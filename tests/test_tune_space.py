@@ -321,3 +321,19 @@ def test_torch_compile_max_autotune_reads_back_its_mode():
     with backend.load(case, x) as r:
         d = r.describe()
         assert d["mode"] == "max-autotune-no-cudagraphs" and d["mode_options"]["max_autotune"] == "True"
+
+
+def test_torch_cuda_declarations_are_thin(monkeypatch):
+    """On a GPU (faked: no GPU here) torch adds tf32/fp16 and channels_last fp16; torch.compile CUDA graphs."""
+    from pfdeploy.backends.base import precision_table
+
+    gpu = Device("cuda", 0, "cuda:0")
+    table = precision_table({"fp32": None, "tf32": None, "fp16": None, "bf16": None}, "no {p}")
+    for name in ("torch", "torch-compile"):
+        backend = B.get_backend(name)
+        monkeypatch.setattr(type(backend), "unavailable", lambda self, d: None)
+        monkeypatch.setattr(type(backend), "precisions", lambda self, d: table)
+    eager = [c.name for c in B.get_backend("torch").tune_space(gpu, "latency", 1, 2)]
+    assert eager == ["default", "fp32-cl", "bf16", "tf32", "fp16", "fp16-cl"]
+    compiled = {c.name: c for c in B.get_backend("torch-compile").tune_space(gpu, "latency", 1, 2)}
+    assert compiled["cudagraphs"].options == {"cuda_graphs": True} and "fp16-cudagraphs" in compiled
