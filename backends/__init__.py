@@ -20,7 +20,7 @@ import functools
 import importlib
 
 from ..errors import UsageError, UserError
-from .base import Backend, Runner, RunnerStateError, precision_table
+from .base import Backend, Candidate, Runner, RunnerStateError, check_space, precision_table
 from .case import CaseSpec
 from ..plugins import EntryPointRegistry
 
@@ -184,8 +184,8 @@ def list_devices() -> list[dict]:
     return out
 
 
-__all__ = ["BACKEND_NAMES", "Backend", "CaseSpec", "ENTRY_POINT_GROUP", "REGISTRY", "Runner", "RunnerStateError",
-           "all_backends", "availability", "backend_availability", "backend_info", "backend_names", "backends_for",
+__all__ = ["BACKEND_NAMES", "Backend", "Candidate", "CaseSpec", "ENTRY_POINT_GROUP", "REGISTRY", "Runner", "RunnerStateError",
+           "all_backends", "availability", "backend_availability", "backend_info", "backend_names", "backends_for", "check_space",
            "for_target", "get_backend", "list_devices", "load_runner_class", "machine_metadata", "precision_table",
            "tool_versions"]
 

@@ -18,6 +18,7 @@ with a device clock (CUDA events) also append the compute-only time of each step
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError, UserError, is_installed
@@ -38,6 +39,9 @@ class Runner:
 
     backend = "base"
     clock_kinds = ("host",)  # "host" always; "device" when the runner records CUDA-event times
+    # the runner options this runner applies (None: not checked); any other option of a case makes
+    # the load fail, so that a setting that was not applied never labels a result
+    known_options: frozenset[str] | None = None
 
     def __init__(self, case: CaseSpec, inputs: np.ndarray, model_file: str | None = None,
                  weights_file: str | None = None):
@@ -59,8 +63,18 @@ class Runner:
             raise RunnerStateError(f"load() called on a runner in state {self.state!r}")
         if self.inputs.ndim < 1 or self.inputs.shape[0] != self.case.batch:
             raise RunnerStateError(f"inputs of shape {self.inputs.shape} do not match batch {self.case.batch}")
+        self.check_options()
         self._load()
         self.state = "loaded"
+
+    def check_options(self) -> None:
+        """UserError when the case has a runner option this runner does not apply."""
+        if self.known_options is None or not isinstance(self.case.options, dict):
+            return
+        unknown = sorted(set(self.case.options) - set(self.known_options) - {"artifact"})
+        if unknown:
+            raise UserError(f"{self.backend} does not apply the option(s) {', '.join(unknown)} (it applies: "
+                            f"{', '.join(sorted(self.known_options))}); refusing to label a setting that was not used")
 
     def infer(self, inputs: np.ndarray | None = None) -> Any:
         """One inference on `inputs` (default: the prepared batch); returns host outputs."""
@@ -140,6 +154,34 @@ class Runner:
 
     def _peak_gpu_mb(self) -> float | None:
         return None
+
+
+# ---------------------------------------------------------------------------------- candidates
+@dataclass(frozen=True)
+class Candidate:
+    """One setting of a runtime that `pfdeploy tune` races: a precision and runner options,
+    declared by the backend module itself (`Backend.tune_space`)."""
+
+    name: str          # the variant name: short, unique within its backend, e.g. "fp32-sync", "int8-s8s8"
+    precision: str     # a pfdeploy precision (what the case is labelled; must be what the runtime runs)
+    options: dict = field(default_factory=dict)  # runner options (incl. "artifact": {...} exporter-request extras)
+    default: bool = False  # True for exactly one candidate per backend: the runtime's own default
+    note: str = ""     # one line: what this setting is
+
+
+def check_space(backend: str, space: list[Candidate]) -> list[Candidate]:
+    """`space` checked: names unique and non-empty, exactly one default and it comes first
+    (ValueError naming the backend: a bug in its declaration)."""
+    if not space:
+        return space
+    names = [c.name for c in space]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup or not all(names):
+        raise ValueError(f"{backend}: tune candidate names must be unique and non-empty (repeated: {dup})")
+    defaults = [c.name for c in space if c.default]
+    if defaults != [space[0].name]:
+        raise ValueError(f"{backend}: the first tune candidate must be the only default (defaults: {defaults})")
+    return space
 
 
 # ----------------------------------------------------------------------------------- backends
@@ -232,6 +274,30 @@ class Backend:
             return None
         return (f"the {scenario} scenario is not implemented for {self.name} (it measures "
                 f"{', '.join(self.scenarios)} only; use --scenario latency with --batch N for batched throughput)")
+
+    # --- tuning -------------------------------------------------------------------------
+    def tune_space(self, device, scenario: str, batch: int, threads: int) -> list[Candidate]:
+        """Every candidate setting of this runtime on `device` (a pfdeploy.devices.Device or a
+        device string) for the scenario; only precisions this machine runs (`supports(...)` is
+        None). The first candidate is the runtime's default (default=True). Empty when the backend
+        or the scenario does not run here.
+
+        The base declaration: the runtime's default (fp32, no options), then one candidate per
+        other precision it runs here, without options. Backends override it with their knobs."""
+        device = as_device(device)
+        if self.unavailable(device) or self.supports_scenario(scenario):
+            return []
+        ok = self.supported_precisions(device)
+        if not ok:
+            return []
+        first = "fp32" if "fp32" in ok else ok[0]
+        space = [Candidate("default", first, {}, default=True, note=f"{self.name} at its defaults ({first}, no options)")]
+        space += [Candidate(p, p, {}, note=f"{p}, no options") for p in ok if p != first]
+        return check_space(self.name, space)
+
+    def _tune_ok(self, device, precision: str) -> bool:
+        """True when `precision` runs on `device` here (a tune space keeps only those)."""
+        return precision in self.precisions(device) and self.supports(device, precision) is None
 
     # --- artifacts ----------------------------------------------------------------------
     def artifact_request(self, precision: str, batch: int) -> dict | None:

@@ -17,6 +17,14 @@ back from the session. A latency step is one `session.run` on the host batch (ON
 to and from the device itself on GPU; no device clock is exposed, so GPU results carry the host
 clock only). Throughput scenario: `requests` (option, default 2) `session.run` calls in flight
 from as many threads, one step = all completed.
+
+Runner options (`pfdeploy tune`'s candidates, `OnnxRuntimeBackend.tune_space`), each read back
+from the session (a setting it did not apply fails the load): `defaults` (a plain
+InferenceSession with no session options: ONNX Runtime's own default), `graph_optimization_level`
+(all | extended | basic | disabled), `spinning` (session.intra_op.allow_spinning), `memory_arena`
+(enable_cpu_mem_arena), `io_binding` (CPU: the input bound once as an OrtValue sharing the batch's
+memory, outputs bound to the CPU, run_with_iobinding, outputs copied out each step), `requests`
+(throughput), `provider` and `allow_cpu_nodes` (GPU).
 """
 from __future__ import annotations
 
@@ -37,24 +45,54 @@ ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor
              "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 
 
+# option graph_optimization_level -> GraphOptimizationLevel member
+OPT_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
+              "disabled": "ORT_DISABLE_ALL"}
+SPINNING = "session.intra_op.allow_spinning"
+
+
 class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
+    known_options = frozenset({"requests", "provider", "allow_cpu_nodes", "defaults", "graph_optimization_level",
+                               "spinning", "memory_arena", "io_binding"})
 
-    def _load(self) -> None:
-        ort = optional_import("onnxruntime", "the onnxruntime backend", hint=INSTALL_HINT)
-        self.ort = ort
+    def _session_options(self, ort):
+        """pfdeploy's session options, with the case's options applied (`defaults`: none at all)."""
+        opts = self.case.options
+        self.defaults = bool(opts.get("defaults"))
+        if self.defaults:
+            clash = sorted(set(opts) & {"graph_optimization_level", "spinning", "memory_arena"})
+            if clash:
+                raise UserError(f"onnxruntime option defaults=True sets no session option; it contradicts {', '.join(clash)}")
+            return None
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.case.threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        level = opts.get("graph_optimization_level", "all")
+        if level not in OPT_LEVELS:
+            raise UserError(f"onnxruntime option graph_optimization_level={level!r}: choose from {', '.join(OPT_LEVELS)}")
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[level])
         so.add_session_config_entry("session.set_denormal_as_zero", "1")
+        if "spinning" in opts:
+            so.add_session_config_entry(SPINNING, "1" if opts["spinning"] else "0")
+        if "memory_arena" in opts:
+            so.enable_cpu_mem_arena = bool(opts["memory_arena"])
         so.log_severity_level = 3
+        return so
+
+    def _load(self) -> None:
+        ort = optional_import("onnxruntime", "the onnxruntime backend", hint=INSTALL_HINT)
+        self.ort = ort
+        so = self._session_options(ort)
         self.so = so  # what was asked for (describe() reads the live session's options back)
         providers = self._providers(ort)
         self.requested = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
         self.gpu = self.case.device.startswith("cuda")
         self.placement = None
+        self.io_binding = bool(self.case.options.get("io_binding"))
+        if self.gpu and (self.defaults or self.io_binding):
+            raise UserError("onnxruntime options defaults and io_binding are implemented on the CPU provider only")
         if self.gpu:  # the GPU checks live in pfdeploy.backends.ort_gpu (tested with fakes)
             mode = ort_gpu.configure_session(ort, so)
             try:
@@ -71,7 +109,10 @@ class OnnxRuntimeRunner(Runner):
                                                      bool(self.case.options.get("allow_cpu_nodes")))
         else:
             try:
-                self.session = ort.InferenceSession(self.model_file, sess_options=so, providers=providers)
+                if so is None:  # a plain InferenceSession: ONNX Runtime's own defaults
+                    self.session = ort.InferenceSession(self.model_file, providers=providers)
+                else:
+                    self.session = ort.InferenceSession(self.model_file, sess_options=so, providers=providers)
             except Exception as exc:  # ORT raises its own exception types for unreadable models
                 raise UserError(f"{self.model_file}: ONNX Runtime cannot load it: "
                                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
@@ -85,8 +126,19 @@ class OnnxRuntimeRunner(Runner):
             raise UserError(f"{self.model_file}: expected one input, found {len(inp)}")
         self.input_name = inp[0].name
         self.input_dtype = ORT_TYPES.get(inp[0].type, np.float32)
-        self._set_inputs(self.inputs)
+        self.output_names = [o.name for o in self.session.get_outputs()] if self.io_binding else []
+        self._check_applied()
+        if "requests" in self.case.options and self.case.scenario != "throughput":
+            raise UserError("onnxruntime option requests applies to the throughput scenario (latency runs one request)")
         self.requests = int(self.case.options.get("requests", 2)) if self.case.scenario == "throughput" else 1
+        if self.io_binding and self.requests > 1:
+            raise UserError("onnxruntime option io_binding runs one request at a time (not with requests > 1)")
+        self.binding = None
+        if self.io_binding:
+            self.binding = self.session.io_binding()
+            for name in self.output_names:
+                self.binding.bind_output(name, "cpu")
+        self._set_inputs(self.inputs)
         if self.requests > 1:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -106,11 +158,41 @@ class OnnxRuntimeRunner(Runner):
                                           for p in (ort_gpu.TRT_EP, ort_gpu.CUDA_EP)})
         raise UserError(f"onnxruntime does not run on device {device!r}")
 
+    def _check_applied(self) -> None:
+        """The session's options read back; one ONNX Runtime did not apply fails the case."""
+        d = self._describe()
+        opts = self.case.options
+        so = self.session.get_session_options() if hasattr(self.session, "get_session_options") else self.so
+        level = OPT_LEVELS[opts.get("graph_optimization_level", "all")]
+        bad = []
+        if so is not None and so.graph_optimization_level != getattr(self.ort.GraphOptimizationLevel, level):
+            bad.append(f"graph_optimization_level={level} (read back {d['graph_optimization_level']})")
+        want = {}
+        if "spinning" in opts:
+            want["spinning"] = bool(opts["spinning"])
+        if "memory_arena" in opts:
+            want["memory_arena"] = bool(opts["memory_arena"])
+        if not self.defaults:
+            want.update(intra_op_threads=self.case.threads, inter_op_threads=1)
+        bad += [f"{k}={v!r} (read back {d.get(k)!r})" for k, v in want.items() if d.get(k) != v]
+        if bad:
+            raise UserError(f"ONNX Runtime did not apply {', '.join(bad)}; refusing to mislabel the result")
+
     def _set_inputs(self, inputs: np.ndarray) -> None:
         self.inputs = inputs
         self.feed = {self.input_name: np.ascontiguousarray(inputs.astype(self.input_dtype, copy=False))}
+        if getattr(self, "binding", None) is not None:
+            # the host batch bound once as an OrtValue on the CPU (sharing the numpy buffer)
+            self.input_value = self.ort.OrtValue.ortvalue_from_numpy(self.feed[self.input_name], "cpu")
+            if self.input_value.data_ptr() != self.feed[self.input_name].ctypes.data:
+                raise UserError("ONNX Runtime copied the bound input (io_binding not applied as asked); refusing "
+                                "to mislabel the result")
+            self.binding.bind_ortvalue_input(self.input_name, self.input_value)
 
     def _step(self):
+        if self.binding is not None:
+            self.session.run_with_iobinding(self.binding)
+            return self.binding.copy_outputs_to_cpu()  # the outputs back in host memory, as numpy
         if self.requests == 1:
             return self.session.run(None, self.feed)
         futures = [self.pool.submit(self.session.run, None, self.feed) for _ in range(self.requests)]
@@ -124,6 +206,10 @@ class OnnxRuntimeRunner(Runner):
             ftz = so.get_session_config_entry("session.set_denormal_as_zero") == "1"
         except Exception:  # noqa: BLE001 - an entry never set raises
             ftz = False
+        try:  # ONNX Runtime spins its intra-op threads unless the entry says "0"
+            spinning = so.get_session_config_entry(SPINNING) != "0"
+        except Exception:  # noqa: BLE001 - never set: the default (on)
+            spinning = True
         try:
             popts = self.session.get_provider_options()
         except Exception:  # noqa: BLE001
@@ -132,7 +218,16 @@ class OnnxRuntimeRunner(Runner):
              "intra_op_threads": so.intra_op_num_threads, "inter_op_threads": so.inter_op_num_threads,
              "execution_mode": str(so.execution_mode).rsplit(".", 1)[-1],
              "graph_optimization_level": str(so.graph_optimization_level).rsplit(".", 1)[-1],
-             "flush_denormal": ftz, "requests": self.requests, "input_dtype": np.dtype(self.input_dtype).name}
+             "flush_denormal": ftz, "requests": getattr(self, "requests", 1),
+             "input_dtype": np.dtype(self.input_dtype).name,
+             "session_options": "onnxruntime defaults" if getattr(self, "defaults", False) else "pfdeploy",
+             "memory_arena": getattr(so, "enable_cpu_mem_arena", None), "spinning": spinning,
+             "io_binding": getattr(self, "binding", None) is not None}
+        if d["io_binding"]:
+            try:  # after a run: where the outputs were written (bound to the CPU)
+                d["io_binding_outputs"] = sorted({v.device_name() for v in self.binding.get_outputs()})
+            except Exception:  # noqa: BLE001 - before the first run there are none
+                d["io_binding_outputs"] = []
         main = popts.get(self.actual_providers[0]) or {}
         cuda = popts.get(ort_gpu.CUDA_EP) or {}
         if "use_tf32" in cuda:
@@ -218,6 +313,55 @@ class OnnxRuntimeBackend(Backend):
 
         found = next((d for d in DISTRIBUTIONS if dist_version((d,))), None)
         return {**super().tool_versions(), "onnxruntime_dist": found}
+
+    def tune_space(self, device, scenario: str, batch: int, threads: int) -> list:
+        """ONNX Runtime's candidates. CPU: a plain InferenceSession (the runtime's default: no
+        session options), pfdeploy's settings (threads, inter-op 1, sequential, all graph
+        optimisations, denormals flushed) and one knob changed at a time (graph optimisation level,
+        spinning, memory arena, IO binding), int8 with the ONNX Runtime recipe (U8S8 per-channel),
+        the TensorRT recipe (S8S8, float biases) and U8S8 per-tensor, all on the CPU provider.
+        CUDA (thin): the CUDA provider's own default (TF32 on), fp32 (TF32 off), fp16, int8."""
+        from .base import Candidate, as_device, check_space
+
+        device = as_device(device)
+        if self.unavailable(device) or self.supports_scenario(scenario):
+            return []
+        ok = lambda p: self._tune_ok(device, p)  # noqa: E731
+        space = []
+        if device.kind == "cpu":
+            if not ok("fp32"):
+                return []
+            space.append(Candidate("default", "fp32", {"defaults": True}, default=True,
+                                   note="InferenceSession(path, providers=[CPU]) with no session options"))
+            space.append(Candidate("fp32", "fp32", {}, note=f"fp32, {threads} intra-op threads, inter-op 1, "
+                                                            "sequential, all graph optimisations, denormals flushed"))
+            space.append(Candidate("fp32-extended", "fp32", {"graph_optimization_level": "extended"},
+                                   note="fp32, graph optimisation level extended (no layout optimisations)"))
+            space.append(Candidate("fp32-nospin", "fp32", {"spinning": False},
+                                   note="fp32, intra-op threads do not spin between steps"))
+            if scenario == "latency":
+                space.append(Candidate("fp32-noarena", "fp32", {"memory_arena": False},
+                                       note="fp32, the CPU memory arena off"))
+                space.append(Candidate("fp32-iobind", "fp32", {"io_binding": True},
+                                       note="fp32, input bound once as an OrtValue, outputs bound to the CPU"))
+            else:
+                space.append(Candidate("fp32-r1", "fp32", {"requests": 1}, note="fp32, one request at a time"))
+            if ok("int8"):
+                space.append(Candidate("int8", "int8", {}, note="int8 U8S8 QDQ, per-channel weights (ONNX Runtime's "
+                                                                "x86 recipe), CPU provider"))
+                space.append(Candidate("int8-s8s8", "int8", {"artifact": {"recipe": "tensorrt"}},
+                                       note="int8 S8S8 symmetric QDQ, float biases (the TensorRT recipe), CPU provider"))
+                space.append(Candidate("int8-pertensor", "int8", {"artifact": {"recipe": "onnxruntime-pertensor"}},
+                                       note="int8 U8S8 QDQ, per-tensor weights, CPU provider"))
+        else:
+            if ok("tf32"):
+                space.append(Candidate("default", "tf32", {}, default=True,
+                                       note="the CUDA provider's own default: TF32 convolutions and matmuls on"))
+            for p in ("fp32", "fp16", "int8"):
+                if ok(p):
+                    space.append(Candidate(p, p, {}, default=not space,
+                                           note=f"{p} on the CUDA provider" + (" (use_tf32 0)" if p == "fp32" else "")))
+        return check_space(self.name, space)
 
     def artifact_request(self, precision: str, batch: int) -> dict:
         if precision == "tf32":

@@ -26,6 +26,7 @@ DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bflo
 
 class TorchRunner(Runner):
     backend = "torch"
+    known_options = frozenset({"channels_last"})
 
     def _build(self):
         import torch
@@ -64,11 +65,21 @@ class TorchRunner(Runner):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model = self._build().to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         self._set_inputs(self.inputs)
+        if channels_last and not self._channels_last_applied(model):
+            raise UserError("torch did not lay the model or the input out channels_last (option channels_last); "
+                            "refusing to mislabel the result")
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.clock_kinds = ("host", "device")
             self._events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
         return model
+
+    def _channels_last_applied(self, model) -> bool:
+        """The input and every 4-D weight of `model` are channels_last in memory (read back)."""
+        torch = self.torch
+        w4 = [p for p in model.parameters() if p.dim() == 4]
+        return (self.x_host.dim() != 4 or self.x_host.is_contiguous(memory_format=torch.channels_last)) and all(
+            p.is_contiguous(memory_format=torch.channels_last) for p in w4)
 
     def _set_inputs(self, inputs: np.ndarray) -> None:
         torch = self.torch
@@ -165,6 +176,25 @@ class TorchBackend(Backend):
             }, f"{self.name} has no {{p}} path (int8 runs through onnxruntime, openvino, tensorrt)")
         return precision_table({"fp32": None, "tf32": None, "fp16": None, "bf16": cuda_bf16_problem()},
                                f"{self.name} has no {{p}} path on CUDA")
+
+    def tune_space(self, device, scenario: str, batch: int, threads: int) -> list:
+        """torch's candidates: eager fp32 (the runtime's default), fp32 channels_last, bf16 where
+        the CPU computes it natively (always channels_last on the CPU); on CUDA (thin) also tf32,
+        fp16 and fp16 channels_last."""
+        from .base import Candidate, as_device, check_space
+
+        device = as_device(device)
+        if self.unavailable(device) or self.supports_scenario(scenario) or not self._tune_ok(device, "fp32"):
+            return []
+        space = [Candidate("default", "fp32", {}, default=True, note="eager fp32 (TF32 off on CUDA), no options"),
+                 Candidate("fp32-cl", "fp32", {"channels_last": True}, note="eager fp32, channels_last")]
+        for p in ("bf16", "tf32", "fp16"):
+            if self._tune_ok(device, p):
+                cl = " (channels_last, oneDNN)" if p == "bf16" and device.kind == "cpu" else ""
+                space.append(Candidate(p, p, {}, note=f"eager {p}{cl}"))
+        if device.kind == "cuda" and self._tune_ok(device, "fp16"):
+            space.append(Candidate("fp16-cl", "fp16", {"channels_last": True}, note="eager fp16, channels_last"))
+        return check_space(self.name, space)
 
     def setup_process(self, threads: int, interop: int = 1) -> dict:
         """OMP/MKL variables, torch intra/inter-op threads and flush-to-zero, read back."""

@@ -6,6 +6,7 @@ never used for another).
   with asymmetric uint8 activations and symmetric int8 weights per channel (U8S8), MinMax
   calibration, biases quantized to int32: the combination ONNX Runtime's quantization guide
   recommends for x86 (its fused QLinearConv/MatMulInteger kernels take U8S8).
+- `onnxruntime-pertensor`: the same with one weight scale per tensor (a `pfdeploy tune` variant).
 - `tensorrt` (TensorRT explicit quantization): symmetric int8 activations and weights (every zero
   point 0, as TensorRT's parser requires of Q/DQ nodes), weights per channel, biases left in float
   (`QuantizeBias` off: TensorRT's parser rejects an int32 DequantizeLinear).
@@ -29,6 +30,11 @@ RECIPES = {
     "onnxruntime": {**_COMMON, "recipe": "onnxruntime", "name": "U8S8 QDQ (ONNX Runtime x86)",
                     "activation_type": "QUInt8", "weight_type": "QInt8", "activation_symmetric": False,
                     "weight_symmetric": True, "quantize_bias": True},
+    # the ONNX Runtime recipe with one scale per weight tensor (fewer scales, a different kernel mix)
+    "onnxruntime-pertensor": {**_COMMON, "recipe": "onnxruntime-pertensor", "per_channel": False,
+                              "name": "U8S8 QDQ, per-tensor weights (ONNX Runtime x86)",
+                              "activation_type": "QUInt8", "weight_type": "QInt8", "activation_symmetric": False,
+                              "weight_symmetric": True, "quantize_bias": True},
     "tensorrt": {**_COMMON, "recipe": "tensorrt", "name": "S8S8 symmetric QDQ, float biases (TensorRT)",
                  "activation_type": "QInt8", "weight_type": "QInt8", "activation_symmetric": True,
                  "weight_symmetric": True, "quantize_bias": False},

@@ -13,6 +13,16 @@ On one artifact at batch 1, alternately in one session (A, B, A, B, ...):
   * ONNX Runtime: a bare `session.run` loop in a fresh process (same thread settings)
     against pfdeploy's onnxruntime case on the same .onnx.
 
+`pfdeploy tune`'s acceptance test (issue 23) compares a tuned OpenVINO setting against
+benchmark_app at its OWN defaults: `--reference-defaults` runs `benchmark_app -hint latency` (or
+`-hint throughput` with `--scenario throughput`) and nothing else (its async API, its precision, its
+threads and streams), and `--candidate NAME` runs pfdeploy's side with the runner options and
+precision of that `tune_space` candidate (or `--options JSON` with `--precision`). Throughput
+compares FPS (the ratio is reference FPS / pfdeploy items per second: > 1, pfdeploy is slower).
+
+    .venv/bin/python scripts/crosscheck.py --only openvino --reference-defaults --candidate default \
+        --pairs 4 --seconds 3
+
 pfdeploy's side runs through the real engine (worker process, runner, timing loop, statistics)
 with --min-time = --max-time = the duration of each turn. Prints a Markdown table and writes JSON.
 
@@ -57,19 +67,21 @@ print(json.dumps({"n": len(samples), "median_ms": float(np.median(samples)) / 1e
 
 
 def pfdeploy_median(backend: str, model: str, model_file: str, inputs: str, threads: int, seconds: float,
-                    store, precision: str = "fp32") -> dict:
+                    store, precision: str = "fp32", options: dict | None = None, scenario: str = "latency",
+                    variant: str = "") -> dict:
     from pfdeploy.bench.config import CaseSpec, StopRule
     from pfdeploy.bench.engine import BenchConfig, Engine, Prepared
 
     rule = StopRule(min_iters=10, min_time_s=seconds, max_time_s=seconds, min_samples=10)
-    spec = CaseSpec(model=model, backend=backend, threads=threads, precision=precision)
+    spec = CaseSpec(model=model, backend=backend, threads=threads, precision=precision, scenario=scenario,
+                    options=dict(options or {}), variant=variant)
     out = Engine(BenchConfig(models=(model,), rule=rule), store).run(
         prepared_cases=[(spec, Prepared(inputs=inputs, model_file=model_file, family="-"))])
     row = out.results[0].row
     if row["status"] != "ok":
         raise SystemExit(f"pfdeploy {backend} case failed: {row['error']}")
     return {"n": row["n"], "median_ms": row["p50_ms"], "ci": [row["p50_ci_low_ms"], row["p50_ci_high_ms"]],
-            "runner": row["artifact"].get("runner")}
+            "fps": row.get("items_per_s"), "runner": row["artifact"].get("runner")}
 
 
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": None}
@@ -93,27 +105,39 @@ def benchmark_app_exe() -> str:
     return found
 
 
-def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path, api: str = "sync",
-                         precision: str = "fp32") -> dict:
-    cfg = tmp / "ov_config.json"
-    conf = {"INFERENCE_NUM_THREADS": str(threads)}
-    if OV_PRECISION[precision]:
-        conf["INFERENCE_PRECISION_HINT"] = OV_PRECISION[precision]
-    cfg.write_text(json.dumps({"CPU": conf}))
-    cmd = [benchmark_app_exe(), "-m", xml, "-d", "CPU", "-hint", "latency", "-api", api, "-load_config", str(cfg),
-           "-shape", "[1,3,224,224]", "-t", str(max(1, int(seconds)))]
-    if OV_PRECISION[precision]:
+def benchmark_app_command(xml: str, threads: int, seconds: float, tmp: Path, api: str = "sync",
+                          precision: str = "fp32", own_defaults: bool = False, hint: str = "latency") -> list[str]:
+    """benchmark_app's command line: pinned to pfdeploy's threads, API and precision, or with
+    `own_defaults` nothing but `-hint` (its async API, its precision, threads and streams)."""
+    cmd = [benchmark_app_exe(), "-m", xml, "-d", "CPU", "-hint", hint]
+    if not own_defaults:
+        cfg = tmp / "ov_config.json"
+        conf = {"INFERENCE_NUM_THREADS": str(threads)}
+        if OV_PRECISION[precision]:
+            conf["INFERENCE_PRECISION_HINT"] = OV_PRECISION[precision]
+        cfg.write_text(json.dumps({"CPU": conf}))
+        cmd += ["-api", api, "-load_config", str(cfg)]
+    cmd += ["-shape", "[1,3,224,224]", "-t", str(max(1, int(seconds)))]
+    if OV_PRECISION[precision] and not own_defaults:
         cmd += ["-infer_precision", OV_PRECISION[precision]]
+    return cmd
+
+
+def benchmark_app_median(xml: str, threads: int, seconds: float, tmp: Path, api: str = "sync",
+                         precision: str = "fp32", own_defaults: bool = False, hint: str = "latency") -> dict:
+    cmd = benchmark_app_command(xml, threads, seconds, tmp, api, precision, own_defaults, hint)
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 10 + 300)
     if res.returncode != 0:
         raise SystemExit(f"benchmark_app failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     text = res.stdout
     med = float(re.search(r"Median:\s+([\d.]+) ms", text).group(1))
     count = int(re.search(r"Count:\s+(\d+) iterations", text).group(1))
+    fps = re.search(r"Throughput:\s+([\d.]+) FPS", text)
     keys = ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT",
-            "ENABLE_CPU_PINNING", "CPU_DENORMALS_OPTIMIZATION")
+            "ENABLE_CPU_PINNING", "CPU_DENORMALS_OPTIMIZATION", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
     props = {k: m.group(1).strip() for k in keys if (m := re.search(rf"{k}: (.+)$", text, re.M))}
-    return {"n": count, "median_ms": med, "properties": props, "command": " ".join(cmd)}
+    return {"n": count, "median_ms": med, "fps": float(fps.group(1)) if fps else None, "properties": props,
+            "command": " ".join(cmd)}
 
 
 def bare_ort_median(onnx_file: str, inputs: str, threads: int, seconds: float) -> dict:
@@ -132,8 +156,16 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="default: physical cores")
     ap.add_argument("--only", choices=["openvino", "onnxruntime"], default=None)
     ap.add_argument("--api", choices=["sync", "async"], default="sync", help="benchmark_app's -api (default sync)")
-    ap.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
-                    help="bf16: OpenVINO only, where the CPU runs it natively")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None,
+                    help="default fp32 (or the --candidate's); bf16: OpenVINO only, where the CPU runs it natively")
+    ap.add_argument("--options", default=None, metavar="JSON",
+                    help='pfdeploy\'s runner options, e.g. \'{"api":"async","io":"shared","precision_hint":"default"}\'')
+    ap.add_argument("--candidate", default=None, metavar="NAME",
+                    help="pfdeploy's side runs this candidate of the backend's tune_space (its precision and options)")
+    ap.add_argument("--reference-defaults", action="store_true",
+                    help="benchmark_app with its own defaults: -hint only (no -api, -infer_precision, thread count)")
+    ap.add_argument("--scenario", choices=["latency", "throughput"], default="latency",
+                    help="throughput: -hint throughput, compared by FPS")
     ap.add_argument("--artifact", default=None,
                     help="an existing artifact directory to check (default: the cached one, exported on demand)")
     ap.add_argument("--json", default="crosscheck.json")
@@ -157,44 +189,72 @@ def main() -> int:
     from pfdeploy.backends import get_backend
     from pfdeploy.devices import parse_device
 
-    report["precision"] = args.precision
+    if args.reference_defaults and args.only != "openvino":
+        raise SystemExit("--reference-defaults is benchmark_app's: use it with --only openvino")
+    if args.scenario == "throughput" and args.only != "openvino":
+        raise SystemExit("--scenario throughput compares against benchmark_app: use it with --only openvino")
+    report.update(scenario=args.scenario, reference_defaults=args.reference_defaults)
     for check in checks:
         backend = get_backend(check)
-        why = backend.supports(parse_device("cpu"), args.precision)
+        precision, options, variant = args.precision or "fp32", json.loads(args.options) if args.options else {}, ""
+        if args.candidate:
+            space = {c.name: c for c in backend.tune_space(parse_device("cpu"), args.scenario, 1, threads)}
+            if args.candidate not in space:
+                raise SystemExit(f"{check} has no candidate {args.candidate!r} here (candidates: {', '.join(space)})")
+            cand = space[args.candidate]
+            precision, options, variant = args.precision or cand.precision, {**cand.options, **options}, cand.name
+        report["precision"] = precision
+        why = backend.supports(parse_device("cpu"), precision)
         if why:
-            raise SystemExit(f"{check} cannot run {args.precision} here: {why}")
-        req = backend.artifact_request(args.precision, 1)
+            raise SystemExit(f"{check} cannot run {precision} here: {why}")
+        req = backend.artifact_request(precision, 1)
+        if options.get("artifact"):
+            req = {**req, **options["artifact"]}
+        options = {k: v for k, v in options.items() if k != "artifact"}
         if args.artifact:
             from pfdeploy.exporters.artifact import load_artifact
 
             art = load_artifact(args.artifact)
             if (art.target, art.precision) != (req["target"], req["precision"]):
                 raise SystemExit(f"{args.artifact} is a {art.target} {art.precision} artifact; {check} "
-                                 f"{args.precision} runs {req['target']} {req['precision']}")
+                                 f"{precision} runs {req['target']} {req['precision']}")
         else:
             art = get_artifact(spec.name, progress=lambda m: print(f"  {m}", file=sys.stderr), **req)
         rows = []
+        tput = args.scenario == "throughput"
         for i in range(args.pairs):
             if check == "openvino":
-                ref = benchmark_app_median(str(art.model_file), threads, args.seconds, tmp, args.api, args.precision)
+                ref = benchmark_app_median(str(art.model_file), threads, args.seconds, tmp, args.api, precision,
+                                           args.reference_defaults, args.scenario)
             else:
                 ref = bare_ort_median(str(art.model_file), str(inputs), threads, args.seconds)
             pf = pfdeploy_median(check, spec.name, str(art.model_file), str(inputs), threads, args.seconds, store,
-                                 args.precision)
+                                 precision, options, args.scenario, variant)
+            ratio = ref["fps"] / pf["fps"] if tput else pf["median_ms"] / ref["median_ms"]
             rows.append({"pair": i + 1, "reference_ms": ref["median_ms"], "pfdeploy_ms": pf["median_ms"],
-                         "ratio": pf["median_ms"] / ref["median_ms"], "reference": ref, "pfdeploy": pf})
-            print(f"{check} pair {i + 1}: reference {ref['median_ms']:.3f} ms (n={ref['n']}), "
-                  f"pfdeploy {pf['median_ms']:.3f} ms (n={pf['n']}), ratio {rows[-1]['ratio']:.4f}", file=sys.stderr)
+                         "reference_fps": ref.get("fps"), "pfdeploy_fps": pf.get("fps"),
+                         "ratio": ratio, "reference": ref, "pfdeploy": pf})
+            what = (f"reference {ref['fps']:.2f} FPS, pfdeploy {pf['fps']:.2f} items/s" if tput else
+                    f"reference {ref['median_ms']:.3f} ms (n={ref['n']}), pfdeploy {pf['median_ms']:.3f} ms (n={pf['n']})")
+            print(f"{check} pair {i + 1}: {what}, ratio {ratio:.4f}", file=sys.stderr)
         ratios = [r["ratio"] for r in rows]
         report["checks"][check] = {
             "artifact": str(art.path), "artifact_sha256": art.manifest.get("sha256"),
-            "reference": (f"benchmark_app -hint latency -api {args.api}"
-                          + (f" -infer_precision {OV_PRECISION[args.precision]}" if OV_PRECISION[args.precision] else "")
+            "reference": ((f"benchmark_app -hint {args.scenario} (its own defaults)" if args.reference_defaults else
+                           f"benchmark_app -hint {args.scenario} -api {args.api}"
+                           + (f" -infer_precision {OV_PRECISION[precision]}" if OV_PRECISION[precision] else ""))
                           if check == "openvino" else "bare session.run loop"),
+            "reference_command": rows[0]["reference"].get("command"),
+            "reference_properties": rows[0]["reference"].get("properties"),
+            "pfdeploy_case": {"precision": precision, "options": options, "variant": variant, "scenario": args.scenario},
+            "pfdeploy_settings": {k: (rows[0]["pfdeploy"].get("runner") or {}).get(k)
+                                  for k in ("inference_precision", "api", "io", "requests", "streams", "requested")},
             "reference_pinning": (rows[0]["reference"].get("properties") or {}).get("ENABLE_CPU_PINNING"),
             "pfdeploy_pinning": (((rows[0]["pfdeploy"].get("runner") or {}).get("properties") or {})
                                  .get("ENABLE_CPU_PINNING")),
             "ratio_quartiles": [float(q) for q in np.quantile(ratios, [0.25, 0.75])],
+            "reference_median_fps": statistics.median(r["reference_fps"] or 0 for r in rows) if tput else None,
+            "pfdeploy_median_fps": statistics.median(r["pfdeploy_fps"] or 0 for r in rows) if tput else None,
             "reference_median_ms": statistics.median(r["reference_ms"] for r in rows),
             "pfdeploy_median_ms": statistics.median(r["pfdeploy_ms"] for r in rows),
             "median_ratio": statistics.median(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios),
@@ -202,7 +262,8 @@ def main() -> int:
         }
     report["loadavg_after"] = os.getloadavg()
     Path(args.json).write_text(json.dumps(report, indent=1))
-    print(f"| check | reference | reference median ms | pfdeploy median ms | pfdeploy/reference (median of {args.pairs} "
+    print(f"| check | reference | reference median ms | pfdeploy median ms | pfdeploy/reference "
+          f"({'reference FPS / pfdeploy items/s, ' if args.scenario == 'throughput' else ''}median of {args.pairs} "
           f"alternated pairs) | quartiles of the pairs | range | CPU pinning (reference / pfdeploy) |")
     print("|---|---|---|---|---|---|---|---|")
     for name, c in report["checks"].items():
