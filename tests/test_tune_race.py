@@ -267,3 +267,35 @@ def test_max_drop_values(text, value):
     from pfdeploy.cli.tune import parse_drop
 
     assert parse_drop(None, None, text) == pytest.approx(value)
+
+
+def test_the_tune_table_fits_100_columns():
+    """A real tune's JSON shape (the longest names the spaces declare) printed as a file would
+    get it: every line within 100 columns."""
+    from rich.console import Console
+
+    from pfdeploy.cli.tune import print_tune
+
+    def cand(v, p, status, shipped=False, tied=()):
+        return {"variant": v, "precision": p, "default": v == "default", "status": status, "shipped": shipped,
+                "p50_ms": 123.456, "p50_ci_low_ms": 118.123, "p50_ci_high_ms": 131.987, "tied_with": list(tied),
+                "vs_default": {"ratio": 12.34, "ci_low": 10.12, "ci_high": 14.56}}
+
+    rts = []
+    for b, win, other in (("onnxruntime", "int8-pertensor", "int8"), ("openvino", "int8-async-shared", "int8"),
+                          ("torch-compile", "max-autotune", "bf16")):
+        cands = [cand("default", "fp32", "eliminated"), cand(other, "int8", "tied", tied=[win]),
+                 cand(win, "int8", "tied", True, [other])]
+        rts.append({"backend": b, "shipped": cands[-1], "candidates": cands, "generations": 6})
+    doc = {"models": [{"model": "pf_resnet50_hybrid", "runtimes": rts, "skipped": [],
+                       "overall": {"backend": "openvino", "variant": "int8-async-shared", "precision": "int8",
+                                   "status": "winner", "vs_runner_up": {"ratio": 1.97, "ci_low": 1.77, "ci_high": 2.19},
+                                   "runner_up": "onnxruntime/int8-pertensor", "tied_with": [], "dir": "tuned/x"}}],
+           "runs": ["7e82de62f2464c4685d49afe92198f89"], "final_run": "0764c7f51d8d46f386f9f720e683317f",
+           "store": "pfdeploy-results.db", "notes": []}
+    out = Console(width=100, record=True, force_terminal=False)
+    print_tune(out, doc)
+    text = out.export_text()
+    flat = " ".join(text.split())
+    assert "int8-async-shared" in flat and "tied: int8-pertensor ~ int8" in flat
+    assert max(len(line) for line in text.splitlines()) <= 100

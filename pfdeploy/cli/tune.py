@@ -206,34 +206,45 @@ def speedup_text(sp: dict | None) -> str:
     return f"x{sp['ratio']:.2f}{ci}"
 
 
+# the whole table fits 100 columns (checked by tests/test_tune_race.py); ties and the candidates
+# raced go on the lines below it
 COLUMNS = [Col("runtime"), Col("deployment", wrap=True, min=12), Col("prec"), Col("p50 ms [95% CI]", right=True),
-           Col("vs default [95% CI]", right=True), Col("result"), Col("raced", 1, right=True)]
+           Col("vs default [95% CI]", right=True), Col("result")]
 
 
 def print_tune(console, data: dict, wide: bool = False) -> None:
     """One table per model: each runtime's shipped deployment; then the overall winner."""
     for m in data["models"]:
-        rows = []
+        rows, lines = [], []
         for rt in m["runtimes"]:
             s = rt.get("shipped")
             n = len(rt["candidates"])
-            dropped = sum(c["status"] == "failed" for c in rt["candidates"])
-            raced = f"{n - dropped}/{n}"
+            dropped = [c for c in rt["candidates"] if c["status"] == "failed"]
+            elim = sum(c["status"] == "eliminated" for c in rt["candidates"])
+            line = (f"{rt['backend']}: {n} candidates, {elim} eliminated by a paired interval, "
+                    f"{len(dropped)} dropped" + (f" ({', '.join(c['variant'] for c in dropped)})" if dropped else "")
+                    + f", {rt.get('generations', 0)} generations")
+            if s is not None and s["status"] == "tied":
+                line += f"; tied: {s['variant']} ~ {', '.join(s.get('tied_with') or [])}"
+            lines.append(line)
             if s is None:
-                rows.append([rt["backend"], "-", "-", "-", "-", "none", raced])
+                rows.append([rt["backend"], "-", "-", "-", "-", "none"])
                 continue
             fin = rt.get("final") or s
-            p50 = (f"{fmt(fin.get('p50_ms'), 2)} [{fmt(fin.get('p50_ci_low_ms'), 2)}, "
-                   f"{fmt(fin.get('p50_ci_high_ms'), 2)}]")
-            status = s["status"] + (f" ({len(s.get('tied_with') or [])}+1)" if s["status"] == "tied" else "")
+            v = fin.get("p50_ms")
+            dg = 1 if isinstance(v, (int, float)) and v >= 100 else 2  # 123.5 [118.1, 132.0]: fits 100 columns
+            p50 = (f"{fmt(v, dg)} [{fmt(fin.get('p50_ci_low_ms'), dg)}, "
+                   f"{fmt(fin.get('p50_ci_high_ms'), dg)}]")
             rows.append([rt["backend"], s["variant"], s["precision"], p50, speedup_text(s.get("vs_default")),
-                         status, raced])
+                         s["status"]])
         ov = m.get("overall")
         title = f"{m['model']}"
         if ov:
             title += (f": fastest {ov['backend']} {ov['variant']} ({ov['precision']})"
                       + (f", {ov['status']}" if ov["status"] != "winner" else ""))
         print_table(console, COLUMNS, rows, title=title, wide=wide)
+        for line in lines:
+            print_note(console, line, style="dim")
         if ov and ov.get("vs_runner_up"):
             print_note(console, f"vs the runner-up {ov['runner_up']}: {speedup_text(ov['vs_runner_up'])} "
                                 f"(paired, final rotation)" + (f"; tied with {', '.join(ov['tied_with'])}"
