@@ -127,13 +127,13 @@ class OnnxRuntimeRunner(Runner):
         self.input_name = inp[0].name
         self.input_dtype = ORT_TYPES.get(inp[0].type, np.float32)
         self.output_names = [o.name for o in self.session.get_outputs()] if self.io_binding else []
-        self._check_applied()
         if "requests" in self.case.options and self.case.scenario != "throughput":
             raise UserError("onnxruntime option requests applies to the throughput scenario (latency runs one request)")
         self.requests = int(self.case.options.get("requests", 2)) if self.case.scenario == "throughput" else 1
+        self.binding = None
+        self._check_applied()
         if self.io_binding and self.requests > 1:
             raise UserError("onnxruntime option io_binding runs one request at a time (not with requests > 1)")
-        self.binding = None
         if self.io_binding:
             self.binding = self.session.io_binding()
             for name in self.output_names:
@@ -181,7 +181,7 @@ class OnnxRuntimeRunner(Runner):
     def _set_inputs(self, inputs: np.ndarray) -> None:
         self.inputs = inputs
         self.feed = {self.input_name: np.ascontiguousarray(inputs.astype(self.input_dtype, copy=False))}
-        if getattr(self, "binding", None) is not None:
+        if self.binding is not None:
             # the host batch bound once as an OrtValue on the CPU (sharing the numpy buffer)
             self.input_value = self.ort.OrtValue.ortvalue_from_numpy(self.feed[self.input_name], "cpu")
             if self.input_value.data_ptr() != self.feed[self.input_name].ctypes.data:
@@ -218,11 +218,11 @@ class OnnxRuntimeRunner(Runner):
              "intra_op_threads": so.intra_op_num_threads, "inter_op_threads": so.inter_op_num_threads,
              "execution_mode": str(so.execution_mode).rsplit(".", 1)[-1],
              "graph_optimization_level": str(so.graph_optimization_level).rsplit(".", 1)[-1],
-             "flush_denormal": ftz, "requests": getattr(self, "requests", 1),
+             "flush_denormal": ftz, "requests": self.requests,
              "input_dtype": np.dtype(self.input_dtype).name,
-             "session_options": "onnxruntime defaults" if getattr(self, "defaults", False) else "pfdeploy",
+             "session_options": "onnxruntime defaults" if self.defaults else "pfdeploy",
              "memory_arena": getattr(so, "enable_cpu_mem_arena", None), "spinning": spinning,
-             "io_binding": getattr(self, "binding", None) is not None}
+             "io_binding": self.binding is not None}
         if d["io_binding"]:
             try:  # after a run: where the outputs were written (bound to the CPU)
                 d["io_binding_outputs"] = sorted({v.device_name() for v in self.binding.get_outputs()})

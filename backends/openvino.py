@@ -162,6 +162,8 @@ class OpenVinoRunner(Runner):
 
     def _set_inputs(self, inputs: np.ndarray) -> None:
         self.inputs = np.ascontiguousarray(inputs.astype(np.float32, copy=False))
+        # what each step passes: nothing when the input tensor is set once (shared), else the batch
+        self.feed = () if self.io == "shared" else ({0: self.inputs},)
         if self.io == "shared" and getattr(self, "request", None) is not None:
             # the host batch handed over once, as a tensor sharing its memory (what benchmark_app
             # does with its preallocated tensors); each step runs on it without a copy
@@ -174,23 +176,14 @@ class OpenVinoRunner(Runner):
     def _step(self):
         if not self.async_mode:
             req = self.request
-            if self.io == "shared":
-                if self.api == "async":
-                    req.start_async()
-                    req.wait()
-                    # the output back in host memory, as a sample requires (docs/method.md section 1)
-                    return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
-                return req.infer()  # outputs copied to numpy (share_outputs=False)
             if self.api == "async":
-                req.start_async({0: self.inputs})
+                req.start_async(*self.feed)
                 req.wait()
+                # the output back in host memory, as a sample requires (docs/method.md section 1)
                 return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
-            return req.infer({0: self.inputs})
+            return req.infer(*self.feed)  # outputs copied to numpy (share_outputs=False)
         for _ in range(self.nireq):
-            if self.io == "shared":
-                self.queue.start_async()
-            else:
-                self.queue.start_async({0: self.inputs})
+            self.queue.start_async(*self.feed)
         self.queue.wait_all()
         return None
 

@@ -155,3 +155,23 @@ def make_readonly():
     yield make
     for u in reversed(undo):
         u()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """A tiny fp32 ONNX model (conv 3->4, ReLU, global pool; dynamic batch, 3x8x8 inputs): what
+    the runtimes' own tests load in milliseconds."""
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
+    onnx.save(model, path)
+    return str(path)

@@ -206,23 +206,6 @@ def test_best_precision_follows_the_declared_order(monkeypatch):
 
 # ----------------------------------------------------------------------------- read-back
 
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
-             helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
-    onnx.save(model, path)
-    return str(path)
-
-
 def _x(b=2):
     return np.random.default_rng(1).normal(size=(b, 3, 8, 8)).astype(np.float32)
 

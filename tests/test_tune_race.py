@@ -143,9 +143,9 @@ def race_engine(store, cases, **settings):
 
 def test_race_through_the_engine_stores_every_candidate_with_its_fate(store, inputs):
     cases = [candidate("default", inputs, 1200), candidate("fast", inputs, 300), candidate("slow", inputs, 2400)]
-    from types import SimpleNamespace
+    from pfdeploy.backends import Candidate
 
-    cands = {cases[0][0].key: SimpleNamespace(name="default", default=True, note="the runtime's default")}
+    cands = {cases[0][0].key: Candidate("default", "fp32", default=True, note="the runtime's default")}
     out, s = race_engine(store, cases, candidates=cands)
     assert out.status == "finished"
     rows = {r["variant"]: r for r in store.results(out.run_id)}

@@ -94,7 +94,7 @@ def plan(cfg: TuneConfig, device, threads: int) -> list[ModelPlan]:
             if why:
                 mp.skipped.append((b.name, why))
                 continue
-            cands = tune_space(b, device, cfg.scenario, cfg.batch, threads)
+            cands = b.tune_space(device, cfg.scenario, cfg.batch, threads)
             specs = [(CaseSpec(model=model, backend=b.name, device=str(device), precision=c.precision,
                                batch=cfg.batch, threads=threads, scenario=cfg.scenario, weights=mp.weights,
                                options=dict(c.options), variant=c.name), c) for c in cands]
@@ -104,18 +104,6 @@ def plan(cfg: TuneConfig, device, threads: int) -> list[ModelPlan]:
                 mp.skipped.append((b.name, "no candidate runs here"))
         plans.append(mp)
     return plans
-
-
-def tune_space(backend, device, scenario: str, batch: int, threads: int) -> list:
-    """The backend's declared candidates (`Backend.tune_space`)."""
-    space = getattr(backend, "tune_space", None)
-    if space is None:  # a plugin backend written before tune: its default, then each precision
-        from types import SimpleNamespace
-
-        ok = backend.supported_precisions(device)
-        return [SimpleNamespace(name="default" if i == 0 else p, precision=p, options={}, default=i == 0, note="")
-                for i, p in enumerate(["fp32", *[p for p in ok if p != "fp32"]]) if p in ok]
-    return space(device, scenario, batch, threads)
 
 
 @dataclass
