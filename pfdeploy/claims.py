@@ -270,12 +270,17 @@ def is_tune_final(doc: dict) -> bool:
 
 
 def tune_final_docs(docs: Sequence[dict]) -> list[dict]:
-    """The newest finished tune-final run document of each machine (newest first; an interrupted
-    one only where a machine has no finished one)."""
-    out: dict[str, dict] = {}
+    """The newest finished tune-final run document of each machine, device, scenario and batch
+    (newest first; an interrupted one only where there is no finished one): a throughput tune of
+    one model does not hide the latency tune of three."""
+    out: dict[tuple, dict] = {}
     finished = lambda d: (d.get("run") or {}).get("status") == "finished"  # noqa: E731
     for doc in sorted((d for d in docs if is_tune_final(d)), key=lambda d: (finished(d), _started(d)), reverse=True):
-        out.setdefault(str((doc.get("run") or {}).get("machine_id") or "unknown"), doc)
+        run = doc.get("run") or {}
+        cfg = run.get("config") or {}
+        key = (str(run.get("machine_id") or "unknown"), str(cfg.get("device")), str(cfg.get("scenario")),
+               str(cfg.get("batches")))
+        out.setdefault(key, doc)
     return list(out.values())
 
 

@@ -212,6 +212,21 @@ def test_only_the_newest_tune_final_run_of_each_machine(best_store):
     assert K.best_claims([d for d in docs if not K.is_tune_final(d)])["runs"] == []
 
 
+def test_a_newer_tune_of_another_scenario_does_not_hide_the_latency_one(best_store):
+    """A throughput tune of one model after the latency tune of several: both are answered."""
+    import copy
+
+    from pfdeploy.report.build import load_docs
+
+    with open_store(best_store, create=False) as store:
+        docs = load_docs(store)
+    newest = max((d for d in docs if K.is_tune_final(d)), key=lambda d: d["run"]["started_at"])
+    tp = copy.deepcopy(newest)
+    tp["run"].update(id="tunefinalthroughput00000000000000"[:32], tag="tune-tp", started_at="2099-01-01T00:00:00+00:00",
+                     config={"scenario": "throughput", "device": "cpu"})
+    assert {r["tag"] for r in K.best_claims(docs + [tp])["runs"]} == {"tune-new", "tune-tp"}
+
+
 # ----------------------------------------------------------------------------------------------
 # pfdeploy claims --at best
 # ----------------------------------------------------------------------------------------------
