@@ -294,6 +294,7 @@ def test_claims_cli_errors_are_one_line(tmp_path, capsys):
 def test_bench_summary_compares_each_pf_model_with_its_baselines():
     from pfdeploy.bench.config import CaseSpec
     from pfdeploy.bench.engine import CaseResult, Outcome
+    from pfdeploy.result import Result
     from pfdeploy.cli.bench_summary import print_summary, speedup_columns, summary_data
     from rich.console import Console
 
@@ -301,9 +302,8 @@ def test_bench_summary_compares_each_pf_model_with_its_baselines():
     results = []
     for r in doc["results"]:
         spec = CaseSpec(model=r["model"], backend=r["backend"], threads=r["threads"])
-        row = {k: v for k, v in r.items() if k not in ("samples_ns", "sample_rounds")}
-        row.update(p99_ms=None, peak_rss_mb=None, parity={"status": "reference"})
-        results.append(CaseResult(spec, row, r["samples_ns"], r["sample_rounds"]))
+        row = dict(r, p99_ms=None, peak_rss_mb=None, parity={"status": "reference"})
+        results.append(CaseResult(spec, Result.from_row(row)))
     data = summary_data(Outcome("run1", "finished", results, "sqlite:///x.db", 1.0))
     rows = {r["model"]: r for r in data["results"]}
     vit = rows["pf_vit_s"]

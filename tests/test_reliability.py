@@ -163,7 +163,7 @@ DRIVER = textwrap.dedent('''
 
     class P(Progress):
         def case_done(self, r):
-            print("DONE", r.spec.model, r.row["status"], flush=True)
+            print("DONE", r.spec.model, r.result["status"], flush=True)
 
     def case(name, **opts):
         return CaseSpec(model=name, backend="_fake", threads=1, options=opts), Prepared(inputs=inputs, family="conv")
@@ -329,7 +329,7 @@ def test_a_hanging_load_fails_its_case_after_the_load_timeout(tmp_path, monkeypa
     with open_store(tmp_path / "r.db") as store:
         out = Engine(BenchConfig(models=(), rule=rule, round_time_s=0.005), store).run(
             prepared_cases=[(hang, Prepared(inputs=str(x))), (ok, Prepared(inputs=str(x)))])
-    rows = {r.spec.model: r.row for r in out.results}
+    rows = {r.spec.model: r.result for r in out.results}
     assert rows["hang"]["status"] == "failed" and "no answer to load within 2 s" in rows["hang"]["error"]
     assert rows["ok"]["status"] == "ok"
 

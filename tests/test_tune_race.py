@@ -12,7 +12,7 @@ import pytest
 from pfdeploy.bench.config import CaseSpec, StopRule
 from pfdeploy.bench.engine import BenchConfig, Engine, Prepared
 from pfdeploy.store import open_store
-from pfdeploy.tune.race import Entrant, Measured, Race, RaceRunner, RaceSettings
+from pfdeploy.tune.race import Entrant, Measured, Race, RacePolicy, RaceSettings
 
 
 def simulate(levels: dict[str, float], generations: int, rng, process_sd=0.03, noise=0.05, rounds=3, per_round=8,
@@ -136,7 +136,7 @@ def candidate(name, inputs, work_us, parity=None):
 def race_engine(store, cases, **settings):
     s = RaceSettings(process_s=0.03, max_process_s=0.06, max_generations=4, **settings)
     cfg = BenchConfig(models=(), rule=RULE, round_time_s=0.005, suite="tune")
-    eng = Engine(cfg, store, store.url, group_runner=functools.partial(RaceRunner, settings=s),
+    eng = Engine(cfg, store, store.url, policy=RacePolicy(s),
                  grouping=lambda todo, interleave: [todo])
     return eng.run(prepared_cases=cases), s
 
