@@ -128,18 +128,22 @@ class Engine:
             runnable, skipped = [c for c, _ in prepared_cases], []
         self._progress.phase("collecting machine metadata")
         meta = machine_metadata()
-        run_id = self.store.begin_run({
+        self.run_meta = {
             "tag": cfg.tag, "git_commit": git_commit(), "suite": cfg.suite, "suite_version": cfg.suite_version,
             "machine_id": meta.get("machine_id"), "machine": meta, "tools": meta.get("tools", {}),
             "config": {**cfg.to_dict(), "threads": threads, "device": str(device),
                        "env": {k: os.environ[k] for k in sorted(os.environ) if k in THREAD_ENV}},
             "pfdeploy_version": __version__, "loadavg_before": _loadavg(),
-        })
+        }
+        run_id = self.store.begin_run(self.run_meta)
         self.run_id = run_id
         status = "failed"
         signum = None
         tmp = Path(tempfile.mkdtemp(prefix="pfdeploy-bench-"))
+        begin = getattr(self.policy, "begin", None)
         try:
+            if begin is not None:  # a policy that keeps runs of its own (ab's head run) begins them here
+                begin(self)
             for spec, why in skipped:
                 self.commit(CaseResult(spec, build_row(cfg, spec, Prepared(), "skipped", why)))
             prepared = (Preparer(cfg, self._progress).prepare(runnable, tmp) if prepared_cases is None
@@ -169,6 +173,9 @@ class Engine:
                         case.worker.cleanup()
                 self.live.clear()
                 shutil.rmtree(tmp, ignore_errors=True)
+                end = getattr(self.policy, "end", None)
+                if end is not None:
+                    end(self, status)
                 self.store.finish_run(run_id, status, loadavg_after=_loadavg())
         return Outcome(run_id, status, self._results, self.store_url, time.monotonic() - t0, self.notes,
                        signum=signum)
@@ -206,10 +213,12 @@ class Engine:
     def drop_units(self, units: float) -> None:
         self._total_units = max(self._done_units, self._total_units - units)
 
-    def commit(self, done: CaseResult) -> None:
-        """Store a finished case's typed result (its samples with it) at once."""
-        rid = self.store.add_result(self.run_id, done.result)
+    def commit(self, done: CaseResult, run_id=None) -> None:
+        """Store a finished case's typed result (its samples with it) at once, in this engine's run
+        or in `run_id` (another run a policy began in the same store)."""
+        run_id = run_id or self.run_id
+        rid = self.store.add_result(run_id, done.result)
         done.result_id = rid
-        done.result = done.result.model_copy(update={"id": rid, "run_id": self.run_id})
+        done.result = done.result.model_copy(update={"id": rid, "run_id": run_id})
         self._results.append(done)
         self._progress.case_done(done)

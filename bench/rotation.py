@@ -146,10 +146,11 @@ class Rotation:
                         on_close(case)
 
     def store(self, case: CaseRun, decision: Decision | None = None, status: str = "ok", error: str | None = None,
-              **records) -> CaseResult | None:
+              run_id=None, **records) -> CaseResult | None:
         """Build the case's typed result from everything its processes measured (samples, device
         samples, per-process fields) and commit it: the one place a case is stored. `records`:
-        what the policy adds (`tune=`, `ab=`). A case is stored once (None the second time)."""
+        what the policy adds (`tune=`, `ab=`); `run_id`: another run of this engine's store (`ab`
+        stores its head side in a run of its own). A case is stored once (None the second time)."""
         if case.spec.key in self.committed or case.spec.key in self.engine.failed:
             return None
         self.stored.add(case.spec.key)
@@ -159,10 +160,10 @@ class Rotation:
                            decision=decision, oversubscribed=self.engine.oversubscribed if status == "ok" else None,
                            **records)
         done = CaseResult(case.spec, result)
-        self.engine.commit(done)
+        self.engine.commit(done, run_id=run_id)
         return done
 
-    def fail(self, case: CaseRun, exc: Exception | str, when: str = "", **records) -> None:
+    def fail(self, case: CaseRun, exc: Exception | str, when: str = "", run_id=None, **records) -> None:
         """Fail the case: kill its worker, store a failed result with what it measured so far."""
         eng = self.engine
         if isinstance(exc, WorkerDied):
@@ -186,7 +187,7 @@ class Rotation:
             self.stored.add(case.spec.key)
             self.committed.add(case.spec.key)
             eng.commit(CaseResult(case.spec, build_row(self.config, case.spec, case.prep, "failed", msg, live=case,
-                                                       **records)))
+                                                       **records)), run_id=run_id)
 
     def close_worker(self, case: CaseRun) -> bool:
         try:

@@ -62,10 +62,14 @@ def describe_returncode(rc: int | None) -> str:
 
 
 # ------------------------------------------------------------------------------ parent side
-class WorkerProcess:
-    """Parent-side handle of one case's worker process."""
+WORKER_PROTOCOL = 1  # the JSON-line commands above; `pfdeploy ab` refuses a side that speaks another
 
-    def __init__(self, label: str = "", env: dict | None = None):
+
+class WorkerProcess:
+    """Parent-side handle of one case's worker process (`python`: the interpreter it runs, default
+    this one; `pfdeploy ab` runs each side's workers with that side's interpreter)."""
+
+    def __init__(self, label: str = "", env: dict | None = None, python: str | None = None):
         self.label = label
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()
@@ -75,7 +79,7 @@ class WorkerProcess:
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         full_env["PFDEPLOY_PARENT_PID"] = str(os.getpid())  # the worker dies with this process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pfdeploy.bench.worker", str(p2c_r), str(c2p_w)],
+            [python or sys.executable, "-m", "pfdeploy.bench.worker", str(p2c_r), str(c2p_w)],
             pass_fds=(p2c_r, c2p_w), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             env=full_env, start_new_session=True,  # Ctrl-C reaches the parent only; it stops workers itself
         )

@@ -211,6 +211,16 @@ class ABRecord(_Record):
     other_run_id: str | None = None
     blocks: list[int] = Field(default_factory=list)
     order: list[str] = Field(default_factory=list)  # per block: "base-first" | "head-first"
+    block_ratios: list[float | None] = Field(default_factory=list)  # head / base per block (median of rounds)
+    verdict: str | None = None  # regression | improvement | equivalent | inconclusive
+    ratio: float | None = None  # head / base, the mean of the block log ratios
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float | None = None  # of the interval at the deciding look
+    detectable: float | None = None  # the change detectable at 80% power at this run's noise
+    blocks_needed: int | None = None  # blocks for the threshold to be detectable at this noise
+    threshold: float | None = None
+    alpha: float | None = None  # family-wise over cases and looks
 
 
 _WARN_SCHEMA = {"anyOf": [
