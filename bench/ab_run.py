@@ -132,14 +132,15 @@ def plan(base_path: str, head_path: str, cfg, settings: ABSettings):
 
 
 def run_ab(base_path: str, head_path: str, cfg, settings: ABSettings, store, progress=None,
-           on_block=None) -> ABOutcome:
-    """Plan, prepare and measure; both sides stored (runs tagged settings.tag_base/tag_head)."""
+           on_block=None, planned=None) -> ABOutcome:
+    """Plan (unless `planned`, plan()'s answer), prepare and measure; both sides stored (runs
+    tagged settings.tag_base/tag_head)."""
     from .engine import Engine
     from .prepare import Preparer
     from .worker import WorkerProcess
 
     t0 = time.monotonic()
-    sides, cases, not_compared = plan(base_path, head_path, cfg, settings)
+    sides, cases, not_compared = planned or plan(base_path, head_path, cfg, settings)
     if not cases:
         raise UsageError("nothing to compare: " + ("; ".join(f"{n['case']}: {n['reason']}" for n in not_compared[:3])
                                                    or "no case was planned"))

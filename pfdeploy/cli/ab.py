@@ -107,7 +107,7 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
 
     Exit status: 1 on a regression (see --fail-on), 0 otherwise; 2 for bad input (nothing timed).
     """
-    from ..bench.ab_run import ABSettings, run_ab
+    from ..bench.ab_run import ABSettings, plan, run_ab
     from ..config import default_store_url
     from ..render import console, emit, err_console, esc
     from .bench_options import build_config
@@ -123,12 +123,13 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
     from ..pretrained import plan_models
 
     cfg.model_weights = plan_models(cfg.models, None, cfg.seed)
+    planned = plan(base, head, cfg, settings)  # every refusal (exit 2) before the store is opened
     from ..store import open_store
     from .bench_progress import RichProgress
 
     store = open_store(default_store_url(store_url))
     with RichProgress(err_console) as progress:
-        out = run_ab(base, head, cfg, settings, store, progress)
+        out = run_ab(base, head, cfg, settings, store, progress, planned=planned)
     store.close()
     from ..compare import append_step_summary, write_text_atomic
 
