@@ -6,7 +6,8 @@
 #   ab_action.sh check    the inputs make sense (a base ref, a known --fail-on, numbers)
 #   ab_action.sh setup    one venv per checkout: DIR/.venv with `pip install -e 'DIR[EXTRAS]'`
 #   ab_action.sh run      pfdeploy ab BASE HEAD with the head's pfdeploy; step outputs (the verdict
-#                         counts, exit-code) and the files of the comment artifact; always exits 0
+#                         counts, exit-code) and the files of the comment artifact in AB_OUT
+#                         (comment.md, pr-number, head-sha, ab.json, ab.log, exit-code); exits 0
 #                         once ab ran, so that the artifact is kept: the `gate` step fails the job
 #   ab_action.sh gate     exit with the status that `run` recorded (AB_EXIT_CODE)
 #
@@ -127,6 +128,7 @@ PY
   local line
   while IFS= read -r line; do output "${line%%=*}" "${line#*=}"; done <<< "$counts"
   output exit-code "$code"
+  printf '%s\n' "$code" > "$out/exit-code"
   output markdown "$out/comment.md"
 
   if [ ! -s "$out/comment.md" ]; then
