@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -453,20 +454,17 @@ def test_setup_step_dry_run(tmp_path):
     runner.run()
     code, log = runner.step_log("One venv per checkout")
     assert code == 0, log
-    lines = [line for line in log.splitlines() if line.startswith("+ ")]
+    commands = [shlex.split(line[2:]) for line in log.splitlines() if line.startswith("+ ")]
     base = runner.workspace / ".pfdeploy-ab-base"
     head = runner.workspace / "head"
-    py = sys.executable
-    assert lines == [
-        f"+ {py} -m venv {base}/.venv",
-        f"+ {base}/.venv/bin/python -m pip install --quiet --upgrade pip",
-        f"+ {base}/.venv/bin/python -m pip install --quiet --extra-index-url "
-        f"https://download.pytorch.org/whl/cpu -e {base}\\[cpu\\,postgres\\]",
-        f"+ {py} -m venv {head}/.venv",
-        f"+ {head}/.venv/bin/python -m pip install --quiet --upgrade pip",
-        f"+ {head}/.venv/bin/python -m pip install --quiet --extra-index-url "
-        f"https://download.pytorch.org/whl/cpu -e {head}\\[cpu\\,postgres\\]",
-    ], log
+    pip_args = ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    expected = []
+    for side in (base, head):
+        py = f"{side}/.venv/bin/python"
+        expected += [[sys.executable, "-m", "venv", f"{side}/.venv"],
+                     [py, "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+                     [py, "-m", "pip", "install", "--quiet", *pip_args, "-e", f"{side}[cpu,postgres]"]]
+    assert commands == expected, log
     args = json.loads((tmp_path / "argv.json").read_text())
     assert args[1:3] == [".pfdeploy-ab-base/.venv", "head/.venv"]
 
@@ -477,32 +475,33 @@ def test_setup_refuses_a_directory_that_is_no_checkout(tmp_path):
     assert res.returncode == 2 and "not a pfdeploy checkout" in res.stderr
 
 
-@pytest.mark.slow
-def test_setup_makes_working_venvs(tmp_path):
-    """The venv step for real, kept cheap: pip installs nothing from an index (--no-deps,
-    --no-build-isolation, --no-index); the venv sees this interpreter's packages through a .pth
-    file, so its own pfdeploy (the checkout's, editable) is the one it imports."""
-    checkout = tmp_path / "checkout"
-    _git("clone", "-q", "--local", str(REPO), str(checkout))
-    env = dict(os.environ, AB_PYTHON=sys.executable, AB_BASE_PATH=str(checkout), AB_HEAD_PATH=str(checkout),
-               AB_EXTRAS="", AB_PIP_ARGS="--no-deps --no-build-isolation --no-index")
-    # pip's self-upgrade needs an index: stand in for pip with the real one minus that call
-    res = subprocess.run(["bash", str(SCRIPT), "setup"], env=dict(env, AB_DRY_RUN="1"), capture_output=True,
-                         text=True, check=True)
-    venv = checkout / ".venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = next(venv.glob("lib/python*/site-packages"))
+def test_setup_makes_two_working_venvs(tmp_path):
+    """The venv step's own commands (its dry run), run for real on two checkouts, kept cheap: each
+    venv is made without pip and sees this interpreter's packages through a .pth file (nothing is
+    downloaded), pip's self-upgrade is left out (it needs an index), and `pip install -e` runs with
+    --no-deps --no-index. Each venv then imports the pfdeploy of its own checkout."""
+    pytest.importorskip("setuptools", reason="pip install -e --no-build-isolation needs setuptools here")
     import sysconfig
-    (site / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+    base, head = tmp_path / "base", tmp_path / "head"
+    for checkout in (base, head):
+        _git("clone", "-q", "--local", str(REPO), str(checkout))
+    env = dict(os.environ, AB_DRY_RUN="1", AB_PYTHON=sys.executable, AB_BASE_PATH=str(base),
+               AB_HEAD_PATH=str(head), AB_EXTRAS="", AB_PIP_ARGS="--no-deps --no-build-isolation --no-index")
+    res = subprocess.run(["bash", str(SCRIPT), "setup"], env=env, capture_output=True, text=True, check=True)
     for line in res.stdout.splitlines():
-        if " install " in line and " -e " in line:
-            cmd = line[2:].replace("\\[", "[").replace("\\]", "]").replace("\\,", ",").split()
-            cmd[0] = str(venv / "bin" / "python")
+        cmd = shlex.split(line[2:])
+        if cmd[1:3] == ["-m", "venv"]:
+            subprocess.run([*cmd, "--without-pip"], check=True)
+            site = next(Path(cmd[3]).glob("lib/python*/site-packages"))
+            (site / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        elif "--upgrade" not in cmd:
             subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-            break
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", "import pfdeploy; print(pfdeploy.__file__)"],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.strip() == str(checkout / "pfdeploy" / "__init__.py")
+    for checkout in (base, head):
+        out = subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-c",
+                              "import pfdeploy; print(pfdeploy.__file__)"],
+                             capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+        assert out.strip() == str(checkout / "pfdeploy" / "__init__.py")
 
 
 @pytest.mark.slow
