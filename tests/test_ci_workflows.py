@@ -392,6 +392,9 @@ def test_action_steps_with_a_stand_in_ab(tmp_path):
                                                "inconclusive": "1", "not-compared": "0"}
     assert outputs["exit-code"] == "1"
     assert runner.steps["ab"]["outcome"] == "success"  # the artifact is kept: the Gate fails the job
+    # every output of the action is one that the step sets
+    assert all(v["value"] == "${{ steps.ab.outputs.%s }}" % k for k, v in runner.action["outputs"].items())
+    assert set(runner.action["outputs"]) <= set(outputs)
     action_outputs = {k: runner.sub(v["value"]) for k, v in runner.action["outputs"].items()}
     assert action_outputs["regressions"] == "1" and action_outputs["exit-code"] == "1"
 
