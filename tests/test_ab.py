@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from pfdeploy.bench.ab import ABPolicy, Pair, classify, side_spec
+from pfdeploy.ab import ABPolicy, Pair, classify, side_spec
 from pfdeploy.bench.config import CaseSpec, StopRule
 from pfdeploy.bench.engine import BenchConfig, Engine, Prepared
 from pfdeploy.bench.stats.ab import MIN_BLOCKS, Sequential, block_value, decide, estimate, spent

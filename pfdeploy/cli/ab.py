@@ -107,7 +107,7 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
 
     Exit status: 1 on a regression (see --fail-on), 0 otherwise; 2 for bad input (nothing timed).
     """
-    from ..bench.ab_run import ABSettings, plan, run_ab
+    from ..ab import ABSettings, plan, run_ab
     from ..config import default_store_url
     from ..render import console, emit, err_console, esc
     from .bench_options import build_config

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from .stats.ab import ALPHA, MIN_BLOCKS, Sequential, block_value
-from .timing import Decision
+from ..bench.stats.ab import ALPHA, MIN_BLOCKS, Sequential, block_value
+from ..bench.timing import Decision
 
 ROUNDS_PER_BLOCK = 8  # rounds of each process in a block (~0.25 s each): the within-block pairs
 DEFAULT_BUDGET_S = 600.0
@@ -128,7 +128,7 @@ print(json.dumps(out))
 def probe(side: Side, device: str, backends: list[str]) -> dict:
     """Ask an interpreter side what it is: its pfdeploy, its worker protocol, which of `backends`
     it can run on `device` (UsageError when it cannot speak this version's worker protocol)."""
-    from .worker import WORKER_PROTOCOL
+    from ..bench.worker import WORKER_PROTOCOL
 
     try:
         out = subprocess.run([side.python, "-c", _PROBE, device, *backends], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""Planning and running `pfdeploy ab` (bench/ab.py says what a side, a block and a verdict are):
+"""Planning and running `pfdeploy ab` (pfdeploy/ab/policy.py says what a side, a block and a verdict are):
 classify and probe both sides, plan the cases each can run, prepare each side's artifacts, run
 the engine under the ABPolicy and collect the verdicts."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from .ab import DEFAULT_BUDGET_S, DEFAULT_THRESHOLD, ABPolicy, Pair, Side, classify, probe, side_spec
-from .stats.ab import ALPHA
+from .policy import DEFAULT_BUDGET_S, DEFAULT_THRESHOLD, ABPolicy, Pair, Side, classify, probe, side_spec
+from ..bench.stats.ab import ALPHA
 
 
 @dataclass
@@ -93,7 +93,7 @@ class ABOutcome:
 def plan(base_path: str, head_path: str, cfg, settings: ABSettings):
     """(sides, [(base spec, head spec, label)], not compared) before anything is timed."""
     from ..devices import parse_device, physical_cores
-    from .plan import plan_cases
+    from ..bench.plan import plan_cases
 
     sides = [classify(base_path, "base"), classify(head_path, "head")]
     kinds = {s.kind for s in sides}
@@ -135,9 +135,9 @@ def run_ab(base_path: str, head_path: str, cfg, settings: ABSettings, store, pro
            on_block=None, planned=None) -> ABOutcome:
     """Plan (unless `planned`, plan()'s answer), prepare and measure; both sides stored (runs
     tagged settings.tag_base/tag_head)."""
-    from .engine import Engine
-    from .prepare import Preparer
-    from .worker import WorkerProcess
+    from ..bench.engine import Engine
+    from ..bench.prepare import Preparer
+    from ..bench.worker import WorkerProcess
 
     t0 = time.monotonic()
     sides, cases, not_compared = planned or plan(base_path, head_path, cfg, settings)
