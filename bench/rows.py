@@ -12,6 +12,26 @@ from .stats import CV_WARN, summarize
 from .timing import Decision
 
 OTHER_CPU_WARN = 0.10  # a row warns when others took more than this share of the machine's CPU
+SPEED_STATE_SPAN = 1.35  # round medians spanning more than this (p90 / p10): the machine changed speed
+
+
+def speed_states(samples, rounds) -> float | None:
+    """The span (90th / 10th percentile) of a case's round medians when it shows the machine
+    changing speed state while the case was measured (two states ~1.7x apart lasting tens of
+    seconds were measured on these VMs, issue 29), else None. The median and every paired ratio
+    already keep a switch out of the estimate; the row says it happened."""
+    import numpy as np
+
+    if not samples or not rounds or len(samples) != len(rounds):
+        return None
+    by: dict = {}
+    for s_, r in zip(samples, rounds):
+        by.setdefault(r, []).append(s_)
+    meds = np.array([np.median(v) for v in by.values()], dtype=float)
+    if meds.size < 6 or meds.min() <= 0:
+        return None
+    span = float(np.percentile(meds, 90) / np.percentile(meds, 10))
+    return span if span > SPEED_STATE_SPAN else None
 
 
 def build_row(config: BenchConfig, spec: CaseSpec, prep: Prepared, status: str, error: str | None,
@@ -45,6 +65,11 @@ def build_row(config: BenchConfig, spec: CaseSpec, prep: Prepared, status: str, 
                                  limit=(config.rule.max_time_s if decision.reason == "max_time"
                                         else summary.processes),
                                  target=config.rule.target_ci, ci=hw, process_sd=summary.process_sd))
+    span = speed_states(live.samples, live.rounds) if measured else None
+    if span is not None:
+        warnings.append(warn("speed_state", f"the machine changed speed while this case was measured: its round "
+                             f"medians span x{span:.2f} (p90/p10); paired ratios keep a switch out, a lone "
+                             "median may not", span=round(span, 3)))
     cpu = row_record(live.cpu) if (live is not None and status == "ok") else None
     if cpu and cpu["other_share"] is not None and cpu["other_share"] > OTHER_CPU_WARN:
         warnings.append(warn("cpu_contention", f"other processes used {cpu['other_share']:.0%} of the machine's CPU "

@@ -185,3 +185,14 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_is_timed(cli, tmp_path
     assert r.returncode == 2, r.stdout + r.stderr
     assert msg in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not store.exists()  # nothing was timed, nothing stored
+
+
+def test_a_speed_state_switch_is_said_in_the_row():
+    from pfdeploy.bench.rows import speed_states
+
+    rounds = [r for r in range(12) for _ in range(5)]
+    steady = [1000 + (i % 5) for i in range(60)]
+    assert speed_states(steady, rounds) is None
+    switched = [1700 if r >= 6 else 1000 for r in rounds]  # two states 1.7x apart
+    assert speed_states(switched, rounds) == pytest.approx(1.7)
+    assert speed_states([], []) is None
