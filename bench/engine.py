@@ -44,9 +44,9 @@ def load_timeout_s(backend: str) -> float:
         if value <= 0:
             raise UserError(f"PFDEPLOY_LOAD_TIMEOUT_S must be positive, not {raw!r}")
         return value
-    from ..backends import Backend, get_backend
+    from ..backends import get_backend
 
-    return Backend.load_timeout_s if backend.startswith("_") else get_backend(backend).load_timeout_s  # _fake: tests
+    return get_backend(backend).load_timeout_s
 
 
 def git_commit(cwd: str | None = None) -> str | None:

@@ -101,8 +101,8 @@ def inputs(tmp_path):
 
 def _run(tmp_path, inputs, head_work, base_work=300, max_blocks=6, alpha=0.05):
     store = open_store(tmp_path / "r.db")
-    spec = CaseSpec(model="m", backend="_fake", threads=1, options={"work_us": base_work})
-    hspec = CaseSpec(model="m", backend="_fake", threads=1, options={"work_us": head_work})
+    spec = CaseSpec(model="m", backend="fake", threads=1, options={"work_us": base_work})
+    hspec = CaseSpec(model="m", backend="fake", threads=1, options={"work_us": head_work})
     b, h = side_spec(spec, "base"), side_spec(hspec, "head")
     pair = Pair(case_key=spec.key, label="m", base_key=b.key, head_key=h.key)
     policy = ABPolicy([pair], budget_s=600, threshold=0.05, alpha=alpha, tag_head="head", rounds=6,

@@ -32,7 +32,7 @@ def store(tmp_path):
 
 
 def fake(name, inputs, **opts):
-    return CaseSpec(model=name, backend="_fake", threads=1, options=opts), Prepared(inputs=inputs, family="conv")
+    return CaseSpec(model=name, backend="fake", threads=1, options=opts), Prepared(inputs=inputs, family="conv")
 
 
 def run(store, cases, progress=None, **cfg):
@@ -357,7 +357,7 @@ def test_one_model_failing_preparation_leaves_the_others(store, inputs, monkeypa
     # run them (the fake runner stands in for onnxruntime): the failed one is listed, the other measured
     for s in specs:  # the fake runner has no model: no runtime parity check of its outputs
         prepared[s.key].parity_inputs = prepared[s.key].parity_refs = None
-    cases = [(CaseSpec(model=s.model, backend="_fake", threads=1), prepared[s.key]) for s in specs]
+    cases = [(CaseSpec(model=s.model, backend="fake", threads=1), prepared[s.key]) for s in specs]
     out = eng.run(prepared_cases=cases)
     rows = {r.spec.model: r.result for r in out.results}
     assert rows["resnet50"]["status"] == "ok" and rows["dw_resnet50"]["status"] == "failed"
@@ -371,8 +371,8 @@ from pfdeploy.bench.engine import Engine, Prepared
 from pfdeploy.cli import main
 
 inputs = sys.argv[1]
-specs = [CaseSpec(model="resnet50", backend="_fake", threads=1, options={"work_us": 50}),
-         CaseSpec(model="dw_resnet50", backend="_fake", threads=1, options={"work_us": 3000})]
+specs = [CaseSpec(model="resnet50", backend="fake", threads=1, options={"work_us": 50}),
+         CaseSpec(model="dw_resnet50", backend="fake", threads=1, options={"work_us": 3000})]
 Engine.plan = lambda self, device, threads: (specs, [])
 _init = Engine.__init__
 def _two_processes(self, config, *args, **kwargs):  # keep the run short: 2-4 worker processes per case

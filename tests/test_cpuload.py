@@ -79,7 +79,7 @@ def test_engine_rows_carry_contention_and_warn_when_a_neighbour_spins(tmp_path):
                     target_ci=0.0001, min_samples=20)
     store = open_store(tmp_path / "r.db")
     try:
-        case = (CaseSpec(model="a", backend="_fake", threads=1, options={"work_us": 2000}),
+        case = (CaseSpec(model="a", backend="fake", threads=1, options={"work_us": 2000}),
                 Prepared(inputs=str(inputs), family="conv"))
         import os
 

@@ -129,7 +129,7 @@ def inputs(tmp_path):
 
 
 def candidate(name, inputs, work_us, parity=None):
-    spec = CaseSpec(model="m", backend="_fake", threads=1, options={"work_us": work_us}, variant=name)
+    spec = CaseSpec(model="m", backend="fake", threads=1, options={"work_us": work_us}, variant=name)
     return spec, Prepared(inputs=inputs, family="conv", parity=parity or {})
 
 
@@ -175,7 +175,7 @@ def test_a_candidate_that_failed_parity_never_wins(store, inputs):
 
 def test_a_candidate_the_runtime_refuses_is_dropped_with_the_reason(store, inputs):
     spec, prep = candidate("refused", inputs, 100)
-    spec = CaseSpec(model="m", backend="_fake", threads=1, options={"fail": "load"}, variant="refused")
+    spec = CaseSpec(model="m", backend="fake", threads=1, options={"fail": "load"}, variant="refused")
     out, s = race_engine(store, [candidate("default", inputs, 500), (spec, prep)])
     rows = {r["variant"]: r for r in store.results(out.run_id)}
     assert rows["refused"]["status"] == "failed" and "refused to load" in rows["refused"]["error"]
