@@ -238,10 +238,11 @@ class ABPolicy:
                 p.order.append("head-first" if head_first else "base-first")
             block += 1
             self.block_s.append(time.monotonic() - tb)
-            if self.fixed_max_blocks is None and block == 1:  # the information a budget buys
-                seq.max_blocks = max(MIN_BLOCKS, int(self.budget_s / max(1e-3, self.block_s[0])))
             left = self.budget_s - (time.monotonic() - t0)
+            # the next block takes about as long as the last (the first also verified every case)
             last_block_s = self.block_s[-1]
+            if self.fixed_max_blocks is None:  # the information the rest of the budget buys
+                seq.max_blocks = max(MIN_BLOCKS, block + int(max(0.0, left) / max(1e-3, last_block_s)))
             final = block >= seq.max_blocks or left < last_block_s
             seq.look({p.case_key: [v for v in p.values if v is not None] for p in pairs}, final=final)
             if self.on_block:
