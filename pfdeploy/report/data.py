@@ -1,5 +1,7 @@
-"""From run documents (the run-file format of Store.export_run) to what the report pages show.
-Pure functions of their inputs: no store access, no rendering."""
+"""From run documents (the run-file format of Store.export_run, their rows read as typed results:
+pfdeploy.claims.docs) to what the report pages show. Pure functions of their inputs: no store
+access, no rendering. Where the rows of one table differ by their runtime setting (variant) or
+their fate in `pfdeploy tune`, the table shows those columns (`varying`): no two rows look the same."""
 from __future__ import annotations
 
 import json
