@@ -2,9 +2,14 @@
 runtime and precision, with the release's GPU figures beside them (docs/claims.md)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..render import Col, fmt, print_line, print_note, print_table
+
+if TYPE_CHECKING:  # the claims' typed results (imported where used: the CLI starts fast)
+    from ..claims import BestClaims, BestComparison, ClaimsCheck, ClaimVerdict
 
 
 @click.command("claims")
@@ -71,12 +76,12 @@ COLUMNS = [Col("claim", wrap=True, min=26), Col("runtime", wrap=True, min=12), C
 VERDICT_STYLE = {"yes": "green", "no": "red", "inconclusive": "yellow", "not measured": "dim"}
 
 
-def _pair_cell(model, base, scale: float, digits: int, sep: str = "/") -> str:
+def _pair_cell(model, base, scale: float, digits: int) -> str:
     """'14.2/25.6': a figure of the model and of the baseline, scaled ('-' where missing)."""
-    return sep.join(fmt(x / scale if x else None, digits) for x in (model, base))
+    return "/".join(fmt(x / scale if x else None, digits) for x in (model, base))
 
 
-def claim_rows(verdicts: list) -> list[list]:
+def claim_rows(verdicts: list[ClaimVerdict]) -> list[list]:
     """The table rows of some verdicts (`ClaimVerdict`s): text cells, the verdict a (word, style) pair."""
     rows = []
     for v in verdicts:
@@ -91,7 +96,7 @@ def claim_rows(verdicts: list) -> list[list]:
     return rows
 
 
-def print_claims(console, data, show_all: bool = False, wide: bool = False) -> None:
+def print_claims(console, data: ClaimsCheck, show_all: bool = False, wide: bool = False) -> None:
     """One fitted table per machine and device (`data`: a ClaimsCheck), then the notes on the
     release's figures and the rule."""
     sections: dict[tuple, list] = {}
@@ -161,7 +166,7 @@ BEST_COLUMNS = [Col("baseline", wrap=True, min=11), Col("runtime", wrap=True, mi
                 Col("p50 ms PF/base", 1, right=True), Col("vs default PF/base", 2, right=True)]
 
 
-def best_rows(comps: list) -> list[list]:
+def best_rows(comps: list[BestComparison]) -> list[list]:
     """The table rows of best-deployment comparisons (`BestComparison`s): per runtime the
     deployments without the backend (it is the runtime column), across runtimes with it."""
     from ..claims import deployment_text
@@ -184,7 +189,7 @@ def _ratio(sp: dict | None) -> str:
     return f"{ratio:.2f}x" if isinstance(ratio, (int, float)) else "-"
 
 
-def print_best(console, data, show_all: bool = False, wide: bool = False) -> None:
+def print_best(console, data: BestClaims, show_all: bool = False, wide: bool = False) -> None:
     """One fitted table per machine, device, scenario and parameter-free model (`data`: a
     BestClaims; its tune run named in the title): per baseline, one row per runtime and one
     across runtimes; then the notes."""
