@@ -199,7 +199,8 @@ def _overview_block(rows: list[Result], bar_chart) -> dict:
             label, cls, detail = parity_status(r.parity)
             table.append({"row": r, "model": m, "backend": str(r.backend), "is_pf": m in pf_models,
                           "variant": r.variant or "default", "tune": tune_status(r),
-                          "speedups": {base: comps[(m, b, base)] for base in baseline_models if (m, b, base) in comps},
+                          "speedups": {base: comps[(m, b, base)] for base in baseline_models
+                                       if (m, b, base) in comps},
                           "parity": label, "parity_class": cls, "parity_detail": detail,
                           "weights_label": weights_label(r.weights)})
     return {"label": config_label(rows[0]), "chart": chart, "table": table, "baselines": list(baseline_models),
@@ -274,7 +275,8 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
                 continue
             series.setdefault((mid, r.case_key), []).append((run, r))
     cases = []
-    for i, ((mid, key), items) in enumerate(sorted(series.items(), key=lambda kv: (kv[0][0], _sort_key(kv[1][-1][1])))):
+    ordered = sorted(series.items(), key=lambda kv: (kv[0][0], _sort_key(kv[1][-1][1])))
+    for i, ((mid, key), items) in enumerate(ordered):
         points = []
         for run, r in items:
             info = RunInfo.of({"run": run})
