@@ -42,7 +42,7 @@ def summary_data(outcome) -> dict:
     ok = [r for r in outcome.results if r.result["status"] == "ok"]
     docrows = [{**r.result, "samples_ns": r.samples_ns, "sample_rounds": r.rounds} for r in outcome.results]
     by_case: dict[tuple, list] = {}
-    for c in comparisons(docrows):
+    for c in (c.to_dict() for c in comparisons(docrows)):  # the JSON "comparisons" of each row
         by_case.setdefault((c["model"], c["backend"], c["device"], c["precision"], c["batch"], c["scenario"]),
                            []).append(c)
     rows = []
