@@ -196,3 +196,17 @@ def test_a_speed_state_switch_is_said_in_the_row():
     switched = [1700 if r >= 6 else 1000 for r in rounds]  # two states 1.7x apart
     assert speed_states(switched, rounds) == pytest.approx(1.7)
     assert speed_states([], []) is None
+
+
+def test_the_report_shows_ab_runs_and_marks_them(tmp_path, inputs):
+    from pfdeploy.report import build_report
+
+    store, policy, out, pair = _run(tmp_path, inputs, head_work=450, max_blocks=4)
+    summary = build_report(tmp_path / "site", store=store)
+    runs = (tmp_path / "site" / "runs.html").read_text()
+    assert "A/B base" in runs and "A/B head" in runs
+    head_page = (tmp_path / "site" / "runs" / f"{policy.head_run_id}.html").read_text()
+    assert "A/B: base and head measured together" in head_page and "regression" in head_page
+    ratios = store.results(policy.head_run_id)[0].ab.block_ratios
+    assert ", ".join(str(round(v, 4)) for v in ratios) in head_page
+    assert summary.runs == 2

@@ -357,4 +357,27 @@ def run_summary(doc: dict) -> dict:
             "rows": sorted(rows, key=_sort_key), "comparisons": comps, "shows": varying(rows),
             "comparison_variants": len({c.variant or "" for c in comps}) > 1,
             # one line per kind of warning (the same lines `pfdeploy results` prints), details below
-            "warning_kinds": summarize_warnings(rows)}
+            "warning_kinds": summarize_warnings(rows),
+            "ab": ab_rows(rows)}
+
+
+def ab_rows(rows: Sequence[Result]) -> list[dict]:
+    """The A/B verdicts of a run's results (`pfdeploy ab`): per case, its side, the verdict with
+    head / base and its interval, the detectable change and every block's ratio."""
+    out = []
+    for r in sorted((r for r in rows if r.ab is not None), key=_sort_key):
+        a = r.ab
+        out.append({"label": f"{r.model} · {r.backend} · {r.precision} · b{r.batch}", "side": a.side,
+                    "verdict": a.verdict or "-", "ratio": a.ratio, "ci_low": a.ci_low, "ci_high": a.ci_high,
+                    "detectable": a.detectable, "blocks": len(a.block_ratios), "blocks_needed": a.blocks_needed,
+                    "block_ratios": [None if v is None else round(v, 4) for v in a.block_ratios],
+                    "other_run_id": a.other_run_id, "threshold": a.threshold, "alpha": a.alpha})
+    return out
+
+
+def ab_mark(rows: Sequence[Result]) -> dict | None:
+    """How the runs list marks a run of `pfdeploy ab`: its side and the other side's run."""
+    for r in rows:
+        if r.ab is not None:
+            return {"side": r.ab.side, "other_run_id": r.ab.other_run_id}
+    return None
