@@ -73,6 +73,7 @@ class ABOutcome:
     alpha: float
     blocks: int = 0
     signum: int | None = None
+    block_s: list = field(default_factory=list)  # wall time of every block
 
     @property
     def counts(self) -> dict:
@@ -86,7 +87,8 @@ class ABOutcome:
         return {"ab_id": self.ab_id, "status": self.status, "sides": [s.describe() for s in self.sides],
                 "base_run_id": self.base_run_id, "head_run_id": self.head_run_id, "threshold": self.threshold,
                 "alpha": self.alpha, "budget_s": self.budget_s, "wall_s": round(self.wall_s, 1),
-                "blocks": self.blocks, "statement": self.statement, "counts": self.counts,
+                "blocks": self.blocks, "block_s": [round(x, 2) for x in self.block_s],
+                "statement": self.statement, "counts": self.counts,
                 "cases": [c.to_dict() for c in self.cases], "not_compared": self.not_compared}
 
 
@@ -199,4 +201,5 @@ def run_ab(base_path: str, head_path: str, cfg, settings: ABSettings, store, pro
                      statement=seq.statement() if seq else "", base_run_id=policy.base_run_id,
                      head_run_id=policy.head_run_id, ab_id=policy.ab_id, status=outcome.status,
                      wall_s=time.monotonic() - t0, budget_s=settings.budget_s, threshold=settings.threshold,
-                     alpha=settings.alpha, blocks=len(policy.block_s), signum=outcome.signum)
+                     alpha=settings.alpha, blocks=len(policy.block_s), signum=outcome.signum,
+                     block_s=list(policy.block_s))
