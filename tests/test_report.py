@@ -275,3 +275,25 @@ def test_rows_that_differ_by_variant_or_tune_status_show_them(tmp_path):
     # an ordinary run: no variant, no tune column
     bench = pages[f"runs/{bench_id}.html"]
     assert "<th>variant</th>" not in bench and ">tune</th>" not in bench
+
+
+def test_report_builds_while_a_run_has_no_results(tmp_path):
+    """Issue 32: a bench still running (or interrupted before its first case) is listed, not fatal."""
+    from pfdeploy.report import build_report
+    from pfdeploy.store import open_store
+
+    store = open_store(tmp_path / "r.db")
+    for tag in ("a", "b"):
+        rid = store.begin_run({"tag": tag, "machine_id": "m1"})
+        store.add_result(rid, {"model": "resnet50", "backend": "onnxruntime", "device": "cpu", "precision": "fp32",
+                               "batch": 1, "threads": 1, "scenario": "latency", "status": "ok", "p50_ms": 1.0,
+                               "weights": "synthetic:0"}, [1_000_000] * 20, list(range(20)))
+        store.finish_run(rid, "finished")
+    running = store.begin_run({"tag": "still-running", "machine_id": "m1"})  # no result yet
+    interrupted = store.begin_run({"tag": "stopped", "machine_id": "m1"})
+    store.finish_run(interrupted, "interrupted")
+    summary = build_report(tmp_path / "site", store=store)
+    assert summary.runs == 4
+    runs = (tmp_path / "site" / "runs.html").read_text()
+    assert "still-running" in runs and "stopped" in runs
+    assert (tmp_path / "site" / "runs" / f"{running}.html").exists()

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..errors import UserError
 from ..claims import PF_FAMILY, RunInfo, best_claims, check_claims, comparisons, results_of
 from ..compare import compare_runs
 from ..labels import machine_label, weights_label
@@ -323,13 +324,19 @@ def run_verdicts(docs_oldest_first: Sequence[dict], threshold: float = 0.05,
     out: dict[tuple[str, str], str] = {}
     previous: dict[str, list[dict]] = {}
     for doc in docs_oldest_first:
+        if not any(r.ok for r in results_of(doc)):
+            continue  # a run still running, or stopped before its first case: listed, never judged
         info = RunInfo.of(doc)
         mid = info.machine_id if info.machine_id != "unknown" else ""
         prevs = previous.get(mid)
         if mid and prevs:
             recent = list(reversed(prevs[-max(1, window):]))  # newest first
-            base = recent[0] if len(recent) == 1 else pool_runs(recent, "history")
-            for c in compare_runs(base, doc, threshold=threshold).cases:
+            try:
+                base = recent[0] if len(recent) == 1 else pool_runs(recent, "history")
+                cases = compare_runs(base, doc, threshold=threshold).cases
+            except UserError:  # a run compare refuses (damaged, nothing comparable): no markers for it
+                cases = []
+            for c in cases:
                 out[(str(info.id), c.case_key)] = c.verdict
         if mid:
             previous.setdefault(mid, []).append(doc)
