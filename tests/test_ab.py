@@ -210,3 +210,33 @@ def test_the_report_shows_ab_runs_and_marks_them(tmp_path, inputs):
     ratios = store.results(policy.head_run_id)[0].ab.block_ratios
     assert ", ".join(str(round(v, 4)) for v in ratios) in head_page
     assert summary.runs == 2
+
+
+@pytest.mark.slow
+def test_two_tuned_directories_through_the_cli(tmp_path):
+    """Two tuned deployments of one model (pf_vit_ti, ONNX Runtime), each side keeping its variant;
+    both stored, paired by the ab record."""
+    import json
+
+    from test_tuned_dir import vit_onnx as _fixture  # noqa: F401 - the session's exported artifact
+    from test_tuned_dir import write
+
+    from pfdeploy.exporters import get_artifact
+
+    art = get_artifact("pf_vit_ti", "onnx")
+    a = write(tmp_path / "a", art, variant="first")
+    b = write(tmp_path / "b", art, variant="second")
+    from conftest import invoke_cli
+
+    db = tmp_path / "r.db"
+    r = invoke_cli("ab", str(a), str(b), "--budget", "10", "--store", str(db), "--json", "--fail-on", "never")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    doc = json.loads(r.stdout)
+    assert [s["kind"] for s in doc["sides"]] == ["tuned", "tuned"] and len(doc["cases"]) == 1
+    store = open_store(db)
+    base, head = store.results(doc["base_run_id"]), store.results(doc["head_run_id"])
+    assert base[0].variant == "first" and head[0].variant == "second"
+    assert base[0].ab.ab_id == head[0].ab.ab_id == doc["ab_id"]
+    store.close()
+    r = invoke_cli("ab", str(a), str(b), "--models", "resnet50", "--store", str(db))
+    assert r.returncode == 2 and "--models" in r.stderr

@@ -159,6 +159,8 @@ class Pair:
     base_key: str
     head_key: str
     variant: str | None = None
+    head_case_key: str | None = None  # tuned directories: each side keeps its own case (its variant)
+    head_variant: str | None = None
     values: list = field(default_factory=list)  # block log ratios
     blocks: list = field(default_factory=list)  # the block of each value
     order: list = field(default_factory=list)  # per block: base-first | head-first
@@ -275,7 +277,9 @@ class ABPolicy:
             ab.update(ratio=est.ratio, ci_low=est.ci_low, ci_high=est.ci_high, confidence=est.confidence,
                       detectable=est.detectable, blocks_needed=est.blocks_needed)
         # the stored case is the ordinary case (so `compare` of the two runs matches it), not the
-        # rotation's side-tagged one
+        # rotation's side-tagged one; two tuned directories keep their own variants
+        if side == "head" and p.head_case_key:
+            return {"ab": ab, "case_key": p.head_case_key, "variant": p.head_variant}
         return {"ab": ab, "case_key": p.case_key, "variant": p.variant}
 
 

@@ -166,7 +166,9 @@ def run_ab(base_path: str, head_path: str, cfg, settings: ABSettings, store, pro
                                      "reason": f"could not be prepared: {pb.error or ph.error}"})
                 continue
             pairs.append(Pair(case_key=bspec.key, label=label, base_key=b.key, head_key=h.key,
-                              variant=bspec.variant or None))
+                              variant=bspec.variant or None,
+                              head_case_key=hspec.key if hspec.key != bspec.key else None,
+                              head_variant=hspec.variant or None))
             prepared_cases += [(b, pb), (h, ph)]
             python_of[b.key], python_of[h.key] = sides[0].python, sides[1].python
         if not pairs:
@@ -184,7 +186,7 @@ def run_ab(base_path: str, head_path: str, cfg, settings: ABSettings, store, pro
     seq = policy.seq
     for p in pairs:
         rb = results.get((policy.base_run_id, p.case_key))
-        rh = results.get((policy.head_run_id, p.case_key))
+        rh = results.get((policy.head_run_id, p.head_case_key or p.case_key))
         failed = [r for r in (rb, rh) if r is not None and r.status == "failed"]
         est = seq.estimates.get(p.case_key) if seq else None
         verdict = "failed" if failed else (seq.verdicts.get(p.case_key) if seq else None) or "inconclusive"

@@ -118,11 +118,23 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
         from ..outputs import check_output_file
 
         check_output_file(markdown_file, "--markdown")  # before anything is timed
-    cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, None, None, None,
-                       True, tag_base)
-    from ..pretrained import plan_models
+    from ..ab import classify
 
-    cfg.model_weights = plan_models(cfg.models, None, cfg.seed)
+    if {classify(base, "base").kind, classify(head, "head").kind} == {"tuned"}:
+        from .bench_options import check_tuned_flags, tuned_config
+
+        # two tuned directories fix what is measured, as `bench --tuned` does
+        check_tuned_flags({"models": models, "suite": suite, "backends": backends, "device": device,
+                           "precision": precision, "batch": batch, "threads": threads, "scenario": scenario,
+                           "weights": None})
+        cfg, _ = tuned_config([base, head], None, None, None, True, tag_base)
+        cfg.cases = ()  # plan() pairs the two directories' cases itself
+    else:
+        cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, None, None, None,
+                           True, tag_base)
+        from ..pretrained import plan_models
+
+        cfg.model_weights = plan_models(cfg.models, None, cfg.seed)
     planned = plan(base, head, cfg, settings)  # every refusal (exit 2) before the store is opened
     from ..store import open_store
     from .bench_progress import RichProgress
