@@ -240,3 +240,29 @@ def test_two_tuned_directories_through_the_cli(tmp_path):
     store.close()
     r = invoke_cli("ab", str(a), str(b), "--models", "resnet50", "--store", str(db))
     assert r.returncode == 2 and "--models" in r.stderr
+
+
+def test_three_blocks_that_agree_by_chance_do_not_make_a_verdict():
+    """Measured under load: three A/A blocks of noisy rounds (round ratios 0.75-1.67) whose medians
+    agreed to 0.1% (0.9531, 0.9540, 0.9539); the interval must rest on the blocks' own sampling
+    error, not on that chance agreement."""
+    from pfdeploy.bench.stats.ab import block_stats
+
+    rng = np.random.default_rng(3)
+    rounds = [r for r in range(8) for _ in range(2)]
+    vals, within = [], []
+    for target in (0.9531, 0.9540, 0.9539):
+        base = list(rng.lognormal(math.log(150e6), 0.2, size=16).astype(int))
+        ratios = rng.lognormal(0, 0.25, size=8)
+        ratios *= target / float(np.exp(np.median(np.log(ratios))))  # this block's median ratio is the target
+        head = [int(base[i] * ratios[rounds[i]]) for i in range(16)]
+        head = [int(h) for h in head]
+        v, n, w = block_stats(base, rounds, head, rounds)
+        vals.append(v)
+        within.append(w)
+    seq = Sequential(["dw"], max_blocks=3)
+    seq.look({"dw": vals}, final=True, within={"dw": within})
+    assert seq.verdicts["dw"] == "inconclusive", seq.estimates["dw"]
+    seq = Sequential(["dw"], max_blocks=3)  # without the floor the same blocks make a verdict
+    seq.look({"dw": [math.log(v) for v in (0.9531, 0.9540, 0.9539)]}, final=True)
+    assert seq.verdicts["dw"] in ("improvement", "equivalent")

@@ -13,7 +13,10 @@ every round times the base and the head of the case in adjacent slots. Within a 
 Across blocks, the estimate is the mean of the block values and its interval a Student t
 interval with B - 1 degrees of freedom from their spread: the process level of each side (its
 memory placement, its thread placement, the state it ran in) varies from block to block, so the
-interval covers what a rerun in fresh processes would see.
+interval covers what a rerun in fresh processes would see. The spread used is never below the
+blocks' own sampling error (each block's median of round ratios has a variance its rounds tell):
+measured here under load, three A/A blocks of noisy rounds (round ratios 0.75-1.67) agreed to
+0.1% by chance, and a t interval on that spread alone called an A/A an improvement.
 
 Sequential: after each block (from MIN_BLOCKS on) every undecided case is looked at. The
 family-wise error `alpha` is held over the m cases (Bonferroni) and over the looks by an
@@ -50,6 +53,15 @@ VERDICTS = ("regression", "improvement", "equivalent", "inconclusive")
 def block_value(base_samples, base_rounds, head_samples, head_rounds) -> tuple[float | None, int]:
     """(median over the shared rounds of log(head round median / base round median), rounds
     shared) of one block; (None, 0) when the two shared no round."""
+    v, n, _ = block_stats(base_samples, base_rounds, head_samples, head_rounds)
+    return v, n
+
+
+def block_stats(base_samples, base_rounds, head_samples, head_rounds) -> tuple[float | None, int, float | None]:
+    """`block_value` and the sampling variance of that median from the block's own rounds
+    (pi/2 x robust variance of the round log ratios / rounds): what the block value would vary by
+    if the block were run again in the same processes. A spread between blocks below it is chance
+    (three noisy blocks can agree to 0.1%), so the interval never rests on less (`estimate`)."""
     def by_round(samples, rounds):
         out: dict[int, list[int]] = {}
         for s, r in zip(samples, rounds):
@@ -59,12 +71,17 @@ def block_value(base_samples, base_rounds, head_samples, head_rounds) -> tuple[f
     b, h = by_round(base_samples, base_rounds), by_round(head_samples, head_rounds)
     shared = sorted(set(b) & set(h))
     if not shared:
-        return None, 0
-    logs = [math.log(float(np.median(h[r])) / float(np.median(b[r]))) for r in shared
-            if np.median(b[r]) > 0 and np.median(h[r]) > 0]
-    if not logs:
-        return None, 0
-    return float(np.median(logs)), len(logs)
+        return None, 0, None
+    logs = np.array([math.log(float(np.median(h[r])) / float(np.median(b[r]))) for r in shared
+                     if np.median(b[r]) > 0 and np.median(h[r]) > 0])
+    if not logs.size:
+        return None, 0, None
+    med = float(np.median(logs))
+    within = None
+    if logs.size >= 3:
+        robust_sd = 1.4826 * float(np.median(np.abs(logs - med)))
+        within = (math.pi / 2) * robust_sd ** 2 / logs.size
+    return med, int(logs.size), within
 
 
 def spent(t: float, alpha: float) -> float:
@@ -95,7 +112,7 @@ class Estimate:
 
 
 def estimate(values: list[float], alpha_look: float, threshold: float, power: float = POWER,
-             alpha_detect: float | None = None) -> Estimate:
+             alpha_detect: float | None = None, within: list[float] | None = None) -> Estimate:
     """The interval of the mean block log ratio at two-sided level 1 - alpha_look; the detectable
     change and the blocks the threshold needs at level 1 - alpha_detect (default alpha_look: the
     run's whole share for the case, not one look's)."""
@@ -108,6 +125,9 @@ def estimate(values: list[float], alpha_look: float, threshold: float, power: fl
     if b < 2:
         return Estimate(b, ratio=math.exp(mean))
     sd = float(x.std(ddof=1))
+    floor = [w for w in (within or []) if w is not None]
+    if floor:  # never more precise than the blocks' own sampling error (block_stats)
+        sd = max(sd, math.sqrt(float(np.mean(floor))))
     se = sd / math.sqrt(b)
     q = t_quantile(1 - alpha_look / 2, b - 1)
     q_power = t_quantile(power, b - 1)
@@ -150,9 +170,11 @@ class Sequential:
     estimates: dict = field(default_factory=dict)  # case -> Estimate at its last look
     decided_at: dict = field(default_factory=dict)  # case -> blocks when decided
 
-    def look(self, values: dict[str, list[float]], final: bool = False) -> dict[str, str]:
-        """Look at every undecided case with its block values; returns the cases decided now.
-        `final`: the budget is spent, this look spends everything left."""
+    def look(self, values: dict[str, list[float]], final: bool = False,
+             within: dict[str, list[float]] | None = None) -> dict[str, str]:
+        """Look at every undecided case with its block values (and each block's own sampling
+        variance, `within`); returns the cases decided now. `final`: the budget is spent, this
+        look spends everything left."""
         undecided = [c for c in self.cases if c not in self.verdicts]
         if not undecided:
             return {}
@@ -169,7 +191,8 @@ class Sequential:
         now = {}
         for c in undecided:
             vals = values.get(c) or []
-            est = estimate(vals, max(alpha_case, 1e-12), self.threshold, alpha_detect=self.alpha / m)
+            est = estimate(vals, max(alpha_case, 1e-12), self.threshold, alpha_detect=self.alpha / m,
+                           within=(within or {}).get(c))
             self.estimates[c] = est
             v = decide(est, self.threshold) if alpha_case > 0 else None
             if v is not None:

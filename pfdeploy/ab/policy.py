@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..bench.stats.ab import ALPHA, MIN_BLOCKS, Sequential, block_value
+from ..bench.stats.ab import ALPHA, MIN_BLOCKS, Sequential, block_stats
 from ..bench.timing import Decision
 
 ROUNDS_PER_BLOCK = 8  # rounds of each process in a block (~0.25 s each): the within-block pairs
@@ -162,6 +162,7 @@ class Pair:
     head_case_key: str | None = None  # tuned directories: each side keeps its own case (its variant)
     head_variant: str | None = None
     values: list = field(default_factory=list)  # block log ratios
+    within: list = field(default_factory=list)  # each block's own sampling variance of its value
     blocks: list = field(default_factory=list)  # the block of each value
     order: list = field(default_factory=list)  # per block: base-first | head-first
 
@@ -234,8 +235,9 @@ class ABPolicy:
                 if p.base_key in rot.failed or p.head_key in rot.failed:
                     continue
                 b, h = rot.cases[p.base_key], rot.cases[p.head_key]
-                v, _n = block_value(*_last_process(b), *_last_process(h))
+                v, _n, w = block_stats(*_last_process(b), *_last_process(h))
                 p.values.append(v)
+                p.within.append(w)
                 p.blocks.append(block)
                 p.order.append("head-first" if head_first else "base-first")
             block += 1
@@ -246,13 +248,13 @@ class ABPolicy:
             if self.fixed_max_blocks is None:  # the information the rest of the budget buys
                 seq.max_blocks = max(MIN_BLOCKS, block + int(max(0.0, left) / max(1e-3, last_block_s)))
             final = block >= seq.max_blocks or left < last_block_s
-            seq.look({p.case_key: [v for v in p.values if v is not None] for p in pairs}, final=final)
+            seq.look(*_look_data(pairs)[:1], final=final, within=_look_data(pairs)[1])
             if self.on_block:
                 self.on_block(self, block)
             if final:
                 break
         if any(p.case_key not in seq.verdicts for p in pairs):
-            seq.look({p.case_key: [v for v in p.values if v is not None] for p in pairs}, final=True)
+            seq.look(*_look_data(pairs)[:1], final=True, within=_look_data(pairs)[1])
         for p in pairs:
             for key in (p.base_key, p.head_key):
                 case = rot.cases[key]
@@ -281,6 +283,13 @@ class ABPolicy:
         if side == "head" and p.head_case_key:
             return {"ab": ab, "case_key": p.head_case_key, "variant": p.head_variant}
         return {"ab": ab, "case_key": p.case_key, "variant": p.variant}
+
+
+def _look_data(pairs: list[Pair]) -> tuple[dict, dict]:
+    """({case: block values}, {case: their within-block variances}) of the blocks measured."""
+    values = {p.case_key: [v for v in p.values if v is not None] for p in pairs}
+    within = {p.case_key: [w for v, w in zip(p.values, p.within) if v is not None] for p in pairs}
+    return values, within
 
 
 def _last_process(case) -> tuple[list[int], list[int]]:
