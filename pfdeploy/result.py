@@ -212,6 +212,7 @@ class ABRecord(_Record):
     blocks: list[int] = Field(default_factory=list)
     order: list[str] = Field(default_factory=list)  # per block: "base-first" | "head-first"
     block_ratios: list[float | None] = Field(default_factory=list)  # head / base per block (median of rounds)
+    block_within: list[float | None] = Field(default_factory=list)  # each block value's own sampling variance (log)
     verdict: str | None = None  # regression | improvement | equivalent | inconclusive
     ratio: float | None = None  # head / base, the mean of the block log ratios
     ci_low: float | None = None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -272,7 +273,8 @@ class ABPolicy:
         ab = {"ab_id": self.ab_id, "side": side,
               "other_run_id": self.base_run_id if side == "head" else self.head_run_id,
               "blocks": list(range(len(case.process_rounds))), "order": list(p.order),
-              "block_ratios": [None if v is None else float(__import__("math").exp(v)) for v in p.values],
+              "block_ratios": [None if v is None else float(math.exp(v)) for v in p.values],
+              "block_within": list(p.within),
               "verdict": seq.verdicts.get(p.case_key) if seq else None, "threshold": self.threshold,
               "alpha": self.alpha}
         if est is not None:

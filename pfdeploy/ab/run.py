@@ -4,6 +4,7 @@ the engine under the ABPolicy and collect the verdicts."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -196,7 +197,7 @@ def run_ab(base_path: str, head_path: str, cfg, settings: ABSettings, store, pro
             ci_high=est.ci_high if est else None, confidence=est.confidence if est else None,
             detectable=est.detectable if est else None, blocks=len([v for v in p.values if v is not None]),
             blocks_needed=est.blocks_needed if est else None,
-            block_ratios=[None if v is None else round(float(__import__("math").exp(v)), 5) for v in p.values],
+            block_ratios=[None if v is None else round(float(math.exp(v)), 5) for v in p.values],
             base_p50_ms=rb.p50_ms if rb else None, head_p50_ms=rh.p50_ms if rh else None,
             error=failed[0].error if failed else None))
     return ABOutcome(sides=sides, cases=out_cases, not_compared=not_compared,
