@@ -317,17 +317,18 @@ def test_bench_summary_compares_each_pf_model_with_its_baselines():
         row = dict(r, p99_ms=None, peak_rss_mb=None, parity={"status": "reference"})
         results.append(CaseResult(spec, Result.from_row(row)))
     data = summary_data(Outcome("run1", "finished", results, "sqlite:///x.db", 1.0))
-    rows = {r["model"]: r for r in data["results"]}
+    rows = {r.result.model: r for r in data.rows}
     vit = rows["pf_vit_s"]
-    assert list(vit["speedup"]) == ["deit_small_patch16_224"]
-    c = vit["comparisons"][0]
+    assert list(vit.speedup) == ["deit_small_patch16_224"]
+    c = vit.comparisons[0]
     assert c["baseline"] == "deit_small_patch16_224" and c["ci_low"] <= c["ratio"] <= c["ci_high"] and c["paired"]
-    assert rows["pf_resnet50_max"]["speedup"]["mobilenetv2_100"] is None
-    assert rows["resnet50"]["comparisons"] == []
-    assert sorted(speedup_columns(data["results"])) == ["deit_small_patch16_224", "dw_resnet50", "resnet50"]
+    assert rows["pf_resnet50_max"].speedup["mobilenetv2_100"] is None
+    assert rows["resnet50"].comparisons == []
+    assert sorted(speedup_columns(data.rows)) == ["deit_small_patch16_224", "dw_resnet50", "resnet50"]
     console = Console(width=400, record=True)
     print_summary(console, data)
     text = console.export_text()
     assert "vs deit_small_patch16_224" in text and "vs resnet50" in text and "vs mobilenetv2_100" not in text
     assert K.ratio_text(c) in text
-    json.dumps(data)
+    js = json.loads(json.dumps(data.to_dict()))  # the JSON summary: the same facts
+    assert {r["model"]: r["speedup"] for r in js["results"]}["pf_vit_s"] == vit.speedup

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from pfdeploy.digest import group_labels, short_label, summarize_not_measured, summarize_warnings, varying_fields
 from pfdeploy.render import Col, fit_table, print_table
+from pfdeploy.result import Result
 from pfdeploy.store import open_store
 from test_store import result_row, run_meta
 
@@ -158,28 +159,29 @@ def test_warnings_summarised_one_line_per_kind():
     rows.append(result_row(model="resnet50", backend="tensorrt", status="skipped",
                            error="TensorRT runs only on CUDA devices", p50_ms=None))
     rows[0]["warnings"] = ["torch uses 1 threads, not 2"]
+    rows = [Result.from_row(r) for r in rows]
     s = summarize_warnings(rows)
-    assert [w["kind"] for w in s] == ["other", "noisy", "max_time"]
+    assert [w.kind for w in s] == ["other", "noisy", "max_time"]
     noisy = s[1]
-    assert noisy["count"] == 3 and noisy["of"] == 15
-    assert noisy["text"] == ("3 of 15 cases noisy (CV > 5%): pf_resnet50_hybrid (openvino), resnet50 (torch, "
-                             "openvino); rerun on a quieter machine or raise --min-time")
-    assert noisy["cases"] == ["pf_resnet50_hybrid/openvino", "resnet50/torch", "resnet50/openvino"]
-    assert [d["message"] for d in noisy["details"]] == ["noisy: coefficient of variation 13.6% > 5%"] * 3
-    assert noisy["details"][0]["case"] == rows[4 * 0 + 5]["case_key"]  # pf_resnet50_hybrid/openvino
+    assert noisy.count == 3 and noisy.of == 15
+    assert noisy.text == ("3 of 15 cases noisy (CV > 5%): pf_resnet50_hybrid (openvino), resnet50 (torch, "
+                          "openvino); rerun on a quieter machine or raise --min-time")
+    assert noisy.cases == ["pf_resnet50_hybrid/openvino", "resnet50/torch", "resnet50/openvino"]
+    assert [d.message for d in noisy.details] == ["noisy: coefficient of variation 13.6% > 5%"] * 3
+    assert noisy.details[0].case == rows[4 * 0 + 5].case_key  # pf_resnet50_hybrid/openvino
     mt = s[2]
-    assert mt["count"] == 1 and "stopped at --max-time (8 s) before the median's CI reached +-1.0%" in mt["text"]
-    assert "raise --max-time" in mt["text"] and mt["details"][0]["message"].endswith("(it is +-1.4%)")
-    assert s[0]["text"] == "1 of 17 cases: torch uses 1 threads, not 2: pf_resnet50_max (torch)"
+    assert mt.count == 1 and "stopped at --max-time (8 s) before the median's CI reached +-1.0%" in mt.text
+    assert "raise --max-time" in mt.text and mt.details[0].message.endswith("(it is +-1.4%)")
+    assert s[0].text == "1 of 17 cases: torch uses 1 threads, not 2: pf_resnet50_max (torch)"
     nm = summarize_not_measured(rows)
-    assert len(nm) == 1 and nm[0]["count"] == 2
-    assert nm[0]["text"] == ("skipped: 2 of 17 cases: pf_resnet50_max (tensorrt), resnet50 (tensorrt): "
-                             "TensorRT runs only on CUDA devices")
+    assert len(nm) == 1 and nm[0].count == 2
+    assert nm[0].text == ("skipped: 2 of 17 cases: pf_resnet50_max (tensorrt), resnet50 (tensorrt): "
+                          "TensorRT runs only on CUDA devices")
 
 
 def test_short_labels_name_only_what_varies():
-    rows = [result_row(model="resnet50", backend="torch", batch=1), result_row(model="resnet50", backend="torch",
-                                                                                batch=8)]
+    rows = [Result.from_row(result_row(model="resnet50", backend="torch", batch=1)),
+            Result.from_row(result_row(model="resnet50", backend="torch", batch=8))]
     f = varying_fields(rows)
     assert f == ["model", "backend", "batch"]
     assert [short_label(r, f) for r in rows] == ["resnet50/torch/b1", "resnet50/torch/b8"]
@@ -281,24 +283,20 @@ def test_results_in_a_real_100_column_terminal(default_store):
 
 # ----------------------------------------------------------------------------- bench summary and progress
 
+COMPARISONS = [{"baseline": "resnet50", "ratio": 1.2345, "ci_low": 1.2012, "ci_high": 1.2789, "paired": True},
+               {"baseline": "dw_resnet50", "ratio": 0.9876, "ci_low": 0.9512, "ci_high": 1.0234, "paired": False}]
+
+
 def _bench_data(rows):
-    """summary_data()'s shape for the default suite (what `pfdeploy bench` prints)."""
+    """summary_data()'s result for the default suite (what `pfdeploy bench` prints)."""
+    from pfdeploy.cli.bench_summary import BenchSummary, SummaryRow
     from pfdeploy.digest import summarize_not_measured, summarize_warnings
 
-    results = []
-    for r in rows:
-        results.append({**{k: r[k] for k in ("model", "family", "backend", "device", "precision", "batch", "scenario",
-                                               "n", "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "p90_ms", "p99_ms",
-                                               "items_per_s", "params", "macs", "cv", "peak_rss_mb", "warnings")},
-                        "speedup": {"resnet50": 1.2345, "dw_resnet50": 0.9876}, "parity": "pass",
-                        "comparisons": [{"baseline": "resnet50", "ratio": 1.2345, "ci_low": 1.2012, "ci_high": 1.2789,
-                                         "paired": True},
-                                        {"baseline": "dw_resnet50", "ratio": 0.9876, "ci_low": 0.9512, "ci_high": 1.0234,
-                                         "paired": False}],
-                        "noisy": r["cv"] > 0.05})
-    return {"run_id": "0123456789abcdef", "status": "finished", "store": "/tmp/x.db", "wall_s": 300.0,
-            "results": results, "not_measured": [], "warnings": summarize_warnings(rows),
-            "not_measured_summary": summarize_not_measured(rows), "notes": ["speedup = baseline p50 / this p50"]}
+    results = [Result.from_row(dict(r, parity={"verdict": "passed"})) for r in rows]
+    return BenchSummary("0123456789abcdef", "finished", "/tmp/x.db", 300.0,
+                        [SummaryRow(r, [dict(c) for c in COMPARISONS]) for r in results], [],
+                        summarize_warnings(results), summarize_not_measured(results),
+                        ["speedup = baseline p50 / this p50"])
 
 
 @pytest.mark.parametrize("width", [80, 100])
@@ -320,8 +318,8 @@ def test_bench_speedup_columns_follow_the_data():
     from pfdeploy.cli.bench_summary import summary_table
 
     data = _bench_data(default_suite_rows())
-    for r in data["results"]:
-        r["comparisons"] = [{"baseline": "deit_small_patch16_224", "ratio": 0.93, "ci_low": 0.91, "ci_high": 0.95,
+    for r in data.rows:
+        r.comparisons[:] = [{"baseline": "deit_small_patch16_224", "ratio": 0.93, "ci_low": 0.91, "ci_high": 0.95,
                              "paired": False}]
     cols, rows, _ = summary_table(data)
     headers = [c.header for c in cols]
@@ -400,9 +398,9 @@ def test_models_and_devices_fit(width, monkeypatch):
 
 def test_a_warning_every_case_has_is_not_followed_by_every_name():
     rows = default_suite_rows(noisy=[(m, b) for m in DEFAULT_MODELS for b in DEFAULT_BACKENDS], max_time=())
-    (s,) = summarize_warnings(rows)
-    assert s["text"] == "all 15 cases noisy (CV > 5%); rerun on a quieter machine or raise --min-time"
-    assert len(s["cases"]) == 15 and len(s["details"]) == 15
+    (s,) = summarize_warnings([Result.from_row(r) for r in rows])
+    assert s.text == "all 15 cases noisy (CV > 5%); rerun on a quieter machine or raise --min-time"
+    assert len(s.cases) == 15 and len(s.details) == 15
 
 
 def test_progress_shows_names_literally():
@@ -515,14 +513,14 @@ def test_width_bench_table_of_a_stored_run(width, claims_store):
     c = term(width)
     print_summary(c, data)
     out = text_of(c)
-    whole = [r["model"] for r in data["results"]] + [f"{r['p50_ms']:.3f}" for r in data["results"]]
+    whole = [r.result.model for r in data.rows] + [f"{r.result.p50_ms:.3f}" for r in data.rows]
     assert_clean(out, width, whole)
-    assert data["results"] and any(r["comparisons"] for r in data["results"])
+    assert data.rows and any(r.comparisons for r in data.rows)
     if width >= 100:
         from pfdeploy.labels import ratio_text
 
         assert "vs resnet50" in out
-        assert_clean(out, width, [ratio_text(c) for r in data["results"] for c in r["comparisons"]
+        assert_clean(out, width, [ratio_text(c) for r in data.rows for c in r.comparisons
                                   if c["baseline"] == "resnet50" and c["ratio"] is not None])
 
 

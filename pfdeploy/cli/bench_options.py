@@ -196,14 +196,14 @@ def tuned_config(dirs, min_time, max_time, target_ci, interleave, tag, processes
         if len(values) > 1:
             raise UsageError(f"--tuned directories of different {what}s ({', '.join(sorted(values))}) cannot "
                              "run together; give them to separate runs")
-    seeds = {seed_of(t) for _, t in tuned if str(t["weights"]).startswith("synthetic:")}
+    seeds = {seed_of(t) for (_, t), c in zip(tuned, cases) if str(c.weights).startswith("synthetic:")}
     if len(seeds) > 1:
         raise UsageError(f"--tuned directories with different synthetic seeds ({sorted(seeds)}) cannot run together")
     weights: dict = {}
-    for _, t in tuned:
+    for (_, t), c in zip(tuned, cases):
         w = model_weights(t)
-        if weights.setdefault(t["model"], w) != w:
-            raise UsageError(f"--tuned directories of {t['model']} with different weights cannot run together")
+        if weights.setdefault(c.model, w) != w:
+            raise UsageError(f"--tuned directories of {c.model} with different weights cannot run together")
     cfg = build_config(",".join(_unique(c.model for c in cases)), None, ",".join(_unique(c.backend for c in cases)),
                        cases[0].device, ",".join(_unique(c.precision for c in cases)),
                        ",".join(str(b) for b in _unique(c.batch for c in cases)), max(c.threads for c in cases),
@@ -216,28 +216,34 @@ def tuned_config(dirs, min_time, max_time, target_ci, interleave, tag, processes
     return cfg, tuned
 
 
+_SAME_CASE = ("model", "backend", "precision", "batch", "scenario", "variant")
+
+
 def tuned_checks(tuned, results) -> list[dict]:
     """For each tuned directory, whether the new median lies within the interval tuned.json
     records: {"dir", "case", "p50_ms", "recorded": [lo, hi], "recorded_p50_ms", "reproduced",
-    "status", "line"}."""
+    "status", "line"} (the JSON `bench --tuned` writes under "tuned")."""
+    from ..tune.artifact import case_of
+
     out = []
     for d, t in tuned:
-        m = t["measured"]
+        case = case_of(t)
+        m = t["measured"]  # tuned.json's record of the tune's measurement (a manifest, not a result)
         lo, hi = float(m["p50_ci_low_ms"]), float(m["p50_ci_high_ms"])
-        row = next((r.result for r in results if all(str(r.result.get(k)) == str(t[k]) for k in
-                                                   ("model", "backend", "precision", "batch", "scenario"))
-                    and (r.result.get("variant") or "") == (t["variant"] or "")), None)
-        p50 = row.get("p50_ms") if row and row.get("status") == "ok" else None
+        row = next((c.result for c in results
+                    if all(getattr(c.spec, k) == getattr(case, k) for k in _SAME_CASE)), None)
+        p50 = row.p50_ms if row is not None and row.ok else None
         ok = p50 is not None and lo <= p50 <= hi
         if p50 is None:
-            why = (row or {}).get("error") or (row or {}).get("status") or "not run"
+            why = (row.error or row.status) if row is not None else "not run"
             line = f"not reproduced: {d}: the case was not measured ({why})"
         elif ok:
             line = f"reproduced: p50 {p50:.3f} ms within [{lo:.3f}, {hi:.3f}] recorded ({d})"
         else:
             line = (f"NOT within the recorded interval: p50 {p50:.3f} ms, [{lo:.3f}, {hi:.3f}] recorded "
                     f"({d}; recorded p50 {float(m['p50_ms']):.3f} ms)")
-        out.append({"dir": str(d), "case": (row or {}).get("case_key"), "variant": t["variant"], "p50_ms": p50,
-                    "recorded": [lo, hi], "recorded_p50_ms": m["p50_ms"], "recorded_run": m.get("run_id"),
-                    "reproduced": ok, "status": (row or {}).get("status"), "line": line})
+        out.append({"dir": str(d), "case": row.case_key if row is not None else None, "variant": case.variant or None,
+                    "p50_ms": p50, "recorded": [lo, hi], "recorded_p50_ms": m["p50_ms"],
+                    "recorded_run": m.get("run_id"), "reproduced": ok,
+                    "status": row.status if row is not None else None, "line": line})
     return out

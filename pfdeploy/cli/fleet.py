@@ -3,6 +3,7 @@ one of them at once (`bench`), each node's run gathered into the driver's store 
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict, dataclass
 
 import click
 from rich.text import Text
@@ -109,24 +110,50 @@ class RichFleetDisplay:
             self.console.print(Text(f"{nr.node.label}: {nr.text}"))
 
     def case(self, nr, row):
-        if row.get("status") != "ok" or not self.tty:
-            detail = f"{row['p50_ms']:.3f} ms" if row.get("p50_ms") is not None else (row.get("error") or "")
-            label = "/".join(str(row.get(k)) for k in ("model", "backend", "precision")) + f"/b{row.get('batch')}"
-            self.console.print(Text(f"{nr.node.label}: {row.get('status'):>7}  {label}: {detail}"))
+        from ..result import Result
+
+        r = Result.from_row(row, warn=lambda *_: None)  # the relayed row (plain JSON): the edge
+        if not r.ok or not self.tty:
+            detail = f"{r.p50_ms:.3f} ms" if r.p50_ms is not None else (r.error or "")
+            label = f"{r.model}/{r.backend}/{r.precision}/b{r.batch}"
+            self.console.print(Text(f"{nr.node.label}: {r.status:>7}  {label}: {detail}"))
 
     def stop(self):
         self.bar.stop()
 
 
-def fleet_summary(runs) -> list[dict]:
+@dataclass(frozen=True)
+class NodeSummary:
+    """One node's line of `fleet bench` (`to_dict()`: an entry of the JSON's "nodes")."""
+
+    node_id: str
+    host: str
+    machine_name: str | None
+    machine_id: str | None
+    cpu: str | None
+    run_id: str | None
+    status: str
+    stored: bool
+    ok: int
+    failed: int
+    skipped: int
+    wall_s: float | None
+    error: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fleet_summary(runs) -> list[NodeSummary]:
     out = []
     for nr in runs:
         c = nr.counts()
-        out.append({"node_id": nr.node.node_id, "host": nr.node.host, "machine_name": nr.node.machine_name,
-                    "machine_id": (nr.doc or {}).get("run", {}).get("machine_id") or nr.node.machine_id,
-                    "cpu": nr.node.cpu_model, "run_id": nr.run_id, "status": nr.status, "stored": nr.imported,
-                    "ok": c.get("ok", 0), "failed": c.get("failed", 0), "skipped": c.get("skipped", 0),
-                    "wall_s": round(nr.wall_s, 1) if nr.wall_s is not None else None, "error": nr.error})
+        out.append(NodeSummary(
+            node_id=nr.node.node_id, host=nr.node.host, machine_name=nr.node.machine_name,
+            machine_id=(nr.doc or {}).get("run", {}).get("machine_id") or nr.node.machine_id,  # the run file
+            cpu=nr.node.cpu_model, run_id=nr.run_id, status=nr.status, stored=nr.imported,
+            ok=c.get("ok", 0), failed=c.get("failed", 0), skipped=c.get("skipped", 0),
+            wall_s=round(nr.wall_s, 1) if nr.wall_s is not None else None, error=nr.error))
     return out
 
 
@@ -148,16 +175,16 @@ def print_fleet(console, runs, store_url: str, wide: bool) -> dict:
             Col("CPU", 6)]
     rows = []
     for s in data["nodes"]:
-        style = "green" if s["status"] == "finished" and not s["failed"] else "red"
-        rows.append([s["node_id"][:8] + (f" ({s['machine_name']})" if s["machine_name"] else ""), s["host"],
-                     Text(s["status"] + ("" if s["stored"] else " (not stored)"), style=style), s["ok"], s["failed"],
-                     s["skipped"], fmt(s["wall_s"], 0), s["run_id"] or "-", s["machine_id"] or "-", s["cpu"] or "-"])
+        style = "green" if s.status == "finished" and not s.failed else "red"
+        rows.append([s.node_id[:8] + (f" ({s.machine_name})" if s.machine_name else ""), s.host,
+                     Text(s.status + ("" if s.stored else " (not stored)"), style=style), s.ok, s.failed,
+                     s.skipped, fmt(s.wall_s, 0), s.run_id or "-", s.machine_id or "-", s.cpu or "-"])
     console.print()
     print_table(console, cols, rows, title=f"pfdeploy fleet bench: {len(runs)} node(s), runs stored in {store_url}",
                 wide=wide)
     for s in data["nodes"]:
-        if s["error"]:
-            print_note(console, f"{s['host']} ({s['node_id'][:8]}): {s['error']}", style="red")
+        if s.error:
+            print_note(console, f"{s.host} ({s.node_id[:8]}): {s.error}", style="red")
     return data
 
 

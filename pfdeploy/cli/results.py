@@ -8,9 +8,12 @@ import click
 
 from ..errors import UsageError
 from ..render import Col, fmt, print_table, to_json
+from ..result import Result
 
 # In a terminal the table shows what fits its width in this priority order (0: always); the
-# columns naming a case fold into the title when every row shares the value (issue 15).
+# columns naming a case fold into the title when every row shares the value (issue 15). The
+# variant and the tune status (a `pfdeploy tune` run) are columns only where some row has one, and
+# always shown: without them two candidates of one runtime and precision look the same.
 TABLE_COLUMNS = [
     Col("model"), Col("backend"), Col("device", fold="{}"), Col("precision", fold="{}"),
     Col("batch", right=True, fold="batch {}"), Col("threads", right=True, fold="{} threads"),
@@ -19,14 +22,16 @@ TABLE_COLUMNS = [
     Col("p90 ms", 5, right=True), Col("p99 ms", 6, right=True), Col("n", 3, right=True),
     Col("load ms", 7, right=True), Col("peak RSS MB", 8, right=True),
 ]
+VARIANT_COLUMN = Col("variant", fold="variant {}")
+TUNE_COLUMN = Col("tune", fold="tune: {}")
 
 
-def _ci(row) -> str:
-    if row.get("p50_ms") is None:
+def _ci(r: Result) -> str:
+    p50, lo, hi = r.ci
+    if p50 is None:
         return "-"
-    lo, hi = row.get("p50_ci_low_ms"), row.get("p50_ci_high_ms")
     ci = f" [{fmt(lo, 3)}, {fmt(hi, 3)}]" if lo is not None and hi is not None else ""
-    return f"{fmt(row['p50_ms'], 3)}{ci}"
+    return f"{fmt(p50, 3)}{ci}"
 
 
 def _cv(v) -> str:
@@ -38,12 +43,37 @@ def _cv(v) -> str:
     return f"{v * 100:.1f}%{flag}"
 
 
-def _table_rows(rows):
+def tune_fate(r: Result) -> str:
+    """A candidate's fate in its tune run: 'eliminated', 'winner', 'winner, overall tied'; '-'
+    for a row that was not raced."""
+    t = r.tune
+    if t is None:
+        return "-"
+    fate = t.status or "-"
+    if t.overall_winner:
+        fate += f", overall {t.overall_status or 'winner'}"
+    return fate
+
+
+def table_columns(rows: list[Result]) -> list[Col]:
+    """TABLE_COLUMNS, with the variant after the backend and the tune status after the status
+    where some row has one."""
+    cols = list(TABLE_COLUMNS)
+    if any(r.tune is not None for r in rows):
+        cols.insert(cols.index(TABLE_COLUMNS[8]) + 1, TUNE_COLUMN)
+    if any(r.variant for r in rows):
+        cols.insert(2, VARIANT_COLUMN)
+    return cols
+
+
+def _table_rows(rows: list[Result]):
+    variant, tune = any(r.variant for r in rows), any(r.tune is not None for r in rows)
     for r in rows:
-        yield (r["model"], r["backend"], r["device"], r["precision"], r["batch"], r["threads"], r.get("scenario"),
-               r.get("weights"), r["status"], _ci(r), _cv(r.get("cv")), fmt(r.get("items_per_s"), 1),
-               fmt(r.get("p90_ms"), 3), fmt(r.get("p99_ms"), 3), fmt(r.get("n")), fmt(r.get("load_ms"), 0),
-               fmt(r.get("peak_rss_mb"), 0))
+        yield ((r.model, r.backend) + ((r.variant or "-",) if variant else ())
+               + (r.device, r.precision, r.batch, r.threads, r.scenario, r.weights, r.status)
+               + ((tune_fate(r),) if tune else ())
+               + (_ci(r), _cv(r.cv), fmt(r.items_per_s, 1), fmt(r.p90_ms, 3), fmt(r.p99_ms, 3), fmt(r.n),
+                  fmt(r.load_ms, 0), fmt(r.peak_rss_mb, 0)))
 
 
 def _write_frame(df, fmt_: str, out) -> None:
@@ -69,10 +99,10 @@ def _write(data: bytes | str, out: str | None) -> None:
 
 
 @click.command("results")
+@click.argument("run_arg", required=False, metavar="[RUN]")
 @click.option("--store", "store_url", metavar="URL", help="Results store: path, sqlite:///path or "
               "postgresql://... (default: $PFDEPLOY_STORE or ./pfdeploy-results.db).")
-@click.option("--run", "run_ref", metavar="ID", help="Run id or prefix, tag, git commit prefix or "
-              "'latest' (the default).")
+@click.option("--run", "run_ref", metavar="ID", help="The same as RUN (kept for scripts).")
 @click.option("--all", "all_runs", is_flag=True, help="Every run in the store (table, csv, parquet).")
 @click.option("--list", "list_runs", is_flag=True, help="List the runs instead of results.")
 @click.option("--format", "fmt_", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
@@ -82,16 +112,22 @@ def _write(data: bytes | str, out: str | None) -> None:
 @click.option("--out", metavar="FILE", help="Write to FILE (atomically) instead of stdout; needed for parquet.")
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
               "(output that is not a terminal always gets every column).")
-def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out, wide):
-    """Show stored benchmark results."""
+def command(run_arg, store_url, run_ref, all_runs, list_runs, fmt_, samples, out, wide):
+    """Show stored benchmark results.
+
+    RUN: run id or unique prefix, tag, git commit prefix or "latest" (the default), as
+    `pfdeploy compare` and `pfdeploy claims` take runs."""
     from ..store import open_store
 
+    if run_arg is not None and run_ref is not None and run_arg != run_ref:
+        raise UsageError(f"two runs given ({run_arg!r} and --run {run_ref!r}): give one")
+    run_ref = run_arg if run_arg is not None else run_ref
     if fmt_ == "parquet" and not out:
         raise UsageError("--format parquet writes a binary file: give --out FILE")
     if fmt_ == "table" and out:
         raise UsageError("--format table prints to the terminal; use --format csv, json or parquet with --out")
     if all_runs and run_ref:
-        raise UsageError("--all and --run exclude each other")
+        raise UsageError("--all and RUN (--run) exclude each other")
     if fmt_ == "json" and all_runs and not list_runs:
         raise UsageError("--format json exports one run (the run-file format); use csv or parquet with --all")
     if samples and fmt_ not in ("csv", "parquet"):
@@ -135,17 +171,18 @@ def command(store_url, run_ref, all_runs, list_runs, fmt_, samples, out, wide):
     console.print(Text(f"store: {where}"))
 
 
-def print_run_table(console, run: dict, rows: list[dict], wide: bool = False) -> None:
+def print_run_table(console, run: dict, rows: list[Result], wide: bool = False) -> None:
     """One run's results: the fitted table, then one line per kind of warning and per reason a
-    case was not measured (the per-case details are in `--format json` and the report)."""
+    case was not measured (each case's figures with `wide`; every case's details are in
+    `--format json` and the report)."""
     from ..digest import summarize_not_measured, summarize_warnings
     from ..render import print_note
+    from .bench_summary import print_warnings
 
-    print_table(console, TABLE_COLUMNS, list(_table_rows(rows)), title=_title(run), wide=wide)
+    print_table(console, table_columns(rows), list(_table_rows(rows)), title=_title(run), wide=wide)
     for item in summarize_not_measured(rows):
-        print_note(console, item["text"], style="red" if item["status"] == "failed" else "")
-    for item in summarize_warnings(rows):
-        print_note(console, f"warning: {item['text']}", style="yellow")
+        print_note(console, item.text, style="red" if item.status == "failed" else "")
+    print_warnings(console, summarize_warnings(rows), wide)
 
 
 def _title(run) -> str:

@@ -191,9 +191,9 @@ class TuneProgress(RichProgress):
         self.console.print(Text(line))
 
     def case_done(self, result):
-        row = result.result
-        if row["status"] != "ok":  # a refused or failed candidate: say why at once
-            self.console.print(Text(f" dropped  {result.spec.label}: {row.get('error') or ''}"))
+        r = result.result
+        if not r.ok:  # a refused or failed candidate: say why at once
+            self.console.print(Text(f" dropped  {result.spec.label}: {r.error or ''}"))
 
 
 def speedup_text(sp: dict | None) -> str:
