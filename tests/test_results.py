@@ -207,3 +207,98 @@ def test_damaged_extra_is_reported_not_merged(filled, capsys):
     assert all("_unreadable" not in r for r in rows)
     (line,) = _warnings(err)
     assert ids["base"] in line and "field 'extra'" in line
+
+
+# ----------------------------------------------------------------------------- every verb takes a run the same way
+
+def test_cli_takes_the_run_positionally_like_compare_and_claims(filled, capsys):
+    """`pfdeploy results RUN` (id, unique prefix, tag, "latest"): the resolution compare and
+    claims use (Store.resolve_run); --run still works and names the same run."""
+    url, ids = filled
+    for ref, want in (("latest", "head"), ("base", "base"), (ids["base"], "base"), (ids["base"][:8], "base")):
+        code, out, err = cli(capsys, "results", ref, "--store", url)
+        assert code == 0, err
+        other = "head" if want == "base" else "base"
+        assert f"run {ids[want][:12]}" in out and ids[other][:12] not in out, (ref, out)
+    code, out, err = cli(capsys, "results", "base", "--store", url, "--format", "json")
+    assert code == 0 and json.loads(out)["run"]["id"] == ids["base"]
+    code, via_option, err = cli(capsys, "results", "--run", "base", "--store", url, "--format", "json")
+    assert via_option == out
+    code, out, err = cli(capsys, "results", "base", "--store", url, "--format", "csv")
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 3
+    code, out, err = cli(capsys, "results", "base", "--run", "base", "--store", url)  # the same run twice: fine
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["base", "--run", "head"], 2, "two runs given"),
+    (["base", "--all"], 2, "exclude each other"),
+    (["nosuch"], 1, "no run, tag or commit matches 'nosuch'"),
+    (["base", "head"], 2, "unexpected extra argument"),
+])
+def test_cli_positional_run_refusals(filled, args, code, message, capsys):
+    got, out, err = cli(capsys, "results", "--store", filled[0], *args)
+    assert got == code, err
+    assert message in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- no two rows look the same
+
+def _tune_run(url: str) -> tuple[str, list[dict]]:
+    """A tune race run: three openvino bf16 candidates of one model (variants, fates) and the
+    default at fp32, as `pfdeploy tune` stores them."""
+    fates = [("ov-default", "fp32", "eliminated"), ("ov-latency", "bf16", "winner"),
+             ("ov-throughput", "bf16", "eliminated"), ("ov-streams2", "bf16", "failed")]
+    rows = []
+    with open_store(url) as store:
+        run_id = store.begin_run(run_meta(tag="tune"))
+        for i, (variant, precision, fate) in enumerate(fates):
+            status = "failed" if fate == "failed" else "ok"
+            row = result_row(model="pf_resnet50_max", backend="openvino", precision=precision, variant=variant,
+                             options={"hint": variant}, status=status, p50_ms=None if status == "failed" else 5.0 + i,
+                             error="worker killed" if status == "failed" else None,
+                             tune={"candidate": variant, "status": fate, "runtime_winner": fate == "winner",
+                                   "overall_winner": fate == "winner", "overall_status": "winner" if fate == "winner"
+                                   else None})
+            row["case_key"] = f"{row['case_key']}|{variant}"
+            store.add_result(run_id, row, np.arange(100, dtype=np.int64), np.arange(100) // 10)
+            rows.append(row)
+        store.finish_run(run_id, "finished")
+    return run_id, rows
+
+
+def _table_lines(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if ln.startswith("│") and "pf_resnet50_max" in ln]
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_tune_run_rows_show_variant_and_fate(tmp_path, wide):
+    """`pfdeploy results --run <a tune run>`: every row names its variant and its fate, so no two
+    rows of the table look the same (terminal and --wide)."""
+    from pfdeploy.cli.results import print_run_table
+    from test_output_width import term, text_of
+
+    url = str(tmp_path / "t.db")
+    run_id, rows = _tune_run(url)
+    with open_store(url, create=False) as store:
+        run, stored = store.resolve_run(run_id), store.results(run_id)
+    c = term(100)
+    print_run_table(c, run, stored, wide=wide)
+    out = text_of(c)
+    lines = _table_lines(out)
+    assert len(lines) == 4 and len(set(lines)) == 4, out
+    header = next(ln for ln in out.splitlines() if "model" in ln and "backend" in ln)
+    assert "variant" in header and "tune" in header
+    assert len([ln for ln in out.splitlines() if ln.startswith("│")]) == 4, out  # one line a row: nothing wrapped
+    for variant, fate in (("ov-latency", "fastest"), ("ov-throughput", "eliminated"),
+                          ("ov-streams2", "failed"), ("ov-default", "eliminated")):
+        assert any(variant in ln and fate in ln for ln in lines), (variant, out)
+    assert all(len(ln) <= 100 for ln in out.splitlines()) or wide
+
+
+def test_results_without_variants_have_no_variant_column(filled, capsys):
+    url, ids = filled
+    code, out, err = cli(capsys, "results", "base", "--store", url)
+    assert code == 0
+    header = next(ln for ln in out.splitlines() if "model" in ln and "backend" in ln)
+    assert "variant" not in header and "tune" not in header

@@ -44,15 +44,15 @@ def _cv(v) -> str:
 
 
 def tune_fate(r: Result) -> str:
-    """A candidate's fate in its tune run: 'eliminated', 'winner', 'winner, overall tied'; '-'
-    for a row that was not raced."""
+    """A candidate's fate in its tune run (docs/tune.md): racing | eliminated | failed | winner |
+    tied, "fastest" for the model's overall winner of the final rotation ("fastest, tied" when its
+    interval did not separate); '-' for a row that was not raced."""
     t = r.tune
     if t is None:
         return "-"
-    fate = t.status or "-"
     if t.overall_winner:
-        fate += f", overall {t.overall_status or 'winner'}"
-    return fate
+        return "fastest" if t.overall_status in (None, "winner") else f"fastest, {t.overall_status}"
+    return t.status or "-"
 
 
 def table_columns(rows: list[Result]) -> list[Col]:
