@@ -403,6 +403,99 @@ def test_a_warning_every_case_has_is_not_followed_by_every_name():
     assert len(s.cases) == 15 and len(s.details) == 15
 
 
+def _stopped_at_max_processes(rows, every=1):
+    """Each `every`-th row stopped at --max-processes, each with its own figures (as bench/rows.py
+    writes the warning)."""
+    from pfdeploy.result import warn
+
+    out = []
+    for i, r in enumerate(rows):
+        if i % every == 0:
+            ci, sd = 0.05 + 0.003 * i, 0.01 + 0.001 * i
+            r = dict(r, warnings=[warn("max_processes", f"stopped at 3 worker processes (--max-processes) before the "
+                                                        f"median's CI reached +-1.0% (it is +-{ci:.1%}; its processes "
+                                                        f"differ by {sd:.1%})", limit=3, target=0.01, ci=ci,
+                                       process_sd=sd)])
+        out.append(r)
+    return out
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_bench_warnings_one_line_per_kind_with_figures_in_wide_and_json(wide):
+    """issue 30 item 5: cases that each stopped at --max-processes with their own figures are one
+    warning line (not one per case); --wide names each case with its figures, the JSON carries
+    them (details[].values)."""
+    import json
+
+    from pfdeploy.cli.bench_summary import print_summary
+    from pfdeploy.render import to_json
+
+    rows = _stopped_at_max_processes(default_suite_rows(noisy=(), max_time=()), every=2)  # 8 of 15
+    data = _bench_data(rows)
+    c = term(100)
+    print_summary(c, data, wide=wide)
+    out = text_of(c)
+    lines = out.split("warning: ")[1:]
+    assert len(lines) == 1, out
+    line = " ".join(lines[0].split())
+    assert line.startswith("8 of 15 cases stopped at --max-processes (3 worker processes) before the median's CI "
+                           "reached +-1.0%")
+    assert "raise --max-processes" in line
+    assert ("+-5.0%, processes differ by 1.0%" in line) == wide  # the first case's own figures
+    assert ("pf_resnet50_max/torch (+-5.0%" in line) == wide
+    js = json.loads(to_json({"summary": data}))["summary"]
+    (w,) = js["warnings"]
+    assert w["kind"] == "max_processes" and w["count"] == 8 and len(w["details"]) == 8
+    assert w["details"][0]["values"] == {"limit": 3, "target": 0.01, "ci": 0.05, "process_sd": 0.01}
+    assert w["details"][0]["message"].endswith("(it is +-5.0%; its processes differ by 1.0%)")
+    assert js["results"][0]["warnings"] == [] or isinstance(js["results"][0]["warnings"][0], str)
+
+
+def test_warnings_group_by_typed_kind():
+    """One group per Warn.kind for the kinds that differ only by their figures; a kind whose text
+    is its content keeps one line per distinct text; old text warnings are classified."""
+    from pfdeploy.result import warn
+
+    rows = [Result.from_row(r) for r in default_suite_rows(noisy=(), max_time=())]
+    rows[0] = rows[0].but(warnings=[warn("cpu_contention", "other processes used 23% of the machine's CPU while "
+                                                            "this case was measured", share=0.23),
+                                    warn("threads", "torch uses 1 threads, not 2")])
+    rows[1] = rows[1].but(warnings=["other processes used 12% of the machine's CPU while this case was measured: "
+                                    "its figures include their interference",  # an old row: text only
+                                    "noisy: coefficient of variation 7.5% > 5%"])
+    rows[2] = rows[2].but(warnings=[warn("threads", "onnxruntime uses 1 threads, not 2")])
+    s = summarize_warnings(rows)
+    assert [(g.kind, g.count) for g in s] == [("cpu_contention", 2), ("threads", 1), ("noisy", 1), ("threads", 1)]
+    cpu = s[0]
+    assert cpu.text.startswith("2 of 15 cases: other processes used up to 23% of the machine's CPU while measured")
+    assert "pf_resnet50_max (torch, onnxruntime)" in cpu.text and "23%" not in cpu.text.split(":", 2)[-1]
+    assert "pf_resnet50_max/torch (23%), pf_resnet50_max/onnxruntime (12%)" in cpu.wide_text
+    assert [d.values["share"] for d in cpu.details] == [0.23, 0.12]
+    assert s[2].text.startswith("1 of 15 cases noisy (CV > 5%)") and "(CV 7.5%)" in s[2].wide_text
+    assert s[1].text == "1 of 15 cases: torch uses 1 threads, not 2: pf_resnet50_max (torch)"
+
+
+def test_results_warnings_one_line_per_kind_figures_with_wide(tmp_path):
+    from pfdeploy.cli.results import print_run_table
+
+    url = str(tmp_path / "w.db")
+    rows = _stopped_at_max_processes(default_suite_rows(noisy=(), max_time=()))
+    with open_store(url) as store:
+        run_id = store.begin_run(run_meta(tag="w"))
+        for r in rows:
+            store.add_result(run_id, r, np.arange(100, dtype=np.int64), np.arange(100) // 10)
+        store.finish_run(run_id, "finished")
+        run, stored = store.resolve_run(run_id), store.results(run_id)
+    for wide in (False, True):
+        c = term(100)
+        print_run_table(c, run, stored, wide=wide)
+        out = text_of(c)
+        assert out.count("warning:") == 1, out
+        flat = " ".join(out.split())
+        assert "all 15 cases stopped at --max-processes (3 worker processes)" in flat
+        assert ("mobilenetv2_100/openvino (+-9.2%, processes differ by 2.4%)" in flat) == wide
+
+
 def test_progress_shows_names_literally():
     from pfdeploy.cli.bench_progress import RichProgress
 
