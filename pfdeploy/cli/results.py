@@ -60,9 +60,9 @@ def table_columns(rows: list[Result]) -> list[Col]:
     where some row has one."""
     cols = list(TABLE_COLUMNS)
     if any(r.tune is not None for r in rows):
-        cols.insert(cols.index(TABLE_COLUMNS[8]) + 1, TUNE_COLUMN)
+        cols.insert([c.header for c in cols].index("status") + 1, TUNE_COLUMN)
     if any(r.variant for r in rows):
-        cols.insert(2, VARIANT_COLUMN)
+        cols.insert([c.header for c in cols].index("backend") + 1, VARIANT_COLUMN)
     return cols
 
 
