@@ -106,7 +106,8 @@ def summary_data(outcome) -> BenchSummary:
     ident = ("model", "backend", "device", "precision", "batch", "scenario")
     by_case: dict[tuple, list] = {}
     for c in comparisons(results):
-        by_case.setdefault(tuple(c[k] for k in ident), []).append(c)  # claims' JSON records
+        c = c if isinstance(c, dict) else c.to_dict()  # claims' comparison as its JSON record (the summary's)
+        by_case.setdefault(tuple(c[k] for k in ident), []).append(c)
     rows = [SummaryRow(r, by_case.get(tuple(getattr(r, k) for k in ident), [])) for r in results if r.ok]
     rows.sort(key=lambda x: (x.result.backend, x.result.precision, x.result.batch, x.result.p50_ms or 0))
     others = [{"case": c.spec.label, "status": c.result.status, "reason": c.result.error}
