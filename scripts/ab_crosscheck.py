@@ -6,8 +6,11 @@ geometric mean of the pair ratios with a 95% t interval over pairs. ONNX Runtime
 `onnxruntime_perf_test` is not part of its Python wheel, so its Python API in a minimal loop is the
 runtime's own tool here.
 
-    python scripts/ab_crosscheck.py BASE_PYTHON HEAD_PYTHON MODEL.onnx --out check.json \\
+    python scripts/ab_crosscheck.py BASE_PYTHON HEAD_PYTHON MODEL.onnx [HEAD_MODEL.onnx] --out check.json \\
         [--pairs 10] [--threads 1] [--seconds 2]
+
+With HEAD_MODEL, the head side runs that file (e.g. scripts/slow_artifact.py's slower copy): the
+true effect of an artifact change, outside pfdeploy.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("base")
     ap.add_argument("head")
     ap.add_argument("model")
+    ap.add_argument("head_model", nargs="?", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
@@ -57,7 +61,8 @@ def main(argv=None) -> int:
         rows = []
         for i in range(a.pairs):
             order = ("base", "head") if i % 2 == 0 else ("head", "base")
-            got = {side: one(getattr(a, side), script, a.model, a.threads, a.warmup, a.seconds) for side in order}
+            got = {side: one(getattr(a, side), script, (a.head_model or a.model) if side == "head" else a.model,
+                             a.threads, a.warmup, a.seconds) for side in order}
             rows.append(got)
             print(f"pair {i + 1}: base {got['base']:.3f} ms, head {got['head']:.3f} ms", file=sys.stderr)
     logs = [math.log(r["head"] / r["base"]) for r in rows]
@@ -65,7 +70,7 @@ def main(argv=None) -> int:
     se = statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else float("nan")
     q = float(t.ppf(0.975, len(logs) - 1)) if len(logs) > 1 else float("nan")
     out = {"base": a.base, "head": a.head, "base_onnxruntime": version(a.base), "head_onnxruntime": version(a.head),
-           "model": a.model, "threads": a.threads, "pairs": rows, "ratio": math.exp(m),
+           "model": a.model, "head_model": a.head_model or a.model, "threads": a.threads, "pairs": rows, "ratio": math.exp(m),
            "ci95": [math.exp(m - q * se), math.exp(m + q * se)]}
     tmp_out = Path(a.out).with_name(Path(a.out).name + ".tmp")
     tmp_out.write_text(json.dumps(out, indent=2))
