@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from .labels import machine_label, ratio_text  # noqa: F401 - ratio_text: part of this module's API
+from .zoo.spec import PF_FAMILY  # noqa: F401 - one definition; claims.PF_FAMILY kept
 
-PF_FAMILY = "parameter-free"
 # a comparison pairs two cases that differ only in the model
 CONFIG_FIELDS = ("device", "backend", "precision", "batch", "threads", "scenario")
 VERDICTS = ("yes", "no", "inconclusive", "not measured")

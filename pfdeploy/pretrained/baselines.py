@@ -3,6 +3,7 @@ loaded through timm's hub; offline that fails with one line."""
 from __future__ import annotations
 
 from ..errors import UsageError, UserError
+from ..zoo.spec import PF_FAMILY
 from .cache import error_reason
 
 
@@ -13,7 +14,7 @@ def pretrained_source(model: str) -> str:
 
     name = canonical_name(model)
     spec = get_spec(name)
-    if spec.family == "parameter-free":
+    if spec.family == PF_FAMILY:
         raise UsageError(f"{name}: timm has no pretrained weights for the parameter-free models; use "
                          "--weights release (or release+)")
     if name == "dw_resnet50":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError, UserError
+from ..zoo.spec import PF_FAMILY
 from .baselines import pretrained_source
 from .release import checkpoint_for, get_checkpoint
 
@@ -76,7 +77,7 @@ def why_not(model: str, choice: str, short: bool = False) -> str | None:
             pretrained_source(name)
         except UsageError as exc:
             if short:
-                return ("timm has none for parameter-free models" if get_spec(name).family == "parameter-free"
+                return ("timm has none for parameter-free models" if get_spec(name).family == PF_FAMILY
                         else "none exist for this pfdeploy-own baseline")
             return str(exc)
         return None

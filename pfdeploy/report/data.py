@@ -3,16 +3,15 @@ Pure functions of their inputs: no store access, no rendering."""
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import OrderedDict
 from typing import Any, Iterable, Sequence
 
 from ..claims import best_claims, check_claims, comparisons, deployment_text
 from ..labels import machine_label, ratio_text, weights_label
+from ..labels import num as fmt_num
 from ..compare import case_key, compare_runs
-
-PF_FAMILY = "parameter-free"
+from ..zoo.spec import PF_FAMILY
 
 
 # --------------------------------------------------------------------------------------------
@@ -20,13 +19,8 @@ PF_FAMILY = "parameter-free"
 # --------------------------------------------------------------------------------------------
 
 def num(v: Any, digits: int = 2) -> str:
-    if v is None or isinstance(v, bool):
-        return "-"
-    if isinstance(v, (int, float)):
-        if isinstance(v, float) and not math.isfinite(v):
-            return "-"
-        return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
-    return str(v)
+    """The `num` filter of the templates: `pfdeploy.labels.num` with thousands separators."""
+    return fmt_num(v, digits, grouped=True)
 
 
 def millions(v: Any, scale: float = 1e6, digits: int = 2) -> str:
