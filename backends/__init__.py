@@ -101,12 +101,7 @@ backend_info = get_backend  # the name the bench CLI and older code use
 def all_backends() -> list[Backend]:
     """Every backend that loads: the built-in ones, then the plugins (a plugin that does not load
     is left out with one warning line)."""
-    out = [get_backend(n) for n in BACKEND_NAMES]
-    for name in PLUGINS.names():
-        backend = PLUGINS.try_load(name, _check_backend)
-        if backend is not None:
-            out.append(backend)
-    return out
+    return [get_backend(n) for n in BACKEND_NAMES] + PLUGINS.loadable(_check_backend)
 
 
 def for_target(target: str) -> Backend:
