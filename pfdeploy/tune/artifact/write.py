@@ -73,7 +73,7 @@ def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights
         "created_at": utc_now_iso(),
         "pfdeploy_version": __version__,
     }
-    tmp = make_temp_dir(final.parent, final.name)
+    tmp = make_temp_dir(final.parent, final.name, what="tuned directory")
     try:
         if art is not None:
             for name in art.manifest["files"]:
