@@ -42,26 +42,6 @@ def backend_names() -> tuple[str, ...]:
     return BACKEND_NAMES + PLUGINS.names()
 
 
-# Runners that exist for the engine's own tests (not offered on the command line): "module:Class".
-# They live in the test suite (tests/fake_runner.py; conftest.py puts tests/ on PYTHONPATH), and
-# PFDEPLOY_TEST_RUNNERS="name=module:Class,..." (names start with "_") adds or overrides entries.
-_INTERNAL = {"_fake": "fake_runner:FakeRunner"}
-TEST_RUNNERS_ENV = "PFDEPLOY_TEST_RUNNERS"
-
-
-def _test_runner(name: str) -> str | None:
-    """"module:Class" of the internal test runner `name`, or None."""
-    if not str(name).startswith("_"):
-        return None
-    import os
-
-    for entry in os.environ.get(TEST_RUNNERS_ENV, "").split(","):
-        key, _, path = entry.partition("=")
-        if key.strip() == name and ":" in path:
-            return path.strip()
-    return _INTERNAL.get(name)
-
-
 def _unknown(name: str) -> UsageError:
     names = backend_names()
     close = difflib.get_close_matches(str(name), list(names), n=2, cutoff=0.5)
@@ -114,11 +94,7 @@ def for_target(target: str) -> Backend:
 
 
 def load_runner_class(name: str):
-    """The Runner class of a backend (or of an internal test backend such as `_fake`)."""
-    path = _test_runner(name)
-    if path is not None:
-        mod, cls = path.split(":")
-        return getattr(importlib.import_module(mod), cls)
+    """The Runner class of a backend (built in or a plugin's)."""
     return get_backend(name).runner
 
 

@@ -93,6 +93,20 @@ class Runner:
 
         return np.asarray(self._output(self.infer(inputs)), dtype=np.float32)
 
+    def step(self) -> Any:
+        """One inference on the prepared batch, nothing checked: the callable the timing loop and
+        the warm-up run (public, so the worker never reaches into `_step`)."""
+        return self._step()
+
+    def set_inputs(self, inputs: np.ndarray) -> None:
+        """Make `inputs` the prepared batch the next steps run (same shape as the loaded one)."""
+        import numpy as np
+
+        self._check_loaded("set_inputs")
+        if inputs.shape != self.inputs.shape:
+            raise UserError(f"input shape {inputs.shape} differs from the prepared {self.inputs.shape}")
+        self._set_inputs(np.ascontiguousarray(inputs))
+
     def timed(self, iters: int, clock: Clock = time.perf_counter_ns, budget_ns: int | None = None) -> list[int]:
         """The one timing code path of every backend: `iters` host-latency samples (ns)."""
         self._check_loaded("timed")

@@ -27,7 +27,7 @@ from .model import (ROUND_TIME_S, THREAD_ENV, BenchConfig, CaseResult, CaseRun, 
                     Progress)
 from .plan import MAX_GROUP, groups, plan_cases, precisions_for  # noqa: F401
 from .prepare import Preparer
-from .rotation import GroupRunner
+from .rotation import Rotation, StopRulePolicy
 from .rows import build_row
 
 
@@ -44,9 +44,9 @@ def load_timeout_s(backend: str) -> float:
         if value <= 0:
             raise UserError(f"PFDEPLOY_LOAD_TIMEOUT_S must be positive, not {raw!r}")
         return value
-    from ..backends import Backend, get_backend
+    from ..backends import get_backend
 
-    return Backend.load_timeout_s if backend.startswith("_") else get_backend(backend).load_timeout_s  # _fake: tests
+    return get_backend(backend).load_timeout_s
 
 
 def git_commit(cwd: str | None = None) -> str | None:
@@ -72,14 +72,17 @@ def _loadavg():
 class Engine:
     """Runs one benchmark: `Engine(config, store).run(progress)` -> Outcome."""
 
-    def __init__(self, config: BenchConfig, store, store_url: str = "", group_runner=None, grouping=None):
-        """`group_runner`: the class that measures one rotation (default GroupRunner; `pfdeploy
-        tune` races its candidates with a subclass); `grouping(todo, interleave)`: how cases are
-        split into rotations (default plan.groups)."""
+    def __init__(self, config: BenchConfig, store, store_url: str = "", policy=None, grouping=None, launcher=None):
+        """`policy`: the named policy that measures each rotation through the Rotation's public
+        steps (default `StopRulePolicy`, bench's stopping rule; `pfdeploy tune` runs its race and
+        final rotation, `pfdeploy ab` its blocks); `grouping(todo, interleave)`: how cases are
+        split into rotations (default plan.groups); `launcher(case)`: how a case's worker process
+        is started (default: this interpreter)."""
         if config.processes is not None:  # --processes: this many worker processes per case at least
             config.rule = config.rule.with_processes(config.processes)
         self.config = config
-        self.group_runner = group_runner or GroupRunner
+        self.policy = policy or StopRulePolicy()
+        self.launcher = launcher
         self.grouping = grouping or groups
         self.store = store
         self.store_url = store_url
@@ -125,18 +128,22 @@ class Engine:
             runnable, skipped = [c for c, _ in prepared_cases], []
         self._progress.phase("collecting machine metadata")
         meta = machine_metadata()
-        run_id = self.store.begin_run({
+        self.run_meta = {
             "tag": cfg.tag, "git_commit": git_commit(), "suite": cfg.suite, "suite_version": cfg.suite_version,
             "machine_id": meta.get("machine_id"), "machine": meta, "tools": meta.get("tools", {}),
             "config": {**cfg.to_dict(), "threads": threads, "device": str(device),
                        "env": {k: os.environ[k] for k in sorted(os.environ) if k in THREAD_ENV}},
             "pfdeploy_version": __version__, "loadavg_before": _loadavg(),
-        })
+        }
+        run_id = self.store.begin_run(self.run_meta)
         self.run_id = run_id
         status = "failed"
         signum = None
         tmp = Path(tempfile.mkdtemp(prefix="pfdeploy-bench-"))
+        begin = getattr(self.policy, "begin", None)
         try:
+            if begin is not None:  # a policy that keeps runs of its own (ab's head run) begins them here
+                begin(self)
             for spec, why in skipped:
                 self.commit(CaseResult(spec, build_row(cfg, spec, Prepared(), "skipped", why)))
             prepared = (Preparer(cfg, self._progress).prepare(runnable, tmp) if prepared_cases is None
@@ -151,7 +158,7 @@ class Engine:
             self._total_units = sum(self.case_units() for _ in todo)
             self._progress.plan(self._total_units)
             for group in self.grouping(todo, cfg.interleave):
-                self.group_runner(self).run(group)
+                self.policy.run(Rotation(self, group, launcher=self.launcher))
             status = "finished"
         except KeyboardInterrupt as exc:  # pfdeploy.signals.Interrupted for SIGTERM/SIGHUP too
             status = "interrupted"
@@ -166,11 +173,14 @@ class Engine:
                         case.worker.cleanup()
                 self.live.clear()
                 shutil.rmtree(tmp, ignore_errors=True)
+                end = getattr(self.policy, "end", None)
+                if end is not None:
+                    end(self, status)
                 self.store.finish_run(run_id, status, loadavg_after=_loadavg())
         return Outcome(run_id, status, self._results, self.store_url, time.monotonic() - t0, self.notes,
                        signum=signum)
 
-    # ------------------------------------------------------------------ for GroupRunner
+    # ------------------------------------------------------------------ for the Rotation
     def case_units(self) -> float:
         """A case's share of the progress bar: each process's load and warm-up, and its measured time."""
         r = self.config.rule
@@ -203,11 +213,12 @@ class Engine:
     def drop_units(self, units: float) -> None:
         self._total_units = max(self._done_units, self._total_units - units)
 
-    def commit(self, result: CaseResult) -> None:
-        dev = result.device_samples_ns
-        if dev and len(dev) != len(result.samples_ns):
-            dev = None  # the store keeps device samples beside host samples one to one
-        result.result_id = self.store.add_result(self.run_id, result.row, result.samples_ns, result.rounds,
-                                                 device_samples_ns=dev or None)
-        self._results.append(result)
-        self._progress.case_done(result)
+    def commit(self, done: CaseResult, run_id=None) -> None:
+        """Store a finished case's typed result (its samples with it) at once, in this engine's run
+        or in `run_id` (another run a policy began in the same store)."""
+        run_id = run_id or self.run_id
+        rid = self.store.add_result(run_id, done.result)
+        done.result_id = rid
+        done.result = done.result.model_copy(update={"id": rid, "run_id": run_id})
+        self._results.append(done)
+        self._progress.case_done(done)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..result import Result
 from .config import CaseSpec, StopRule
 
 ROUND_TIME_S = 0.25  # one interleaving round of a case lasts about this long
@@ -72,12 +73,23 @@ class BenchConfig:
 
 @dataclass
 class CaseResult:
+    """A committed case: its spec and its typed result (samples included), and the store's id."""
+
     spec: CaseSpec
-    row: dict
-    samples_ns: list[int] = field(default_factory=list)
-    rounds: list[int] = field(default_factory=list)
+    result: Result
     result_id: object = None
-    device_samples_ns: list[int] | None = None  # device-clock samples (CUDA events) of GPU backends
+
+    @property
+    def samples_ns(self) -> list[int]:
+        return self.result.samples_ns or []
+
+    @property
+    def rounds(self) -> list[int]:
+        return self.result.sample_rounds or []
+
+    @property
+    def device_samples_ns(self) -> list[int] | None:
+        return self.result.device_samples_ns
 
 
 @dataclass

@@ -307,10 +307,8 @@ def req_key(req: dict) -> tuple:
 
 
 def needs_parity(case: CaseSpec) -> bool:
-    """Every case is verified by its own runner, except PyTorch fp32 (the reference itself) and
-    the engine's test runners."""
+    """Every case is verified by its own runner, except at a backend's reference precisions
+    (PyTorch fp32: the reference itself)."""
     from ..backends import get_backend
 
-    if case.backend.startswith("_"):
-        return False
     return case.precision not in get_backend(case.backend).reference_precisions

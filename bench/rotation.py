@@ -30,74 +30,67 @@ from .worker import WorkerDied, WorkerError, WorkerProcess
 MEASURE_TIMEOUT_MIN_S = 60.0  # a worker silent for this long plus 20x its expected round time is hung
 
 
-class GroupRunner:
-    """Runs one group for an Engine (its config, progress, store commit, live-worker registry and
-    round counter)."""
+class Rotation:
+    """One interleaving group of cases measured for an Engine, exposed as public steps that a
+    policy composes (bench/policy.py: the stop rule, tune's race and final rotation, `ab`'s
+    blocks). The Rotation owns the workers, the round ids and the commit; the policy decides which
+    cases get a fresh worker process next, how long each process measures and when a case is
+    stored."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, group: list[tuple[CaseSpec, Prepared]], launcher=None):
+        """`launcher(case) -> WorkerProcess`: how a case's worker process is started (default: this
+        interpreter; `ab` starts each side's worker with that side's interpreter)."""
         self.engine = engine
-        self.cfg = engine.config
+        self.config = engine.config
         self.rule = engine.config.rule
+        self.launcher = launcher or (lambda case: WorkerProcess(case.spec.label))
+        self.cases: dict[str, CaseRun] = {spec.key: CaseRun(spec, prep, budget_units=engine.case_units())
+                                          for spec, prep in group}
+        self.stored: set[str] = set()  # decided: no further process (committed, or held by the policy)
+        self.committed: set[str] = set()
 
-    # ------------------------------------------------------------------ the generations
-    def run(self, group: list[tuple[CaseSpec, Prepared]]) -> None:
-        pending = [CaseRun(spec, prep, budget_units=self.engine.case_units()) for spec, prep in group]
-        self.done: set[str] = set()
-        gen = 0
-        while pending:
-            live = self._start_generation(pending, gen)
-            self._rotate(live)  # a case whose last process closes is judged (and stored) at once
-            gen += 1
-            pending = [c for c in pending if c.spec.key not in self.done and c.spec.key not in self.engine.failed]
+    # ------------------------------------------------------------------ state
+    @property
+    def failed(self) -> set[str]:
+        return self.engine.failed
 
-    def process_share_s(self) -> float:
-        """Measured time of each worker process of this generation (subclasses reallocate it)."""
-        return self.rule.process_time_s()
+    def pending(self) -> list[CaseRun]:
+        """Cases neither stored nor failed, in the group's order."""
+        return [c for k, c in self.cases.items() if k not in self.stored and k not in self.engine.failed]
 
-    def process_share_rounds(self) -> int:
-        return self.rule.process_rounds()
-
-    def _judge(self, case: CaseRun) -> None:
-        """After a process of `case` closed: with at least `rule.processes` processes, apply the
-        stopping rule to everything measured and store the case when it stops (so a finished case
-        is committed while the others of its group go on)."""
-        if len(case.process_rounds) < self.rule.processes and case.measured_ns < self.rule.max_time_s * 1e9:
-            return
-        decision = decide(self.rule, case.samples, case.measured_ns, rounds=case.rounds, procs=case.procs)
-        if not decision.stop and len(case.process_rounds) >= self.rule.max_processes:
-            hw = decision.ci_halfwidth
-            if hw is None and len(case.samples) >= 2:  # stopped short of min_iters: say how wide it is
-                hw = ci_halfwidth_rel(case.samples, case.rounds, procs=case.procs)
-            decision = Decision(True, "max_processes", hw)
-        if decision.stop:
-            self.done.add(case.spec.key)
-            self._finish(case, decision)
-
-    def _start_generation(self, cases: list[CaseRun], gen: int) -> list[CaseRun]:
+    # ------------------------------------------------------------------ the public steps
+    def start_generation(self, cases: list[CaseRun], gen: int) -> list[CaseRun]:
+        """Start one fresh worker process per case (in the given order), load, verify (the first
+        generation), warm up; returns the cases whose worker is ready to measure."""
         eng, rule = self.engine, self.rule
         started: list[CaseRun] = []
         for case in cases:  # load one at a time
             spec, prep = case.spec, case.prep
-            eng.update(f"loading {eng.label(spec)}" + (f" (process {gen + 1})" if gen else ""))
-            case.worker = WorkerProcess(spec.label)
+            eng.update(f"loading {eng.label(spec)}" + (f" (process {len(case.process_rounds) + 1})"
+                                                       if case.process_rounds else ""))
             case.process_rounds.append([])
             case.proc_measured_ns = 0
             eng.live[spec.key] = case
+            try:
+                case.worker = self.launcher(case)
+            except OSError as exc:  # the interpreter of a side could not be started
+                self.fail(case, f"could not start its worker process: {exc}")
+                continue
             try:
                 load = case.worker.call("load", timeout_s=eng.load_timeout(spec.backend), case=spec.to_dict(),
                                         inputs=prep.inputs, model_file=prep.model_file,
                                         weights_file=prep.weights_file)
             except (WorkerDied, WorkerError) as exc:
-                self._fail(case, exc, "load")
+                self.fail(case, exc, "load")
                 continue
             case.load = case.load or load
             case.loads.append({"pid": load.get("pid"), "load_ms": load.get("load_ms"),
                                "first_ms": load.get("first_ms")})
-            if gen == 0 and prep.parity_inputs:
+            if len(case.process_rounds) == 1 and prep.parity_inputs:
                 try:
                     self._runtime_parity(case, tmp_dir=Path(prep.parity_inputs).parent)
                 except (WorkerDied, WorkerError) as exc:
-                    self._fail(case, exc, "parity check")
+                    self.fail(case, exc, "parity check")
                     continue
             started.append(case)
         live = []
@@ -107,20 +100,23 @@ class GroupRunner:
                 reply = case.worker.call("warmup", timeout_s=max(600, 20 * rule.max_time_s), rule=rule.to_dict(),
                                          max_time_s=max(rule.max_time_s, 10 * rule.warmup_time_s))
             except (WorkerDied, WorkerError) as exc:
-                self._fail(case, exc, "warm-up")
+                self.fail(case, exc, "warm-up")
                 continue
-            if gen == 0:  # every process measures rounds of the same size
+            if not case.warmup_n:  # every process measures rounds of the same size (the first's)
                 case.warmup_n = len(reply["samples_ns"])
-                case.k = round_size(reply["samples_ns"], self.cfg.round_time_s)
+                case.k = round_size(reply["samples_ns"], self.config.round_time_s)
             case.loads[-1]["warmup_n"] = len(reply["samples_ns"])
             eng.advance(rule.warmup_time_s + 1.0)
             live.append(case)
         return live
 
-    def _rotate(self, live: list[CaseRun]) -> None:
-        eng, rule, cfg = self.engine, self.rule, self.cfg
-        share_ns = self.process_share_s() * 1e9
-        share_rounds = self.process_share_rounds()
+    def rotate(self, live: list[CaseRun], share_s: float, share_rounds: int, on_close=None) -> None:
+        """Interleaved rounds A, B, C, A, B, C ... over the `live` cases (in this order), one
+        worker running at a time, until each process has measured `share_s` seconds and
+        `share_rounds` rounds; each worker is then closed and `on_close(case)` called."""
+        eng, rule, cfg = self.engine, self.rule, self.config
+        live = list(live)
+        share_ns = share_s * 1e9
         while live:
             # one rotation: every live case measures one round; all of them share this round id
             # (and only they: ids are never reused within the run, so two results share a round
@@ -136,7 +132,7 @@ class GroupRunner:
                     reply = case.worker.call("measure", timeout_s=timeout, iters=case.k, budget_ns=budget,
                                              rewarm=cfg.rewarm)
                 except (WorkerDied, WorkerError) as exc:
-                    self._fail(case, exc, f"measurement round {rnd + 1}")
+                    self.fail(case, exc, f"measurement round {rnd + 1}")
                     live.remove(case)
                     continue
                 s = case.add_round(rnd, reply)
@@ -146,8 +142,63 @@ class GroupRunner:
                 if (case.measured_ns >= rule.max_time_s * 1e9
                         or (case.proc_measured_ns >= share_ns and len(case.process_rounds[-1]) >= share_rounds)):
                     live.remove(case)
-                    if self._close_worker(case):
-                        self._judge(case)
+                    if self.close_worker(case) and on_close is not None:
+                        on_close(case)
+
+    def store(self, case: CaseRun, decision: Decision | None = None, status: str = "ok", error: str | None = None,
+              run_id=None, **records) -> CaseResult | None:
+        """Build the case's typed result from everything its processes measured (samples, device
+        samples, per-process fields) and commit it: the one place a case is stored. `records`:
+        what the policy adds (`tune=`, `ab=`); `run_id`: another run of this engine's store (`ab`
+        stores its head side in a run of its own). A case is stored once (None the second time)."""
+        if case.spec.key in self.committed or case.spec.key in self.engine.failed:
+            return None
+        self.stored.add(case.spec.key)
+        self.committed.add(case.spec.key)
+        final = merge_finals(case.finals)
+        result = build_row(self.config, case.spec, case.prep, status, error, live=case, final=final,
+                           decision=decision, oversubscribed=self.engine.oversubscribed if status == "ok" else None,
+                           **records)
+        done = CaseResult(case.spec, result)
+        self.engine.commit(done, run_id=run_id)
+        return done
+
+    def fail(self, case: CaseRun, exc: Exception | str, when: str = "", run_id=None, **records) -> None:
+        """Fail the case: kill its worker, store a failed result with what it measured so far."""
+        eng = self.engine
+        if isinstance(exc, WorkerDied):
+            msg = f"{exc.detail}"
+            if exc.log_tail:
+                msg += f"; last output: {exc.log_tail.splitlines()[-1][:300]}"
+        elif isinstance(exc, str):
+            msg = exc
+        else:
+            msg = f"{when} failed: {exc}"
+        if case.process > 0:
+            msg += f" (worker process {case.process + 1} of the case)"
+        if case.worker is not None:
+            case.worker.kill()
+            case.worker.cleanup()
+            case.worker = None
+        eng.live.pop(case.spec.key, None)
+        eng.failed.add(case.spec.key)
+        eng.drop_units(case.budget_units)  # the failed case's share of the progress bar
+        if case.spec.key not in self.committed:
+            self.stored.add(case.spec.key)
+            self.committed.add(case.spec.key)
+            eng.commit(CaseResult(case.spec, build_row(self.config, case.spec, case.prep, "failed", msg, live=case,
+                                                       **records)), run_id=run_id)
+
+    def close_worker(self, case: CaseRun) -> bool:
+        try:
+            case.finals.append(case.worker.close())
+        except (WorkerDied, WorkerError) as exc:
+            self.fail(case, exc, "close")
+            return False
+        finally:
+            self.engine.live.pop(case.spec.key, None)
+        case.worker = None
+        return True
 
     # ------------------------------------------------------------------ one worker
     def _runtime_parity(self, case: CaseRun, tmp_dir: Path) -> None:
@@ -173,43 +224,44 @@ class GroupRunner:
                                   "precision": artifact_parity.get("precision")}
         prep.parity = record
 
-    def _close_worker(self, case: CaseRun) -> bool:
-        try:
-            case.finals.append(case.worker.close())
-        except (WorkerDied, WorkerError) as exc:
-            self._fail(case, exc, "close")
-            return False
-        finally:
-            self.engine.live.pop(case.spec.key, None)
-        case.worker = None
-        return True
 
-    def _fail(self, case: CaseRun, exc: Exception, when: str) -> None:
-        eng = self.engine
-        if isinstance(exc, WorkerDied):
-            msg = f"{exc.detail}"
-            if exc.log_tail:
-                msg += f"; last output: {exc.log_tail.splitlines()[-1][:300]}"
-        else:
-            msg = f"{when} failed: {exc}"
-        if case.process > 0:
-            msg += f" (worker process {case.process + 1} of the case)"
-        if case.worker is not None:
-            case.worker.kill()
-            case.worker.cleanup()
-            case.worker = None
-        eng.live.pop(case.spec.key, None)
-        eng.failed.add(case.spec.key)
-        row = build_row(self.cfg, case.spec, case.prep, "failed", msg, live=case, oversubscribed=eng.oversubscribed)
-        eng.drop_units(case.budget_units)  # the failed case's share of the progress bar
-        eng.commit(CaseResult(case.spec, row, case.samples, case.rounds))
+class StopRulePolicy:
+    """`pfdeploy bench`'s policy: generations of fresh worker processes, each measuring
+    `rule.process_time_s()`; after `rule.processes` processes a case is judged by its stopping rule
+    on everything measured (the hierarchical CI) and stored as soon as it stops, while the others
+    of its group go on; a case still too wide gets another process, up to `rule.max_processes`."""
 
-    def _finish(self, case: CaseRun, decision: Decision) -> None:
-        final = merge_finals(case.finals)
-        row = build_row(self.cfg, case.spec, case.prep, "ok", None, live=case, final=final, decision=decision,
-                        oversubscribed=self.engine.oversubscribed)
-        self.engine.commit(CaseResult(case.spec, row, case.samples, case.rounds,
-                                      device_samples_ns=[int(v * 1e6) for v in case.device_ms] or None))
+    name = "stop-rule"
+
+    def run(self, rot: Rotation, on_stop=None) -> None:
+        """Measure the rotation; a case that stops is stored at once, or handed to
+        `on_stop(case, decision)` (a policy that stores its cases together, e.g. tune's final
+        rotation)."""
+        rule = rot.rule
+
+        def judge(case: CaseRun) -> None:
+            if len(case.process_rounds) < rule.processes and case.measured_ns < rule.max_time_s * 1e9:
+                return
+            decision = decide(rule, case.samples, case.measured_ns, rounds=case.rounds, procs=case.procs)
+            if not decision.stop and len(case.process_rounds) >= rule.max_processes:
+                hw = decision.ci_halfwidth
+                if hw is None and len(case.samples) >= 2:  # stopped short of min_iters: say how wide it is
+                    hw = ci_halfwidth_rel(case.samples, case.rounds, procs=case.procs)
+                decision = Decision(True, "max_processes", hw)
+            if decision.stop:
+                if on_stop is None:
+                    rot.store(case, decision)
+                else:
+                    rot.stored.add(case.spec.key)  # decided: no further process
+                    on_stop(case, decision)
+
+        gen = 0
+        pending = rot.pending()
+        while pending:
+            live = rot.start_generation(pending, gen)
+            rot.rotate(live, rule.process_time_s(), rule.process_rounds(), on_close=judge)
+            gen += 1
+            pending = rot.pending()
 
 
 def merge_finals(finals: list[dict]) -> dict:

@@ -62,10 +62,14 @@ def describe_returncode(rc: int | None) -> str:
 
 
 # ------------------------------------------------------------------------------ parent side
-class WorkerProcess:
-    """Parent-side handle of one case's worker process."""
+WORKER_PROTOCOL = 1  # the JSON-line commands above; `pfdeploy ab` refuses a side that speaks another
 
-    def __init__(self, label: str = "", env: dict | None = None):
+
+class WorkerProcess:
+    """Parent-side handle of one case's worker process (`python`: the interpreter it runs, default
+    this one; `pfdeploy ab` runs each side's workers with that side's interpreter)."""
+
+    def __init__(self, label: str = "", env: dict | None = None, python: str | None = None):
         self.label = label
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()
@@ -75,7 +79,7 @@ class WorkerProcess:
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         full_env["PFDEPLOY_PARENT_PID"] = str(os.getpid())  # the worker dies with this process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pfdeploy.bench.worker", str(p2c_r), str(c2p_w)],
+            [python or sys.executable, "-m", "pfdeploy.bench.worker", str(p2c_r), str(c2p_w)],
             pass_fds=(p2c_r, c2p_w), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             env=full_env, start_new_session=True,  # Ctrl-C reaches the parent only; it stops workers itself
         )
@@ -210,27 +214,15 @@ class _Worker:
     def load(self, case: dict, inputs: str, model_file: str | None = None, weights_file: str | None = None) -> dict:
         import numpy as np
 
-        from ..backends import get_backend, load_runner_class
+        from ..backends import get_backend
 
         spec = CaseSpec(**case)
         x = np.load(inputs)
         self.gpu_memory = _gpu_memory_sampler(spec.device)
-        if spec.backend.startswith("_"):  # the engine's own test runners (tests/fake_runner.py): no runtime
-            # the same thread setup as the ONNX Runtime and OpenVINO workers: the OpenMP/MKL variables
-            from pfdeploy.devices.threads import THREAD_ENV_VARS
-
-            env = {var: str(spec.threads) for var in THREAD_ENV_VARS}
-            os.environ.update(env)
-            threads = {"threads": spec.threads, "interop": 1, "env": env, "warnings": [],
-                       "flush_denormal": "runtime option"}
-            self.runner = load_runner_class(spec.backend)(spec, x, model_file=model_file, weights_file=weights_file)
-            t0 = time.perf_counter_ns()
-            self.runner.load()
-        else:
-            backend = get_backend(spec.backend)
-            threads = backend.setup_process(spec.threads)  # before the runtime starts its pools
-            t0 = time.perf_counter_ns()
-            self.runner = backend.load(spec, x, model_file=model_file, weights_file=weights_file)
+        backend = get_backend(spec.backend)  # a plugin's too (a test double registers as one)
+        threads = backend.setup_process(spec.threads)  # before the runtime starts its pools
+        t0 = time.perf_counter_ns()
+        self.runner = backend.load(spec, x, model_file=model_file, weights_file=weights_file)
         t1 = time.perf_counter_ns()
         self._sample_gpu()
         self.runner.infer()  # first inference: cold start
@@ -251,7 +243,7 @@ class _Worker:
         try:
             ys = {f"y{i}": self.runner.outputs(data[f"x{i}"]) for i in range(len(data.files))}
         finally:
-            self.runner._set_inputs(timed_batch)  # the timed steps run the prepared batch again
+            self.runner.set_inputs(timed_batch)  # the timed steps run the prepared batch again
         np.savez(outputs, **ys)
         self._sample_gpu()  # parity batches count towards the process's peak GPU memory too
         self.runner.device_ms.clear(), self.runner.h2d_ms.clear(), self.runner.d2h_ms.clear()
@@ -260,7 +252,7 @@ class _Worker:
     def warmup(self, rule: dict, max_time_s: float | None = None) -> dict:
         from .timing import warm_up
 
-        samples = warm_up(self.runner._step, StopRule(**rule), max_time_s=max_time_s)
+        samples = warm_up(self.runner.step, StopRule(**rule), max_time_s=max_time_s)
         self._sample_gpu()
         self.runner.device_ms.clear(), self.runner.h2d_ms.clear(), self.runner.d2h_ms.clear()
         return {"samples_ns": samples}
@@ -268,7 +260,7 @@ class _Worker:
     def measure(self, iters: int, budget_ns: int | None = None, rewarm: int = 0) -> dict:
         r = self.runner
         for _ in range(rewarm):  # caches were evicted while other cases ran: not recorded
-            r._step()
+            r.step()
         r.device_ms.clear(), r.h2d_ms.clear(), r.d2h_ms.clear()
         before = cpu_snapshot()  # outside the timed interval: who else used the CPU in this round
         samples = r.timed(iters, budget_ns=budget_ns)

@@ -51,13 +51,16 @@ def accuracy_text(acc: dict | None) -> str:
     return pct(acc["top1"]) + (f" ({pct(torch_top1)})" if torch_top1 is not None else "")
 
 
-def ratio_text(v: dict) -> str:
+def ratio_text(v) -> str:
     """'0.93x [0.91, 0.95]'; '~0.93x [...]' when unpaired (the two cases never shared a round, so
-    the machine's drift between them is not cancelled); no interval when there is none."""
-    if v.get("ratio") is None:
+    the machine's drift between them is not cancelled); no interval when there is none. `v`: a
+    speedup (pfdeploy.claims) or its JSON dict."""
+    ratio, lo, hi, paired = ((v.get("ratio"), v.get("ci_low"), v.get("ci_high"), v.get("paired"))
+                             if isinstance(v, dict) else (v.ratio, v.ci_low, v.ci_high, v.paired))
+    if ratio is None:
         return "-"
-    ci = f" [{v['ci_low']:.2f}, {v['ci_high']:.2f}]" if v.get("ci_low") is not None else ""
-    return f"{'' if v.get('paired') else '~'}{v['ratio']:.2f}x{ci}"
+    ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None else ""
+    return f"{'' if paired else '~'}{ratio:.2f}x{ci}"
 
 
 def machine_label(run: dict) -> str:

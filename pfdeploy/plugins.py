@@ -18,6 +18,26 @@ from typing import Any, Callable
 from .errors import UserError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # usable in comma-separated option values
+# Plugins named in the environment, as pytest's PYTEST_PLUGINS: "group:name=module[:attr],..." (e.g.
+# "pfdeploy.backends:fake=fake_runner"), read beside the installed distributions' entry points, for a
+# plugin that is not packaged (a test double, a runtime being written). Worker processes inherit it.
+PLUGINS_ENV = "PFDEPLOY_PLUGINS"
+
+
+def env_entry_points(group: str) -> list:
+    """The entry points of `group` that $PFDEPLOY_PLUGINS declares."""
+    import os
+
+    out = []
+    for item in os.environ.get(PLUGINS_ENV, "").split(","):
+        item = item.strip()
+        if not item or "=" not in item:
+            continue
+        left, value = item.split("=", 1)
+        grp, _, name = left.rpartition(":")
+        if grp == group and name and value:
+            out.append(metadata.EntryPoint(name=name.strip(), value=value.strip(), group=group))
+    return out
 _WARNED: set[str] = set()
 
 
@@ -59,10 +79,11 @@ class EntryPointRegistry:
         if self._eps is None:
             found: dict[str, Any] = {}
             try:
-                eps = metadata.entry_points(group=self.group)
+                eps = list(metadata.entry_points(group=self.group))
             except Exception as exc:  # noqa: BLE001 - unreadable metadata of some distribution
                 warn(f"cannot read the {self.group} entry points: {_first_line(exc)}")
-                eps = ()
+                eps = []
+            eps += env_entry_points(self.group)
             for ep in eps:
                 if not NAME_RE.match(ep.name):
                     warn(f"{self.kind} plugin {ep.name!r} ({_origin(ep)}) is ignored: a name needs letters, "

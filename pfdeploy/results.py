@@ -30,18 +30,19 @@ def load(url: str | None = None, run: str | None = None, samples: bool = False):
     with open_store(url, create=False, readonly=True) as store:
         if run is not None:
             runs = [store.resolve_run(run)]
-            rows = store.results(runs[0]["id"])
+            results = store.results(runs[0]["id"], samples=samples)
         else:
-            rows = store.all_results()
+            results = store.all_results()
             runs = store.runs()  # read second: every run a result points to is in it
+            if samples:
+                results = [r for run_ in runs for r in store.results(run_["id"], samples=True)]
+                results.sort(key=lambda r: r.id)
         by_id = {r["id"]: r for r in runs}
-        sample_map: dict[int, dict] = {}
-        if samples:
-            for rid in {row["run_id"] for row in rows}:
-                sample_map.update(store.samples_for_run(rid))
+    rows = [r.to_row(samples=samples) for r in results]  # the DataFrame is an edge: plain values
 
     columns = list(RESULT_FIELDS)
-    extra_cols = sorted({k for row in rows for k in row} - set(columns))
+    extra_cols = sorted({k for row in rows for k in row} - set(columns) - {"samples_ns", "sample_rounds",
+                                                                          "device_samples_ns"})
     run_cols = list(RUN_COLUMNS) + ["run_started_at", "run_status"]
     records = []
     for row in rows:
@@ -52,9 +53,9 @@ def load(url: str | None = None, run: str | None = None, samples: bool = False):
         rec["run_started_at"] = r.get("started_at")
         rec["run_status"] = r.get("status")
         if samples:
-            s = sample_map.get(row["id"], {"latency_ns": [], "round": None})
-            rec["samples_ns"] = np.asarray(s["latency_ns"], dtype=np.int64)
-            rec["sample_rounds"] = None if s["round"] is None else np.asarray(s["round"], dtype=np.int32)
+            rec["samples_ns"] = np.asarray(row["samples_ns"], dtype=np.int64)
+            rec["sample_rounds"] = (None if row["sample_rounds"] is None
+                                    else np.asarray(row["sample_rounds"], dtype=np.int32))
         records.append(rec)
     all_cols = columns + extra_cols + run_cols + (["samples_ns", "sample_rounds"] if samples else [])
     df = pd.DataFrame.from_records(records, columns=all_cols)

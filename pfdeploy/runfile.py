@@ -6,57 +6,27 @@ fields), with its JSON Schema generated into docs/run-file.schema.json.
     doc = RunFile.model_validate(obj)       # or parse_run_doc(obj, where) -> dict (UserError on bad input)
     RunFile.model_json_schema()             # the published schema (`pfdeploy store schema`)
 
-Run-file versions: 1 (pfdeploy 0.1: schema 3 stores) and 2 (adds the device-clock fields of a
-result and its device samples). A reader accepts every version up to RUN_FILE_VERSION and refuses a
+Run-file versions: 1 (pfdeploy 0.1: schema 3 stores), 2 (adds the device-clock fields of a
+result and its device samples) and 3 (declares every field pfdeploy writes: the per-process
+fields, the tune and A/B records, accuracy, typed warnings; pfdeploy/result.py). A reader accepts every version up to RUN_FILE_VERSION and refuses a
 newer one with a message naming both. Unknown fields are kept (`extra="allow"`): they travel
 through the store's `extra` JSON column and come back on read.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from .errors import UserError
 
 RUN_FILE_FORMAT = "pfdeploy-run"
-RUN_FILE_VERSION = 2
+RUN_FILE_VERSION = 3
+
+from .result import (RESULT_FIELDS, RESULT_STATUSES, SAMPLE_KEYS, BigInt, Col, Int, Json, Num, Result, Text,  # noqa: F401
+                     Time, columns, first_error as _first_error)
+
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
-RESULT_STATUSES = ("ok", "failed", "skipped")
-
-
-class Col:
-    """Column kind of a field in the store ('text', 'int', 'bigint', 'float', 'json', 'time');
-    carried in the field's metadata, invisible to the JSON Schema."""
-
-    def __init__(self, kind: str, nullable: bool = True, length: int | None = None):
-        self.kind, self.nullable, self.length = kind, nullable, length
-
-    def __repr__(self):
-        return f"Col({self.kind!r})"
-
-
-def _iso(v: str | None) -> str | None:
-    if v is None:
-        return None
-    try:
-        _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"not an ISO-8601 timestamp: {v!r}") from None
-    return v
-
-
-# strict: a number field takes int or float, never a bool or a numeric string
-Num = Annotated[float | None, Field(strict=True), Col("float")]
-Int = Annotated[StrictInt | None, Col("int")]
-BigInt = Annotated[StrictInt | None, Col("bigint")]
-Text = Annotated[str | None, Col("text")]
-Json = Annotated[Any, Col("json")]
-Time = Annotated[str | None, AfterValidator(_iso), Col("time"),
-                 Field(json_schema_extra={"format": "date-time"})]
 
 
 class Run(BaseModel):
@@ -82,70 +52,6 @@ class Run(BaseModel):
     loadavg_after: Json = None
 
 
-class Result(BaseModel):
-    """One case of a run: its identity, statistics (milliseconds), provenance and samples."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: Int = None
-    run_id: Annotated[str | None, Col("text", length=32)] = None
-    case_key: Annotated[str, Field(min_length=1), Col("text", nullable=False)]
-    model: Text = None
-    family: Text = None
-    weights: Text = None
-    backend: Text = None
-    device: Text = None
-    precision: Text = None
-    batch: Int = None
-    threads: Int = None
-    scenario: Text = None
-    status: Annotated[Literal["ok", "failed", "skipped"], Col("text", nullable=False)]
-    error: Text = None
-    n: Int = None
-    min_ms: Num = None
-    p50_ms: Num = None
-    p50_ci_low_ms: Num = None
-    p50_ci_high_ms: Num = None
-    p90_ms: Num = None
-    p95_ms: Num = None
-    p99_ms: Num = None
-    max_ms: Num = None
-    mean_ms: Num = None
-    std_ms: Num = None
-    cv: Num = None
-    items_per_s: Num = None
-    load_ms: Num = None
-    first_ms: Num = None
-    peak_rss_mb: Num = None
-    peak_gpu_mb: Num = None
-    clock: Text = None
-    params: BigInt = None
-    macs: BigInt = None
-    artifact_sha256: Text = None
-    artifact: Json = None
-    parity: Json = None
-    warnings: Json = None
-    round_size: Int = None
-    created_at: Annotated[Time, Col("time", nullable=False)] = None
-    # schema 4 / run-file version 2: the device clock (CUDA events), beside the host figures above
-    device_p50_ms: Num = None
-    device_p50_ci_low_ms: Num = None
-    device_p50_ci_high_ms: Num = None
-    # raw samples (not columns of `results`: they live in `samples` as int64 blobs)
-    samples_ns: list[StrictInt] = Field(default_factory=list, description="host latency samples, integer ns")
-    sample_rounds: list[StrictInt] | None = Field(
-        default=None, description="round id of each sample (same length as samples_ns), or null")
-    device_samples_ns: list[StrictInt] | None = Field(
-        default=None, description="device-clock samples, integer ns (GPU backends), or null")
-
-    @model_validator(mode="after")
-    def _rounds_match(self):
-        if self.sample_rounds is not None and len(self.sample_rounds) != len(self.samples_ns):
-            raise ValueError(f"sample_rounds has {len(self.sample_rounds)} entries for "
-                             f"{len(self.samples_ns)} samples")
-        return self
-
-
 class RunFile(BaseModel):
     """A JSON run file: {"format": "pfdeploy-run", "version": N, "run": {...}, "results": [...]}."""
 
@@ -157,36 +63,7 @@ class RunFile(BaseModel):
     results: list[Result]
 
 
-SAMPLE_KEYS = ("samples_ns", "sample_rounds", "device_samples_ns")
-
-
-def columns(model: type[BaseModel]) -> dict[str, Col]:
-    """{field: Col} of the fields of `model` that are columns of its table, in order."""
-    out = {}
-    for name, info in model.model_fields.items():
-        cols = [m for m in info.metadata if isinstance(m, Col)]
-        col = cols[-1] if cols else None  # the outermost annotation wins
-        if col is not None:
-            out[name] = col
-    return out
-
-
 RUN_FIELDS = tuple(columns(Run))
-RESULT_FIELDS = tuple(columns(Result))
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ""
-    for part in err["loc"]:
-        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    got = err.get("input")
-    shown = "" if isinstance(got, (dict, list)) or err["type"] == "missing" else f", got {json.dumps(got, default=str)[:60]}"
-    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-    return f"{loc or 'top level'}: {msg}{shown}{more}"
 
 
 def parse_run_doc(doc: Any, where: str = "run file") -> dict:
@@ -209,6 +86,9 @@ def parse_run_doc(doc: Any, where: str = "run file") -> dict:
     except ValidationError as exc:
         raise UserError(f"{where}: not a valid pfdeploy run file: {_first_error(exc)}") from None
     out = model.model_dump(mode="json")
+    for res in out["results"]:  # a run file always carries its samples (possibly none)
+        if res.get("samples_ns") is None:
+            res["samples_ns"] = []
     return out
 
 

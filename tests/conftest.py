@@ -13,7 +13,7 @@ import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # the engine's fake runner (tests/fake_runner.py) is found by worker processes through these
-os.environ["PFDEPLOY_TEST_RUNNERS"] = "_fake=fake_runner:FakeRunner"
+os.environ["PFDEPLOY_PLUGINS"] = "pfdeploy.backends:fake=fake_runner"  # the engine's test double, a plugin
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)
 
 

@@ -1,7 +1,7 @@
 """A fake runner for the engine's own tests (crash isolation, interleaving, interruption). It lives
-in the test suite, not in the product: the worker finds it through PFDEPLOY_TEST_RUNNERS (set by
-conftest.py), and goes through the same thread and denormal setup as the ONNX Runtime and OpenVINO
-workers. No model; configurable behaviour through `case.options`:
+in the test suite, not in the product: it registers like any plugin backend (named `fake`, through
+$PFDEPLOY_PLUGINS set by conftest.py, which worker processes inherit), and goes through the base
+Backend's thread setup as every runtime does. No model; configurable behaviour through `case.options`:
 
     work_us: busy-wait per step (default 200)
     crash: "load" | "step" (kill this process with `signal`, default SIGSEGV)
@@ -19,12 +19,12 @@ import os
 import signal
 import time
 
-from pfdeploy.backends.base import Runner
+from pfdeploy.backends.base import Backend, Runner
 from pfdeploy.errors import UserError
 
 
 class FakeRunner(Runner):
-    backend = "_fake"
+    backend = "fake"
 
     def _die(self):
         opts = self.case.options
@@ -64,3 +64,20 @@ class FakeRunner(Runner):
             with open(trace, "a") as f:
                 f.write(f"M {os.getpid()} {time.monotonic_ns()}\n")
         return super().timed(iters, *args, **kwargs)
+
+
+class FakeBackend(Backend):
+    """The fake runtime: no model, no artifact, every precision its own reference (no parity)."""
+
+    name = "fake"
+    target = None
+    devices = ("cpu",)
+    scenarios = ("latency", "throughput")
+    runner = FakeRunner
+    reference_precisions = ("fp32", "tf32", "bf16", "fp16", "int8")
+
+    def precisions(self, device):
+        return {p: None for p in self.reference_precisions}
+
+
+BACKEND = FakeBackend()

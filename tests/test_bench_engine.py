@@ -32,7 +32,7 @@ def store(tmp_path):
 
 
 def fake(name, inputs, **opts):
-    return CaseSpec(model=name, backend="_fake", threads=1, options=opts), Prepared(inputs=inputs, family="conv")
+    return CaseSpec(model=name, backend="fake", threads=1, options=opts), Prepared(inputs=inputs, family="conv")
 
 
 def run(store, cases, progress=None, **cfg):
@@ -46,18 +46,18 @@ def test_fresh_processes_per_case_interleaved_one_at_a_time(store, inputs, tmp_p
     out = run(store, cases)
     assert out.status == "finished"
     rows = {r.spec.model: r for r in out.results}
-    assert all(r.row["status"] == "ok" for r in rows.values())
+    assert all(r.result["status"] == "ok" for r in rows.values())
     # every case in RULE.processes (or more) fresh worker processes of its own
-    pids = [p for r in rows.values() for p in r.row["artifact"]["worker_pids"]]
+    pids = [p for r in rows.values() for p in r.result["artifact"]["worker_pids"]]
     assert len(pids) == len(set(pids)) and os.getpid() not in pids
     for r in rows.values():
-        assert RULE.processes <= r.row["processes"] == len(r.row["artifact"]["worker_pids"]) <= RULE.max_processes
-        assert len(r.row["process_rounds"]) == r.row["processes"] and all(r.row["process_rounds"])
-        assert sorted(x for pr in r.row["process_rounds"] for x in pr) == sorted(set(r.rounds))
-        assert r.row["ci_method"] == "processes" and r.row["ci_df"] == r.row["processes"] - 1
+        assert RULE.processes <= r.result["processes"] == len(r.result["artifact"]["worker_pids"]) <= RULE.max_processes
+        assert len(r.result["process_rounds"]) == r.result["processes"] and all(r.result["process_rounds"])
+        assert sorted(x for pr in r.result["process_rounds"] for x in pr) == sorted(set(r.rounds))
+        assert r.result["ci_method"] == "processes" and r.result["ci_df"] == r.result["processes"] - 1
     # interleaved: every case has samples from several rounds, and the rounds overlap in index
     for r in rows.values():
-        assert len(set(r.rounds)) >= 2 and r.row["round_size"] >= 1
+        assert len(set(r.rounds)) >= 2 and r.result["round_size"] >= 1
     assert set(rows["a"].rounds) & set(rows["b"].rounds) & set(rows["c"].rounds)
     # one worker running at a time: no two steps of different processes overlap in time
     steps = sorted(tuple(map(int, line.split()))[1:] + (int(line.split()[0]),)
@@ -66,13 +66,13 @@ def test_fresh_processes_per_case_interleaved_one_at_a_time(store, inputs, tmp_p
         assert s1 >= e0 or p0 == p1
     # after warm-up, the measured rounds go A, B, C, A, B, C ...: at least two full cycles in
     # the load order (warm-up and load also switch processes, so count measured rounds only)
-    pid_of = {p: m for m, r in rows.items() for p in r.row["artifact"]["worker_pids"]}
+    pid_of = {p: m for m, r in rows.items() for p in r.result["artifact"]["worker_pids"]}
     rounds = [pid_of[int(line.split()[1])] for line in trace.read_text().splitlines() if line.startswith("M ")]
     assert rounds[:6] == ["a", "b", "c", "a", "b", "c"], rounds[:12]
     # round ids: one per rotation, shared by exactly the cases measured in it
     assert rows["a"].rounds[0] == rows["b"].rounds[0] == rows["c"].rounds[0]
     # every case row has the contract's statistics
-    row = rows["b"].row
+    row = rows["b"].result
     for k in ("n", "min_ms", "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "max_ms", "mean_ms", "std_ms", "cv",
               "items_per_s", "load_ms", "first_ms", "peak_rss_mb", "round_size"):
         assert row[k] is not None, k
@@ -83,7 +83,7 @@ def test_no_interleave_runs_cases_one_after_another(store, inputs, tmp_path):
     trace = tmp_path / "trace.txt"
     out = run(store, [fake("a", inputs, trace=str(trace)), fake("b", inputs, trace=str(trace))], interleave=False)
     assert out.status == "finished"
-    model_of = {str(p): r.spec.model for r in out.results for p in r.row["artifact"]["worker_pids"]}
+    model_of = {str(p): r.spec.model for r in out.results for p in r.result["artifact"]["worker_pids"]}
     order = [model_of[line.split()[0]] for line in trace.read_text().splitlines() if not line.startswith("M ")]
     switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
     assert switches == 1  # every process of a, then every process of b
@@ -109,7 +109,7 @@ def test_crash_isolation(store, inputs, where, opts, expect):
     cases = [fake("ok1", inputs), fake("bad", inputs, **opts), fake("ok2", inputs)]
     out = run(store, cases)
     assert out.status == "finished"
-    rows = {r.spec.model: r.row for r in out.results}
+    rows = {r.spec.model: r.result for r in out.results}
     assert rows["ok1"]["status"] == "ok" and rows["ok2"]["status"] == "ok"
     assert rows["bad"]["status"] == "failed"
     assert expect in rows["bad"]["error"]
@@ -120,7 +120,7 @@ def test_crash_isolation(store, inputs, where, opts, expect):
 
 class InterruptAfterFirst(Progress):
     def case_done(self, result):
-        if result.row["status"] == "ok":
+        if result.result["status"] == "ok":
             raise KeyboardInterrupt
 
 
@@ -211,7 +211,7 @@ def test_peak_rss_is_the_workers_own(store, inputs):
     across fork and exec)."""
     ballast = np.ones(300 * 2**20 // 8)  # 300 MiB in the parent
     out = run(store, [fake("a", inputs)])
-    assert out.results[0].row["peak_rss_mb"] < 250
+    assert out.results[0].result["peak_rss_mb"] < 250
     del ballast
 
 
@@ -278,12 +278,12 @@ def test_rewarm_calls_are_made_and_not_recorded(store, inputs, tmp_path):
     trace = tmp_path / "trace.txt"
     out = run(store, [fake("a", inputs, trace=str(trace)), fake("b", inputs, trace=str(trace))], rewarm=3)
     lines = trace.read_text().splitlines()
-    assert len(out.results) == 2 and all(r.row["status"] == "ok" for r in out.results)
+    assert len(out.results) == 2 and all(r.result["status"] == "ok" for r in out.results)
     for r in out.results:
-        pids = r.row["artifact"]["worker_pids"]
-        warmups = r.row["artifact"]["process_warmup_iters"]
-        assert len(pids) == len(warmups) == len(r.row["process_rounds"]) >= RULE.processes
-        for pid, warm, rounds in zip(pids, warmups, r.row["process_rounds"]):
+        pids = r.result["artifact"]["worker_pids"]
+        warmups = r.result["artifact"]["process_warmup_iters"]
+        assert len(pids) == len(warmups) == len(r.result["process_rounds"]) >= RULE.processes
+        for pid, warm, rounds in zip(pids, warmups, r.result["process_rounds"]):
             steps = sum(1 for line in lines if not line.startswith("M ") and int(line.split()[0]) == pid)
             n_rounds = sum(1 for line in lines if line.startswith("M ") and int(line.split()[1]) == pid)
             measured = sum(1 for x in r.rounds if x in set(rounds))
@@ -296,7 +296,7 @@ def test_stop_reasons_converged_and_max_time(store, inputs):
     never = StopRule(min_iters=5, min_time_s=0.01, max_time_s=0.2, warmup_iters=3, warmup_time_s=0.01,
                      target_ci=1e-6, min_samples=5, processes=2, max_processes=100)
     out = run(store, [fake("jittery", inputs, work_us=300)], rule=never)
-    row = out.results[0].row
+    row = out.results[0].result
     assert row["artifact"]["stop_reason"] == "max_time"
     assert any("stopped at max-time" in w for w in row["warnings"])
     assert sum(out.results[0].samples_ns) >= 0.2e9  # the case's own measured time reached max-time
@@ -304,12 +304,12 @@ def test_stop_reasons_converged_and_max_time(store, inputs):
                     target_ci=0.5, min_samples=5, min_rounds=5)
     out = run(store, [fake("steady", inputs, work_us=300)], rule=easy)
     r = out.results[0]
-    assert r.row["artifact"]["stop_reason"] == "converged" and len(set(r.rounds)) >= 5
-    assert r.row["ci_method"] == "processes" and r.row["ci_units"] == len(set(r.rounds))
-    assert r.row["processes"] == easy.processes  # converged at the minimum number of processes
+    assert r.result["artifact"]["stop_reason"] == "converged" and len(set(r.rounds)) >= 5
+    assert r.result["ci_method"] == "processes" and r.result["ci_units"] == len(set(r.rounds))
+    assert r.result["processes"] == easy.processes  # converged at the minimum number of processes
     few = StopRule(min_iters=5, min_time_s=0.01, max_time_s=30, warmup_iters=3, warmup_time_s=0.01,
                    target_ci=1e-6, min_samples=5, processes=2, max_processes=3)
-    row = run(store, [fake("capped", inputs, work_us=300)], rule=few).results[0].row
+    row = run(store, [fake("capped", inputs, work_us=300)], rule=few).results[0].result
     assert row["artifact"]["stop_reason"] == "max_processes" and row["processes"] == 3
     assert any("stopped at 3 worker processes" in w for w in row["warnings"])
 
@@ -321,7 +321,7 @@ def test_hung_worker_fails_its_case_and_the_run_goes_on(store, inputs, monkeypat
     rule = StopRule(min_iters=200, min_time_s=0.3, max_time_s=5, warmup_iters=3, warmup_time_s=0.01,
                     target_ci=0.05, min_samples=20)
     out = run(store, [fake("ok", inputs), fake("hung", inputs, work_us=1000, hang_after=40)], rule=rule)
-    rows = {r.spec.model: r.row for r in out.results}
+    rows = {r.spec.model: r.result for r in out.results}
     assert out.status == "finished" and rows["ok"]["status"] == "ok"
     assert rows["hung"]["status"] == "failed" and "no answer to measure" in rows["hung"]["error"]
     assert not [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
@@ -357,9 +357,9 @@ def test_one_model_failing_preparation_leaves_the_others(store, inputs, monkeypa
     # run them (the fake runner stands in for onnxruntime): the failed one is listed, the other measured
     for s in specs:  # the fake runner has no model: no runtime parity check of its outputs
         prepared[s.key].parity_inputs = prepared[s.key].parity_refs = None
-    cases = [(CaseSpec(model=s.model, backend="_fake", threads=1), prepared[s.key]) for s in specs]
+    cases = [(CaseSpec(model=s.model, backend="fake", threads=1), prepared[s.key]) for s in specs]
     out = eng.run(prepared_cases=cases)
-    rows = {r.spec.model: r.row for r in out.results}
+    rows = {r.spec.model: r.result for r in out.results}
     assert rows["resnet50"]["status"] == "ok" and rows["dw_resnet50"]["status"] == "failed"
     assert "disk on fire" in rows["dw_resnet50"]["error"] and out.status == "finished"
 
@@ -371,8 +371,8 @@ from pfdeploy.bench.engine import Engine, Prepared
 from pfdeploy.cli import main
 
 inputs = sys.argv[1]
-specs = [CaseSpec(model="resnet50", backend="_fake", threads=1, options={"work_us": 50}),
-         CaseSpec(model="dw_resnet50", backend="_fake", threads=1, options={"work_us": 3000})]
+specs = [CaseSpec(model="resnet50", backend="fake", threads=1, options={"work_us": 50}),
+         CaseSpec(model="dw_resnet50", backend="fake", threads=1, options={"work_us": 3000})]
 Engine.plan = lambda self, device, threads: (specs, [])
 _init = Engine.__init__
 def _two_processes(self, config, *args, **kwargs):  # keep the run short: 2-4 worker processes per case

@@ -95,19 +95,25 @@ def _doc(tag="t", seed=1, machine_id="m-0001", cases=VIT_CASES, **kw):
 
 
 def test_comparisons_follow_the_named_baselines():
-    comps = K.comparisons(_doc()["results"])
-    got = {(c["model"], c["baseline"]): c for c in comps}
+    comps = K.comparisons(K.results_of(_doc()))
+    got = {(c.model, c.baseline): c for c in comps}
     assert set(got) == {("pf_vit_s", "deit_small_patch16_224"), ("pf_resnet50_max", "resnet50"),
                         ("pf_resnet50_max", "dw_resnet50"), ("pf_resnet50_max", "mobilenetv2_100"),
                         ("pf_resnet50_max", "efficientnet_b0")}
     vit = got[("pf_vit_s", "deit_small_patch16_224")]
-    assert vit["ratio"] == pytest.approx(50 / 54, rel=0.03) and vit["verdict"] == "no" and vit["slower"]
-    assert vit["paired"] and vit["rounds"] == 30
-    assert vit["model_params"] == 14_200_000 and vit["baseline_params"] == 25_600_000 and vit["baseline_macs"]
-    assert got[("pf_resnet50_max", "resnet50")]["verdict"] == "yes"
-    assert got[("pf_resnet50_max", "dw_resnet50")]["verdict"] == "inconclusive"  # same median
+    assert vit.ratio == pytest.approx(50 / 54, rel=0.03) and vit.verdict == "no" and vit.slower
+    assert vit.paired and vit.rounds == 30
+    assert vit.model_params == 14_200_000 and vit.baseline_params == 25_600_000 and vit.baseline_macs
+    assert got[("pf_resnet50_max", "resnet50")].verdict == "yes"
+    assert got[("pf_resnet50_max", "dw_resnet50")].verdict == "inconclusive"  # same median
     mob = got[("pf_resnet50_max", "mobilenetv2_100")]
-    assert mob["verdict"] == "not measured" and mob["ratio"] is None and "not in this run" in mob["reason"]
+    assert mob.verdict == "not measured" and mob.ratio is None and "not in this run" in mob.reason
+    # the JSON of a comparison (`pfdeploy bench --json`'s "comparisons") keeps its keys
+    assert list(vit.to_dict()) == ["model", "baseline", "device", "backend", "precision", "batch", "threads",
+                                   "scenario", "model_p50_ms", "model_params", "model_macs", "baseline_p50_ms",
+                                   "baseline_params", "baseline_macs", "ratio", "ci_low", "ci_high", "paired",
+                                   "rounds", "verdict", "slower", "reason"]
+    assert vit.to_dict()["model_p50_ms"] == vit.model_result.p50_ms and json.dumps(mob.to_dict())
 
 
 def test_unpaired_and_sample_less_comparisons_are_marked():
@@ -115,12 +121,13 @@ def test_unpaired_and_sample_less_comparisons_are_marked():
     rows = {r["model"]: r for r in doc["results"]}
     rows["deit_small_patch16_224"]["sample_rounds"] = [k + 100 for k in rows["deit_small_patch16_224"]["sample_rounds"]]
     rows["resnet50"]["samples_ns"], rows["resnet50"]["sample_rounds"] = [], None  # a summary without samples
-    got = {(c["model"], c["baseline"]): c for c in K.comparisons(doc["results"])}
+    got = {(c.model, c.baseline): c for c in K.comparisons(K.results_of(doc))}
     vit = got[("pf_vit_s", "deit_small_patch16_224")]
-    assert not vit["paired"] and vit["ci_low"] is not None and K.ratio_text(vit).startswith("~0.9")
+    assert not vit.paired and vit.ci_low is not None and K.ratio_text(vit).startswith("~0.9")
+    assert vit.text == K.ratio_text(vit.to_dict())
     r50 = got[("pf_resnet50_max", "resnet50")]
-    assert r50["ratio"] == pytest.approx(rows["resnet50"]["p50_ms"] / rows["pf_resnet50_max"]["p50_ms"])
-    assert r50["ci_low"] is None and r50["verdict"] == "inconclusive" and K.ratio_text(r50) == f"~{r50['ratio']:.2f}x"
+    assert r50.ratio == pytest.approx(rows["resnet50"]["p50_ms"] / rows["pf_resnet50_max"]["p50_ms"])
+    assert r50.ci_low is None and r50.verdict == "inconclusive" and K.ratio_text(r50) == f"~{r50.ratio:.2f}x"
 
 
 def test_comparisons_never_cross_configurations():
@@ -128,14 +135,14 @@ def test_comparisons_never_cross_configurations():
     for r in doc["results"]:
         if r["model"] == "deit_small_patch16_224":
             r["precision"] = "fp16"
-    vit = [c for c in K.comparisons(doc["results"]) if c["model"] == "pf_vit_s"]
-    assert [c["verdict"] for c in vit] == ["not measured"]
+    vit = [c for c in K.comparisons(K.results_of(doc)) if c.model == "pf_vit_s"]
+    assert [c.verdict for c in vit] == ["not measured"]
 
 
 def test_rows_without_baselines_fall_back_to_the_zoo():
     pytest.importorskip("timm")
     doc = synth_doc("old", 1, cases=VIT_CASES)  # an older run file: rows carry no "baselines"
-    assert {(c["model"], c["baseline"]) for c in K.comparisons(doc["results"]) if c["ratio"] is not None} == {
+    assert {(c.model, c.baseline) for c in K.comparisons(K.results_of(doc)) if c.ratio is not None} == {
         ("pf_vit_s", "deit_small_patch16_224"), ("pf_resnet50_max", "resnet50"), ("pf_resnet50_max", "dw_resnet50")}
 
 
@@ -162,30 +169,35 @@ def test_check_claims_per_machine_and_configuration():
     new = _doc("new", 2, started_at="2026-11-27T05:00:00+00:00")
     other = _doc("other", 3, machine_id="m-0002", cases=VIT_CASES[:2], precision="fp16")
     data = K.check_claims([old, other, new])
-    by = {(v["claim"], v["machine_id"], v["precision"]): v for v in data["verdicts"]}
-    assert set(data["machines"]) == {"m-0001", "m-0002"}
+    by = {(v.claim, v.machine_id, v.precision): v for v in data.verdicts}
+    assert set(data.machines) == {"m-0001", "m-0002"}
     # the newest run decides
     vit = by[("vits-vs-deits", "m-0001", "fp32")]
-    assert vit["verdict"] == "no" and vit["slower"] and vit["run_tag"] == "new"
+    assert vit.verdict == "no" and vit.slower and vit.run_tag == "new"
     assert K.verdict_text(vit).startswith("no, slower (0.9")
-    assert by[("r50max-vs-r50", "m-0001", "fp32")]["verdict"] == "yes"
-    assert by[("r50max-vs-dw", "m-0001", "fp32")]["verdict"] == "inconclusive"
+    assert by[("r50max-vs-r50", "m-0001", "fp32")].verdict == "yes"
+    assert by[("r50max-vs-dw", "m-0001", "fp32")].verdict == "inconclusive"
     # not measured: the hybrid and PiT were never run; machine 2 only ran the ViT pair in fp16
     hyb = by[("r50hybrid-vs-r50", "m-0001", "fp32")]
-    assert hyb["verdict"] == "not measured" and hyb["reason"] == "pf_resnet50_hybrid not measured here"
-    assert by[("pits-vs-pits", "m-0001", "fp32")]["reason"] == "pf_pit_s and pit_s_224 not measured here"
-    assert by[("vits-vs-deits", "m-0002", "fp16")]["verdict"] == "no"
-    assert by[("r50max-vs-r50", "m-0002", "fp16")]["verdict"] == "not measured"
+    assert hyb.verdict == "not measured" and hyb.reason == "pf_resnet50_hybrid not measured here"
+    assert by[("pits-vs-pits", "m-0001", "fp32")].reason == "pf_pit_s and pit_s_224 not measured here"
+    assert by[("vits-vs-deits", "m-0002", "fp16")].verdict == "no"
+    assert by[("r50max-vs-r50", "m-0002", "fp16")].verdict == "not measured"
     assert ("vits-vs-deits", "m-0002", "fp32") not in by  # machine 2 measured nothing in fp32
-    assert len(data["verdicts"]) == len(K.CLAIMS) * 2
-    json.dumps(data)
+    assert len(data.verdicts) == len(K.CLAIMS) * 2
+    doc = json.loads(json.dumps(data.to_dict()))
+    assert list(doc) == ["rule", "orientation", "claims", "machines", "verdicts"]
+    v = next(x for x in doc["verdicts"] if (x["claim"], x["machine_id"], x["precision"]) == ("vits-vs-deits", "m-0001",
+                                                                                           "fp32"))
+    assert list(v)[:3] == ["claim", "statement", "machine_id"] and list(v)[-3:] == ["run_id", "run_tag", "started_at"]
+    assert v["run_tag"] == "new" and v["model_p50_ms"] == vit.model_p50_ms and v["ratio"] == vit.ratio
 
 
 def test_models_in_different_runs_are_not_paired():
     a = _doc("a", 1, cases=VIT_CASES[:1])
     b = _doc("b", 2, cases=VIT_CASES[1:2])
-    v = [x for x in K.check_claims([a, b])["verdicts"] if x["claim"] == "vits-vs-deits"][0]
-    assert v["verdict"] == "not measured" and v["reason"] == "never measured in the same run"
+    v = [x for x in K.check_claims([a, b]).verdicts if x.claim == "vits-vs-deits"][0]
+    assert v.verdict == "not measured" and v.reason == "never measured in the same run"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,23 +222,23 @@ def test_verdicts_from_the_committed_run_file(run_doc):
     assert rows["pf_vit_s"]["baselines"] == ["deit_small_patch16_224"]  # recorded by the engine
     data = K.check_claims([run_doc])
     mid = run_doc["run"]["machine_id"]
-    vit = [v for v in data["verdicts"] if v["claim"] == "vits-vs-deits"]
-    assert len(vit) == 1 and vit[0]["machine_id"] == mid and vit[0]["backend"] == "onnxruntime"
+    vit = [v for v in data.verdicts if v.claim == "vits-vs-deits"]
+    assert len(vit) == 1 and vit[0].machine_id == mid and vit[0].backend == "onnxruntime"
     vit = vit[0]
     # recomputed here from the raw samples: median over shared rounds of deit / pf_vit_s
     b, m = _round_medians(rows["deit_small_patch16_224"]), _round_medians(rows["pf_vit_s"])
     shared = sorted(set(b) & set(m))
-    assert vit["paired"] and vit["rounds"] == len(shared) >= 2
-    assert vit["ratio"] == pytest.approx(float(np.median([b[k] / m[k] for k in shared])))
-    assert vit["ci_low"] <= vit["ratio"] <= vit["ci_high"]
-    assert (vit["verdict"], vit["slower"]) == K.verdict(vit["ci_low"], vit["ci_high"])
-    assert vit["verdict"] != "not measured" and vit["run_id"] == run_doc["run"]["id"]
-    assert vit["model_params"] == rows["pf_vit_s"]["params"] and vit["baseline_macs"] == rows["deit_small_patch16_224"]["macs"]
-    others = {v["claim"]: v for v in data["verdicts"]}
-    assert others["pits-vs-pits"]["verdict"] == "not measured"
-    assert others["r50hybrid-vs-r50"]["reason"] == "pf_resnet50_hybrid not measured here"
+    assert vit.paired and vit.rounds == len(shared) >= 2
+    assert vit.ratio == pytest.approx(float(np.median([b[k] / m[k] for k in shared])))
+    assert vit.ci_low <= vit.ratio <= vit.ci_high
+    assert (vit.verdict, vit.slower) == K.verdict(vit.ci_low, vit.ci_high)
+    assert vit.verdict != "not measured" and vit.run_id == run_doc["run"]["id"]
+    assert vit.model_params == rows["pf_vit_s"]["params"] and vit.baseline_macs == rows["deit_small_patch16_224"]["macs"]
+    others = {v.claim: v for v in data.verdicts}
+    assert others["pits-vs-pits"].verdict == "not measured"
+    assert others["r50hybrid-vs-r50"].reason == "pf_resnet50_hybrid not measured here"
     if "pf_resnet50_max" in rows and "resnet50" in rows:
-        assert others["r50max-vs-r50"]["verdict"] != "not measured"
+        assert others["r50max-vs-r50"].verdict != "not measured"
 
 
 def test_claims_cli_and_report_carry_the_same_verdicts(run_doc, tmp_path, capsys):
@@ -237,7 +249,7 @@ def test_claims_cli_and_report_carry_the_same_verdicts(run_doc, tmp_path, capsys
     out = capsys.readouterr().out
     assert rc == 0
     cli = json.loads(out)
-    expected = json.loads(json.dumps(K.check_claims([run_doc]), default=str))
+    expected = json.loads(json.dumps(K.check_claims([run_doc]).to_dict()))
     assert cli["verdicts"] == expected["verdicts"]
 
     rc = main(["claims", str(RUN_FILE)])
@@ -294,6 +306,7 @@ def test_claims_cli_errors_are_one_line(tmp_path, capsys):
 def test_bench_summary_compares_each_pf_model_with_its_baselines():
     from pfdeploy.bench.config import CaseSpec
     from pfdeploy.bench.engine import CaseResult, Outcome
+    from pfdeploy.result import Result
     from pfdeploy.cli.bench_summary import print_summary, speedup_columns, summary_data
     from rich.console import Console
 
@@ -301,9 +314,8 @@ def test_bench_summary_compares_each_pf_model_with_its_baselines():
     results = []
     for r in doc["results"]:
         spec = CaseSpec(model=r["model"], backend=r["backend"], threads=r["threads"])
-        row = {k: v for k, v in r.items() if k not in ("samples_ns", "sample_rounds")}
-        row.update(p99_ms=None, peak_rss_mb=None, parity={"status": "reference"})
-        results.append(CaseResult(spec, row, r["samples_ns"], r["sample_rounds"]))
+        row = dict(r, p99_ms=None, peak_rss_mb=None, parity={"status": "reference"})
+        results.append(CaseResult(spec, Result.from_row(row)))
     data = summary_data(Outcome("run1", "finished", results, "sqlite:///x.db", 1.0))
     rows = {r["model"]: r for r in data["results"]}
     vit = rows["pf_vit_s"]

@@ -58,7 +58,8 @@ def tune_row(model: str, backend: str, precision: str, variant: str, ms: float, 
     per = ROUNDS // GENERATIONS
     vs_default = None if default else {"ratio": 1.3, "ci_low": 1.2, "ci_high": 1.4, "paired": True, "rounds": 20,
                                        "processes": 3, "how": "paired, 20 rounds in 3 process generations"}
-    return {"model": model, "family": FAMILY.get(model, "conv"), "baselines": BASELINES.get(model, []),
+    return {"case_key": f"{model}/{backend}/{variant}/cpu/{precision}/b1", "model": model,
+            "family": FAMILY.get(model, "conv"), "baselines": BASELINES.get(model, []),
             "weights": "synthetic:0", "backend": backend, "device": "cpu", "precision": precision, "batch": 1,
             "threads": 2, "scenario": "latency", "status": "ok", "error": None, "clock": "host",
             "params": 14_200_000 if model.startswith("pf_") else 25_600_000, "macs": 2_200_000_000,
@@ -118,7 +119,12 @@ def best_store(tmp_path_factory):
     return str(db)
 
 
-def _by(data: dict) -> dict:
+def _by(data: K.BestClaims) -> dict:
+    return {(c.kind, c.model, c.baseline, c.runtime): c for c in data.comparisons}
+
+
+def _by_json(data: dict) -> dict:
+    """The same of the JSON (`pfdeploy claims --at best --json`)."""
     return {(c["kind"], c["model"], c["baseline"], c["runtime"]): c for c in data["comparisons"]}
 
 
@@ -130,44 +136,58 @@ def test_per_runtime_verdicts_and_pairing():
     data = K.best_claims([tune_final_doc()])
     by = _by(data)
     ort = by[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]
-    assert ort["verdict"] == "yes" and ort["paired"] and ort["rounds"] == ROUNDS and ort["processes"] == GENERATIONS
-    assert ort["ratio"] == pytest.approx(16 / 10, rel=0.02) and 1 < ort["ci_low"] < ort["ratio"] < ort["ci_high"]
-    assert "3 process generations" in ort["how"]
-    assert ort["model_deployment"]["variant"] == "ort-int8-qdq" and ort["baseline_deployment"]["precision"] == "int8"
+    assert ort.verdict == "yes" and ort.paired and ort.rounds == ROUNDS and ort.processes == GENERATIONS
+    assert ort.ratio == pytest.approx(16 / 10, rel=0.02) and 1 < ort.ci_low < ort.ratio < ort.ci_high
+    assert "3 process generations" in ort.how and not ort.per_item
+    assert ort.model_deployment.variant == "ort-int8-qdq" and ort.baseline_deployment.precision == "int8"
     ov = by[("runtime", "pf_resnet50_max", "resnet50", "openvino")]
-    assert ov["verdict"] == "yes" and ov["baseline_deployment"]["variant"] == "ov-latency-hint"
-    assert ov["baseline_deployment"]["tune"]["default"] is True and ov["model_deployment"]["tune"]["vs_default"]
+    assert ov.verdict == "yes" and ov.baseline_deployment.variant == "ov-latency-hint"
+    assert ov.baseline_deployment.tune.default is True and ov.model_deployment.tune.vs_default
     # equal medians: inconclusive
     eq = by[("runtime", "pf_resnet50_max", "dw_resnet50", "openvino")]
-    assert eq["verdict"] == "inconclusive" and eq["ci_low"] < 1 < eq["ci_high"] and eq["paired"]
+    assert eq.verdict == "inconclusive" and eq.ci_low < 1 < eq.ci_high and eq.paired
     slower = by[("runtime", "pf_resnet50_max", "dw_resnet50", "onnxruntime")]
-    assert slower["verdict"] == "no" and slower["slower"] and slower["ratio"] == pytest.approx(8.5 / 10, rel=0.02)
+    assert slower.verdict == "no" and slower.slower and slower.ratio == pytest.approx(8.5 / 10, rel=0.02)
     # the same figures as row_speedup of the two rows (baseline, model)
     from pfdeploy.bench.stats import row_speedup
 
     rows = {(r["model"], r["backend"]): r for r in tune_final_doc()["results"]}
     ref = row_speedup(rows[("resnet50", "onnxruntime")], rows[("pf_resnet50_max", "onnxruntime")])
-    assert (ort["ratio"], ort["ci_low"], ort["ci_high"]) == (ref["ratio"], ref["ci_low"], ref["ci_high"])
-    json.dumps(data)
+    assert (ort.ratio, ort.ci_low, ort.ci_high) == (ref["ratio"], ref["ci_low"], ref["ci_high"])
+    # the JSON: every key, the deployment's p50 and CI from its result
+    doc = json.loads(json.dumps(data.to_dict()))
+    assert list(doc) == ["at", "rule", "orientation", "runs", "machines", "comparisons"]
+    j = _by_json(doc)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]
+    assert list(j) == ["kind", "model", "baseline", "device", "scenario", "runtime", "model_deployment",
+                       "baseline_deployment", "model_p50_ms", "baseline_p50_ms", "per_item", "ratio", "ci_low",
+                       "ci_high", "paired", "rounds", "processes", "how", "verdict", "slower", "reason", "run_id",
+                       "run_tag", "started_at", "machine_id"]
+    md = j["model_deployment"]
+    assert list(md) == ["backend", "precision", "variant", "batch", "threads", "scenario", "options", "p50_ms",
+                        "p50_ci_low_ms", "p50_ci_high_ms", "n", "processes", "status", "params", "macs", "tune"]
+    assert (md["p50_ms"], md["p50_ci_low_ms"], md["p50_ci_high_ms"]) == ort.model_deployment.result.ci
+    assert list(md["tune"]) == list(K.TUNE_FIELDS) and md["tune"]["vs_default"]["ratio"] == 1.3
+    assert j["ratio"] == ort.ratio and j["run_tag"] == "tune-1" and j["model_p50_ms"] == md["p50_ms"]
 
 
 def test_across_runtimes_pairs_the_overall_winners():
     by = _by(K.best_claims([tune_final_doc()]))
     dw = by[("overall", "pf_resnet50_max", "dw_resnet50", K.ANY_RUNTIME)]
     # pf's fastest: openvino int8 (9 ms); dw's fastest: onnxruntime int8 (8.5 ms)
-    assert dw["model_deployment"]["backend"] == "openvino" and dw["baseline_deployment"]["backend"] == "onnxruntime"
-    assert dw["ratio"] == pytest.approx(8.5 / 9.0, rel=0.02) and dw["paired"] and dw["verdict"] == "no"
+    assert dw.model_deployment.backend == "openvino" and dw.baseline_deployment.backend == "onnxruntime"
+    assert dw.ratio == pytest.approx(8.5 / 9.0, rel=0.02) and dw.paired and dw.verdict == "no"
     r50 = by[("overall", "pf_resnet50_max", "resnet50", K.ANY_RUNTIME)]
-    assert r50["baseline_deployment"]["backend"] == "openvino" and r50["baseline_deployment"]["precision"] == "bf16"
-    assert r50["verdict"] == "yes" and r50["ratio"] == pytest.approx(14 / 9, rel=0.02)
+    assert r50.baseline_deployment.backend == "openvino" and r50.baseline_deployment.precision == "bf16"
+    assert r50.verdict == "yes" and r50.ratio == pytest.approx(14 / 9, rel=0.02)
     # baselines the spec names but the tune did not race: not measured, with the reason
     mob = by[("overall", "pf_resnet50_max", "mobilenetv2_100", K.ANY_RUNTIME)]
-    assert mob["verdict"] == "not measured" and "not tuned" in mob["reason"] and mob["ratio"] is None
+    assert mob.verdict == "not measured" and "not tuned" in mob.reason and mob.ratio is None
+    assert mob.to_dict()["baseline_deployment"] is None and mob.to_dict()["model_deployment"]["backend"] == "openvino"
     # only parameter-free models are compared (baselines name no baselines)
-    assert {c["model"] for c in by.values()} == {"pf_resnet50_max", "pf_vit_s"}
+    assert {c.model for c in by.values()} == {"pf_resnet50_max", "pf_vit_s"}
     vit = by[("overall", "pf_vit_s", "deit_small_patch16_224", K.ANY_RUNTIME)]
-    assert vit["verdict"] == "no" and vit["slower"] and vit["ratio"] == pytest.approx(19 / 20, rel=0.02)
-    assert K.deployment_text(vit["model_deployment"]) == "onnxruntime · fp32 · ort-default (default)"
+    assert vit.verdict == "no" and vit.slower and vit.ratio == pytest.approx(19 / 20, rel=0.02)
+    assert K.deployment_text(vit.model_deployment) == "onnxruntime · fp32 · ort-default (default)"
 
 
 def test_overall_winner_flag_decides_not_the_median():
@@ -178,7 +198,7 @@ def test_overall_winner_flag_decides_not_the_median():
                               "openvino": ("int8", "ov-int8-async", 9.0, False, True)}
     by = _by(K.best_claims([tune_final_doc(winners)]))
     dw = by[("overall", "pf_resnet50_max", "dw_resnet50", K.ANY_RUNTIME)]
-    assert dw["baseline_deployment"]["backend"] == "openvino" and dw["verdict"] == "inconclusive"
+    assert dw.baseline_deployment.backend == "openvino" and dw.verdict == "inconclusive"
 
 
 def test_ties_and_different_batches():
@@ -188,15 +208,26 @@ def test_ties_and_different_batches():
     doc["results"].append(tune_row("resnet50", "onnxruntime", "int8", "ort-int8-alt", 15.9, False, False, levels, 99,
                                    status="tied"))
     by = _by(K.best_claims([doc]))
-    assert by[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]["baseline_deployment"]["variant"] == "ort-int8-qdq"
+    assert by[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")].baseline_deployment.variant == "ort-int8-qdq"
     # different batches (throughput): compared per item
     for r in doc["results"]:
         if r["model"] == "resnet50" and r["backend"] == "openvino":
             r["batch"] = 4
             r["samples_ns"] = [s * 4 for s in r["samples_ns"]]
     c = _by(K.best_claims([doc]))[("runtime", "pf_resnet50_max", "resnet50", "openvino")]
-    assert c["per_item"] and c["ratio"] == pytest.approx(14 / 9, rel=0.02)
-    assert K.deployment_text(c["baseline_deployment"], with_backend=False) == "bf16 · ov-latency-hint (default) · b4"
+    assert c.per_item and c.ratio == pytest.approx(14 / 9, rel=0.02)
+    assert 1 < c.ci_low < c.ratio < c.ci_high and c.paired
+    assert K.deployment_text(c.baseline_deployment, with_backend=False) == "bf16 · ov-latency-hint (default) · b4"
+    # per item is `Result.per_item_ms`: by the items of a step where the artifact records them
+    for r in doc["results"]:
+        if r["model"] == "pf_resnet50_max" and r["backend"] == "openvino":
+            r["artifact"] = {"items_per_step": 2}
+            r["samples_ns"] = [s * 2 for s in r["samples_ns"]]
+            r["p50_ms"], r["p50_ci_low_ms"], r["p50_ci_high_ms"] = (2 * r[k] for k in ("p50_ms", "p50_ci_low_ms",
+                                                                                       "p50_ci_high_ms"))
+    c = _by(K.best_claims([doc]))[("runtime", "pf_resnet50_max", "resnet50", "openvino")]
+    assert c.per_item and c.ratio == pytest.approx(14 / 9, rel=0.02)
+    assert c.model_deployment.result.per_item_ms == pytest.approx(9, rel=0.02)
 
 
 def test_only_the_newest_tune_final_run_of_each_machine(best_store):
@@ -205,11 +236,11 @@ def test_only_the_newest_tune_final_run_of_each_machine(best_store):
     with open_store(best_store, create=False) as store:
         docs = load_docs(store)
     data = K.best_claims(docs)
-    assert [r["tag"] for r in data["runs"]] == ["tune-new"]
-    assert _by(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]["ratio"] == pytest.approx(1.6, rel=0.02)
+    assert [r.tag for r in data.runs] == ["tune-new"]
+    assert _by(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")].ratio == pytest.approx(1.6, rel=0.02)
     other = tune_final_doc(seed=2, machine_id="m-0002", tag="tune-other")
-    assert {r["machine_id"] for r in K.best_claims(docs + [other])["runs"]} == {"m-0001", "m-0002"}
-    assert K.best_claims([d for d in docs if not K.is_tune_final(d)])["runs"] == []
+    assert {r.machine_id for r in K.best_claims(docs + [other]).runs} == {"m-0001", "m-0002"}
+    assert K.best_claims([d for d in docs if not K.is_tune_final(d)]).runs == []
 
 
 def test_a_newer_tune_of_another_scenario_does_not_hide_the_latency_one(best_store):
@@ -224,7 +255,7 @@ def test_a_newer_tune_of_another_scenario_does_not_hide_the_latency_one(best_sto
     tp = copy.deepcopy(newest)
     tp["run"].update(id="tunefinalthroughput00000000000000"[:32], tag="tune-tp", started_at="2099-01-01T00:00:00+00:00",
                      config={"scenario": "throughput", "device": "cpu"})
-    assert {r["tag"] for r in K.best_claims(docs + [tp])["runs"]} == {"tune-new", "tune-tp"}
+    assert {r.tag for r in K.best_claims(docs + [tp]).runs} == {"tune-new", "tune-tp"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -237,7 +268,7 @@ def test_cli_json_gives_every_figure(best_store, capsys):
     rc = main(["claims", "--at", "best", "--store", best_store, "--json"])
     data = json.loads(capsys.readouterr().out)
     assert rc == 0 and data["at"] == "best" and [r["tag"] for r in data["runs"]] == ["tune-new"]
-    c = _by(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]
+    c = _by_json(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]
     for k in ("ratio", "ci_low", "ci_high", "paired", "rounds", "processes", "how", "verdict", "model_p50_ms",
               "baseline_p50_ms", "run_id", "machine_id"):
         assert c[k] is not None, k
@@ -251,7 +282,7 @@ def test_cli_table_fits_100_columns(best_store, monkeypatch):
     code, out = run_verb(monkeypatch, 100, "claims", "--at", "best", "--store", best_store)
     assert code == 0
     data = K.best_claims(_docs(best_store))
-    shown = [c for c in data["comparisons"] if c["verdict"] != "not measured"]
+    shown = [c for c in data.comparisons if c.verdict != "not measured"]
     assert_clean(out, 100, [K.ratio_text(c) for c in shown] + ["│ yes ", "│ no, slower ", "│ inconclusive ",
                                                                 "any runtime", "ov-latency-hint", "tune-new",
                                                                 "│ deit_small_patch16_224 │", "ov-bf16-latency-async"])
@@ -291,7 +322,7 @@ def test_cli_named_run_and_run_file(best_store, tmp_path, capsys):
     rc = main(["claims", "--at", "best", "--store", best_store, "tune-old", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert rc == 0 and [r["tag"] for r in data["runs"]] == ["tune-old"]
-    assert _by(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]["ratio"] == pytest.approx(0.8, rel=0.02)
+    assert _by_json(data)[("runtime", "pf_resnet50_max", "resnet50", "onnxruntime")]["ratio"] == pytest.approx(0.8, rel=0.02)
     # two runs named: both are compared (not only the newest of the machine)
     rc = main(["claims", "--at", "best", "--store", best_store, "tune-old", "tune-new", "--json"])
     data = json.loads(capsys.readouterr().out)
@@ -318,8 +349,8 @@ def test_print_best_full_width_names_every_deployment(best_store):
     data = K.best_claims(_docs(best_store))
     print_best(c, data)
     out = c.file.getvalue()
-    for comp in data["comparisons"]:
-        if comp["verdict"] != "not measured":
+    for comp in data.comparisons:
+        if comp.verdict != "not measured":
             assert K.ratio_text(comp) in out
     assert "PF: openvino · int8 · ov-int8-async" in out and "base: bf16 · ov-latency-hint*" in out
 
@@ -335,12 +366,12 @@ def test_report_section_present_with_a_tune_run(best_store, tmp_path):
     index = (site.out / "index.html").read_text()
     assert 'id="best"' in index and "Each model at its best deployment" in index
     data = K.best_claims(_docs(best_store))
-    for comp in data["comparisons"]:
-        if comp["verdict"] != "not measured":
+    for comp in data.comparisons:
+        if comp.verdict != "not measured":
             assert K.ratio_text(comp) in index
     assert "ov-latency-hint" in index and "any runtime" in index
     assert json.loads((site.out / "claims-best.json").read_text())["comparisons"] == json.loads(
-        json.dumps(data, default=str))["comparisons"]
+        json.dumps(data.to_dict()))["comparisons"]
 
 
 def test_report_section_absent_without_a_tune_run(tmp_path):

@@ -79,7 +79,7 @@ def test_engine_rows_carry_contention_and_warn_when_a_neighbour_spins(tmp_path):
                     target_ci=0.0001, min_samples=20)
     store = open_store(tmp_path / "r.db")
     try:
-        case = (CaseSpec(model="a", backend="_fake", threads=1, options={"work_us": 2000}),
+        case = (CaseSpec(model="a", backend="fake", threads=1, options={"work_us": 2000}),
                 Prepared(inputs=str(inputs), family="conv"))
         import os
 
@@ -91,7 +91,7 @@ def test_engine_rows_carry_contention_and_warn_when_a_neighbour_spins(tmp_path):
             for p in spinners:
                 p.kill()
                 p.wait()
-        row = out.results[0].row
+        row = out.results[0].result
         c = row["cpu_contention"]
         assert c["own_cpu_s"] > 0 and c["machine_cpu_s"] > 0
         # as many spinning processes as CPUs, against one measuring thread: others took most of it

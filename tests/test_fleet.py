@@ -5,7 +5,7 @@ All nodes share this machine's hardware, so each node is given its own identity 
 way: $PFDEPLOY_MACHINE_NAME in the node's environment (Cluster passes `env_vars` to the node's
 raylet, whose workers inherit it; on a real cluster: `PFDEPLOY_MACHINE_NAME=x ray start ...`).
 The benchmarks go through the engine's fake runner (tests/fake_runner.py, found by the nodes'
-workers through PFDEPLOY_TEST_RUNNERS and PYTHONPATH, which the raylets inherit from conftest),
+workers through PFDEPLOY_PLUGINS and PYTHONPATH, which the raylets inherit from conftest),
 so a node's run takes seconds; everything else (Ray tasks pinned to nodes, the relay, the
 import into the store, the CLI's connection, probing and refusals) is the product's path.
 """
@@ -110,8 +110,8 @@ def inputs(tmp_path_factory):
 def fake_cases(inputs, second_options: dict | None = None):
     """A parameter-free model and its baseline through the fake runner (options of the second
     case: e.g. hang_after, a hung runtime that only a cancel ends)."""
-    pf = CaseSpec(model="pf_resnet50_max", backend="_fake", threads=1, options={"work_us": 300})
-    base = CaseSpec(model="resnet50", backend="_fake", threads=1, options={"work_us": 300, **(second_options or {})})
+    pf = CaseSpec(model="pf_resnet50_max", backend="fake", threads=1, options={"work_us": 300})
+    base = CaseSpec(model="resnet50", backend="fake", threads=1, options={"work_us": 300, **(second_options or {})})
     return [(pf, Prepared(inputs=inputs, family="parameter-free", baselines=("resnet50",))),
             (base, Prepared(inputs=inputs, family="conv"))]
 

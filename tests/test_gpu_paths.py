@@ -261,7 +261,7 @@ def test_worker_reports_nvml_peak_for_cuda_cases(monkeypatch, tmp_path):
     inputs = tmp_path / "x.npy"
     np.save(inputs, np.zeros((1, 3, 4, 4), np.float32))
     w = W._Worker()
-    case = CaseSpec("fake", "_fake", device="cuda:0", batch=1, threads=1, options={"work_us": 1})
+    case = CaseSpec("fake", "fake", device="cuda:0", batch=1, threads=1, options={"work_us": 1})
     w.load(case=case.to_dict(), inputs=str(inputs))
     used["bytes"] = 700 << 20  # grows during warm-up
     w.warmup(rule=StopRule(min_iters=2, min_time_s=0.001, max_time_s=1, warmup_iters=2, warmup_time_s=0.001,
@@ -272,7 +272,7 @@ def test_worker_reports_nvml_peak_for_cuda_cases(monkeypatch, tmp_path):
     assert out["peak_gpu_mb"] == 700 and "NVML per-process" in out["peak_gpu_source"]
     assert "4 samples" in out["peak_gpu_source"]  # load, first inference, warm-up, one round
     cpu = W._Worker()
-    cpu.load(case=CaseSpec("fake", "_fake", batch=1, threads=1).to_dict(), inputs=str(inputs))
+    cpu.load(case=CaseSpec("fake", "fake", batch=1, threads=1).to_dict(), inputs=str(inputs))
     assert cpu.close()["peak_gpu_mb"] is None and nv.calls["init"] == 1  # CPU cases never touch NVML
 
 

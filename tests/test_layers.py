@@ -38,7 +38,7 @@ VERSION = "pfdeploy.__version__"
 # The longest matching entry wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", (VERSION, "pfdeploy.errors", "pfdeploy.config", "pfdeploy.outputs", "pfdeploy.signals",
-              "pfdeploy.clock", "pfdeploy.validate", "pfdeploy.plugins", "pfdeploy.runfile", "pfdeploy.render", "pfdeploy.digest",
+              "pfdeploy.clock", "pfdeploy.validate", "pfdeploy.plugins", "pfdeploy.runfile", "pfdeploy.result", "pfdeploy.render", "pfdeploy.digest",
               "pfdeploy.labels", "pfdeploy.probecache", "pfdeploy.importhook", "pfdeploy.publish", "pfdeploy.versions")),
     ("models", ("pfdeploy", "pfdeploy.zoo", "pfdeploy.weights", "pfdeploy.pretrained", "pfdeploy.complexity")),
     ("devices", ("pfdeploy.devices",)),
@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("exporters", ("pfdeploy.exporters",)),
     ("bench", ("pfdeploy.bench", "pfdeploy.preflight")),
     ("store", ("pfdeploy.store", "pfdeploy.migrations", "pfdeploy.results")),
-    ("tune", ("pfdeploy.tune",)),
+    ("tune", ("pfdeploy.tune", "pfdeploy.ab")),
     ("analysis", ("pfdeploy.compare", "pfdeploy.claims", "pfdeploy.report", "pfdeploy.fleet")),
     ("cli", ("pfdeploy.cli", "pfdeploy.__main__")),
 ]

@@ -535,9 +535,9 @@ def test_width_claims(width, monkeypatch, claims_store):
     assert code == 0
     with open_store(claims_store, create=False) as store:
         data = check_claims(load_docs(store))
-    shown = [v for v in data["verdicts"] if v["verdict"] != "not measured"]
+    shown = [v for v in data.verdicts if v.verdict != "not measured"]
     assert shown
-    words = {("no, slower" if v["slower"] else v["verdict"]) for v in shown}
+    words = {("no, slower" if v.slower else v.verdict) for v in shown}
     assert_clean(out, width, [ratio_text(v) for v in shown] + [f"│ {w} " for w in words])
 
 

@@ -163,10 +163,10 @@ DRIVER = textwrap.dedent('''
 
     class P(Progress):
         def case_done(self, r):
-            print("DONE", r.spec.model, r.row["status"], flush=True)
+            print("DONE", r.spec.model, r.result["status"], flush=True)
 
     def case(name, **opts):
-        return CaseSpec(model=name, backend="_fake", threads=1, options=opts), Prepared(inputs=inputs, family="conv")
+        return CaseSpec(model=name, backend="fake", threads=1, options=opts), Prepared(inputs=inputs, family="conv")
 
     if mode == "busy":  # one case whose load (first inference) busy-loops for 120 s
         cases = [case("busy", work_us=120_000_000)]
@@ -322,14 +322,14 @@ def test_a_hanging_load_fails_its_case_after_the_load_timeout(tmp_path, monkeypa
     monkeypatch.setenv("PFDEPLOY_LOAD_TIMEOUT_S", "2")
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 3, 4, 4), np.float32))
-    hang = CaseSpec(model="hang", backend="_fake", threads=1, options={"work_us": 600_000_000})
-    ok = CaseSpec(model="ok", backend="_fake", threads=1)
+    hang = CaseSpec(model="hang", backend="fake", threads=1, options={"work_us": 600_000_000})
+    ok = CaseSpec(model="ok", backend="fake", threads=1)
     rule = StopRule(min_iters=20, min_time_s=0.001, max_time_s=0.5, warmup_iters=3, warmup_time_s=0.01,
                     target_ci=0.2, min_samples=20)
     with open_store(tmp_path / "r.db") as store:
         out = Engine(BenchConfig(models=(), rule=rule, round_time_s=0.005), store).run(
             prepared_cases=[(hang, Prepared(inputs=str(x))), (ok, Prepared(inputs=str(x)))])
-    rows = {r.spec.model: r.row for r in out.results}
+    rows = {r.spec.model: r.result for r in out.results}
     assert rows["hang"]["status"] == "failed" and "no answer to load within 2 s" in rows["hang"]["error"]
     assert rows["ok"]["status"] == "ok"
 

@@ -234,3 +234,66 @@ def test_axis_ticks():
     assert nice_range(5.0, 5.0)[0] < 5.0 < nice_range(5.0, 5.0)[-1]
     assert nice_ticks(47.3)[0] == 0 and nice_ticks(47.3)[-1] >= 47.3
     assert nice_ticks(0) == [0.0, 1.0] and nice_range(float("nan"), 1) == [0.0, 1.0]
+
+
+def test_rows_that_differ_by_variant_or_tune_status_show_them(tmp_path):
+    """Issue 30 item 5: a tune run holds several rows of one model, runtime and precision that
+    differ only by their runtime setting (variant) and fate; the run page and the overview show
+    those columns so that no two rows look the same. A run whose rows do not differ by them shows
+    neither column."""
+    cases = (("pf_resnet50_max", "parameter-free", "openvino", 25.0),
+             ("pf_resnet50_max", "parameter-free", "openvino", 22.0),
+             ("pf_resnet50_max", "parameter-free", "openvino", 30.0),
+             ("resnet50", "conv", "openvino", 33.0))
+    doc = synth_doc("tune", 5, cases=cases)
+    fates = (("ov-latency", "winner"), ("ov-async", "tied"), ("ov-bf16", "eliminated"), ("ov-latency", "winner"))
+    for r, (variant, status) in zip(doc["results"], fates):
+        r.update(variant=variant, case_key=f"{r['case_key']}/{variant}",
+                 tune={"candidate": variant, "status": status, "runtime_winner": status != "eliminated"})
+    with open_store(tmp_path / "r.db") as store:
+        bench_id = write_run(store, synth_doc("bench", 6), started_at=T0)
+        tune_id = write_run(store, doc, started_at=T0 + dt.timedelta(hours=1))
+        site = build_report(tmp_path / "site", store=store)
+    pages = _pages(site.out)
+    run_page = pages[f"runs/{tune_id}.html"]
+    results = re.search(r'<h2 id="results">.*?</table>', run_page, re.S).group(0)
+    assert "<th>variant</th>" in results and ">tune</th>" in results
+    rows = re.findall(r"<tr><td[^>]*>pf_resnet50_max</td>(.*?)</tr>", results, re.S)
+    cells = {tuple(re.findall(r"<td[^>]*>([^<]*)</td>", row)[:3]) for row in rows}
+    assert cells == {("openvino", "ov-latency", "winner"), ("openvino", "ov-async", "tied"),
+                     ("openvino", "ov-bf16", "eliminated")}
+    # the comparisons of each variant against the baseline: the variant tells them apart
+    comps = re.search(r'<h2 id="comparisons">.*?</table>', run_page, re.S).group(0)
+    assert "<th>variant</th>" in comps and all(v in comps for v in ("ov-latency", "ov-async", "ov-bf16"))
+    # the overview of the latest run on this machine (the tune run, started last): one row per variant
+    index = pages["index.html"]
+    block = re.search(r'<table class="speedup">.*?</table>', index, re.S).group(0)
+    assert "<th>variant</th>" in block and ">tune</th>" in block
+    assert all(f"<td>{v}</td>" in block for v in ("ov-latency", "ov-async", "ov-bf16", "winner", "tied", "eliminated"))
+    bars = re.findall(r'data-group="pf_resnet50_max" data-series="([^"]*)"', index)
+    assert sorted(bars) == ["openvino · ov-async", "openvino · ov-bf16", "openvino · ov-latency"]
+    # an ordinary run: no variant, no tune column
+    bench = pages[f"runs/{bench_id}.html"]
+    assert "<th>variant</th>" not in bench and ">tune</th>" not in bench
+
+
+def test_report_builds_while_a_run_has_no_results(tmp_path):
+    """Issue 32: a bench still running (or interrupted before its first case) is listed, not fatal."""
+    from pfdeploy.report import build_report
+    from pfdeploy.store import open_store
+
+    store = open_store(tmp_path / "r.db")
+    for tag in ("a", "b"):
+        rid = store.begin_run({"tag": tag, "machine_id": "m1"})
+        store.add_result(rid, {"model": "resnet50", "backend": "onnxruntime", "device": "cpu", "precision": "fp32",
+                               "batch": 1, "threads": 1, "scenario": "latency", "status": "ok", "p50_ms": 1.0,
+                               "weights": "synthetic:0"}, [1_000_000] * 20, list(range(20)))
+        store.finish_run(rid, "finished")
+    running = store.begin_run({"tag": "still-running", "machine_id": "m1"})  # no result yet
+    interrupted = store.begin_run({"tag": "stopped", "machine_id": "m1"})
+    store.finish_run(interrupted, "interrupted")
+    summary = build_report(tmp_path / "site", store=store)
+    assert summary.runs == 4
+    runs = (tmp_path / "site" / "runs.html").read_text()
+    assert "still-running" in runs and "stopped" in runs
+    assert (tmp_path / "site" / "runs" / f"{running}.html").exists()

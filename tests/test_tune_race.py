@@ -12,7 +12,7 @@ import pytest
 from pfdeploy.bench.config import CaseSpec, StopRule
 from pfdeploy.bench.engine import BenchConfig, Engine, Prepared
 from pfdeploy.store import open_store
-from pfdeploy.tune.race import Entrant, Measured, Race, RaceRunner, RaceSettings
+from pfdeploy.tune.race import Entrant, Measured, Race, RacePolicy, RaceSettings
 
 
 def simulate(levels: dict[str, float], generations: int, rng, process_sd=0.03, noise=0.05, rounds=3, per_round=8,
@@ -129,14 +129,14 @@ def inputs(tmp_path):
 
 
 def candidate(name, inputs, work_us, parity=None):
-    spec = CaseSpec(model="m", backend="_fake", threads=1, options={"work_us": work_us}, variant=name)
+    spec = CaseSpec(model="m", backend="fake", threads=1, options={"work_us": work_us}, variant=name)
     return spec, Prepared(inputs=inputs, family="conv", parity=parity or {})
 
 
 def race_engine(store, cases, **settings):
     s = RaceSettings(process_s=0.03, max_process_s=0.06, max_generations=4, **settings)
     cfg = BenchConfig(models=(), rule=RULE, round_time_s=0.005, suite="tune")
-    eng = Engine(cfg, store, store.url, group_runner=functools.partial(RaceRunner, settings=s),
+    eng = Engine(cfg, store, store.url, policy=RacePolicy(s),
                  grouping=lambda todo, interleave: [todo])
     return eng.run(prepared_cases=cases), s
 
@@ -175,7 +175,7 @@ def test_a_candidate_that_failed_parity_never_wins(store, inputs):
 
 def test_a_candidate_the_runtime_refuses_is_dropped_with_the_reason(store, inputs):
     spec, prep = candidate("refused", inputs, 100)
-    spec = CaseSpec(model="m", backend="_fake", threads=1, options={"fail": "load"}, variant="refused")
+    spec = CaseSpec(model="m", backend="fake", threads=1, options={"fail": "load"}, variant="refused")
     out, s = race_engine(store, [candidate("default", inputs, 500), (spec, prep)])
     rows = {r["variant"]: r for r in store.results(out.run_id)}
     assert rows["refused"]["status"] == "failed" and "refused to load" in rows["refused"]["error"]

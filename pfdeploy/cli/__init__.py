@@ -22,6 +22,7 @@ VERBS = {
     "results": "Show stored benchmark results.",
     "tune": "Race every runtime's settings: the fastest verified deployment of each model, with intervals.",
     "compare": "Compare two runs: regression verdict per case (CI gate).",
+    "ab": "Measure BASE and HEAD together (two venvs, caches or tuned dirs): a sequential verdict per case.",
     "claims": "Check the paper's claims against stored runs: a verdict per machine, device, runtime, precision.",
     "report": "Build a static HTML dashboard from the results store.",
     "weights": "The release's pretrained checkpoints: list, fetch into the cache, verify.",

@@ -103,11 +103,11 @@ def command(models, suite, backends, device, precision, batch, threads, processe
 
         signum = outcome.signum or 2
         err_console.print(esc(f"interrupted by {signals.signal_name(signum)}: "
-                              f"{sum(1 for r in outcome.results if r.row['status'] == 'ok')} finished "
+                              f"{sum(1 for r in outcome.results if r.result['status'] == 'ok')} finished "
                               f"case(s) kept in {store.url} (run {outcome.run_id}, marked interrupted)"))
         sys.exit(128 + signum)
-    if any(r.row["status"] == "failed" for r in outcome.results):
+    if any(r.result["status"] == "failed" for r in outcome.results):
         sys.exit(1)
-    if not any(r.row["status"] == "ok" for r in outcome.results):
+    if not any(r.result["status"] == "ok" for r in outcome.results):
         raise UserError(f"nothing was measured: all {len(outcome.results)} case(s) were skipped "
                         f"(reasons above; run {outcome.run_id})")

@@ -224,9 +224,9 @@ def tuned_checks(tuned, results) -> list[dict]:
     for d, t in tuned:
         m = t["measured"]
         lo, hi = float(m["p50_ci_low_ms"]), float(m["p50_ci_high_ms"])
-        row = next((r.row for r in results if all(str(r.row.get(k)) == str(t[k]) for k in
+        row = next((r.result for r in results if all(str(r.result.get(k)) == str(t[k]) for k in
                                                    ("model", "backend", "precision", "batch", "scenario"))
-                    and (r.row.get("variant") or "") == (t["variant"] or "")), None)
+                    and (r.result.get("variant") or "") == (t["variant"] or "")), None)
         p50 = row.get("p50_ms") if row and row.get("status") == "ok" else None
         ok = p50 is not None and lo <= p50 <= hi
         if p50 is None:

@@ -100,7 +100,7 @@ class RichProgress:
                         total=max(total_units, 1e-9))
 
     def case_done(self, result):
-        row = result.row
+        row = result.result
         if row["status"] != "ok" or not self.tty:
             detail = f"{row['p50_ms']:.3f} ms" if row.get("p50_ms") is not None else (row.get("error") or "")
             self.console.print(Text(f"{row['status']:>7}  {result.spec.label}: {detail}"))

@@ -17,6 +17,7 @@ def outcome_of_run(doc: dict, run_id: str | None, status: str, store_url: str, w
     describe as a case are left out."""
     from ..bench.config import CaseSpec
     from ..bench.engine import CaseResult, Outcome
+    from ..result import Result
 
     results = []
     for r in (doc or {}).get("results", []):
@@ -26,8 +27,7 @@ def outcome_of_run(doc: dict, run_id: str | None, status: str, store_url: str, w
                             weights=r.get("weights") or "synthetic:0")
         except Exception:  # noqa: BLE001 - a row this pfdeploy cannot describe: left out of the table
             continue
-        row = {k: v for k, v in r.items() if k not in ("samples_ns", "sample_rounds", "device_samples_ns")}
-        results.append(CaseResult(spec, row, r.get("samples_ns") or [], r.get("sample_rounds") or []))
+        results.append(CaseResult(spec, Result.from_row(r)))
     return Outcome(run_id, status, results, store_url, wall_s, list(notes))
 
 
@@ -39,15 +39,15 @@ def summary_data(outcome) -> dict:
     from ..exporters.artifact import parity_verdict
     from ..bench.stats import CV_WARN
 
-    ok = [r for r in outcome.results if r.row["status"] == "ok"]
-    docrows = [{**r.row, "samples_ns": r.samples_ns, "sample_rounds": r.rounds} for r in outcome.results]
+    ok = [r for r in outcome.results if r.result["status"] == "ok"]
+    docrows = [{**r.result, "samples_ns": r.samples_ns, "sample_rounds": r.rounds} for r in outcome.results]
     by_case: dict[tuple, list] = {}
-    for c in comparisons(docrows):
+    for c in (c.to_dict() for c in comparisons(docrows)):  # the JSON "comparisons" of each row
         by_case.setdefault((c["model"], c["backend"], c["device"], c["precision"], c["batch"], c["scenario"]),
                            []).append(c)
     rows = []
     for r in ok:
-        s, row = r.spec, r.row
+        s, row = r.spec, r.result
         comps = by_case.get((s.model, s.backend, s.device, s.precision, s.batch, s.scenario), [])
         rows.append({
             "model": s.model, "family": row["family"], "backend": s.backend, "device": s.device,
@@ -62,11 +62,11 @@ def summary_data(outcome) -> dict:
             "weights": row.get("weights"), "accuracy": row.get("accuracy"),
         })
     rows.sort(key=lambda x: (x["backend"], x["precision"], x["batch"], x["p50_ms"] or 0))
-    others = [{"case": r.spec.label, "status": r.row["status"], "reason": r.row["error"]}
-              for r in outcome.results if r.row["status"] != "ok"]
+    others = [{"case": r.spec.label, "status": r.result["status"], "reason": r.result["error"]}
+              for r in outcome.results if r.result["status"] != "ok"]
     from ..digest import summarize_not_measured, summarize_warnings
 
-    all_rows = [r.row for r in outcome.results]
+    all_rows = [r.result for r in outcome.results]
     return {"run_id": outcome.run_id, "status": outcome.status, "store": outcome.store_url,
             "wall_s": round(outcome.wall_s, 1), "results": rows, "not_measured": others,
             # one entry per kind, each with the line printed and every case's message ("details")

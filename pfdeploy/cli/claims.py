@@ -2,9 +2,14 @@
 runtime and precision, with the release's GPU figures beside them (docs/claims.md)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..render import Col, fmt, print_line, print_note, print_table
+
+if TYPE_CHECKING:  # the claims' typed results (imported where used: the CLI starts fast)
+    from ..claims import BestClaims, BestComparison, ClaimsCheck, ClaimVerdict
 
 
 @click.command("claims")
@@ -71,39 +76,38 @@ COLUMNS = [Col("claim", wrap=True, min=26), Col("runtime", wrap=True, min=12), C
 VERDICT_STYLE = {"yes": "green", "no": "red", "inconclusive": "yellow", "not measured": "dim"}
 
 
-def claim_rows(data: dict, verdicts: list[dict]) -> list[list]:
-    """The table rows of some verdicts: text cells, the verdict a (word, style) pair."""
-    from ..claims import ratio_text
+def _pair_cell(model, base, scale: float, digits: int) -> str:
+    """'14.2/25.6': a figure of the model and of the baseline, scaled ('-' where missing)."""
+    return "/".join(fmt(x / scale if x else None, digits) for x in (model, base))
 
-    claims = {c["id"]: c for c in data["claims"]}
+
+def claim_rows(verdicts: list[ClaimVerdict]) -> list[list]:
+    """The table rows of some verdicts (`ClaimVerdict`s): text cells, the verdict a (word, style) pair."""
     rows = []
     for v in verdicts:
-        c = claims[v["claim"]]
-        word = "no, slower" if v["slower"] else v["verdict"]
-        where = f"{v['backend']} {v['precision']} b{v['batch']} {v['threads']}t"
-        if v["scenario"] != "latency":
-            where += f" {v['scenario']}"
-        ms = (f"{fmt(v['model_p50_ms'], 2)} / {fmt(v['baseline_p50_ms'], 2)}" if v["ratio"] is not None else "-")
-        params = "/".join(fmt(v[k] / 1e6 if v[k] else None, 1) for k in ("model_params", "baseline_params"))
-        macs = "/".join(fmt(v[k] / 1e9 if v[k] else None, 2) for k in ("model_macs", "baseline_macs"))
-        rows.append([c["statement"], where, (word, VERDICT_STYLE[v["verdict"]]), ratio_text(v), ms,
-                     c["release_gpu"], params, macs])
+        where = f"{v.backend} {v.precision} b{v.batch} {v.threads}t"
+        if v.scenario != "latency":
+            where += f" {v.scenario}"
+        ms = (f"{fmt(v.model_p50_ms, 2)} / {fmt(v.baseline_p50_ms, 2)}" if v.ratio is not None else "-")
+        params = _pair_cell(v.model_params, v.baseline_params, 1e6, 1)
+        macs = _pair_cell(v.model_macs, v.baseline_macs, 1e9, 2)
+        rows.append([v.statement, where, (v.word, VERDICT_STYLE[v.verdict]), v.text, ms, v.info.release_gpu,
+                     params, macs])
     return rows
 
 
-def print_claims(console, data: dict, show_all: bool = False, wide: bool = False) -> None:
-    """One fitted table per machine and device, then the notes on the release's figures and the rule."""
-    claims = {c["id"]: c for c in data["claims"]}
+def print_claims(console, data: ClaimsCheck, show_all: bool = False, wide: bool = False) -> None:
+    """One fitted table per machine and device (`data`: a ClaimsCheck), then the notes on the
+    release's figures and the rule."""
     sections: dict[tuple, list] = {}
-    for v in data["verdicts"]:
-        sections.setdefault((v["machine_id"], v["device"]), []).append(v)
+    for v in data.verdicts:
+        sections.setdefault((v.machine_id, v.device), []).append(v)
     for (mid, device), vs in sections.items():
-        shown = [v for v in vs if show_all or v["verdict"] != "not measured"]
-        missing = sorted({claims[v["claim"]]["statement"] for v in vs}
-                         - {claims[v["claim"]]["statement"] for v in vs if v["verdict"] != "not measured"})
-        title = f"claims on {device} · {data['machines'].get(mid, mid)} ({mid[:12]})"
+        shown = [v for v in vs if show_all or v.verdict != "not measured"]
+        missing = sorted({v.statement for v in vs} - {v.statement for v in vs if v.verdict != "not measured"})
+        title = f"claims on {device} · {data.machines.get(mid, mid)} ({mid[:12]})"
         if shown:
-            print_table(console, COLUMNS, claim_rows(data, shown), title=title, wide=wide)
+            print_table(console, COLUMNS, claim_rows(shown), title=title, wide=wide)
         else:
             print_line(console, (title, "bold"))
         if missing and not show_all:
@@ -111,9 +115,9 @@ def print_claims(console, data: dict, show_all: bool = False, wide: bool = False
     print_note(console, "release GPU: the PfLayer release's GPU latency (batch 1; GPU, precision and timing method "
                         "not published) and the ratio baseline / PF where it has both; '-': no such figure. Per claim:",
                indent=0)
-    for c in data["claims"]:
-        print_note(console, f"{c['statement']}: {c['release']}", indent=2)
-    print_note(console, f"verdicts: {data['rule']}", indent=0)
+    for c in data.claims:
+        print_note(console, f"{c.statement}: {c.release}", indent=2)
+    print_note(console, f"verdicts: {data.rule}", indent=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +125,7 @@ def print_claims(console, data: dict, show_all: bool = False, wide: bool = False
 # --------------------------------------------------------------------------------------------
 
 def _best(runs, store_url, show_all: bool, as_json: bool, wide: bool) -> None:
-    from ..claims import TUNE_FINAL_SUITE, best_claims, is_tune_final, no_tune_results
+    from ..claims import TUNE_FINAL_SUITE, RunInfo, best_claims, is_tune_final, no_tune_results
     from ..compare import existing_store, load_run
     from ..errors import UserError
     from ..render import emit
@@ -133,7 +137,7 @@ def _best(runs, store_url, show_all: bool, as_json: bool, wide: bool) -> None:
                 store = existing_store(store_url)
             doc = load_run(ref, store=store)
             if not is_tune_final(doc):
-                suite = (doc.get("run") or {}).get("suite")
+                suite = RunInfo.of(doc).suite
                 raise UserError(f"run {ref} is not a `pfdeploy tune` result (suite {suite!r}, not "
                                 f"{TUNE_FINAL_SUITE!r}): run `pfdeploy tune MODELS` first")
             docs.append(doc)
@@ -142,7 +146,7 @@ def _best(runs, store_url, show_all: bool, as_json: bool, wide: bool) -> None:
         finals = store.runs(suite=TUNE_FINAL_SUITE)
         if not finals:
             raise UserError(no_tune_results(store.url))
-        newest: dict = {}  # newest first: the first run of each machine
+        newest: dict = {}  # newest first: the first run of each machine (store run records, not results)
         for run in finals:
             newest.setdefault(str(run.get("machine_id") or "unknown"), run["id"])
         docs = [store.export_run(rid) for rid in newest.values()]
@@ -162,55 +166,53 @@ BEST_COLUMNS = [Col("baseline", wrap=True, min=11), Col("runtime", wrap=True, mi
                 Col("p50 ms PF/base", 1, right=True), Col("vs default PF/base", 2, right=True)]
 
 
-def best_rows(comps: list[dict]) -> list[list]:
-    """The table rows of best-deployment comparisons: per runtime the deployments without the
-    backend (it is the runtime column), across runtimes with it."""
-    from ..claims import deployment_text, ratio_text
+def best_rows(comps: list[BestComparison]) -> list[list]:
+    """The table rows of best-deployment comparisons (`BestComparison`s): per runtime the
+    deployments without the backend (it is the runtime column), across runtimes with it."""
+    from ..claims import deployment_text
 
     rows = []
     for c in comps:
-        word = "no, slower" if c["slower"] else c["verdict"]
-        overall = c["kind"] == "overall"
-        md, bd = c["model_deployment"], c["baseline_deployment"]
-        ms = (f"{fmt(c['model_p50_ms'], 2)} / {fmt(c['baseline_p50_ms'], 2)}" if c["ratio"] is not None else "-")
-        vsd = " / ".join(_ratio(((d or {}).get("tune") or {}).get("vs_default")) for d in (md, bd))
-        where = (f"PF: {deployment_text(md, with_backend=overall, compact=True)}\n"
-                 f"base: {deployment_text(bd, with_backend=overall, compact=True)}")
-        rows.append([c["baseline"], ((c["runtime"], "bold") if overall else c["runtime"]),
-                     (word, VERDICT_STYLE[c["verdict"]]), ratio_text(c) if c["ratio"] is not None else "-",
-                     where, ms, vsd])
+        md, bd = c.model_deployment, c.baseline_deployment
+        ms = (f"{fmt(c.model_p50_ms, 2)} / {fmt(c.baseline_p50_ms, 2)}" if c.ratio is not None else "-")
+        vsd = " / ".join(_ratio(d.tune.vs_default if d else None) for d in (md, bd))
+        where = (f"PF: {deployment_text(md, with_backend=c.overall, compact=True)}\n"
+                 f"base: {deployment_text(bd, with_backend=c.overall, compact=True)}")
+        rows.append([c.baseline, ((c.runtime, "bold") if c.overall else c.runtime),
+                     (c.word, VERDICT_STYLE[c.verdict]), c.text, where, ms, vsd])
     return rows
 
 
-def _ratio(sp) -> str:
-    return f"{sp['ratio']:.2f}x" if isinstance(sp, dict) and isinstance(sp.get("ratio"), (int, float)) else "-"
+def _ratio(sp: dict | None) -> str:
+    """A tune record's speedup over the default (its JSON dict, not a result) as '1.30x'."""
+    ratio = sp.get("ratio") if isinstance(sp, dict) else None
+    return f"{ratio:.2f}x" if isinstance(ratio, (int, float)) else "-"
 
 
-def print_best(console, data: dict, show_all: bool = False, wide: bool = False) -> None:
-    """One fitted table per machine, device, scenario and parameter-free model (its tune run
-    named in the title): per baseline, one row per runtime and one across runtimes; then the
-    notes."""
-    runs = {r["id"]: r for r in data["runs"]}
+def print_best(console, data: BestClaims, show_all: bool = False, wide: bool = False) -> None:
+    """One fitted table per machine, device, scenario and parameter-free model (`data`: a
+    BestClaims; its tune run named in the title): per baseline, one row per runtime and one
+    across runtimes; then the notes."""
+    tags = {r.id: r.tag for r in data.runs}
     sections: dict[tuple, list] = {}
-    for c in data["comparisons"]:
-        sections.setdefault((c["machine_id"], c["run_id"], c["device"], c["scenario"], c["model"]), []).append(c)
+    for c in data.comparisons:
+        sections.setdefault((c.machine_id, c.run_id, c.device, c.scenario, c.model), []).append(c)
     for (mid, rid, device, scenario, model), cs in sections.items():
-        shown = [c for c in cs if show_all or c["verdict"] != "not measured"]
-        run = runs.get(rid) or {}
+        shown = [c for c in cs if show_all or c.verdict != "not measured"]
         title = (f"{model} vs its baselines, each at its best deployment on {device} ({scenario}) · "
-                 f"{data['machines'].get(mid, mid)} ({mid[:12]}) · tune run {run.get('tag') or str(rid)[:12]}")
+                 f"{data.machines.get(mid, mid)} ({mid[:12]}) · tune run {tags.get(rid) or str(rid)[:12]}")
         if shown:
             print_table(console, BEST_COLUMNS, best_rows(shown), title=title, wide=wide)
         else:
             print_line(console, (title, "bold"))
-        missing = sorted({c["baseline"] for c in cs if c["kind"] == "overall" and c["verdict"] == "not measured"})
+        missing = sorted({c.baseline for c in cs if c.overall and c.verdict == "not measured"})
         if missing and not show_all:
             print_note(console, f"baselines of {model} not tuned in this run: {', '.join(missing)}", indent=0)
-    if not data["comparisons"]:
+    if not data.comparisons:
         print_line(console, ("no parameter-free model with a named baseline in the tune run(s)", "bold"))
     print_note(console, "each at its best: the runtime winner of the parameter-free model (PF) and of the "
                         "baseline (base), as precision · variant ('*': the runtime's own default setting, '(tied)': "
                         "the tune could not separate it from other settings); 'any runtime': each model's fastest "
                         "deployment overall, backend first. vs default: each one's speedup over its runtime's "
-                        "default. " + data["orientation"] + ".", indent=0)
-    print_note(console, f"verdicts: {data['rule']}", indent=0)
+                        "default. " + data.orientation + ".", indent=0)
+    print_note(console, f"verdicts: {data.rule}", indent=0)

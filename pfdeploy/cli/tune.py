@@ -191,7 +191,7 @@ class TuneProgress(RichProgress):
         self.console.print(Text(line))
 
     def case_done(self, result):
-        row = result.row
+        row = result.result
         if row["status"] != "ok":  # a refused or failed candidate: say why at once
             self.console.print(Text(f" dropped  {result.spec.label}: {row.get('error') or ''}"))
 

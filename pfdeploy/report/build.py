@@ -54,10 +54,7 @@ def _check_out(out: Path) -> None:
 
 def load_docs(store) -> list[dict]:
     """Every run of the store as a run document, newest first."""
-    docs = []
-    for run in store.runs():
-        docs.append(store.export_run(run["id"]))
-    return docs
+    return [store.export_run(run["id"]) for run in store.runs()]  # run records of the store, not results
 
 
 def build_report(out: str | os.PathLike, store=None, store_url: str | None = None, title: str | None = None,
@@ -72,7 +69,10 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
 
             store = existing_store(store_url)
         docs = load_docs(store)
-    docs = sorted(docs, key=lambda d: str((d.get("run") or {}).get("started_at") or ""), reverse=True)
+    from ..claims import RunInfo, typed_doc
+
+    plain = sorted(docs, key=lambda d: RunInfo.of(d).started_at, reverse=True)  # newest first
+    docs = [typed_doc(d) for d in plain]  # each document's rows read as typed results once for every page
     if not docs:
         raise UserError("the results store has no runs yet: run `pfdeploy bench` first")
 
@@ -81,17 +81,20 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
     common = {"title": title or "pfdeploy benchmarks", "generated_at": now, "version": __version__}
     runs = []
     for d in docs:
-        run = dict(d.get("run") or {})
-        run["page"] = f"runs/{D.slug(run.get('id'))}.html"
-        run["machine_label"] = D.machine_label(run)
-        run["counts"] = D._status_counts(d.get("results") or [])
+        info = RunInfo.of(d)
+        # the run record as the pages show it (a plain dict of the run file, not a result)
+        run = {**(d.get("run") or {}), "page": f"runs/{D.slug(info.id)}.html", "machine_label": info.machine,
+               "counts": D._status_counts(d["results"]), "ab": D.ab_mark(d["results"])}
         runs.append(run)
     sections = D.overview_sections(docs)
     claims = D.claims_sections(docs)
     best = D.best_sections(docs)  # None without a `pfdeploy tune` final run: no section
-    cases = D.history_cases(list(reversed(docs)), threshold=threshold)
+    cases = D.history_cases(list(reversed(plain)), threshold=threshold)  # compare reads run files
     for s in sections:
-        s["run_page"] = f"runs/{D.slug(s['run'].get('id'))}.html"
+        s["run_page"] = f"runs/{D.slug(RunInfo.of(s).id)}.html"
+    for run in runs:  # an A/B run links to its other side
+        if run["ab"] and run["ab"]["other_run_id"]:
+            run["ab"]["other_page"] = f"runs/{D.slug(str(run['ab']['other_run_id']))}.html"
 
     from ..publish import make_temp_dir
 

@@ -1,17 +1,21 @@
-"""From run documents (the run-file format of Store.export_run) to what the report pages show.
-Pure functions of their inputs: no store access, no rendering."""
+"""From run documents (the run-file format of Store.export_run, their rows read as typed results:
+pfdeploy.claims.docs) to what the report pages show. Pure functions of their inputs: no store
+access, no rendering. Where the rows of one table differ by their runtime setting (variant) or
+their fate in `pfdeploy tune`, the table shows those columns (`varying`): no two rows look the same."""
 from __future__ import annotations
 
 import json
 import re
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from ..claims import best_claims, check_claims, comparisons, deployment_text
-from ..labels import machine_label, ratio_text, weights_label
+from ..claims import PF_FAMILY, RunInfo, best_claims, check_claims, comparisons, results_of
+from ..compare import compare_runs
+from ..errors import UserError
+from ..labels import machine_label, weights_label
 from ..labels import num as fmt_num
-from ..compare import case_key, compare_runs
-from ..zoo.spec import PF_FAMILY
+from ..result import Result
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,29 +91,38 @@ def parity_status(parity: Any) -> tuple[str, str, str]:
 
 
 # --------------------------------------------------------------------------------------------
+# rows that differ only by a runtime setting (issue 30 item 5: no table shows two rows that look the same)
+# --------------------------------------------------------------------------------------------
+
+def tune_status(r: Result) -> str:
+    """A result's fate in `pfdeploy tune` ('-' outside a tune run)."""
+    return (r.tune.status if r.tune is not None else None) or "-"
+
+
+@dataclass(frozen=True)
+class Shows:
+    """The columns a table shows only where they tell its rows apart: the variant (the named
+    runtime setting) and the tune's status."""
+
+    variant: bool = False
+    tune: bool = False
+
+
+def varying(rows: Sequence[Result]) -> Shows:
+    """Which of those columns vary among `rows`."""
+    return Shows(variant=len({r.variant or "" for r in rows}) > 1, tune=len({tune_status(r) for r in rows}) > 1)
+
+
+# --------------------------------------------------------------------------------------------
 # overview
 # --------------------------------------------------------------------------------------------
 
-def _family_of(row: dict) -> str:
-    return str(row.get("family") or "")
+def config_label(r: Result) -> str:
+    return f"{r.precision} · batch {r.batch} · {r.threads} threads · {r.scenario}"
 
 
-def _speedup(comp: dict) -> dict:
-    """A comparison of pfdeploy.claims (baseline p50 / PF p50, > 1: the parameter-free model is
-    faster; `bench.stats.speedup`) as the overview's cell."""
-    how = (f"paired rounds ({comp['rounds']})" if comp.get("paired")
-           else "ratio of medians (unpaired: no shared rounds)")
-    return {"value": comp.get("ratio"), "low": comp.get("ci_low"), "high": comp.get("ci_high"), "how": how,
-            "paired": bool(comp.get("paired")), "verdict": comp.get("verdict"), "slower": comp.get("slower")}
-
-
-def config_label(row: dict) -> str:
-    return (f"{row.get('precision')} · batch {row.get('batch')} · {row.get('threads')} threads · "
-            f"{row.get('scenario')}")
-
-
-def _config_key(row: dict) -> tuple:
-    return tuple(str(row.get(k)) for k in ("precision", "batch", "threads", "scenario"))
+def _config_key(r: Result) -> tuple:
+    return tuple(str(x) for x in (r.precision, r.batch, r.threads, r.scenario))
 
 
 def overview_sections(docs: Sequence[dict]) -> list[dict]:
@@ -119,77 +132,77 @@ def overview_sections(docs: Sequence[dict]) -> list[dict]:
 
     latest: "OrderedDict[tuple, dict]" = OrderedDict()
     for doc in docs:
-        run = doc.get("run") or {}
-        for row in doc.get("results") or []:
-            key = (str(run.get("machine_id") or "unknown"), str(row.get("device") or "?"))
-            if key not in latest:
-                latest[key] = doc
+        mid = RunInfo.of(doc).machine_id
+        for r in results_of(doc):
+            latest.setdefault((mid, str(r.device or "?")), doc)
     sections = []
     for (mid, device), doc in sorted(latest.items()):
         run = doc.get("run") or {}
-        rows = [r for r in doc.get("results") or [] if str(r.get("device") or "?") == device]
+        rows = [r for r in results_of(doc) if str(r.device or "?") == device]
         configs: "OrderedDict[tuple, list]" = OrderedDict()
         for r in rows:
             configs.setdefault(_config_key(r), []).append(r)
-        blocks = []
-        for cfg, crows in configs.items():
-            blocks.append(_overview_block(crows, bar_chart))
+        blocks = [_overview_block(crows, bar_chart) for crows in configs.values()]
         sections.append({"machine_id": mid, "machine": machine_label(run), "device": device,
-                         "run": run, "blocks": blocks,
-                         "counts": _status_counts(rows)})
+                         "run": run, "blocks": blocks, "counts": _status_counts(rows)})
     return sections
 
 
-def _status_counts(rows: Iterable[dict]) -> dict:
+def _status_counts(rows: Iterable[Result]) -> dict:
     out: dict[str, int] = {}
     for r in rows:
-        out[str(r.get("status"))] = out.get(str(r.get("status")), 0) + 1
+        out[str(r.status)] = out.get(str(r.status), 0) + 1
     return out
 
 
-def _model_order(rows: Sequence[dict]) -> list[str]:
-    pf = sorted({str(r.get("model")) for r in rows if _family_of(r) == PF_FAMILY})
-    other = sorted({str(r.get("model")) for r in rows if _family_of(r) != PF_FAMILY})
+def _model_order(rows: Sequence[Result]) -> list[str]:
+    pf = sorted({str(r.model) for r in rows if r.family == PF_FAMILY})
+    other = sorted({str(r.model) for r in rows if r.family != PF_FAMILY})
     return pf + [m for m in other if m not in pf]
 
 
-def _overview_block(rows: list[dict], bar_chart) -> dict:
+def _overview_block(rows: list[Result], bar_chart) -> dict:
     models = _model_order(rows)
-    backends = sorted({str(r.get("backend")) for r in rows})
-    pf_models = [m for m in models if any(_family_of(r) == PF_FAMILY and str(r.get("model")) == m for r in rows)]
-    by = {(str(r.get("model")), str(r.get("backend"))): r for r in rows}
+    shows = varying(rows)
+
+    def series(r: Result) -> str:  # a bar: the backend, and its runtime setting where settings differ
+        return str(r.backend) + (f" · {r.variant or 'default'}" if shows.variant else "")
+
+    backends = sorted({series(r) for r in rows})
+    pf_models = sorted({str(r.model) for r in rows if r.family == PF_FAMILY})
+    by = {(str(r.model), series(r)): r for r in rows}
     values = {}
     for (m, b), r in by.items():
-        if r.get("status") == "ok" and isinstance(r.get("p50_ms"), (int, float)):
-            lo, hi = r.get("p50_ci_low_ms"), r.get("p50_ci_high_ms")
-            tip = (f"{m} · {b}: p50 {num(r.get('p50_ms'), 3)} ms, 95% CI [{num(lo, 3)}, {num(hi, 3)}], "
-                   f"n={r.get('n')}")
-            values[(m, b)] = (float(r["p50_ms"]), lo, hi, tip)
+        if r.ok and r.p50_ms is not None:
+            p50, lo, hi = r.ci
+            tip = f"{m} · {b}: p50 {num(p50, 3)} ms, 95% CI [{num(lo, 3)}, {num(hi, 3)}], n={r.n}"
+            values[(m, b)] = (float(p50), lo, hi, tip)
     chart = bar_chart(models, backends, values, title=f"p50 latency, {config_label(rows[0])}",
                       bold_groups=pf_models)
     # each parameter-free model against the baselines its spec names (pfdeploy.claims)
-    comps: dict[tuple, dict] = {}
+    comps: dict[tuple, Any] = {}
     baseline_models: dict[str, None] = {}
     for c in comparisons(rows):
-        if c["ratio"] is not None:
-            comps[(str(c["model"]), str(c["backend"]), str(c["baseline"]))] = _speedup(c)
-            baseline_models.setdefault(str(c["baseline"]), None)
+        if c.ratio is not None:
+            comps[(str(c.model), series(c.model_result), str(c.baseline))] = c
+            baseline_models.setdefault(str(c.baseline), None)
     table = []
     for m in models:
         for b in backends:
             r = by.get((m, b))
             if r is None:
                 continue
-            is_pf = m in pf_models
-            speedups = {base: comps[(m, b, base)] for base in baseline_models if (m, b, base) in comps}
-            label, cls, detail = parity_status(r.get("parity"))
-            table.append({"row": r, "model": m, "backend": b, "is_pf": is_pf, "speedups": speedups,
+            label, cls, detail = parity_status(r.parity)
+            table.append({"row": r, "model": m, "backend": str(r.backend), "is_pf": m in pf_models,
+                          "variant": r.variant or "default", "tune": tune_status(r),
+                          "speedups": {base: comps[(m, b, base)] for base in baseline_models
+                                       if (m, b, base) in comps},
                           "parity": label, "parity_class": cls, "parity_detail": detail,
-                          "weights_label": weights_label(r.get("weights"))})
+                          "weights_label": weights_label(r.weights)})
     return {"label": config_label(rows[0]), "chart": chart, "table": table, "baselines": list(baseline_models),
-            "has_bars": bool(values),
+            "has_bars": bool(values), "shows": shows,
             # top-1/top-5 beside the latency when some row carries accuracy measured for its artifact
-            "has_accuracy": any(isinstance(r.get("accuracy"), dict) for r in rows)}
+            "has_accuracy": any(r.accuracy is not None for r in rows)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,21 +211,18 @@ def _overview_block(rows: list[dict], bar_chart) -> dict:
 
 def claims_sections(docs: Sequence[dict]) -> dict:
     """`check_claims` of every run, grouped per (machine id, device) for the overview: each
-    section lists the measured verdicts and the claims it never measured."""
+    section lists the measured verdicts (`ClaimVerdict`s) and the claims it never measured."""
     data = check_claims(docs)
-    claims = {c["id"]: c for c in data["claims"]}
     grouped: "OrderedDict[tuple, list]" = OrderedDict()
-    for v in data["verdicts"]:
-        grouped.setdefault((v["machine_id"], str(v["device"])), []).append(v)
+    for v in data.verdicts:
+        grouped.setdefault((v.machine_id, str(v.device)), []).append(v)
     sections = []
     for (mid, device), vs in grouped.items():
-        measured = [dict(v, text=ratio_text(v), claim_info=claims[v["claim"]]) for v in vs
-                    if v["verdict"] != "not measured"]
-        seen = {v["claim"] for v in measured}
-        missing = [c for cid, c in claims.items() if cid not in seen]
-        sections.append({"machine_id": mid, "machine": data["machines"].get(mid, mid), "device": device,
-                         "verdicts": measured, "not_measured": missing})
-    return {"sections": sections, "claims": data["claims"], "rule": data["rule"], "json": data}
+        measured = [v for v in vs if v.verdict != "not measured"]
+        seen = {v.claim for v in measured}
+        sections.append({"machine_id": mid, "machine": data.machines.get(mid, mid), "device": device,
+                         "verdicts": measured, "not_measured": [c for c in data.claims if c.id not in seen]})
+    return {"sections": sections, "claims": data.claims, "rule": data.rule, "json": data.to_dict()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,28 +234,19 @@ def best_sections(docs: Sequence[dict]) -> dict | None:
     per (machine id, device, scenario, parameter-free model) for the overview; None when no run
     is a `pfdeploy tune` final run (the report then has no such section)."""
     data = best_claims(docs)
-    if not data["runs"]:
+    if not data.runs:
         return None
-    runs = {r["id"]: r for r in data["runs"]}
+    runs = {r.id: r for r in data.runs}
     grouped: "OrderedDict[tuple, list]" = OrderedDict()
-    for c in data["comparisons"]:
-        grouped.setdefault((c["machine_id"], c["run_id"], str(c["device"]), str(c["scenario"]), str(c["model"])),
-                           []).append(c)
+    for c in data.comparisons:
+        grouped.setdefault((c.machine_id, c.run_id, str(c.device), str(c.scenario), str(c.model)), []).append(c)
     sections = []
     for (mid, rid, device, scenario, model), cs in grouped.items():
-        rows = []
-        for c in cs:
-            if c["verdict"] == "not measured":
-                continue
-            overall = c["kind"] == "overall"
-            rows.append(dict(c, text=ratio_text(c), overall=overall,
-                             model_at=deployment_text(c["model_deployment"], with_backend=overall),
-                             baseline_at=deployment_text(c["baseline_deployment"], with_backend=overall)))
-        missing = sorted({c["baseline"] for c in cs if c["kind"] == "overall" and c["verdict"] == "not measured"})
-        sections.append({"machine_id": mid, "machine": data["machines"].get(mid, mid), "device": device,
-                         "scenario": scenario, "model": model, "run": runs.get(rid) or {"id": rid},
-                         "rows": rows, "not_tuned": missing})
-    return {"sections": sections, "rule": data["rule"], "orientation": data["orientation"], "json": data}
+        missing = sorted({c.baseline for c in cs if c.overall and c.verdict == "not measured"})
+        sections.append({"machine_id": mid, "machine": data.machines.get(mid, mid), "device": device,
+                         "scenario": scenario, "model": model, "run": runs.get(rid) or RunInfo(id=rid),
+                         "rows": [c for c in cs if c.verdict != "not measured"], "not_tuned": missing})
+    return {"sections": sections, "rule": data.rule, "orientation": data.orientation, "json": data.to_dict()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,43 +257,45 @@ FILTERS = ("machine", "device", "backend", "model", "precision")
 
 
 def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) -> list[dict]:
-    """One entry per (machine id, case key) with its points over runs, oldest first."""
+    """One entry per (machine id, case key) with its points over runs, oldest first. `docs`: run
+    documents as run files give them (pfdeploy.compare judges each run against the previous)."""
     from .svg import history_chart
 
     verdicts = run_verdicts(docs_oldest_first, threshold)
     series: "OrderedDict[tuple, list]" = OrderedDict()
     for doc in docs_oldest_first:
         run = doc.get("run") or {}
-        for row in doc.get("results") or []:
-            if row.get("status") == "skipped":
+        mid = RunInfo.of(doc).machine_id
+        for r in results_of(doc):
+            if r.status == "skipped":
                 continue
-            series.setdefault((str(run.get("machine_id") or "unknown"), case_key(row)), []).append((run, row))
+            series.setdefault((mid, r.case_key), []).append((run, r))
     cases = []
-    for i, ((mid, key), items) in enumerate(sorted(series.items(), key=lambda kv: (kv[0][0], _sort_key(kv[1][-1][1])))):
-        rows = [r for _, r in items]
+    ordered = sorted(series.items(), key=lambda kv: (kv[0][0], _sort_key(kv[1][-1][1])))
+    for i, ((mid, key), items) in enumerate(ordered):
         points = []
-        for run, row in items:
-            mark = verdicts.get((str(run.get("id")), key))
+        for run, r in items:
+            info = RunInfo.of({"run": run})
+            mark = verdicts.get((str(info.id), key))
             mark = mark if mark in ("regression", "improvement") else None
-            ok = row.get("status") == "ok" and isinstance(row.get("p50_ms"), (int, float))
-            commit = (run.get("git_commit") or "")[:8]
-            when_ = when(run.get("started_at"))
-            label = commit or when_[5:16] or str(run.get("id"))[:8]
+            ok = r.ok and r.p50_ms is not None
+            p50, lo, hi = r.ci
+            commit = (info.git_commit or "")[:8]
+            when_ = when(info.started)
+            label = commit or when_[5:16] or str(info.id)[:8]
             if ok:
-                tip = (f"{when_} · commit {commit or '-'} · tag {run.get('tag') or '-'}: p50 "
-                       f"{num(row.get('p50_ms'), 3)} ms [{num(row.get('p50_ci_low_ms'), 3)}, "
-                       f"{num(row.get('p50_ci_high_ms'), 3)}]" + (f" · {mark}" if mark else ""))
+                tip = (f"{when_} · commit {commit or '-'} · tag {info.tag or '-'}: p50 "
+                       f"{num(p50, 3)} ms [{num(lo, 3)}, {num(hi, 3)}]" + (f" · {mark}" if mark else ""))
             else:
-                tip = f"{when_} · commit {commit or '-'}: failed: {row.get('error') or ''}"[:400]
-            points.append({"label": label, "value": float(row["p50_ms"]) if ok else None,
-                           "low": row.get("p50_ci_low_ms") if ok else None,
-                           "high": row.get("p50_ci_high_ms") if ok else None,
-                           "marker": mark if ok else "failed", "tip": tip, "run": run, "row": row})
-        last = rows[-1]
-        meta = {"machine": mid, "device": str(last.get("device")), "backend": str(last.get("backend")),
-                "model": str(last.get("model")), "precision": str(last.get("precision"))}
-        title = (f"{last.get('model')} · {last.get('backend')} · {last.get('device')} · {last.get('precision')} · "
-                 f"batch {last.get('batch')} · {last.get('threads')} threads · {last.get('scenario')}")
+                tip = f"{when_} · commit {commit or '-'}: failed: {r.error or ''}"[:400]
+            points.append({"label": label, "value": float(p50) if ok else None, "low": lo if ok else None,
+                           "high": hi if ok else None, "marker": mark if ok else "failed", "tip": tip,
+                           "run": run, "row": r})
+        last = items[-1][1]
+        meta = {"machine": mid, "device": str(last.device), "backend": str(last.backend),
+                "model": str(last.model), "precision": str(last.precision)}
+        title = (f"{last.model} · {last.backend} · {last.device} · {last.precision} · batch {last.batch} · "
+                 f"{last.threads} threads · {last.scenario}" + (f" · {last.variant}" if last.variant else ""))
         cases.append({"id": f"case-{i}", "key": key, "title": title, "meta": meta,
                       "machine_label": machine_label(items[-1][0]), "points": points,
                       "chart": history_chart(points, title=title),
@@ -316,21 +319,28 @@ def run_verdicts(docs_oldest_first: Sequence[dict], threshold: float = 0.05,
     out: dict[tuple[str, str], str] = {}
     previous: dict[str, list[dict]] = {}
     for doc in docs_oldest_first:
-        run = doc.get("run") or {}
-        mid = str(run.get("machine_id") or "")
+        if not any(r.ok for r in results_of(doc)):
+            continue  # a run still running, or stopped before its first case: listed, never judged
+        info = RunInfo.of(doc)
+        mid = info.machine_id if info.machine_id != "unknown" else ""
         prevs = previous.get(mid)
         if mid and prevs:
             recent = list(reversed(prevs[-max(1, window):]))  # newest first
-            base = recent[0] if len(recent) == 1 else pool_runs(recent, "history")
-            for c in compare_runs(base, doc, threshold=threshold).cases:
-                out[(str(run.get("id")), c.case_key)] = c.verdict
+            try:
+                base = recent[0] if len(recent) == 1 else pool_runs(recent, "history")
+                cases = compare_runs(base, doc, threshold=threshold).cases
+            except UserError:  # a run compare refuses (damaged, nothing comparable): no markers for it
+                cases = []
+            for c in cases:
+                out[(str(info.id), c.case_key)] = c.verdict
         if mid:
             previous.setdefault(mid, []).append(doc)
     return out
 
 
-def _sort_key(row: dict) -> tuple:
-    return tuple(str(row.get(k)) for k in ("device", "model", "backend", "precision", "batch", "threads", "scenario"))
+def _sort_key(r: Result) -> tuple:
+    return tuple(str(x) for x in (r.device, r.model, r.backend, r.precision, r.batch, r.threads, r.scenario,
+                                  r.variant or ""))
 
 
 def filter_index(cases: Sequence[dict]) -> dict:
@@ -339,17 +349,37 @@ def filter_index(cases: Sequence[dict]) -> dict:
 
 
 def run_summary(doc: dict) -> dict:
-    rows = doc.get("results") or []
-    failures = [r for r in rows if r.get("status") == "failed"]
-    skipped = [r for r in rows if r.get("status") == "skipped"]
-    manifests = []
-    for r in rows:
-        if r.get("artifact") or r.get("artifact_sha256"):
-            manifests.append({"row": r, "json": pretty_json(r.get("artifact") or {})})
+    rows = results_of(doc)
+    manifests = [{"row": r, "json": pretty_json(r.artifact or {})} for r in rows if r.artifact or r.artifact_sha256]
     from ..digest import summarize_warnings
 
-    comps = [dict(c, text=ratio_text(c)) for c in comparisons(rows)]
-    return {"counts": _status_counts(rows), "failures": failures, "skipped": skipped,
-            "manifests": manifests, "rows": sorted(rows, key=_sort_key), "comparisons": comps,
+    comps = comparisons(rows)
+    return {"counts": _status_counts(rows), "failures": [r for r in rows if r.status == "failed"],
+            "skipped": [r for r in rows if r.status == "skipped"], "manifests": manifests,
+            "rows": sorted(rows, key=_sort_key), "comparisons": comps, "shows": varying(rows),
+            "comparison_variants": len({c.variant or "" for c in comps}) > 1,
             # one line per kind of warning (the same lines `pfdeploy results` prints), details below
-            "warning_kinds": summarize_warnings(rows)}
+            "warning_kinds": summarize_warnings(rows),
+            "ab": ab_rows(rows)}
+
+
+def ab_rows(rows: Sequence[Result]) -> list[dict]:
+    """The A/B verdicts of a run's results (`pfdeploy ab`): per case, its side, the verdict with
+    head / base and its interval, the detectable change and every block's ratio."""
+    out = []
+    for r in sorted((r for r in rows if r.ab is not None), key=_sort_key):
+        a = r.ab
+        out.append({"label": f"{r.model} · {r.backend} · {r.precision} · b{r.batch}", "side": a.side,
+                    "verdict": a.verdict or "-", "ratio": a.ratio, "ci_low": a.ci_low, "ci_high": a.ci_high,
+                    "detectable": a.detectable, "blocks": len(a.block_ratios), "blocks_needed": a.blocks_needed,
+                    "block_ratios": [None if v is None else round(v, 4) for v in a.block_ratios],
+                    "other_run_id": a.other_run_id, "threshold": a.threshold, "alpha": a.alpha})
+    return out
+
+
+def ab_mark(rows: Sequence[Result]) -> dict | None:
+    """How the runs list marks a run of `pfdeploy ab`: its side and the other side's run."""
+    for r in rows:
+        if r.ab is not None:
+            return {"side": r.ab.side, "other_run_id": r.ab.other_run_id}
+    return None

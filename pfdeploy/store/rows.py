@@ -78,8 +78,12 @@ def damaged(row, fields) -> list[str]:
     return [k for k in (*fields, "extra") if k in m and is_damaged(m[k])]
 
 
-def _merge_extra(d: dict, extra) -> None:
+def _merge_extra(d: dict, extra, warn=None) -> None:
     if extra and not is_damaged(extra):  # a damaged `extra` is reported, not merged as a field
+        if not isinstance(extra, dict):  # valid JSON of the wrong shape (a list, a number)
+            if warn is not None:
+                warn(f"its extra fields are not a JSON object ({type(extra).__name__})")
+            return
         for k, v in extra.items():
             d.setdefault(k, v)
 
@@ -88,15 +92,17 @@ def run_dict(row) -> dict:
     m = row._mapping
     d = {k: m[k] for k in RUN_FIELDS}
     d["started_at"], d["finished_at"] = _iso(d["started_at"]), _iso(d["finished_at"])
-    _merge_extra(d, m.get("extra"))
+    _merge_extra(d, m.get("extra") if isinstance(m.get("extra"), dict) else None)
     if "n_results" in m:
         d["n_results"] = int(m["n_results"] or 0)
     return d
 
 
-def result_dict(row) -> dict:
+def result_dict(row, warn=None) -> dict:
+    """The plain row of a table row (columns, then the fields kept in `extra`); the store turns it
+    into a typed Result at once (`Store.results`)."""
     m = row._mapping
-    d = {k: m[k] for k in RESULT_FIELDS}
+    d = {k: m[k] for k in RESULT_FIELDS if k in m}
     d["created_at"] = _iso(d["created_at"])
-    _merge_extra(d, m.get("extra"))
+    _merge_extra(d, m.get("extra"), warn)
     return d

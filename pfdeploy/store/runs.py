@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from .. import migrations, runfile
 from ..clock import utc_now
 from ..errors import UserError
+from ..result import Result
 from ..runfile import RUN_FILE_FORMAT, RUN_FILE_VERSION
 from .codec import _decode_samples, _encode_samples
 from .refs import clean_ref, find_run
@@ -23,7 +24,7 @@ from .runfile_io import write_run_file
 from .schema import RESULT_JSON, RUN_JSON, SCHEMA_VERSION, results_table, runs_table, samples_table
 from .sqlite import _sqlite_backup
 from .tx import run_tx
-from .values import _clean_json, _coerce_time
+from .values import _clean_json, _coerce_time, make_case_key
 
 FINAL_RUN_STATUSES = ("finished", "interrupted", "failed")
 
@@ -197,13 +198,21 @@ class Store:
 
     # -- results
 
-    def add_result(self, run_id: str, row: dict, samples_ns: Sequence[int] | None = None,
+    def add_result(self, run_id: str, result: "Result | dict", samples_ns: Sequence[int] | None = None,
                    rounds: Sequence[int] | None = None, device_samples_ns: Sequence[int] | None = None) -> int:
-        """Store one case's result row (fields: see RESULT_FIELDS; unknown keys are kept in
-        `extra`) with its raw samples (integer nanoseconds), the round of each sample (or None) and
-        the device-clock samples of a GPU backend (or None). Committed before returning; returns
-        the result id."""
-        values = result_values(run_id, row)
+        """Store one case's typed result (pfdeploy.result.Result; a plain row dict is validated
+        into one first) with its raw samples (integer nanoseconds; by default the result's own
+        `samples_ns`, `sample_rounds`, `device_samples_ns`), the round of each sample (or None) and
+        the device-clock samples of a GPU backend (or None). Fields a plugin adds are kept in
+        `extra`. Committed before returning; returns the result id."""
+        if not isinstance(result, Result):
+            row = {k: v for k, v in dict(result).items() if k not in ("id", "run_id")}
+            row["case_key"] = row.get("case_key") or make_case_key(row)
+            result = Result.from_row(row | {"run_id": run_id})
+        if samples_ns is None:
+            samples_ns, rounds = result.samples_ns, result.sample_rounds
+            device_samples_ns = device_samples_ns if device_samples_ns is not None else result.device_samples_ns
+        values = result_values(run_id, result.to_row())
         enc = _encode_samples(samples_ns, rounds, device_samples_ns)
 
         def tx(conn):
@@ -216,20 +225,39 @@ class Store:
 
         return self._tx(tx)
 
-    def results(self, run_id: str) -> list[dict]:
-        """The result rows of one run, in the order they were added."""
-        return self._results_where(results_table.c.run_id == run_id)
+    def results(self, run_id: str, samples: bool = False) -> list[Result]:
+        """The typed results of one run, in the order they were added (with their raw samples
+        when `samples`; otherwise `samples_ns` is None: not loaded)."""
+        out = self._results_where(results_table.c.run_id == run_id)
+        if samples:
+            by_id = self.samples_for_run(run_id)
+            out = [r.but(**_sample_fields(by_id.get(r.id))) for r in out]
+        return out
 
-    def _results_where(self, cond) -> list[dict]:
+    def _results_where(self, cond) -> list[Result]:
         q = sa.select(results_table)
         if cond is not None:
             q = q.where(cond)
         q = q.order_by(results_table.c.id)
         rows = self._tx(lambda c: c.execute(q).all(), write=False)
         self._check_damage(rows, RESULT_JSON, is_result=True)
-        return [result_dict(row) for row in rows]
+        out = []
+        for row in rows:
+            d = result_dict(row, warn=lambda what, rid=row.id, run=row.run_id: self._warn_once(run, rid, what))
+            out.append(Result.from_row(d, warn=lambda field, msg, rid=row.id, run=row.run_id:
+                                       self._warn_once(run, rid, f"field {field!r} of result {rid} is not of "
+                                                                 "its declared type")))
+        return out
 
-    def all_results(self) -> list[dict]:
+    def _warn_once(self, run_id: str, result_id, what: str) -> None:
+        key = (run_id, what)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        self.warn(f"pfdeploy: warning: results store {self.url}: run {run_id}: {what}; ignored, everything else "
+                  "is intact")
+
+    def all_results(self) -> list[Result]:
         """Every result row in the store, oldest first."""
         return self._results_where(None)
 
@@ -255,11 +283,7 @@ class Store:
         run = self.get_run(run_id)
         run.pop("n_results", None)
         samples = self.samples_for_run(run_id)
-        results = []
-        for row in self.results(run_id):
-            s = samples.get(row["id"], {"latency_ns": [], "round": None, "device_latency_ns": None})
-            results.append({**row, "samples_ns": s["latency_ns"], "sample_rounds": s["round"],
-                            "device_samples_ns": s["device_latency_ns"]})
+        results = [r.but(**_sample_fields(samples.get(r.id))).to_row(samples=True) for r in self.results(run_id)]
         doc = {"format": RUN_FILE_FORMAT, "version": RUN_FILE_VERSION, "run": run, "results": results}
         if path is not None:
             write_run_file(doc, path)
@@ -300,3 +324,9 @@ class Store:
             return "ok"
         rows = self._tx(lambda c: c.exec_driver_sql("PRAGMA integrity_check").all(), write=False)
         return "; ".join(str(r[0]) for r in rows)
+
+
+def _sample_fields(s: dict | None) -> dict:
+    """A result's sample fields from `samples()`' record (none stored: no samples)."""
+    s = s or {"latency_ns": [], "round": None, "device_latency_ns": None}
+    return {"samples_ns": s["latency_ns"], "sample_rounds": s["round"], "device_samples_ns": s["device_latency_ns"]}

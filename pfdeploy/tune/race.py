@@ -1,6 +1,6 @@
 """The race of one runtime's candidate settings (docs/tune.md, "The race").
 
-Every candidate of a runtime is a case of ONE rotation (`bench.rotation.GroupRunner`): each
+Every candidate of a runtime is a case of ONE rotation (`bench.rotation.Rotation`): each
 generation starts a fresh worker process per surviving candidate, runs interleaved rounds A, B,
 C, A, B, C ... and closes them, exactly as `pfdeploy bench` measures. After every generation the
 race looks at what the survivors measured so far:
@@ -22,7 +22,7 @@ the end as the reference of every "x faster than the default" (its row says whet
 eliminated as a candidate). A candidate that the runtime refuses, or whose outputs fail the
 parity check against PyTorch, is dropped with the reason and never races.
 
-Pure policy (`Race`, `Entrant`) is kept apart from the engine glue (`RaceRunner`), so the policy is
+Pure policy (`Race`, `Entrant`) is kept apart from the engine glue (`RacePolicy`), so the policy is
 tested on simulated benchmarks and the glue with the engine's fake runner.
 """
 from __future__ import annotations
@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..bench.rotation import GroupRunner
 from ..bench.stats import ci_halfwidth_rel
 from ..bench.stats.ratios import speedup
 from ..bench.timing import Decision
@@ -249,7 +248,7 @@ class RaceSettings:
     max_process_s: float = 2.0  # successive halving: survivors measure longer, up to this
     budget: object = None  # a Budget: when this race must end (None: generations only)
     candidates: dict = field(default_factory=dict)  # case key -> Candidate (name, default, note)
-    on_look: object = None  # callable(RaceRunner) after every look (the CLI draws the race)
+    on_look: object = None  # callable(RacePolicy) after every look (the CLI draws the race)
     results: dict = field(default_factory=dict)  # filled: group's first key -> finished Race
     max_drop: float | None = None  # with --images: the most top-1 a candidate may lose to PyTorch fp32
 
@@ -273,57 +272,56 @@ class Budget:
         return time.monotonic() + share
 
 
-class RaceRunner(GroupRunner):
-    """Measures one rotation as a race (bench.rotation.GroupRunner's generations, with the
-    race deciding after each one who goes on). Built by the engine as
-    `functools.partial(RaceRunner, settings=RaceSettings(...))`."""
+class RacePolicy:
+    """Measures one rotation as a race: the Rotation's generations of fresh worker processes (its
+    public steps), with the race deciding after each generation who goes on. One policy object
+    races every rotation (runtime) of a model; the state of the current race is on it (`race`,
+    `cases`, `backend`), for the progress display (`settings.on_look(policy)`)."""
 
-    def __init__(self, engine, settings: RaceSettings):
-        super().__init__(engine)
+    name = "race"
+
+    def __init__(self, settings: RaceSettings):
         self.settings = settings
         self.race: Race | None = None
+        self.cases: dict = {}
+        self.backend: str | None = None
         self.deadline: float | None = None
         self.live_count = 1
         self.first_count = 1
+        self.failed: set[str] = set()
 
     def process_share_s(self) -> float:
         s = self.settings
         return min(s.max_process_s, s.process_s * self.first_count / max(1, self.live_count))
 
-    def process_share_rounds(self) -> int:
-        return 2
-
-    def _judge(self, case) -> None:
-        """Nothing is stored when a process closes: the race decides after the generation."""
-
-    def run(self, group) -> None:
-        from ..bench.model import CaseRun
-
+    def run(self, rot) -> None:
         s = self.settings
+        self.rot = rot
+        self.failed = rot.failed
         entrants = []
-        for spec, _prep in group:
-            cand = s.candidates.get(spec.key)
-            entrants.append(Entrant(key=spec.key, name=spec.variant or spec.precision, precision=spec.precision,
+        for key, case in rot.cases.items():
+            spec = case.spec
+            cand = s.candidates.get(key)
+            entrants.append(Entrant(key=key, name=spec.variant or spec.precision, precision=spec.precision,
                                     default=bool(getattr(cand, "default", False)),
                                     note=getattr(cand, "note", "") or ""))
         race = self.race = Race(entrants, s.alpha, s.max_generations, s.min_generations)
-        s.results[group[0][0].key] = race
-        cases = {spec.key: CaseRun(spec, prep, budget_units=self.engine.case_units()) for spec, prep in group}
-        self.cases = cases
-        self.done: set[str] = set()
+        s.results[next(iter(rot.cases))] = race
+        cases = self.cases = rot.cases
+        self.backend = next(iter(cases.values())).spec.backend
         self.first_count = len(cases)
         self.deadline = s.budget.start_race() if s.budget is not None else None
         why_end = f"{s.max_generations} generations"
         gen = 0
         while True:
-            keys = [k for k in race.measured_keys() if k not in self.engine.failed]
+            keys = [k for k in race.measured_keys() if k not in rot.failed]
             if not keys:
                 break
             self.live_count = len(keys)
-            live = self._start_generation([cases[k] for k in keys], gen)
-            self._rotate(live)
+            live = rot.start_generation([cases[k] for k in keys], gen)
+            rot.rotate(live, self.process_share_s(), 2)  # nothing is stored when a process closes
             for k in keys:  # refused by the runtime (load, warm-up) or died: out of the race
-                if k in self.engine.failed and race.entrants[k].status in ("racing", "eliminated"):
+                if k in rot.failed and race.entrants[k].status in ("racing", "eliminated"):
                     race.fail(k, "the worker failed (see the row's error)")
             if gen == 0:
                 self._drop_failed_parity(race)
@@ -354,13 +352,13 @@ class RaceRunner(GroupRunner):
 
     def measured(self) -> dict[str, Measured]:
         return {k: Measured(per_item(c), c.rounds, c.procs) for k, c in self.cases.items()
-                if k not in self.engine.failed}
+                if k not in self.failed}
 
     def _drop_failed_parity(self, race: Race) -> None:
         """A candidate whose timed runner failed the parity check never races (issue 23: a
         broken int8 artifact must never win)."""
         for key, case in self.cases.items():
-            if key in self.engine.failed or race.entrants[key].status != "racing":
+            if key in self.failed or race.entrants[key].status != "racing":
                 continue
             msg = None
             if case.prep.parity and parity_verdict(case.prep.parity) == "failed":
@@ -370,25 +368,10 @@ class RaceRunner(GroupRunner):
                 msg = accuracy_gate(case.prep.accuracy, self.settings.max_drop)
             if msg:
                 race.fail(key, msg)
-                self.engine.failed.add(key)
-                from ..bench.model import CaseResult
-                from ..bench.rows import build_row
-
-                row = build_row(self.cfg, case.spec, case.prep, "failed", msg, live=case)
-                row["tune"] = race.entrants[key].record()
-                self.engine.commit(CaseResult(case.spec, row, case.samples, case.rounds))
+                self.rot.fail(case, msg, tune=race.entrants[key].record())
 
     def _store(self, case, entrant: Entrant) -> None:
-        if case.spec.key in self.done or case.spec.key in self.engine.failed:
+        if case.spec.key in self.failed:
             return
-        self.done.add(case.spec.key)
-        from ..bench.model import CaseResult
-        from ..bench.rotation import merge_finals
-        from ..bench.rows import build_row
-
         hw = ci_halfwidth_rel(case.samples, case.rounds, procs=case.procs) if len(case.samples) >= 2 else None
-        decision = Decision(True, f"race: {entrant.status}", hw)
-        row = build_row(self.cfg, case.spec, case.prep, "ok", None, live=case, final=merge_finals(case.finals),
-                        decision=decision, oversubscribed=self.engine.oversubscribed)
-        row["tune"] = entrant.record()
-        self.engine.commit(CaseResult(case.spec, row, case.samples, case.rounds))
+        self.rot.store(case, Decision(True, f"race: {entrant.status}", hw), tune=entrant.record())

@@ -9,12 +9,11 @@ The overall winner of each model is written as a deployable directory (pfdeploy.
 """
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from .race import ALPHA, MAX_GENERATIONS, PRECISION_RANK, Budget, RaceRunner, RaceSettings, per_item
+from .race import ALPHA, MAX_GENERATIONS, PRECISION_RANK, Budget, RacePolicy, RaceSettings, per_item
 
 TUNE_VERSION = "1"
 # compiles at the first inference of every worker (minutes per candidate on a 2-core machine):
@@ -53,7 +52,7 @@ class TuneConfig:
 def race_rule(cfg: TuneConfig):
     from ..bench.config import StopRule
 
-    # the race decides when to stop (RaceRunner); the rule only sizes warm-up and rounds
+    # the race decides when to stop (RacePolicy); the rule only sizes warm-up and rounds
     return StopRule(min_iters=1, min_time_s=cfg.process_s, max_time_s=3600.0, target_ci=0.5, warmup_iters=5,
                     warmup_time_s=0.5, min_samples=1, min_rounds=2, processes=1, max_processes=1)
 
@@ -132,7 +131,7 @@ class TuneProgress:
 
     def case_done(self, result) -> None: ...
 
-    def race(self, model: str, backend: str, runner: RaceRunner) -> None: ...
+    def race(self, model: str, backend: str, runner: RacePolicy) -> None: ...
 
     def race_done(self, model: str, backend: str, runtime: dict) -> None: ...
 
@@ -177,7 +176,7 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
         settings = RaceSettings(alpha=cfg.alpha, max_generations=cfg.max_generations, process_s=cfg.process_s,
                                 max_process_s=4 * cfg.process_s, budget=budget, candidates=candidates,
                                 max_drop=cfg.max_drop if cfg.images else None,
-                                on_look=lambda runner, m=mp.model: progress.race(m, runner.cases_backend, runner))
+                                on_look=lambda runner, m=mp.model: progress.race(m, runner.backend, runner))
         bcfg = BenchConfig(models=(mp.model,), cases=tuple(s for _, specs in mp.races for s, _ in specs),
                            device=str(device), threads=threads, scenario=cfg.scenario, rule=race_rule(cfg),
                            tag=cfg.tag, suite="tune", suite_version=TUNE_VERSION, seed=cfg.seed,
@@ -185,7 +184,7 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
                            images=cfg.images, labels=cfg.labels,
                            options={"tune": {"alpha": cfg.alpha, "max_drop": cfg.max_drop, "max_generations": cfg.max_generations,
                                              "budget_s": cfg.budget(), "version": TUNE_VERSION}})
-        engine = Engine(bcfg, store, store_url, group_runner=functools.partial(TuneRaceRunner, settings=settings),
+        engine = Engine(bcfg, store, store_url, policy=RacePolicy(settings),
                         grouping=by_backend)
         outcome = engine.run(progress)
         result.runs.append(outcome.run_id)
@@ -219,7 +218,7 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
         progress.phase("the final rotation: every model's deployments together")
         from ..bench.plan import MAX_GROUP, groups
 
-        engine = Engine(fcfg, store, store_url, group_runner=functools.partial(FinalRunner, settings=final),
+        engine = Engine(fcfg, store, store_url, policy=FinalRotationPolicy(final),
                         grouping=lambda todo, il: [todo] if len(todo) <= MAX_GROUP else groups(todo, il))
         outcome = engine.run(progress)
         result.final_run = outcome.run_id
@@ -239,14 +238,6 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
             write_winners(result, frows, store, out_dir, progress)
     result.wall_s = time.monotonic() - t0
     return result
-
-
-class TuneRaceRunner(RaceRunner):
-    """RaceRunner that knows its runtime's name (for the progress display)."""
-
-    def run(self, group) -> None:
-        self.cases_backend = group[0][0].backend
-        super().run(group)
 
 
 def runtime_doc(backend: str, specs: list, race, rows: dict) -> dict:
@@ -296,43 +287,34 @@ class FinalRunnerSettings:
     overall: dict = field(default_factory=dict)  # model -> {"key", "status", "vs_runner_up", ...}
 
 
-from ..bench.rotation import GroupRunner  # noqa: E402
+class FinalRotationPolicy:
+    """Measures the shipped deployments of every model and runtime in one rotation by the stopping
+    rule (bench's policy); the results are stored once all are measured, each with its race
+    record and whether it is its model's fastest deployment (overall_winner: its paired interval
+    excludes every other runtime's)."""
 
+    name = "final-rotation"
 
-class FinalRunner(GroupRunner):
-    """Measures the shipped deployments of every model and runtime in one rotation; the rows are
-    stored once all are measured, each with its race record and whether it is its model's
-    fastest deployment (overall_winner: its paired interval excludes every other runtime's)."""
-
-    def __init__(self, engine, settings: FinalRunnerSettings):
-        super().__init__(engine)
+    def __init__(self, settings: FinalRunnerSettings):
         self.settings = settings
-        self.pending: list = []
 
-    def _finish(self, case, decision) -> None:
-        self.pending.append((case, decision))
+    def run(self, rot) -> None:
+        from ..bench.rotation import StopRulePolicy
 
-    def run(self, group) -> None:
-        super().run(group)
-        from ..bench.model import CaseResult
-        from ..bench.rotation import merge_finals
-        from ..bench.rows import build_row
-
+        pending: list = []
+        StopRulePolicy().run(rot, on_stop=lambda case, decision: pending.append((case, decision)))
         by_model: dict[str, list] = {}
-        for case, decision in self.pending:
+        for case, decision in pending:
             by_model.setdefault(case.spec.model, []).append(case)
         for model, cases in by_model.items():
             self.settings.overall[model] = decide_overall(cases, self.settings.alpha)
-        for case, decision in self.pending:
-            row = build_row(self.cfg, case.spec, case.prep, "ok", None, live=case, final=merge_finals(case.finals),
-                            decision=decision, oversubscribed=self.engine.oversubscribed)
+        for case, decision in pending:
             ov = self.settings.overall.get(case.spec.model) or {}
             rec = dict(self.settings.records.get(case.spec.key) or {})
             rec["overall_winner"] = ov.get("key") == case.spec.key
             rec["overall_status"] = ov.get("status") if rec["overall_winner"] else None
             rec["vs_overall"] = ov.get("vs", {}).get(case.spec.key)
-            row["tune"] = rec
-            self.engine.commit(CaseResult(case.spec, row, case.samples, case.rounds))
+            rot.store(case, decision, tune=rec)
 
 
 def decide_overall(cases: list, alpha: float) -> dict | None:

@@ -1,0 +1,212 @@
+"""`pfdeploy ab`: the block statistics (simulated, seeded), the ABPolicy through the real engine with
+the fake runner (both sides stored, paired by block), and the refusals before anything is timed.
+No duration is asserted."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from pfdeploy.ab import ABPolicy, Pair, classify, side_spec
+from pfdeploy.bench.config import CaseSpec, StopRule
+from pfdeploy.bench.engine import BenchConfig, Engine, Prepared
+from pfdeploy.bench.stats.ab import MIN_BLOCKS, Sequential, block_value, decide, estimate, spent
+from pfdeploy.errors import UsageError
+from pfdeploy.store import open_store
+
+RULE = StopRule(min_iters=5, min_time_s=0.01, max_time_s=600, warmup_iters=3, warmup_time_s=0.01,
+                target_ci=0.05, min_samples=5, processes=1, max_processes=100)
+
+
+# ------------------------------------------------------------------ statistics
+def test_block_value_is_the_median_of_round_ratios_so_one_switched_round_does_not_move_it():
+    rounds = list(range(8))
+    base = [1000] * 8
+    head = [1100] * 8
+    head[3] = 1900  # the machine switched speed state between the two slots of round 3
+    v, n = block_value(base, rounds, head, rounds)
+    assert n == 8 and math.exp(v) == pytest.approx(1.1)
+    # rounds the two sides did not share are not paired
+    v, n = block_value([1000, 1000], [0, 1], [1200, 1200], [1, 2])
+    assert n == 1 and math.exp(v) == pytest.approx(1.2)
+    assert block_value([1], [0], [1], [5]) == (None, 0)
+
+
+def test_alpha_spending_is_cumulative_and_reaches_alpha():
+    a = [spent(t, 0.05) for t in (0.1, 0.3, 0.6, 1.0)]
+    assert a == sorted(a) and a[0] < 1e-4 and a[-1] == pytest.approx(0.05)
+
+
+def test_verdicts_of_intervals():
+    from pfdeploy.bench.stats.ab import Estimate
+
+    assert decide(Estimate(5, 1.0, 0.97, 1.03), 0.05) == "equivalent"
+    assert decide(Estimate(5, 1.1, 1.04, 1.16), 0.05) == "regression"
+    assert decide(Estimate(5, 0.9, 0.85, 0.95), 0.05) == "improvement"
+    assert decide(Estimate(5, 1.0, 0.9, 1.1), 0.05) is None
+
+
+def _simulate(shift, sd, cases=3, max_blocks=12, seed=0, alpha=0.05):
+    rng = np.random.default_rng(seed)
+    seq = Sequential([f"c{i}" for i in range(cases)], max_blocks=max_blocks, alpha=alpha, threshold=0.05)
+    values = {c: [] for c in seq.cases}
+    for b in range(max_blocks):
+        for c in seq.cases:
+            values[c].append(math.log1p(shift if c == "c0" else 0.0) + rng.normal(0, sd))
+        seq.look(values, final=b == max_blocks - 1)
+        if len(seq.verdicts) == cases:
+            break
+    return seq
+
+
+def test_aa_simulations_hold_the_family_wise_error():
+    """500 simulated A/A runs of 3 cases with a block spread of 3%: the share of runs with any
+    regression or improvement verdict stays at or below alpha."""
+    bad = 0
+    for seed in range(500):
+        seq = _simulate(0.0, 0.03, seed=seed)
+        bad += any(v in ("regression", "improvement") for v in seq.verdicts.values())
+    assert bad / 500 <= 0.05
+
+
+def test_a_ten_percent_change_is_found_and_the_detectable_change_stated():
+    found = 0
+    for seed in range(100):
+        seq = _simulate(0.10, 0.02, seed=seed)
+        found += seq.verdicts["c0"] == "regression"
+        est = seq.estimates["c0"]
+        assert est.detectable is not None and est.detectable > 0
+    assert found >= 95
+    seq = _simulate(0.0, 0.005, seed=1)
+    assert all(v == "equivalent" for v in seq.verdicts.values())  # no change larger than 5%
+
+
+def test_no_look_before_min_blocks():
+    seq = Sequential(["a"], max_blocks=10)
+    assert seq.look({"a": [0.5] * (MIN_BLOCKS - 1)}) == {} and seq.looks == 0
+    est = estimate([0.0, 0.01, -0.01, 0.02], 0.05, 0.05)
+    assert est.blocks_needed is not None and est.ci_low < 1 < est.ci_high
+
+
+# ------------------------------------------------------------------ through the engine
+@pytest.fixture
+def inputs(tmp_path):
+    p = tmp_path / "x.npy"
+    np.save(p, np.zeros((1, 3, 4, 4), np.float32))
+    return str(p)
+
+
+def _run(tmp_path, inputs, head_work, base_work=300, max_blocks=6, alpha=0.05):
+    store = open_store(tmp_path / "r.db")
+    spec = CaseSpec(model="m", backend="fake", threads=1, options={"work_us": base_work})
+    hspec = CaseSpec(model="m", backend="fake", threads=1, options={"work_us": head_work})
+    b, h = side_spec(spec, "base"), side_spec(hspec, "head")
+    pair = Pair(case_key=spec.key, label="m", base_key=b.key, head_key=h.key)
+    policy = ABPolicy([pair], budget_s=600, threshold=0.05, alpha=alpha, tag_head="head", rounds=6,
+                      max_blocks=max_blocks)
+    cfg = BenchConfig(models=(), rule=RULE, round_time_s=0.01, tag="base")
+    eng = Engine(cfg, store, store_url=store.url, policy=policy, grouping=lambda todo, il: [todo])
+    out = eng.run(prepared_cases=[(b, Prepared(inputs=inputs, family="conv")),
+                                  (h, Prepared(inputs=inputs, family="conv"))])
+    return store, policy, out, pair
+
+
+def test_ab_through_the_engine_stores_both_sides_paired_by_block(tmp_path, inputs):
+    store, policy, out, pair = _run(tmp_path, inputs, head_work=450)  # head 50% slower
+    assert out.status == "finished"
+    assert policy.seq.verdicts[pair.case_key] == "regression"
+    base = store.results(policy.base_run_id)
+    head = store.results(policy.head_run_id)
+    assert len(base) == len(head) == 1
+    rb, rh = base[0], head[0]
+    assert rb.case_key == rh.case_key == pair.case_key and rb.variant is None  # the ordinary case key
+    assert rb.ab.side == "base" and rh.ab.side == "head" and rb.ab.ab_id == rh.ab.ab_id
+    assert rb.ab.other_run_id == policy.head_run_id and rh.ab.other_run_id == policy.base_run_id
+    assert rh.ab.verdict == "regression" and rh.ab.ci_low > 1
+    assert rb.processes == rh.processes == len(rh.ab.block_ratios) >= MIN_BLOCKS
+    # every block's base and head processes shared their rounds (adjacent slots of one rotation)
+    assert all(set(pb) == set(ph) for pb, ph in zip(rb.process_rounds, rh.process_rounds))
+    assert rh.ab.order[:2] == ["base-first", "head-first"]
+    assert store.get_run(policy.head_run_id)["tag"] == "head" and store.get_run(policy.base_run_id)["tag"] == "base"
+    assert store.get_run(policy.head_run_id)["status"] == "finished"
+
+
+def test_aa_through_the_engine_gives_no_change_verdict(tmp_path, inputs):
+    store, policy, out, pair = _run(tmp_path, inputs, head_work=300, alpha=0.001)
+    assert policy.seq.verdicts[pair.case_key] in ("equivalent", "inconclusive")
+
+
+# ------------------------------------------------------------------ sides and refusals
+def test_sides_are_told_apart_by_what_is_there(tmp_path):
+    assert classify(sys.executable, "base").kind == "interpreter"
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, venv / "bin" / "python")
+    (venv / "pyvenv.cfg").write_text("home = /usr\n")
+    assert classify(str(venv), "head").python.endswith("bin/python")
+    cache = tmp_path / "cache"
+    (cache / "onnx").mkdir(parents=True)
+    assert classify(str(cache), "base").kind == "cache"
+    (tmp_path / "empty-cache").mkdir()
+    assert classify(str(tmp_path / "empty-cache"), "base").kind == "cache"  # exported into on demand
+    other = tmp_path / "project"
+    other.mkdir()
+    (other / "README.md").write_text("x")
+    with pytest.raises(UsageError, match="none of"):
+        classify(str(other), "base")
+    with pytest.raises(UsageError, match="does not exist"):
+        classify(str(tmp_path / "nope"), "head")
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    with pytest.raises(UsageError, match="not executable"):
+        classify(str(f), "base")
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["NOPE", "NOPE"], "does not exist"),
+    (["README", "README"], "not executable"),
+    (["PY", "PY", "--threshold", "0"], "--threshold"),
+    (["PY", "PY", "--budget", "-5"], "--budget"),
+    (["FOREIGN", "PY"], "worker protocol"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_anything_is_timed(cli, tmp_path, args, msg):
+    foreign = tmp_path / "foreign-python"  # an interpreter without pfdeploy
+    foreign.write_text("#!/bin/sh\nexec /usr/bin/env -i PATH=/usr/bin:/bin python3 -I \"$@\"\n")
+    foreign.chmod(0o755)
+    readme = tmp_path / "README"
+    readme.write_text("x")
+    subst = {"NOPE": str(tmp_path / "nope"), "README": str(readme), "PY": sys.executable, "FOREIGN": str(foreign)}
+    store = tmp_path / "s.db"
+    r = cli("ab", *[subst.get(a, a) for a in args], "--models", "mobilenetv2_100", "--backends", "onnxruntime",
+             "--store", str(store))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert msg in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not store.exists()  # nothing was timed, nothing stored
+
+
+def test_a_speed_state_switch_is_said_in_the_row():
+    from pfdeploy.bench.rows import speed_states
+
+    rounds = [r for r in range(12) for _ in range(5)]
+    steady = [1000 + (i % 5) for i in range(60)]
+    assert speed_states(steady, rounds) is None
+    switched = [1700 if r >= 6 else 1000 for r in rounds]  # two states 1.7x apart
+    assert speed_states(switched, rounds) == pytest.approx(1.7)
+    assert speed_states([], []) is None
+
+
+def test_the_report_shows_ab_runs_and_marks_them(tmp_path, inputs):
+    from pfdeploy.report import build_report
+
+    store, policy, out, pair = _run(tmp_path, inputs, head_work=450, max_blocks=4)
+    summary = build_report(tmp_path / "site", store=store)
+    runs = (tmp_path / "site" / "runs.html").read_text()
+    assert "A/B base" in runs and "A/B head" in runs
+    head_page = (tmp_path / "site" / "runs" / f"{policy.head_run_id}.html").read_text()
+    assert "A/B: base and head measured together" in head_page and "regression" in head_page
+    ratios = store.results(policy.head_run_id)[0].ab.block_ratios
+    assert ", ".join(str(round(v, 4)) for v in ratios) in head_page
+    assert summary.runs == 2
