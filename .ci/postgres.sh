@@ -32,7 +32,7 @@ pg_ci_start() {
       return 1
     fi
   fi
-  PG_CI_DIR="$(mktemp -d /tmp/pfdeploy-pg.XXXXXX)"
+  PG_CI_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pfdeploy-pg.XXXXXX")"
   chmod 755 "$PG_CI_DIR"
   local run=()
   if [ "$(id -u)" = 0 ]; then

@@ -81,12 +81,7 @@ backend_info = get_backend  # the name the bench CLI and older code use
 def all_backends() -> list[Backend]:
     """Every backend that loads: the built-in ones, then the plugins (a plugin that does not load
     is left out with one warning line)."""
-    out = [get_backend(n) for n in BACKEND_NAMES]
-    for name in PLUGINS.names():
-        backend = PLUGINS.try_load(name, _check_backend)
-        if backend is not None:
-            out.append(backend)
-    return out
+    return [get_backend(n) for n in BACKEND_NAMES] + PLUGINS.loadable(_check_backend)
 
 
 def for_target(target: str) -> Backend:
@@ -111,9 +106,28 @@ def availability(device) -> dict[str, str | None]:
     return {b.name: b.unavailable(dev) for b in all_backends()}
 
 
-def tool_versions() -> dict:
-    """{tool: version or None} of every runtime's declared tools (`Backend.tools`), plugins
-    included; imports no runtime."""
+def tool_distributions() -> dict[str, tuple[str, ...]]:
+    """{tool: distributions that provide it, the first installed one wins}: the core tools
+    (`pfdeploy.devices.machine.CORE_TOOLS`) and every runtime's (`Backend.tool_table()`, plugins
+    included; the first declaration of a tool wins). The one table of distribution names."""
+    from ..devices.machine import CORE_TOOLS
+
+    table = dict(CORE_TOOLS)
+    for b in all_backends():
+        for tool, dists in b.tool_table().items():
+            table.setdefault(tool, tuple(dists))
+    return table
+
+
+def tool_versions(*tools: str) -> dict:
+    """{tool: version or None}: of the named `tools` (looked up in `tool_distributions()`; a tool
+    it does not know is its own distribution), or, with no names, of every runtime's declared
+    tools (`Backend.tools`), plugins included. Imports no runtime."""
+    if tools:
+        from ..versions import dist_version
+
+        table = tool_distributions()
+        return {t: dist_version(table.get(t, (t,))) for t in tools}
     out: dict = {}
     for b in all_backends():
         for tool, version in b.tool_versions().items():
@@ -163,7 +177,7 @@ def list_devices() -> list[dict]:
 __all__ = ["BACKEND_NAMES", "Backend", "Candidate", "CaseSpec", "ENTRY_POINT_GROUP", "REGISTRY", "Runner", "RunnerStateError",
            "all_backends", "availability", "backend_availability", "backend_info", "backend_names", "backends_for", "check_space",
            "for_target", "get_backend", "list_devices", "load_runner_class", "machine_metadata", "precision_table",
-           "tool_versions"]
+           "tool_distributions", "tool_versions"]
 
 
 def artifact_request_of(spec: CaseSpec) -> dict | None:

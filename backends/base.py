@@ -342,19 +342,22 @@ class Backend:
         r.load()
         return r
 
+    def tool_table(self) -> dict[str, tuple[str, ...]]:
+        """{tool: distributions that provide it} of the runtime: its `tools`, by default its
+        required modules (each its own distribution)."""
+        return dict(self.tools) if self.tools else {mod: (mod,) for mod in self.requires}
+
     def tool_versions(self) -> dict:
-        """{tool: version or None} of the runtime's `tools` (default: its required modules), from
-        the installed distributions' metadata (the first installed distribution of each tool);
-        imports nothing."""
-        table = self.tools or {mod: (mod,) for mod in self.requires}
-        return {tool: dist_version(dists) for tool, dists in table.items()}
+        """{tool: version or None} of the runtime's `tool_table()`, from the installed
+        distributions' metadata (the first installed distribution of each tool); imports nothing."""
+        return {tool: dist_version(dists) for tool, dists in self.tool_table().items()}
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
 
 
 
-from ..devices.machine import dist_version  # noqa: E402,F401 (one definition; backends.base.dist_version kept)
+from ..versions import dist_version  # noqa: E402,F401 (the one lookup; backends.base.dist_version kept)
 
 
 def precision_table(reasons: dict[str, str | None], default: str) -> dict[str, str | None]:

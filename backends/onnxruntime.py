@@ -309,10 +309,10 @@ class OnnxRuntimeBackend(Backend):
 
     def tool_versions(self) -> dict:
         """The onnxruntime version and which of its distributions provides it (`onnxruntime_dist`)."""
-        from .base import dist_version
+        from ..versions import installed
 
-        found = next((d for d in DISTRIBUTIONS if dist_version((d,))), None)
-        return {**super().tool_versions(), "onnxruntime_dist": found}
+        found = installed(DISTRIBUTIONS)
+        return {**super().tool_versions(), "onnxruntime_dist": found[0] if found else None}
 
     def tune_space(self, device, scenario: str, batch: int, threads: int) -> list:
         """ONNX Runtime's candidates. CPU: a plain InferenceSession (the runtime's default: no

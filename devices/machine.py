@@ -13,8 +13,8 @@ import os
 import platform
 import re
 import sys
-from importlib import metadata
 
+from ..versions import dist_version
 from .parse import _torch_cuda_version, nvidia_driver_version
 
 # CPU flags worth recording: vector ISA and matrix extensions decide which kernels runtimes pick.
@@ -22,8 +22,9 @@ _FLAG_RE = re.compile(r"^(sse4_1|sse4_2|avx|avx2|fma|f16c|avx_vnni|avx_vnni_int8
                       r"avx512\w*|amx\w*|neon|asimd\w*|sve\w*|sme(?!p)\w*|bf16|i8mm|fp16|asimdhp)$")
 
 # The core tools: tool name -> distribution names that provide it (first installed one wins).
-# Each runtime declares its own (`Backend.tools`); `pfdeploy.backends.machine_metadata()` adds them.
-_TOOLS = {
+# Each runtime declares its own (`Backend.tools`); `pfdeploy.backends.tool_distributions()` joins
+# the two tables, `pfdeploy.backends.machine_metadata()` adds the runtimes' versions.
+CORE_TOOLS = {
     "pfdeploy": ("pfdeploy",),
     "torch": ("torch",),
     "torchvision": ("torchvision",),
@@ -43,22 +44,12 @@ def _read(path: str) -> str | None:
         return None
 
 
-def dist_version(names) -> str | None:
-    """The version of the first of the distributions `names` that is installed, else None."""
-    for name in names:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
 def tool_versions() -> dict:
     """{tool: version or None} of the core tools (pfdeploy, torch, timm, onnx, numpy and friends),
     plus torch_cuda (torch's CUDA build), nvidia_driver and python. Imports none of them. The
     runtimes' tools are their backends' (`pfdeploy.backends.tool_versions()`)."""
     out = {}
-    for tool, dists in _TOOLS.items():
+    for tool, dists in CORE_TOOLS.items():
         out[tool] = dist_version(dists)
     if out["pfdeploy"] is None:
         from .. import __version__

@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import __version__
-from .artifact import tool_versions
 from .settings import OPSET, BatchSpec, ExportRequest
 
 
 def tools_for(target: str, precision: str) -> dict:
     """{tool: version} of the tools in the key of a `target` artifact at `precision`."""
     from .targets import get_target
+
+    from ..backends import tool_versions
 
     return tool_versions(*get_target(target).tools(precision))
 

@@ -1,14 +1,17 @@
 """An artifact's manifest.json as the pipeline writes it: the record every target shares (model,
 weights, target, precision, exporter settings, tools, the cache key and its material), sealed
 with the files' digests, the parity verdict and the time, then published by an atomic rename.
-Reading and validating a manifest is exporters/artifact.py.
+Reading and validating a manifest is exporters/manifest_io.py, opening an artifact exporters/artifact.py.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from .. import __version__
-from .artifact import Artifact, artifact_sha256, files_digest, publish_dir, tool_versions, utc_now, write_manifest
+from ..clock import utc_now_iso
+from ..publish import publish_dir
+from .artifact import Artifact
+from .manifest_io import FORMAT, VERSION, artifact_sha256, files_digest, write_manifest
 from .settings import ExportRequest
 
 # the tools every manifest records (besides the ones in its key)
@@ -16,8 +19,10 @@ RECORDED_TOOLS = ("torch", "onnx", "onnxscript", "onnxruntime", "openvino", "nnc
 
 
 def base_manifest(req: ExportRequest, spec, weights) -> dict:
+    from ..backends import tool_versions
+
     return {
-        "format": "pfdeploy-artifact", "version": 1, "status": "unverified", "key": req.key(),
+        "format": FORMAT, "version": VERSION, "status": "unverified", "key": req.key(),
         "model": {"name": spec.name, "family": spec.family, "input_size": list(spec.input_size),
                   "mean": list(spec.mean), "std": list(spec.std), "interpolation": spec.interpolation,
                   "crop_pct": spec.crop_pct},
@@ -40,12 +45,12 @@ def seal_and_publish(tmp: Path, final: Path, manifest: dict, names: list[str], m
     manifest["files"] = files_digest(tmp, names)
     manifest["model_file"] = model_file
     manifest["sha256"] = artifact_sha256(manifest["files"])
-    manifest["created_at"] = utc_now()
+    manifest["created_at"] = utc_now_iso()
     if verify:
         say(progress, f"verifying parity at batch {', '.join(map(str, req.batch.parity_batches()))}")
         attach_parity(manifest, Artifact(tmp, manifest), spec, model)
     write_manifest(tmp, manifest)
-    return publish_dir(tmp, final, replace=replace)
+    return publish_dir(tmp, final, replace=replace, what="artifact directory")
 
 
 def inconclusive_note(art: Artifact) -> str:

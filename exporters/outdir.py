@@ -12,7 +12,10 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
-from .artifact import FORMAT, MANIFEST, Artifact, check_writable_dir, load_artifact, make_temp_dir, publish_dir
+from ..outputs import check_output_dir, os_reason, publish_tree_mode
+from ..publish import make_temp_dir, publish_dir
+from .artifact import Artifact, load_artifact
+from .manifest_io import FORMAT, MANIFEST
 
 
 def holds_only_an_artifact(p: Path) -> bool:
@@ -33,7 +36,7 @@ def check_out(out, force: bool) -> Path:
     (replaced as a whole). A directory with anything else in it is refused, --force or not:
     pfdeploy never deletes a user's files."""
     p = Path(out).expanduser()
-    check_writable_dir(p, "--out")
+    check_output_dir(p, "--out")
     if p.exists():
         if not p.is_dir():
             raise UserError(f"--out {p} exists and is not a directory")
@@ -48,9 +51,7 @@ def check_out(out, force: bool) -> Path:
 
 
 def copy_out(art: Artifact, out: Path) -> Artifact:
-    from ..outputs import publish_tree_mode
-
-    tmp = make_temp_dir(out.parent, out.name)
+    tmp = make_temp_dir(out.parent, out.name, what="--out")
     try:
         for name in [*art.manifest["files"], MANIFEST]:
             shutil.copy2(art.path / name, tmp / name)
@@ -58,12 +59,10 @@ def copy_out(art: Artifact, out: Path) -> Artifact:
         check_out(out, True)  # again: files may have appeared there while copying
         if out.exists() and not any(out.iterdir()):
             out.rmdir()
-        publish_dir(tmp, out, replace=True)
+        publish_dir(tmp, out, replace=True, what="--out")
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):  # full disk, permissions
-            from ..outputs import _reason
-
-            raise UserError(f"cannot write --out {out}: {_reason(exc)}") from None
+            raise UserError(f"cannot write --out {out}: {os_reason(exc)}") from None
         raise
     return load_artifact(out, check_hash=False)

@@ -237,6 +237,25 @@ def classify(record: dict) -> tuple[str, str]:
                             f"does; within {INCONCLUSIVE_FACTOR:g}x of that baseline's error")
 
 
+def parity_verdict(parity: dict | None) -> str:
+    """One word for a parity record (the manifest's `parity`, carried into every result row):
+    passed | failed | inconclusive | unverified (no record) | reference (PyTorch itself, the
+    reference everything is checked against)."""
+    if not parity:
+        return "unverified"
+    if parity.get("status") == "reference":
+        return "reference"
+    if parity.get("verdict") == "inconclusive" and parity.get("overall"):
+        # re-judged by the current rule: a record written by an older, laxer rule (every miss
+        # of a model whose rounded-weights baseline also missed) may be a failure today
+        return classify(parity)[0]
+    if parity.get("verdict") in ("passed", "failed", "inconclusive"):
+        return parity["verdict"]
+    if isinstance(parity.get("passed"), bool):
+        return "passed" if parity["passed"] else "failed"
+    return "unverified"
+
+
 def format_failure(name: str, parity: dict) -> str:
     o = parity["overall"]
     why = f"; {parity['why']}" if parity.get("why") else ""

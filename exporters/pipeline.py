@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UsageError, UserError
-from .artifact import Artifact, check_writable_dir, load_artifact, make_temp_dir, parity_verdict, sweep_stale_temp
+from ..outputs import check_output_dir
+from ..publish import make_temp_dir, sweep_stale_temp
+from .artifact import Artifact, load_artifact
 from .keys import artifact_dir, make_request, tools_for  # noqa: F401  (tools_for: re-exported)
 from .manifest import base_manifest, inconclusive_note, seal_and_publish
 from .outdir import check_out as _check_out
 from .outdir import copy_out
+from .parity import parity_verdict
 from .settings import ExportRequest, parse_batch
 from .source import ModelSource, model_for_artifact, weights_source  # noqa: F401  (re-exported)
 from .targets import ExportContext, ExportPlan, Target, get_target
@@ -115,7 +118,7 @@ def _cached_or_build(tgt: Target, req: ExportRequest, plan: ExportPlan, force: b
             say(progress, f"cached artifact unusable ({exc}); re-exporting")
             replace = True
     if art is None:
-        check_writable_dir(root, "cache directory")  # before the expensive export
+        check_output_dir(root, "cache directory")  # before the expensive export
         art = _build(tgt, req, plan, final, replace, verify, source, progress, weights, seed)
     elif verify and tgt.reverify_cached and (
             art.status in ("unverified", "failed")

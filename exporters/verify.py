@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .artifact import Artifact, load_artifact, utc_now, write_manifest
+from ..clock import utc_now_iso
+from .artifact import Artifact, load_artifact
+from .manifest_io import write_manifest
 from .settings import BatchSpec
 
 
@@ -30,7 +32,7 @@ def attach_parity(manifest: dict, art: Artifact, spec, model) -> None:
     if getattr(runner, "config", None):
         parity["runtime_config"] = runner.config
     parity["seconds"] = round(time.perf_counter() - t0, 3)
-    parity["checked_at"] = utc_now()
+    parity["checked_at"] = utc_now_iso()
     manifest["parity"] = parity
     manifest["status"] = {"passed": "ok", "failed": "failed", "inconclusive": "inconclusive"}[parity["verdict"]]
 

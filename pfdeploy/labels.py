@@ -1,12 +1,30 @@
 """Short texts for table cells, shared by the CLI, the claims and the report. A leaf module: it
 imports nothing of pfdeploy (and nothing heavy), so every layer may use it.
 
+    num(value, digits)      1.23456 -> '1.23'; None, NaN -> '-' (the one number formatting of tables and pages)
     weights_label(source)   release:resnet50_max@sha256:<hex> -> release:resnet50_max@1a2b3c4d
     accuracy_text(acc)      '76.2 (76.4)': an artifact's top-1 and PyTorch's on the same images
     ratio_text(comparison)  '0.93x [0.91, 0.95]', '~0.93x [...]' when unpaired
     machine_label(run)      'gpu-a · AMD EPYC 7B13 · 8 threads · 31.3 GiB · NVIDIA H100'
 """
 from __future__ import annotations
+
+import math
+
+
+def num(value, digits: int = 2, missing: str = "-", grouped: bool = False) -> str:
+    """A number for a table cell or a page: a float to `digits` decimals, an integer as it is
+    (`grouped`: with thousands separators, '1,234.50'), `missing` for None, NaN, an infinity or a
+    bool; anything else its str(). `pfdeploy.render.fmt`, the report's `num` filter and compare's
+    tables are this function."""
+    if value is None or isinstance(value, bool):
+        return missing
+    sep = "," if grouped else ""
+    if isinstance(value, float):
+        return f"{value:{sep}.{digits}f}" if math.isfinite(value) else missing
+    if isinstance(value, int):
+        return f"{value:{sep}}"
+    return str(value)
 
 
 def pct(v) -> str:

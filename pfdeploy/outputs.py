@@ -42,7 +42,7 @@ _FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd|proc/thread-self/fd|proc/(\d+)/
 _STD_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/stdin": 0}
 
 
-def _reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "No space left on device"
     if exc.errno == errno.EDQUOT:
@@ -124,7 +124,7 @@ def output_target(path: str | os.PathLike, what: str = "output file") -> Target:
     except (FileNotFoundError, NotADirectoryError):  # new; or under a file (check_output_dir says so)
         return Target("file", p)
     except OSError as exc:
-        raise UserError(f"{what} {p}: {_reason(exc)}") from None
+        raise UserError(f"{what} {p}: {os_reason(exc)}") from None
     via_link = stat.S_ISLNK(lst.st_mode)
     real = Path(os.path.realpath(p)) if via_link else p
     if via_link:
@@ -139,7 +139,7 @@ def output_target(path: str | os.PathLike, what: str = "output file") -> Target:
                                 "exist") from None
             return Target("file", real, via_link=True)
         except OSError as exc:  # ELOOP
-            raise UserError(f"{what} {p}: {_reason(exc)}") from None
+            raise UserError(f"{what} {p}: {os_reason(exc)}") from None
     else:
         st = lst
     mode = st.st_mode
@@ -179,7 +179,7 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"{what} {p}: cannot create directory {parent}: {_reason(exc)}") from None
+        raise UserError(f"{what} {p}: cannot create directory {parent}: {os_reason(exc)}") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{what} {p}: directory {parent} is not writable")
     return p
@@ -212,7 +212,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _fail(exc: OSError, what: str, p: Path) -> UserError:
-    return UserError(f"cannot write {what} {p}: {_reason(exc)}")
+    return UserError(f"cannot write {what} {p}: {os_reason(exc)}")
 
 
 def _write_fd(t: Target, data: bytes, what: str) -> None:

@@ -126,3 +126,8 @@ class EntryPointRegistry:
         except UserError as exc:
             warn(str(exc))
             return None
+
+    def loadable(self, check: Callable[[str, Any], Any]) -> list:
+        """Every plugin that loads, by name (one that does not is left out with one warning line):
+        what a listing adds after the built-in entries."""
+        return [obj for obj in (self.try_load(name, check) for name in self.names()) if obj is not None]

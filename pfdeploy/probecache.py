@@ -22,23 +22,14 @@ import os
 import platform
 import socket
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
+
+from .versions import installed
 
 FORMAT = 1
 ENV = "PFDEPLOY_PROBE_CACHE"
 _PROBED_IMPORTS: set[str] = set()  # runtimes this process imported through a probe
-
-
-def dist_version(*names: str) -> str | None:
-    """'<dist> <version>' of the first installed distribution of `names` (no import), or None."""
-    for name in names:
-        try:
-            return f"{name} {metadata.version(name)}"
-        except metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def _read(path: str) -> str:
@@ -118,7 +109,8 @@ def probed(name: str, module: str, probe: Callable[[], tuple[Any, bool]], dists:
     imported in this process: `probe` is called directly."""
     if not _enabled():
         return probe()[0]
-    version = dist_version(*(dists or (module,)))
+    found = installed(dists or (module,))
+    version = f"{found[0]} {found[1]}" if found else None
     if version is None:  # not installed from a distribution (a source tree): nothing to key on
         return probe()[0]
     key = f"{name} @ {version}"

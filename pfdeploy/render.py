@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .labels import num
+
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
@@ -127,11 +129,8 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Any = No
 
 
 def fmt(value: Any, digits: int = 2, missing: str = "-") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return missing
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    """A number for a cell (`pfdeploy.labels.num`: floats to `digits` decimals, '-' when missing)."""
+    return num(value, digits, missing)
 
 
 # ---------------------------------------------------------------------------------------------

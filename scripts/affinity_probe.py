@@ -48,7 +48,9 @@ else:
     api = mode.split("-")[1]
     import openvino
     exe = str(Path(openvino.__file__).resolve().parents[4] / "bin" / "benchmark_app")
-    import tempfile; cfgf = tempfile.mktemp(suffix=".json")
+    import tempfile
+    scratch = tempfile.TemporaryDirectory(prefix="affinity-probe-")  # removed at exit
+    cfgf = str(Path(scratch.name) / "config.json")
     Path(cfgf).write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": "2", "INFERENCE_PRECISION_HINT": "f32"}}))
     p = subprocess.Popen([exe, "-m", xml, "-d", "CPU", "-hint", "latency", "-api", api, "-shape", "[1,3,224,224]",
                           "-t", "6", "-load_config", cfgf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

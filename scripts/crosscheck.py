@@ -24,10 +24,11 @@ compares FPS (the ratio is reference FPS / pfdeploy items per second: > 1, pfdep
         --pairs 4 --seconds 3
 
 pfdeploy's side runs through the real engine (worker process, runner, timing loop, statistics)
-with --min-time = --max-time = the duration of each turn. Prints a Markdown table and writes JSON.
+with --min-time = --max-time = the duration of each turn. Prints a Markdown table; `--out FILE` also
+writes the whole report as JSON there (nothing is written otherwise).
 
     .venv/bin/python scripts/crosscheck.py [--model pf_resnet50_max] [--pairs 10] [--seconds 5]
-        [--threads N] [--precision fp32|bf16|int8] [--json crosscheck.json]
+        [--threads N] [--precision fp32|bf16|int8] [--out crosscheck.json]
 """
 from __future__ import annotations
 
@@ -35,11 +36,11 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,8 @@ def main() -> int:
                     help="throughput: -hint throughput, compared by FPS")
     ap.add_argument("--artifact", default=None,
                     help="an existing artifact directory to check (default: the cached one, exported on demand)")
-    ap.add_argument("--json", default="crosscheck.json")
+    ap.add_argument("--out", "--json", dest="out", default=None, metavar="FILE",
+                    help="write the report as JSON to FILE (default: no file, the table only)")
     args = ap.parse_args()
 
     from pfdeploy.devices import machine_metadata, physical_cores
@@ -261,7 +263,8 @@ def main() -> int:
             "pairs": rows,
         }
     report["loadavg_after"] = os.getloadavg()
-    Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"| check | reference | reference median ms | pfdeploy median ms | pfdeploy/reference "
           f"({'reference FPS / pfdeploy items/s, ' if args.scenario == 'throughput' else ''}median of {args.pairs} "
           f"alternated pairs) | quartiles of the pairs | range | CPU pinning (reference / pfdeploy) |")
@@ -273,8 +276,9 @@ def main() -> int:
               f"{c['min_ratio']:.3f}-{c['max_ratio']:.3f} | {c.get('reference_pinning') or '-'} / "
               f"{c.get('pfdeploy_pinning') or '-'} |")
     print(f"threads {threads}, {args.seconds:g} s per turn, load average before {report['loadavg_before']}, "
-          f"after {report['loadavg_after']}; JSON: {args.json}")
+          f"after {report['loadavg_after']}" + (f"; JSON: {args.out}" if args.out else ""))
     store.close()
+    shutil.rmtree(tmp, ignore_errors=True)  # the inputs and the scratch store
     return 0
 
 

@@ -2,13 +2,14 @@
 # Device check of pfdeploy's GPU paths as ONE command (issue 10; docs/gpu.md says how to run it).
 #
 #   GPU machine (bare image: its python3 with torch, no network):
-#       bash scripts/gpu_check.sh                  # DEVICE=cuda:0, results under $OUT
+#       bash scripts/gpu_check.sh                  # DEVICE=cuda:0, results under $OUT (the device tool sets it)
 #   this machine / CI (CPU, pfdeploy already installed for $PY):
 #       DEVICE=cpu OUT=DIR PY=.venv/bin/python bash scripts/gpu_check.sh
 #
 # Setup (GPU mode, or INSTALL=1): the pure-Python wheels the image lacks, carried in .whl/ (see
 # docs/gpu.md for the `pip download` line), and pfdeploy itself from this tree, are installed with
-# `pip install --no-index --no-deps --target` into $SITE and put on PYTHONPATH.
+# `pip install --no-index --no-deps --target` into $SITE (default: a temporary folder, removed at the
+# end) and put on PYTHONPATH. Nothing is written outside $OUT and the temporary folder.
 # Then the steps, each bounded on its own (SIGINT at its limit: the bench keeps its finished cases
 # and still writes its JSON run file (pfdeploy.signals); if it does not, the run is exported from
 # the store):
@@ -23,21 +24,21 @@
 # gpu-check.tar.gz with all the rest (tables, devices, nvidia-smi, the results store): at most 8
 # files, none in a sub-folder, as the device tool returns them. Exit 0 when every step exited 0.
 set -u
+[ -n "${OUT:-}" ] || { echo "gpu_check.sh: set OUT=DIR, the folder the results go to (the device tool sets it)" >&2; exit 2; }
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"   # relative to where it is called from
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 DEVICE="${DEVICE:-cuda:0}"
-OUT="${OUT:-gpu-check-out}"
 PY="${PY:-python3}"
 # the whole check, setup included: on the GPU box 420 s (8 minutes with the kill grace; a run there
 # may last 600 s); on a CPU it is about 2 minutes, the generous bound is for a loaded machine
 TOTAL_S="${TOTAL_S:-$([ "$DEVICE" = cpu ] && echo 900 || echo 420)}"
-SITE="${SITE:-/tmp/pfdeploy-site}"
 WHEELS="${WHEELS:-.whl}"             # the carried wheels (ignored folder)
-mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac  # steps run from elsewhere
 case "$WHEELS" in /*) ;; *) WHEELS="$ROOT/$WHEELS" ;; esac
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pfdeploy-check.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
+SITE="${SITE:-$WORK/site}"
 LOG="$OUT/check.log"
 : > "$LOG"
 : > "$WORK/steps.jsonl"

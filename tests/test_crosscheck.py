@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_crosscheck_agrees_with_the_runtimes_own_tools(tmp_path):
     out = tmp_path / "cc.json"
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "crosscheck.py"), "--pairs", "3", "--seconds", "3",
-                          "--json", str(out)], capture_output=True, text=True, timeout=1800)
+                          "--out", str(out)], capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "quartiles of the pairs" in res.stdout and "CPU pinning" in res.stdout
     report = json.loads(out.read_text())

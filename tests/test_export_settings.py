@@ -11,8 +11,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pfdeploy import outputs, publish
+from pfdeploy.clock import utc_now_iso
 from pfdeploy.errors import UsageError, UserError
 from pfdeploy.exporters import artifact as A
+from pfdeploy.exporters import manifest_io as M
 from pfdeploy.exporters import parity as P
 from pfdeploy.exporters import settings as S
 from pfdeploy.exporters import tensorrt as T
@@ -89,12 +92,12 @@ def _fake_artifact(tmp_path: Path, content: bytes = b"0123456789") -> Path:
     d = tmp_path / "art"
     d.mkdir()
     (d / "model.onnx").write_bytes(content)
-    files = A.files_digest(d, ["model.onnx"])
-    manifest = {"format": A.FORMAT, "version": A.VERSION, "status": "ok", "key": "k", "model": {"name": "pf_vit_ti"},
+    files = M.files_digest(d, ["model.onnx"])
+    manifest = {"format": M.FORMAT, "version": M.VERSION, "status": "ok", "key": "k", "model": {"name": "pf_vit_ti"},
                 "weights": {"source": "synthetic:0"}, "target": "onnx", "precision": "fp32", "exporter": {},
-                "tools": {}, "files": files, "model_file": "model.onnx", "sha256": A.artifact_sha256(files),
-                "created_at": A.utc_now(), "pfdeploy_version": "0"}
-    A.write_manifest(d, manifest)
+                "tools": {}, "files": files, "model_file": "model.onnx", "sha256": M.artifact_sha256(files),
+                "created_at": utc_now_iso(), "pfdeploy_version": "0"}
+    M.write_manifest(d, manifest)
     return d
 
 
@@ -102,7 +105,7 @@ def test_manifest_round_trip_and_no_temp_files(tmp_path):
     d = _fake_artifact(tmp_path)
     art = A.load_artifact(d)
     assert art.model_file == d / "model.onnx" and art.status == "ok"
-    assert art.sha256 == A.files_digest(d, ["model.onnx"])["model.onnx"]["sha256"]
+    assert art.sha256 == M.files_digest(d, ["model.onnx"])["model.onnx"]["sha256"]
     assert sorted(p.name for p in d.iterdir()) == ["manifest.json", "model.onnx"]
     assert A.load_artifact(d / "model.onnx").path == d  # the model file also opens its artifact
 
@@ -126,9 +129,9 @@ def test_damaged_artifacts_give_one_clear_error(tmp_path, damage, match):
 def test_publish_dir_keeps_the_first_and_replaces_on_request(tmp_path):
     final = tmp_path / "final"
     for i, replace in enumerate((False, False, True)):
-        tmp = A.make_temp_dir(tmp_path, "final")
+        tmp = publish.make_temp_dir(tmp_path, "final")
         (tmp / "x").write_text(str(i))
-        A.publish_dir(tmp, final, replace=replace)
+        publish.publish_dir(tmp, final, replace=replace)
         assert not tmp.exists()
     assert (final / "x").read_text() == "2"
     assert [p.name for p in tmp_path.iterdir()] == ["final"]  # no temp or old directories left
@@ -138,7 +141,7 @@ def test_unwritable_destinations(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(UserError, match="is a file, not a directory"):
-        A.check_writable_dir(f / "out")
+        outputs.check_output_dir(f / "out")
 
 
 # --- parity figures --------------------------------------------------------------------------

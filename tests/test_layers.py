@@ -39,7 +39,7 @@ VERSION = "pfdeploy.__version__"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", (VERSION, "pfdeploy.errors", "pfdeploy.config", "pfdeploy.outputs", "pfdeploy.signals",
               "pfdeploy.clock", "pfdeploy.validate", "pfdeploy.plugins", "pfdeploy.runfile", "pfdeploy.result", "pfdeploy.render", "pfdeploy.digest",
-              "pfdeploy.labels", "pfdeploy.probecache", "pfdeploy.importhook")),
+              "pfdeploy.labels", "pfdeploy.probecache", "pfdeploy.importhook", "pfdeploy.publish", "pfdeploy.versions")),
     ("models", ("pfdeploy", "pfdeploy.zoo", "pfdeploy.weights", "pfdeploy.pretrained", "pfdeploy.complexity")),
     ("devices", ("pfdeploy.devices",)),
     ("backends", ("pfdeploy.backends",)),

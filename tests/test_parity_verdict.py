@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from pfdeploy.exporters import parity
-from pfdeploy.exporters.artifact import parity_verdict
-from pfdeploy.exporters.parity import FAR_OFF_COSINE, INCONCLUSIVE_FACTOR, classify
+from pfdeploy.exporters.parity import FAR_OFF_COSINE, INCONCLUSIVE_FACTOR, classify, parity_verdict
 
 
 def _record(cos_mean, max_rel, top1, base=(0.9, 0.3, 0.6), n=34, failures=("cosine_min 0.8 < 0.95",),

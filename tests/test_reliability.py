@@ -472,7 +472,7 @@ def test_bench_with_every_case_skipped_exits_1(tmp_path):
 
 
 def test_leftovers_of_killed_exports_are_swept(tmp_path):
-    from pfdeploy.exporters.artifact import _host, _owner_tag, make_temp_dir, sweep_stale_temp
+    from pfdeploy.publish import _host, _owner_tag, make_temp_dir, sweep_stale_temp
 
     root = tmp_path / "cache"
     (root / "onnx").mkdir(parents=True)

@@ -65,7 +65,7 @@ def test_site_layout(site):
     assert (out / "assets" / "report.css").is_file() and (out / "assets" / "report.js").is_file()
     assert summary.runs == 4 and summary.sections == 1
     assert summary.cases == len(CASES) + len(EXTRA) + 1
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".site.")]  # no temp dirs left
+    assert not [p for p in out.parent.iterdir() if p.name.startswith((".tmp-", ".old-"))]  # no temp dirs left
 
 
 def test_nothing_is_fetched_from_the_network(site):

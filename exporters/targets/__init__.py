@@ -49,12 +49,7 @@ def target_names() -> tuple[str, ...]:
 
 def all_targets() -> list[Target]:
     """Every target that loads (a plugin that does not is left out with one warning line)."""
-    out = [_builtin(n) for n in BUILTIN]
-    for name in PLUGINS.names():
-        target = PLUGINS.try_load(name, _check_target)
-        if target is not None:
-            out.append(target)
-    return out
+    return [_builtin(n) for n in BUILTIN] + PLUGINS.loadable(_check_target)
 
 
 def _aliases() -> dict[str, str]:

@@ -13,8 +13,8 @@ from typing import Iterable
 
 from ..labels import ratio_text
 from ..result import Result
+from ..zoo.spec import PF_FAMILY  # noqa: F401 - one definition; claims.PF_FAMILY kept
 
-PF_FAMILY = "parameter-free"
 # a comparison pairs two cases that differ only in the model
 CONFIG_FIELDS = ("device", "backend", "precision", "batch", "threads", "scenario")
 VERDICTS = ("yes", "no", "inconclusive", "not measured")

@@ -2,12 +2,12 @@
 terminal table; writing them where the user asked."""
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..labels import num
 from .model import MARK, STYLE, CaseComparison, Comparison, run_label
 
 
@@ -16,9 +16,7 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 
 def _num(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return f"{x:.{digits}f}"
+    return num(x, digits)
 
 
 def _ci(c: CaseComparison) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -97,11 +96,9 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
         if run["ab"] and run["ab"]["other_run_id"]:
             run["ab"]["other_page"] = f"runs/{D.slug(str(run['ab']['other_run_id']))}.html"
 
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    except OSError as exc:
-        raise UserError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    from ..publish import make_temp_dir
+
+    tmp = make_temp_dir(out.parent, out.name, what="--out")
     summary = ReportSummary(out=out, runs=len(docs), cases=len(cases), sections=len(sections))
     try:
         def write(rel: str, template: str, **ctx):
@@ -139,22 +136,11 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace `out` by `tmp`: rename the old report aside, rename the new one in, delete the
-    old. A reader sees the old site or the new one, never a half-written mix."""
-    _check_out(out)  # again: something may have appeared while building
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out)
-        raise
+    """Replace `out` by `tmp` (pfdeploy.publish: the old report renamed aside, the new one in,
+    the old deleted). A reader sees the old site or the new one, never a half-written mix."""
     from ..outputs import publish_tree_mode
+    from ..publish import publish_dir
 
-    publish_tree_mode(out)  # mkdtemp makes 0700 directories; a report gets the umask's mode
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    publish_tree_mode(tmp)  # mkdtemp makes 0700 directories; a report gets the umask's mode
+    _check_out(out)  # again: something may have appeared while building
+    publish_dir(tmp, out, replace=True, what="--out")

@@ -5,16 +5,16 @@ their fate in `pfdeploy tune`, the table shows those columns (`varying`): no two
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from ..errors import UserError
 from ..claims import PF_FAMILY, RunInfo, best_claims, check_claims, comparisons, results_of
 from ..compare import compare_runs
+from ..errors import UserError
 from ..labels import machine_label, weights_label
+from ..labels import num as fmt_num
 from ..result import Result
 
 
@@ -23,13 +23,8 @@ from ..result import Result
 # --------------------------------------------------------------------------------------------
 
 def num(v: Any, digits: int = 2) -> str:
-    if v is None or isinstance(v, bool):
-        return "-"
-    if isinstance(v, (int, float)):
-        if isinstance(v, float) and not math.isfinite(v):
-            return "-"
-        return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
-    return str(v)
+    """The `num` filter of the templates: `pfdeploy.labels.num` with thousands separators."""
+    return fmt_num(v, digits, grouped=True)
 
 
 def millions(v: Any, scale: float = 1e6, digits: int = 2) -> str:

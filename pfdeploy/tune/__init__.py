@@ -2,7 +2,7 @@
 
     race.py      one runtime's candidates raced in one rotation (paired, hierarchical eliminations)
     run.py       a whole tune: candidates from every backend, the races, the final rotation
-    artifact.py  the winner as a directory: artifact + tuned.json; `load(DIR)` in Python
+    artifact/    the winner as a directory: artifact + tuned.json (record, write, runner); `load(DIR)` in Python
 
     from pfdeploy.tune import load
     runner = load("tuned/pf_resnet50_max")

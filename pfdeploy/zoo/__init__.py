@@ -12,9 +12,9 @@ The catalogue (specs, builders, lookups) is `zoo.catalog`; this module adds the 
 from __future__ import annotations
 
 from .catalog import build_architecture, get_spec, list_models
-from .spec import FAMILIES, ModelSpec, Published, builder, canonical_name, register, specs
+from .spec import FAMILIES, PF_FAMILY, ModelSpec, Published, builder, canonical_name, register, specs
 
-__all__ = ["FAMILIES", "ModelSpec", "Published", "build_architecture", "builder", "canonical_name", "create_model",
+__all__ = ["FAMILIES", "PF_FAMILY", "ModelSpec", "Published", "build_architecture", "builder", "canonical_name", "create_model",
            "get_spec", "list_models", "register", "specs"]
 
 
@@ -49,7 +49,7 @@ def _register_in_timm() -> None:
     from timm.models import is_model, register_model
 
     for spec in specs().values():
-        if spec.family != "parameter-free" or not spec.release_name or "resnet" in spec.release_name:
+        if spec.family != PF_FAMILY or not spec.release_name or "resnet" in spec.release_name:
             continue
         if is_model(spec.release_name):
             continue

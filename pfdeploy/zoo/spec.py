@@ -7,7 +7,8 @@ from typing import Callable
 
 from ..errors import UsageError
 
-FAMILIES = ("parameter-free", "depthwise", "conv", "attention")
+PF_FAMILY = "parameter-free"  # the paper's models; every other family is a baseline (one definition)
+FAMILIES = (PF_FAMILY, "depthwise", "conv", "attention")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -1,0 +1,161 @@
+"""Writing a tuned directory: the winner's artifact files copied from the export cache with its
+manifest gaining a "tuned" section, and tuned.json; built in a temporary sibling directory and
+renamed into place (pfdeploy.publish). An existing path is replaced only when it is a pfdeploy
+tuned directory holding nothing but what pfdeploy put there."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from ...errors import UserError
+from .record import CASE_FIELDS, FORMAT, MANIFEST, MEASURED, OWN_EXTRAS, TUNED_JSON, read_tuned
+
+
+def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights_file=None) -> Path:
+    """Write the tuned directory `out_dir` (DIR itself, e.g. tuned/pf_resnet50_max) for a stored
+    winner row (a store/build_row dict with "variant", "options" and the contract's "tune"
+    extras; row["artifact"]["path"] is the exported artifact's directory in the export cache).
+    `machine`: the run's machine metadata (machine_id, cpu); `weights_file`: the checkpoint of a
+    torch row (an artifact row records its manifest's). Returns DIR."""
+    from ... import __version__
+    from ...clock import utc_now_iso
+    from ...exporters.manifest_io import write_manifest
+    from ...outputs import check_output_dir, new_file_mode, publish_tree_mode
+    from ...publish import make_temp_dir, publish_dir
+
+    final = Path(out_dir).expanduser().absolute()
+    _check_replaceable(final)  # before any copying: a refusal costs nothing
+    check_output_dir(final.parent, "tuned directory")
+    missing = [k for k in CASE_FIELDS if row.get(k) is None]
+    if missing:
+        raise UserError(f"cannot write a tuned directory from a row without {', '.join(missing)}")
+    if row.get("status") not in (None, "ok"):
+        raise UserError(f"cannot write a tuned directory from a {row.get('status')} row (only measured rows)")
+    tune = row.get("tune") or {}
+    options = dict(row.get("options") or {})
+    extras = options.pop("artifact", None) or {}
+    art_info = row.get("artifact") or {}
+    art = None
+    request = _request_of(row, extras)
+    if request is not None:
+        from ...exporters import load_artifact
+
+        src = art_info.get("path")
+        if not src:
+            raise UserError(f"{row['model']} / {row['backend']}: the row records no artifact path "
+                            "(artifact.path); its artifact cannot be copied")
+        art = load_artifact(src)  # size and sha256 of every file checked against its manifest
+        if row.get("artifact_sha256") and art.sha256 != row["artifact_sha256"]:
+            raise UserError(f"{src}: the artifact's sha256 {art.sha256[:12]} is not the one the row measured "
+                            f"({str(row['artifact_sha256'])[:12]}): the export cache changed since; re-run the tune")
+        weights_file = weights_file or (art.manifest.get("weights") or {}).get("file")
+    measured = {k: row.get(k) for k in MEASURED}
+    cpu = (machine or {}).get("cpu") or {}
+    tuned = {
+        "format": FORMAT,
+        **{k: row.get(k) for k in CASE_FIELDS},
+        "variant": row.get("variant") or tune.get("candidate") or "",
+        "options": options,
+        "artifact": {"file": art.manifest["model_file"] if art else None, "sha256": art.sha256 if art else None,
+                     "manifest": MANIFEST if art else None, "request": request},
+        "weights_file": str(weights_file) if weights_file else None,
+        "runtime_settings": art_info.get("runner") or {},
+        "measured": {**measured, "processes": row.get("processes"), "run_id": _plain(run_id),
+                     "store": str(store_url) if store_url is not None else None,
+                     "machine_id": (machine or {}).get("machine_id"),
+                     "cpu": {"model": cpu.get("model"), "isa": cpu.get("isa")}},
+        "vs_default": tune.get("vs_default"),
+        "status": tune.get("status") or "winner",
+        "tied_with": list(tune.get("tied_with") or []),
+        "created_at": utc_now_iso(),
+        "pfdeploy_version": __version__,
+    }
+    tmp = make_temp_dir(final.parent, final.name, what="tuned directory")
+    try:
+        if art is not None:
+            for name in art.manifest["files"]:
+                dest = tmp / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(art.path / name, dest)
+            manifest = dict(art.manifest)
+            manifest["tuned"] = {k: v for k, v in tuned.items() if k != "artifact"}
+            write_manifest(tmp, manifest)
+        _write_json(tmp / TUNED_JSON, tuned)
+        for f in tmp.rglob("*"):  # mkstemp's 0600 (the manifest) -> what the umask gives a new file
+            if f.is_file():
+                os.chmod(f, new_file_mode())
+        publish_tree_mode(tmp)
+        read_tuned(tmp)  # what is published is what a reader accepts
+        _check_replaceable(final)  # again, just before: a path that changed meanwhile is refused
+        publish_dir(tmp, final, replace=True, what="tuned directory")  # an earlier one: swapped out whole
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _request_of(row: dict, extras: dict) -> dict | None:
+    """The exporter request of the row's artifact (None: a torch runner, built from the zoo)."""
+    from ...backends import get_backend
+
+    req = get_backend(row["backend"]).artifact_request(row["precision"], int(row["batch"]))
+    if req is None:
+        return None
+    return {**req, **{k: v for k, v in extras.items() if k not in ("file", "sha256")}}
+
+
+def _plain(v):
+    return v if v is None or isinstance(v, (str, int, float)) else str(v)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _check_replaceable(final: Path) -> None:
+    """Nothing at `final`, or a pfdeploy tuned directory holding only what pfdeploy wrote there;
+    else a UserError (and nothing is touched)."""
+    try:
+        st = os.lstat(final)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UserError(f"tuned directory {final}: {exc.strerror or exc}") from None
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        raise UserError(f"{final} is a symbolic link; pfdeploy writes a tuned directory only to a new path "
+                        "or over an earlier tuned directory, never through a link")
+    if not stat.S_ISDIR(mode):
+        kind = ("a regular file" if stat.S_ISREG(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a directory")
+        raise UserError(f"{final} exists and is {kind}, not a tuned directory; refusing to replace it "
+                        "(choose another path or remove it)")
+    try:
+        data = json.loads((final / TUNED_JSON).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{final} exists and is not a pfdeploy tuned directory (no {TUNED_JSON}); refusing to "
+                        "replace it (choose another path or remove it)") from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UserError(f"{final}: its {TUNED_JSON} is not a pfdeploy tuned record ({FORMAT}); refusing to "
+                        "replace the directory")
+    own = {TUNED_JSON, MANIFEST, *OWN_EXTRAS}
+    try:
+        man = json.loads((final / MANIFEST).read_text())
+        own |= set((man.get("files") or {}) if isinstance(man, dict) else ())
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    foreign = sorted(e.name for e in final.iterdir() if e.name not in own or e.is_symlink() or
+                     not (e.is_file() or e.is_dir()))
+    if foreign:
+        raise UserError(f"{final} is a tuned directory but also holds {', '.join(foreign[:5])}"
+                        f"{' ...' if len(foreign) > 5 else ''}, which pfdeploy did not write; refusing to replace it")
