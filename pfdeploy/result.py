@@ -323,6 +323,16 @@ class Result(BaseModel):
     device_samples_ns: Ints | None = Field(
         default=None, description="device-clock samples, integer ns (GPU backends), or null")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_numbers(cls, data):
+        """NumPy scalars (a batch size or a count computed with numpy) as the Python numbers they
+        are; a bool or a numeric string stays refused by the strict fields."""
+        if isinstance(data, dict) and any(type(v).__module__ == "numpy" for v in data.values()):
+            data = {k: (v.item() if type(v).__module__ == "numpy" and hasattr(v, "item") and getattr(v, "ndim", 1) == 0
+                        else v) for k, v in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _rounds_match(self):
         if (self.sample_rounds is not None and self.samples_ns is not None

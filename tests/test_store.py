@@ -9,6 +9,8 @@ import os
 import sys
 
 import numpy as np
+
+from pfdeploy.runfile import RUN_FILE_VERSION
 import pytest
 
 from pfdeploy.errors import UsageError, UserError
@@ -76,16 +78,18 @@ def test_round_trip_every_field(store_url):
         rid = store.add_result(run_id, row, samples, rounds)
         store.finish_run(run_id, "finished", loadavg_after=[1.0, 0.9, 0.8])
 
-        (got,) = store.results(run_id)
+        (typed,) = store.results(run_id)
+        assert typed.warning_texts == ["cv above 5%"] and typed.warnings[0].kind == "other"
+        got = typed.to_row()  # the typed result's plain edge
         assert set(RESULT_FIELDS) <= set(got)
         assert got["id"] == rid and got["run_id"] == run_id
         for k in RESULT_FIELDS:
             if k in ("id", "run_id", "created_at", "p99_ms", "params", "p50_ms", "warnings"):
                 continue
-            assert got[k] == row[k], k
+            assert got[k] == row.get(k), k  # a declared field the row did not give reads back as None
         assert got["p99_ms"] is None  # NaN: a percentile without enough samples is missing
         assert got["params"] == 25_557_032 and isinstance(got["params"], int)
-        assert got["p50_ms"] == 10.0 and got["warnings"] == ["cv above 5%"]
+        assert got["p50_ms"] == 10.0 and [w["text"] for w in got["warnings"]] == ["cv above 5%"]
         assert got["future_field"] == [1, 2]  # unknown fields are kept, not dropped
         assert got["created_at"].endswith("+00:00")
 
@@ -206,7 +210,7 @@ def test_export_read_import_round_trip(store_url, tmp_path):
         run_id = _filled_run(store)
         path = tmp_path / "run.json"
         doc = store.export_run(run_id, path)
-        assert doc["format"] == "pfdeploy-run" and doc["version"] == 2
+        assert doc["format"] == "pfdeploy-run" and doc["version"] == RUN_FILE_VERSION
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.json")] == []  # no temp left
         back = read_run_file(path)
         assert back["run"]["id"] == run_id and len(back["results"]) == 4

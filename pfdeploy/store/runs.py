@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from .. import migrations, runfile
 from ..clock import utc_now
 from ..errors import UserError
-from ..result import Result
+from ..result import RESULT_STATUSES, Result
 from ..runfile import RUN_FILE_FORMAT, RUN_FILE_VERSION
 from .codec import _decode_samples, _encode_samples
 from .refs import clean_ref, find_run
@@ -208,6 +208,8 @@ class Store:
         if not isinstance(result, Result):
             row = {k: v for k, v in dict(result).items() if k not in ("id", "run_id")}
             row["case_key"] = row.get("case_key") or make_case_key(row)
+            if row.get("status") not in RESULT_STATUSES:  # a caller's bug, said as the store always said it
+                raise ValueError(f"result status must be one of {RESULT_STATUSES}, got {row.get('status')!r}")
             result = Result.from_row(row | {"run_id": run_id})
         if samples_ns is None:
             samples_ns, rounds = result.samples_ns, result.sample_rounds
