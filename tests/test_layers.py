@@ -233,3 +233,25 @@ def test_the_checks_catch_what_they_should(tmp_path):
     assert layer_of("pfdeploy.backends.base") < layer_of("pfdeploy.exporters") < layer_of("pfdeploy.bench.engine")
     assert layer_of("pfdeploy.nonexistent_module") is None  # the root entry covers the root only
     assert layer_of(VERSION) == 0
+
+
+def test_the_architecture_docs_layers_table_is_this_tests_table():
+    """docs/architecture.md's one Layers table names, layer by layer, exactly the modules LAYERS places."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    assert doc.count("\n## Layers") == 1, "one Layers section"
+    section = doc.split("\n## Layers", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| layer")]
+    table = {}
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        names = re.findall(r"`([A-Za-z_.]+)`", cells[1])
+        table[cells[0]] = {n if n.startswith("pfdeploy") else f"pfdeploy.{n}" for n in names}
+    for layer, modules in LAYERS:
+        expected = {m for m in modules if m != VERSION} | ({"pfdeploy.__version__"} if VERSION in modules else set())
+        got = {m for m in table.get(layer, set()) if not m.startswith("pfdeploy.create_model")}
+        if layer == "models":
+            got.add("pfdeploy")  # "the package root" in words
+        assert got == expected, (layer, sorted(got ^ expected))
+    assert [layer for layer, _ in LAYERS] == list(table)
