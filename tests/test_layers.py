@@ -38,7 +38,7 @@ VERSION = "pfdeploy.__version__"
 # The longest matching entry wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", (VERSION, "pfdeploy.errors", "pfdeploy.config", "pfdeploy.outputs", "pfdeploy.signals",
-              "pfdeploy.clock", "pfdeploy.validate", "pfdeploy.plugins", "pfdeploy.runfile", "pfdeploy.render", "pfdeploy.digest",
+              "pfdeploy.clock", "pfdeploy.validate", "pfdeploy.plugins", "pfdeploy.result", "pfdeploy.runfile", "pfdeploy.render", "pfdeploy.digest",
               "pfdeploy.labels", "pfdeploy.probecache", "pfdeploy.importhook")),
     ("models", ("pfdeploy", "pfdeploy.zoo", "pfdeploy.weights", "pfdeploy.pretrained", "pfdeploy.complexity")),
     ("devices", ("pfdeploy.devices",)),
