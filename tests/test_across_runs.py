@@ -14,13 +14,14 @@ import pytest
 
 from pfdeploy import compare as C
 from pfdeploy.bench.stats import row_procs, row_speedup, summarize
+from pfdeploy.result import Result
 
 TRUE_MS = 20.0
 
 
 def simulate_row(rng, processes=4, rounds_per_process=4, per_round=25, level_sd=0.04, drift_sd=0.01,
                  round_sd=0.01, sample_sd=0.03, true_ms=TRUE_MS, first_round=0, model="m", backend="onnxruntime",
-                 factor=1.0) -> dict:
+                 factor=1.0) -> Result:
     """One case as the engine stores it: `processes` worker processes, each with its own level
     (lognormal, `level_sd`) on a machine that drifts between generations (random walk,
     `drift_sd`); rounds within a process (`round_sd`), samples within a round (`sample_sd`)."""
@@ -38,19 +39,17 @@ def simulate_row(rng, processes=4, rounds_per_process=4, per_round=25, level_sd=
             mine.append(rnd)
             rnd += 1
         process_rounds.append(mine)
-    s = summarize(samples, rounds, procs=row_procs({"sample_rounds": rounds, "process_rounds": process_rounds}))
     key = f"{model}|synthetic:0|{backend}|cpu|fp32|1|2|latency"
-    return {"case_key": key, "model": model, "weights": "synthetic:0", "backend": backend, "device": "cpu",
-            "precision": "fp32", "batch": 1, "threads": 2, "scenario": "latency", "status": "ok",
-            **s.to_dict(), "samples_ns": samples, "sample_rounds": rounds, "process_rounds": process_rounds}
+    row = Result.from_row({"case_key": key, "model": model, "weights": "synthetic:0", "backend": backend,
+                           "device": "cpu", "precision": "fp32", "batch": 1, "threads": 2, "scenario": "latency",
+                           "status": "ok", "samples_ns": samples, "sample_rounds": rounds,
+                           "process_rounds": process_rounds})
+    return row.but(**summarize(samples, rounds, procs=row_procs(row)).to_dict())
 
 
-def one_process(row: dict) -> dict:
+def one_process(row: Result) -> Result:
     """The same samples as a one-process row (what pfdeploy stored before): no process labels."""
-    out = {k: v for k, v in row.items() if k != "process_rounds"}
-    s = summarize(out["samples_ns"], out["sample_rounds"])
-    out.update(s.to_dict())
-    return out
+    return row.but(process_rounds=None, **summarize(row.samples_ns, row.sample_rounds).to_dict())
 
 
 def doc(tag, rows):
@@ -64,11 +63,11 @@ def test_stored_ci_covers_the_true_level_and_the_one_process_ci_does_not():
     trials = 150
     for _ in range(trials):
         row = simulate_row(rng)
-        hier += row["p50_ci_low_ms"] <= TRUE_MS <= row["p50_ci_high_ms"]
+        hier += row.p50_ci_low_ms <= TRUE_MS <= row.p50_ci_high_ms
         old = one_process(row)
-        flat += old["p50_ci_low_ms"] <= TRUE_MS <= old["p50_ci_high_ms"]
-        assert row["processes"] == 4 and row["ci_method"] == "processes" and row["ci_df"] == 3
-        assert old["processes"] == 1 and old["ci_method"] == "rounds"
+        flat += old.p50_ci_low_ms <= TRUE_MS <= old.p50_ci_high_ms
+        assert row.processes == 4 and row.ci_method == "processes" and row.ci_df == 3
+        assert old.processes == 1 and old.ci_method == "rounds"
     assert hier / trials >= 0.90, f"hierarchical CI covered the true level in {hier}/{trials} runs"
     assert flat / trials < 0.90, f"the one-process CI covered it in {flat}/{trials}: this bar cannot fail"
 
@@ -140,10 +139,11 @@ def test_base_window_pools_runs_as_processes(n):
     old = one_process(simulate_row(rng, model="m0"))  # a run of pfdeploy before several processes
     runs.append(doc("old", [old]))
     pooled = pool_runs(runs, "main")
-    rows = {r["model"]: r for r in pooled["results"]}
-    assert rows["m0"]["processes"] == 4 * n + 1 and rows["m1"]["processes"] == 4 * n
-    assert len(rows["m0"]["samples_ns"]) == sum(len(r["results"][0]["samples_ns"]) for r in runs)
-    assert len(set(rows["m0"]["sample_rounds"])) == sum(len(set(r["results"][0]["sample_rounds"])) for r in runs)
+    rows = {r.model: r for r in pooled["results"]}
+    assert rows["m0"].processes == 4 * n + 1 and rows["m1"].processes == 4 * n
+    assert rows["m0"].window_runs == n + 1 and rows["m1"].window_runs == n
+    assert len(rows["m0"].samples_ns) == sum(len(r["results"][0].samples_ns) for r in runs)
+    assert len(set(rows["m0"].sample_rounds)) == sum(len(set(r["results"][0].sample_rounds)) for r in runs)
     assert pooled["run"]["window"] == [f"r{i}" for i in range(n)] + ["old"]
     head = doc("head", [simulate_row(rng, model="m0", first_round=5000)])
     cmp = C.compare_runs(pooled, head, resamples=500)
@@ -166,8 +166,8 @@ def test_report_history_judges_a_point_against_the_pooled_window(monkeypatch):
     verdicts = data.run_verdicts(docs)
     assert len(verdicts) == 6 and set(verdicts.values()) <= {"unchanged", "inconclusive"}
     # the 2nd point against 1 run (4 processes), the 7th against the previous 5 pooled (20 processes)
-    assert seen[0][0]["results"][0]["processes"] == 4 and "window" not in seen[0][0]["run"]
-    assert seen[-1][0]["results"][0]["processes"] == 20 and seen[-1][0]["run"]["window"] == [f"r{i}" for i in (5, 4, 3, 2, 1)]
+    assert seen[0][0]["results"][0].processes == 4 and "window" not in seen[0][0]["run"]
+    assert seen[-1][0]["results"][0].processes == 20 and seen[-1][0]["run"]["window"] == [f"r{i}" for i in (5, 4, 3, 2, 1)]
 
 
 def test_pooled_process_variance_floors_each_case_and_lends_its_degrees_of_freedom():
@@ -175,17 +175,17 @@ def test_pooled_process_variance_floors_each_case_and_lends_its_degrees_of_freed
 
     rng = np.random.default_rng(19)
     rows = [simulate_row(rng, processes=3, model=f"m{i}") for i in range(6)]
-    rows.append({"status": "ok", "backend": "onnxruntime", "precision": "fp32", "device": "cpu", "processes": 1,
-                 "process_sd": None})  # a one-process row adds nothing
+    rows.append(Result.from_row({"case_key": "one", "status": "ok", "backend": "onnxruntime", "precision": "fp32",
+                                 "device": "cpu", "processes": 1, "process_sd": None}))  # one process adds nothing
     pooled = pooled_process_variance(rows)
     v, df = pooled[("onnxruntime", "fp32", "cpu")]
-    assert df == 12 and v == pytest.approx(np.mean([r["process_sd"] ** 2 for r in rows[:6]]))
+    assert df == 12 and v == pytest.approx(np.mean([r.process_sd ** 2 for r in rows[:6]]))
     # a case that happened to look steadier than its runtime gets the pooled spread, with 12 df
     quiet = simulate_row(rng, processes=3, level_sd=0.0, drift_sd=0.0, round_sd=0.0, sample_sd=0.001)
     other = simulate_row(rng, processes=3, level_sd=0.0, drift_sd=0.0, round_sd=0.0, sample_sd=0.001, first_round=99)
     procs = [row_procs(r) for r in (quiet, other)]
-    own = ratio_stats(quiet["samples_ns"], other["samples_ns"], quiet["sample_rounds"], other["sample_rounds"],
+    own = ratio_stats(quiet.samples_ns, other.samples_ns, quiet.sample_rounds, other.sample_rounds,
                       base_procs=procs[0], head_procs=procs[1])
-    floored = ratio_stats(quiet["samples_ns"], other["samples_ns"], quiet["sample_rounds"], other["sample_rounds"],
+    floored = ratio_stats(quiet.samples_ns, other.samples_ns, quiet.sample_rounds, other.sample_rounds,
                           base_procs=procs[0], head_procs=procs[1], base_prior=(v, df), head_prior=(v, df))
     assert floored.ci_width > 5 * own.ci_width  # never narrower than the runtime's process spread

@@ -13,6 +13,7 @@ import pytest
 
 from pfdeploy import compare as C
 from pfdeploy.render import to_json
+from pfdeploy.result import Result
 
 CASES = (  # model, family, backend, p50 ms
     ("pf_resnet50_max", "parameter-free", "onnxruntime", 30.0),
@@ -296,7 +297,7 @@ def test_samples_without_rounds_fall_back_to_blocks_and_say_so():
 
 def test_results_without_samples_are_listed():
     base, head = synth_doc("base", 1), synth_doc("head", 2)
-    base["results"][0]["samples_ns"] = []
+    base["results"][0] = Result.from_row(base["results"][0]).but(samples_ns=[], sample_rounds=None)
     cmp = C.compare_runs(base, head)
     c = next(c for c in cmp.cases if c.model == "pf_resnet50_max")
     assert c.verdict == "no-samples" and c.note == "no raw samples in base"

@@ -136,10 +136,10 @@ def check_fleet_runs(store, tag, nodes):
         assert run["fleet"]["reserved"]["CPU"] == 1.0
         assert run["machine"]["machine_name"] == name
         rows = store.results(run["id"])
-        assert [r["status"] for r in rows] == ["ok", "ok"]
+        assert [r.status for r in rows] == ["ok", "ok"]
         for r in rows:
-            s = store.samples(r["id"])
-            assert len(s["latency_ns"]) == r["n"] > 0
+            s = store.samples(r.id)
+            assert len(s["latency_ns"]) == r.n > 0
     assert len({r["machine_id"] for r in runs.values()}) == 2  # two machines, not one
     return runs
 
@@ -293,7 +293,7 @@ def test_interrupt_cancels_remote_tasks_and_keeps_finished_cases(conn, inputs, t
     for run in stored.values():
         assert run["status"] == "interrupted"
         rows = store.results(run["id"])
-        assert [r["model"] for r in rows if r["status"] == "ok"] == ["pf_resnet50_max"]  # the finished case kept
+        assert [r.model for r in rows if r.ok] == ["pf_resnet50_max"]  # the finished case kept
     # the remote tasks really stopped: the nodes' CPUs are free again for a new fleet run
     again = fleet.FleetBench(conn, config("fleet-int2"), store, nodes, "test", prepared_cases=fake_cases(inputs)).run()
     assert [nr.status for nr in again] == ["finished", "finished"]
@@ -325,9 +325,9 @@ def test_node_killed_mid_run(cluster, conn, inputs, tmp_path):
     assert stored["node-c"]["status"] == "failed"
     assert "died" in stored["node-c"]["fleet"]["error"]
     kept = store.results(stored["node-c"]["id"])
-    assert [r["model"] for r in kept if r["status"] == "ok"] == ["pf_resnet50_max"]
-    assert len(store.samples(kept[0]["id"])["latency_ns"]) == kept[0]["n"] > 0
+    assert [r.model for r in kept if r.ok] == ["pf_resnet50_max"]
+    assert len(store.samples(kept[0].id)["latency_ns"]) == kept[0].n > 0
     # node-a is unaffected: both its cases measured, its run finished
     assert stored["node-a"]["status"] == "finished"
-    assert [r["status"] for r in store.results(stored["node-a"]["id"])] == ["ok", "ok"]
+    assert [r.status for r in store.results(stored["node-a"]["id"])] == ["ok", "ok"]
     assert by["node-a"].status == "finished"

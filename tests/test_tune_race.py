@@ -148,17 +148,17 @@ def test_race_through_the_engine_stores_every_candidate_with_its_fate(store, inp
     cands = {cases[0][0].key: Candidate("default", "fp32", default=True, note="the runtime's default")}
     out, s = race_engine(store, cases, candidates=cands)
     assert out.status == "finished"
-    rows = {r["variant"]: r for r in store.results(out.run_id)}
+    rows = {r.variant: r for r in store.results(out.run_id)}
     assert set(rows) == {"default", "fast", "slow"}
-    assert rows["fast"]["tune"]["runtime_winner"] and rows["fast"]["tune"]["status"] in ("winner", "tied")
-    assert rows["fast"]["tune"]["vs_default"]["ratio"] > 1.5
-    assert rows["slow"]["tune"]["status"] in ("eliminated", "tied")
+    assert rows["fast"].tune.runtime_winner and rows["fast"].tune.status in ("winner", "tied")
+    assert rows["fast"].tune.vs_default["ratio"] > 1.5
+    assert rows["slow"].tune.status in ("eliminated", "tied")
     # the case keys differ by variant only
-    assert len({r["case_key"] for r in rows.values()}) == 3
-    assert all(r["case_key"].endswith("|" + v) for v, r in rows.items())
+    assert len({r.case_key for r in rows.values()}) == 3
+    assert all(r.case_key.endswith("|" + v) for v, r in rows.items())
     # the default was measured in every generation the race had
-    gens = max(len(r["process_rounds"]) for r in rows.values())
-    assert len(rows["default"]["process_rounds"]) == gens
+    gens = max(len(r.process_rounds) for r in rows.values())
+    assert len(rows["default"].process_rounds) == gens
 
 
 def test_a_candidate_that_failed_parity_never_wins(store, inputs):
@@ -166,20 +166,20 @@ def test_a_candidate_that_failed_parity_never_wins(store, inputs):
     cases = [candidate("default", inputs, 1200), candidate("broken-int8", inputs, 100, parity=failed),
              candidate("fp32", inputs, 1100)]
     out, s = race_engine(store, cases)
-    rows = {r["variant"]: r for r in store.results(out.run_id)}
-    assert rows["broken-int8"]["status"] == "failed"
-    assert "parity" in rows["broken-int8"]["error"]
-    assert not rows["broken-int8"]["tune"]["runtime_winner"]
-    assert any(r["tune"]["runtime_winner"] for v, r in rows.items() if v != "broken-int8")
+    rows = {r.variant: r for r in store.results(out.run_id)}
+    assert rows["broken-int8"].status == "failed"
+    assert "parity" in rows["broken-int8"].error
+    assert not rows["broken-int8"].tune.runtime_winner
+    assert any(r.tune.runtime_winner for v, r in rows.items() if v != "broken-int8")
 
 
 def test_a_candidate_the_runtime_refuses_is_dropped_with_the_reason(store, inputs):
     spec, prep = candidate("refused", inputs, 100)
     spec = CaseSpec(model="m", backend="fake", threads=1, options={"fail": "load"}, variant="refused")
     out, s = race_engine(store, [candidate("default", inputs, 500), (spec, prep)])
-    rows = {r["variant"]: r for r in store.results(out.run_id)}
-    assert rows["refused"]["status"] == "failed" and "refused to load" in rows["refused"]["error"]
-    assert rows["default"]["tune"]["runtime_winner"]
+    rows = {r.variant: r for r in store.results(out.run_id)}
+    assert rows["refused"].status == "failed" and "refused to load" in rows["refused"].error
+    assert rows["default"].tune.runtime_winner
 
 
 # ------------------------------------------------------------------ the final rotation and the CLI
@@ -193,33 +193,33 @@ def final_case(model, backend, variant, precision, data: Measured, items_per_ste
 
 
 def test_the_overall_winner_needs_an_interval_that_excludes_every_other_runtime():
-    from pfdeploy.tune.run import decide_overall
+    from pfdeploy.tune.final import decide_overall
 
     d = simulate({"ov": 5.0, "ort": 9.0, "torch": 20.0}, 4, np.random.default_rng(2))
     cases = [final_case("m", "openvino", "bf16", "bf16", d["ov"]), final_case("m", "onnxruntime", "int8", "int8", d["ort"]),
              final_case("m", "torch", "default", "fp32", d["torch"])]
     ov = decide_overall(cases, 0.05)
-    assert ov["status"] == "winner" and ov["key"] == cases[0].spec.key
-    assert ov["vs_runner_up"]["ci_low"] > 1.0 and ov["runner_up"] == "onnxruntime/int8"
+    assert ov.status == "winner" and ov.key == cases[0].spec.key
+    assert ov.vs_runner_up["ci_low"] > 1.0 and ov.runner_up == "onnxruntime/int8"
 
 
 def test_an_overall_tie_is_shipped_at_the_highest_precision():
-    from pfdeploy.tune.run import decide_overall
+    from pfdeploy.tune.final import decide_overall
 
     d = simulate({"ov": 10.0, "ort": 10.0}, 3, np.random.default_rng(4))
     cases = [final_case("m", "openvino", "int8", "int8", d["ov"]), final_case("m", "onnxruntime", "fp32", "fp32", d["ort"])]
     ov = decide_overall(cases, 0.05)
-    assert ov["status"] == "tied" and ov["key"] == cases[1].spec.key and ov["tied_with"] == ["openvino/int8"]
+    assert ov.status == "tied" and ov.key == cases[1].spec.key and ov.tied_with == ["openvino/int8"]
 
 
 def test_throughput_candidates_compare_per_item():
     """A step of 4 requests in flight that takes 3x as long is faster per item."""
-    from pfdeploy.tune.run import decide_overall
+    from pfdeploy.tune.final import decide_overall
 
     d = simulate({"a": 30.0, "b": 10.0}, 4, np.random.default_rng(6))
     cases = [final_case("m", "openvino", "nireq4", "fp32", d["a"], items_per_step=4),
              final_case("m", "onnxruntime", "default", "fp32", d["b"], items_per_step=1)]
-    assert decide_overall(cases, 0.05)["key"] == cases[0].spec.key
+    assert decide_overall(cases, 0.05).key == cases[0].spec.key
 
 
 def test_the_budget_is_shared_among_the_races_left():

@@ -57,12 +57,12 @@ def test_the_runs_are_stored_with_their_fates(tuned):
         runs = {r["id"]: r for r in s.runs()}
         assert runs[doc["runs"][0]]["suite"] == "tune" and runs[doc["final_run"]]["suite"] == "tune-final"
         race_rows = s.results(doc["runs"][0])
-        assert len({r["case_key"] for r in race_rows}) == len(race_rows)
-        assert all(r["variant"] and isinstance(r.get("tune"), dict) for r in race_rows)
-        final = [r for r in s.results(doc["final_run"]) if r["status"] == "ok"]
-        assert {r["backend"] for r in final} == {"onnxruntime", "openvino"}
-        assert sum(bool(r["tune"]["overall_winner"]) for r in final) == 1
-        assert all(r["tune"]["runtime_winner"] for r in final)
+        assert len({r.case_key for r in race_rows}) == len(race_rows)
+        assert all(r.variant and r.tune is not None and r.tune.candidate for r in race_rows)
+        final = [r for r in s.results(doc["final_run"]) if r.ok]
+        assert {r.backend for r in final} == {"onnxruntime", "openvino"}
+        assert sum(bool(r.tune.overall_winner) for r in final) == 1
+        assert all(r.tune.runtime_winner for r in final)
     finally:
         s.close()
 
@@ -80,7 +80,7 @@ def test_the_winner_is_a_directory_that_bench_reproduces_in_a_fresh_process(tune
     s = open_store(d / "r.db")
     try:
         newest = s.runs(limit=1)[0]
-        (row,) = [x for x in s.results(newest["id"]) if x["status"] == "ok"]
-        assert row["variant"] == meta["variant"] and row["backend"] == meta["backend"]
+        (row,) = [x for x in s.results(newest["id"]) if x.ok]
+        assert row.variant == meta["variant"] and row.backend == meta["backend"]
     finally:
         s.close()

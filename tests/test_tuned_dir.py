@@ -27,8 +27,10 @@ def vit_onnx(artifact_cache):
     return get_artifact(MODEL, "onnx")
 
 
-def winner_row(art, **extra) -> dict:
-    """A stored winner row as the store returns it (the fields write_tuned reads)."""
+def winner_row(art, **extra):
+    """A stored winner result as the store returns it (the fields write_tuned reads)."""
+    from pfdeploy.result import Result
+
     row = {
         "case_key": "x", "model": MODEL, "weights": "synthetic:0", "backend": "onnxruntime", "device": "cpu",
         "precision": "fp32", "batch": 1, "threads": 1, "scenario": "latency", "status": "ok",
@@ -44,7 +46,7 @@ def winner_row(art, **extra) -> dict:
                  "tied_with": []},
     }
     row.update(extra)
-    return row
+    return Result.from_row(row)
 
 
 MACHINE = {"machine_id": "m1", "cpu": {"model": "Test CPU", "isa": ["avx2"]}, "hostname": "h"}

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ...result import Result
 from .bootstrap import BOOTSTRAP_SEED, bootstrap_medians, log_sd, percentile_interval, rng_of
 from .summary import BOOTSTRAP_RESAMPLES, hierarchical_se, process_count, t_quantile
 
@@ -24,10 +25,18 @@ from .summary import BOOTSTRAP_RESAMPLES, hierarchical_se, process_count, t_quan
 MIN_PAIRED_ROUNDS = 2
 
 
-def row_procs(row: dict) -> list[int] | None:
-    """Per-sample process labels of a stored row: from `process_rounds` (the rounds each of its
-    worker processes measured); None for a row of one process (or without rounds)."""
-    pr, rounds = row.get("process_rounds"), row.get("sample_rounds")
+def _result(row) -> Result:
+    """Transitional: a caller that still hands a plain row (pfdeploy.claims' per-item rows, whose
+    samples are divided by the batch) gets it read as a Result without validation; everything
+    below reads attributes only."""
+    return Result.model_construct(**row) if isinstance(row, dict) else row
+
+
+def row_procs(row: Result) -> list[int] | None:
+    """Per-sample process labels of a stored result: from `process_rounds` (the rounds each of
+    its worker processes measured); None for a result of one process (or without rounds)."""
+    row = _result(row)
+    pr, rounds = row.process_rounds, row.sample_rounds
     if not pr or rounds is None or len(pr) < 2:
         return None
     of = {int(r): i for i, rs in enumerate(pr) for r in rs}
@@ -37,10 +46,11 @@ def row_procs(row: dict) -> list[int] | None:
         return None  # damaged or foreign: fall back to one level
 
 
-def row_rounds(row: dict) -> list[int] | None:
-    """The row's round ids when there is one per sample, else None (then nothing is paired)."""
-    r = row.get("sample_rounds")
-    return r if r is not None and len(r) == len(row.get("samples_ns") or ()) else None
+def row_rounds(row: Result) -> list[int] | None:
+    """The result's round ids when there is one per sample, else None (then nothing is paired)."""
+    row = _result(row)
+    r = row.sample_rounds
+    return r if r is not None and len(r) == len(row.samples_ns or ()) else None
 
 
 def round_medians(samples: Sequence[float], rounds: Sequence[int]) -> dict[int, float]:
@@ -114,9 +124,10 @@ def speedup(base_samples_ns: Sequence[int], base_rounds: Sequence[int] | None, m
             "base_units": rep["num_units"], "model_units": rep["den_units"], "how": "unpaired (ratio of medians)"}
 
 
-def row_speedup(base_row: dict, model_row: dict, confidence: float = 0.95) -> dict | None:
-    """`speedup` of two stored rows (their samples, rounds and processes)."""
-    return speedup(base_row.get("samples_ns"), row_rounds(base_row), model_row.get("samples_ns"),
+def row_speedup(base_row: Result, model_row: Result, confidence: float = 0.95) -> dict | None:
+    """`speedup` of two stored results (their samples, rounds and processes)."""
+    base_row, model_row = _result(base_row), _result(model_row)
+    return speedup(base_row.samples_ns, row_rounds(base_row), model_row.samples_ns,
                    row_rounds(model_row), confidence, base_procs=row_procs(base_row),
                    model_procs=row_procs(model_row))
 
@@ -149,17 +160,17 @@ def _side_se(meds: np.ndarray, method: str, procs: int, prior: tuple[float, floa
     return se, df
 
 
-def pooled_process_variance(rows: Sequence[dict], max_df: float = 30.0) -> dict[tuple, tuple[float, float]]:
+def pooled_process_variance(rows: Sequence[Result], max_df: float = 30.0) -> dict[tuple, tuple[float, float]]:
     """{(backend, precision, device): (pooled variance of log process medians, degrees of freedom)}
     over a run's ok rows of several processes: sum of (P - 1) x process_sd^2 over sum of (P - 1),
     the classic pooled variance (an outlying case raises it: conservative). Degrees of freedom
     capped at `max_df`."""
     acc: dict[tuple, list[float]] = {}
-    for row in rows:
-        sd, P = row.get("process_sd"), row.get("processes")
-        if row.get("status") != "ok" or not isinstance(sd, (int, float)) or not isinstance(P, int) or P < 2:
+    for row in map(_result, rows):
+        sd, P = row.process_sd, row.processes
+        if not row.ok or not isinstance(sd, (int, float)) or not isinstance(P, int) or P < 2:
             continue
-        a = acc.setdefault((row.get("backend"), row.get("precision"), row.get("device")), [0.0, 0.0])
+        a = acc.setdefault((row.backend, row.precision, row.device), [0.0, 0.0])
         a[0] += (P - 1) * sd * sd
         a[1] += P - 1
     return {k: (v / d, min(d, max_df)) for k, (v, d) in acc.items() if d > 0}

@@ -16,7 +16,8 @@ Cases that cannot be compared are listed, never dropped: `failed`, `skipped`, `m
 `not-compared` (different machine ids), `no-samples`.
 
 Everything works on run documents in the run-file format ({"format": "pfdeploy-run",
-"version": N, "run": {...}, "results": [{...row, "samples_ns", "sample_rounds"}]}).
+"version": N, "run": {...}, "results": [...]}); `check_run_doc` types their results (`Result`,
+plain rows validated on the way in), and every case is read by attribute from there on.
 """
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ import math
 from typing import Sequence
 
 import numpy as np
+from pydantic import ValidationError
 
 from ..bench.stats import RatioStats, pooled_process_variance, ratio_stats, row_procs
 from ..errors import UsageError, UserError
+from ..result import Result, first_error
 from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                     DEFAULT_THRESHOLD, VERDICTS, CaseComparison, Comparison, case_key, run_label)
 from .noise import _contention_warnings, _load_warnings
@@ -38,9 +41,9 @@ def _ms(ns: float | None) -> float | None:
     return None if ns is None else ns / 1e6
 
 
-def _index(doc: dict, side: str, warnings: list[str]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for row in doc.get("results") or []:
+def _index(doc: dict, side: str, warnings: list[str]) -> dict[str, Result]:
+    out: dict[str, Result] = {}
+    for row in doc["results"]:
         key = case_key(row)
         if key in out:
             warnings.append(f"{side} run has case {key} twice; using the later result")
@@ -52,11 +55,11 @@ def _weights_mismatch(cmp: Comparison, base_rows: dict, head_rows: dict) -> None
     """Cases that differ only in their weights (synthetic in base, a release checkpoint in head...)
     are different cases and are never paired (the weights are part of the case key); say so once
     in the warnings, and on each such case, instead of leaving a silent missing/new pair."""
-    def others(rows: dict) -> dict[tuple, set]:
+    def others(rows: dict[str, Result]) -> dict[tuple, set]:
         out: dict[tuple, set] = {}
         for row in rows.values():
-            f = _case_fields(row)
-            out.setdefault(tuple(str(f[k]) for k in CASE_FIELDS if k != "weights"), set()).add(str(f["weights"]))
+            rest = tuple(str(getattr(row, k)) for k in CASE_FIELDS if k != "weights")
+            out.setdefault(rest, set()).add(str(row.weights))
         return out
 
     base_w, head_w = others(base_rows), others(head_rows)
@@ -80,23 +83,24 @@ def _weights_mismatch(cmp: Comparison, base_rows: dict, head_rows: dict) -> None
                             "runs made with the same --weights")
 
 
-def _case_fields(row: dict) -> dict:
-    return {f: row.get(f) for f in CASE_FIELDS}
+def _case_fields(row: Result) -> dict:
+    """The case's identity fields (CaseComparison's keyword arguments)."""
+    return {f: getattr(row, f) for f in CASE_FIELDS}
 
 
-def _p50_ms(row: dict, samples: Sequence[float] | None) -> float | None:
+def _p50_ms(row: Result, samples: Sequence[float] | None) -> float | None:
     if samples:
         return float(np.median(np.asarray(samples, dtype=float))) / 1e6
-    v = row.get("p50_ms")
-    return float(v) if isinstance(v, (int, float)) else None
+    return float(row.p50_ms) if row.p50_ms is not None else None
 
 
 MAX_SAMPLE_NS = 86_400 * 10**9  # one day: no single timed inference takes longer; larger is corrupt input
 
 
-def check_run_doc(doc: dict, side: str) -> None:
+def check_run_doc(doc: dict, side: str) -> dict:
     """Input validation before any statistics: a run with no results cannot be compared (a HEAD
-    that measured nothing must not pass the gate), and every latency must be possible: samples
+    that measured nothing must not pass the gate), every result must be a valid result (typed
+    here: the returned document's `results` are `Result`s) and every latency possible: samples
     are whole nanoseconds in 1 .. MAX_SAMPLE_NS, a stored p50 is a positive finite number.
     Raises UserError (exit 1) naming the side, the case and the value."""
     run = doc.get("run") or {}
@@ -105,21 +109,23 @@ def check_run_doc(doc: dict, side: str) -> None:
     if not isinstance(results, list) or not results:
         raise UserError(f"{side} run {label} has no results: nothing was measured, so there is nothing to "
                         f"compare (a {side.upper()} without results never passes the gate)")
-    for row in results:
-        if not isinstance(row, dict):
+    typed = []
+    for i, row in enumerate(results):
+        if not isinstance(row, (dict, Result)):
             raise UserError(f"{side} run {label}: a result is not an object")
-        key = row.get("case_key") or "?"
-        for s in row.get("samples_ns") or []:
-            if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_SAMPLE_NS:
-                raise UserError(f"{side} run {label}, case {key}: impossible latency sample {s!r} ns "
+        try:
+            r = Result.from_row(row)
+        except ValidationError as exc:
+            raise UserError(f"{side} run {label}, result {i + 1}: {first_error(exc)}") from None
+        for s in r.samples_ns or []:
+            if not 1 <= s <= MAX_SAMPLE_NS:
+                raise UserError(f"{side} run {label}, case {r.case_key}: impossible latency sample {s!r} ns "
                                 f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
-        for f in ("p50_ms", "min_ms", "max_ms"):
-            v = row.get(f)
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 \
-                    or v > MAX_SAMPLE_NS / 1e6:
-                raise UserError(f"{side} run {label}, case {key}: impossible {f} {v!r}")
+        for f, v in (("p50_ms", r.p50_ms), ("min_ms", r.min_ms), ("max_ms", r.max_ms)):
+            if v is not None and (not math.isfinite(v) or v <= 0 or v > MAX_SAMPLE_NS / 1e6):
+                raise UserError(f"{side} run {label}, case {r.case_key}: impossible {f} {v!r}")
+        typed.append(r)
+    return {**doc, "results": typed}
 
 
 def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRESHOLD,
@@ -146,8 +152,8 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
         raise UsageError(f"confidence must be in [0.5, 1), not {confidence}")
     if resamples < 100:
         raise UsageError(f"resamples must be at least 100, not {resamples}")
-    check_run_doc(base_doc, "base")
-    check_run_doc(head_doc, "head")
+    base_doc = check_run_doc(base_doc, "base")
+    head_doc = check_run_doc(head_doc, "head")
     base_run, head_run = base_doc.get("run") or {}, head_doc.get("run") or {}
     warnings: list[str] = []
     same_machine = bool(base_run.get("machine_id")) and base_run.get("machine_id") == head_run.get("machine_id")
@@ -182,27 +188,27 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
     return cmp
 
 
-def _testable(row: dict) -> bool:
-    return row.get("status") == "ok" and bool(row.get("samples_ns"))
+def _testable(row: Result) -> bool:
+    return row.ok and bool(row.samples_ns)
 
 
-def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Comparison,
+def _compare_case(key: str, base: Result | None, head: Result | None, cmp: Comparison,
                   stats_out: dict | None = None) -> CaseComparison:
-    row = head or base or {}
+    row = head or base
     c = CaseComparison(case_key=key, verdict="unchanged", **_case_fields(row))
-    c.base_status = base.get("status") if base else None
-    c.head_status = head.get("status") if head else None
-    b_samples = (base or {}).get("samples_ns") or []
-    h_samples = (head or {}).get("samples_ns") or []
+    c.base_status = base.status if base else None
+    c.head_status = head.status if head else None
+    b_samples = (base.samples_ns if base else None) or []
+    h_samples = (head.samples_ns if head else None) or []
     if base is not None:
-        c.base_p50_ms, c.base_n = _p50_ms(base, b_samples), len(b_samples) or base.get("n")
+        c.base_p50_ms, c.base_n = _p50_ms(base, b_samples), len(b_samples) or base.n
     if head is not None:
-        c.head_p50_ms, c.head_n = _p50_ms(head, h_samples), len(h_samples) or head.get("n")
+        c.head_p50_ms, c.head_n = _p50_ms(head, h_samples), len(h_samples) or head.n
     if base is None:
         c.verdict, c.note = "new", "only in head"
         if c.head_status and c.head_status != "ok":
             c.note += f" ({c.head_status})"
-            c.error = head.get("error")
+            c.error = head.error
         return c
     if head is None:
         c.verdict, c.note = "missing", "only in base: not run in head"
@@ -210,17 +216,17 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
     if c.head_status == "failed" or c.base_status == "failed":
         c.verdict = "failed"
         if c.head_status == "failed" and c.base_status == "failed":
-            c.note, c.error = "failed in both runs", head.get("error")
+            c.note, c.error = "failed in both runs", head.error
         elif c.head_status == "failed":
-            c.note, c.error = f"failed in head ({c.base_status} in base)", head.get("error")
+            c.note, c.error = f"failed in head ({c.base_status} in base)", head.error
         else:
-            c.note, c.error = f"failed in base ({c.head_status} in head)", base.get("error")
+            c.note, c.error = f"failed in base ({c.head_status} in head)", base.error
         return c
     if c.head_status == "skipped" or c.base_status == "skipped":
         c.verdict = "skipped"
         side = "both runs" if c.head_status == c.base_status else ("head" if c.head_status == "skipped" else "base")
         c.note = f"skipped in {side}"
-        c.error = (head if c.head_status == "skipped" else base).get("error")
+        c.error = (head if c.head_status == "skipped" else base).error
         return c
     if not cmp.same_machine:
         c.verdict, c.note = "not-compared", "different machines"
@@ -232,7 +238,7 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
         c.note = "no raw samples in " + ("both runs" if not b_samples and not h_samples
                                          else "base" if not b_samples else "head")
         return c
-    stats = ratio_stats(b_samples, h_samples, base.get("sample_rounds"), head.get("sample_rounds"),
+    stats = ratio_stats(b_samples, h_samples, base.sample_rounds, head.sample_rounds,
                         cmp.case_confidence, resamples_for(cmp.case_confidence, cmp.resamples),
                         _stable_seed(cmp.seed, key), base_procs=row_procs(base), head_procs=row_procs(head),
                         base_prior=_prior(cmp, 0, base), head_prior=_prior(cmp, 1, head))
@@ -250,6 +256,6 @@ def _compare_case(key: str, base: dict | None, head: dict | None, cmp: Compariso
     return c
 
 
-def _prior(cmp: Comparison, side: int, row: dict):
+def _prior(cmp: Comparison, side: int, row: Result):
     priors = getattr(cmp, "priors", None)
-    return priors[side].get((row.get("backend"), row.get("precision"), row.get("device"))) if priors else None
+    return priors[side].get((row.backend, row.precision, row.device)) if priors else None

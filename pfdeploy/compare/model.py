@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..result import Result
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_CONFIDENCE = 0.95
@@ -28,12 +29,12 @@ STYLE = {"regression": "bold red", "failed": "bold red", "inconclusive": "yellow
 
 
 
-def case_key(row: dict) -> str:
-    """The row's case key; rebuilt from its fields when a run file lacks it."""
-    key = row.get("case_key")
-    if key:
-        return str(key)
-    return case_key_of(row)
+def case_key(row: Result | dict) -> str:
+    """The result's case key. A plain row (a caller not yet typed: pfdeploy.report) may lack it:
+    then it is rebuilt from the row's fields."""
+    if isinstance(row, Result):
+        return row.case_key
+    return str(row.get("case_key") or case_key_of(row))
 
 
 def run_label(run: dict) -> str:

@@ -2,6 +2,7 @@
 average differed between the two runs."""
 from __future__ import annotations
 
+from .runs import typed_rows
 
 CONTENTION_WARN = 0.10  # share of the machine's CPU taken by other processes during the timed rounds
 
@@ -10,11 +11,11 @@ def run_contention(doc: dict) -> float | None:
     """The share of the machine's CPU that other processes took while the run's cases were timed
     (every ok row's `cpu_contention`, pooled); None when the rows do not carry it."""
     other = machine = 0.0
-    for row in doc.get("results") or []:
-        c = row.get("cpu_contention") if row.get("status") == "ok" else None
-        if isinstance(c, dict) and isinstance(c.get("machine_cpu_s"), (int, float)) and c["machine_cpu_s"] > 0:
-            other += float(c.get("other_cpu_s") or 0.0)
-            machine += float(c["machine_cpu_s"])
+    for row in typed_rows(doc):
+        c = row.cpu_contention if row.ok else None
+        if c is not None and c.machine_cpu_s is not None and c.machine_cpu_s > 0:
+            other += float(c.other_cpu_s or 0.0)
+            machine += float(c.machine_cpu_s)
     return other / machine if machine > 0 else None
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..bench.stats import RatioStats, mann_whitney_p, percentile_interval, round_median_values
+from ..result import Result
 from .model import Comparison
 from .rule import verdict
 
@@ -64,7 +65,7 @@ MIN_SHIFT_CASES = 4
 PER_BACKEND_MIN_GAIN = 0.01
 
 
-def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict) -> None:
+def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict[str, Result], head_rows: dict[str, Result]) -> None:
     """Estimate the whole-run shift and re-take every per-case verdict relative to it.
 
     Model: log r_i = s + d_i + noise_i, s the shift common to all cases, d_i the case's own change.
@@ -143,8 +144,8 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
         base, head = base_rows[key], head_rows[key]
         p = st.p_value
         if st.base_method == st.head_method == "rounds":
-            hm = round_median_values(np.asarray(head["samples_ns"], float), head["sample_rounds"]) / math.exp(loo_point[i])
-            p = mann_whitney_p(round_median_values(np.asarray(base["samples_ns"], float), base["sample_rounds"]), hm)
+            hm = round_median_values(np.asarray(head.samples_ns, float), head.sample_rounds) / math.exp(loo_point[i])
+            p = mann_whitney_p(round_median_values(np.asarray(base.samples_ns, float), base.sample_rounds), hm)
         rs = RatioStats(rel, rlo, rhi, p, st.base_median_ns, st.head_median_ns, st.base_method, st.head_method,
                         st.base_units, st.head_units)
         c.rel_ratio, c.rel_ci_low, c.rel_ci_high = rel, rlo, rhi

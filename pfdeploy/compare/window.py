@@ -8,64 +8,78 @@ processes, then rounds: a single unlucky baseline run is one process among many,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from ..bench.stats import process_sd, row_procs
 from ..errors import UsageError, UserError
+from ..result import Result
 from .model import case_key, run_label
+from .runs import typed_rows
 
 ROUND_OFFSET = 10_000_000  # round ids of the i-th pooled run are shifted by i x this
 MAX_WINDOW = 100
 
 
+@dataclass
+class _Pooled:
+    """One case of the window while it is pooled: the newest ok result (or the newest result at
+    all, while no run has it ok) and the samples, rounds and processes of every ok run so far."""
+
+    row: Result
+    samples: list[int] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+    procs: list[list[int]] = field(default_factory=list)
+    runs: int = 0
+
+    def result(self) -> Result:
+        if not self.runs:
+            return self.row.but(window_runs=0)
+        x = np.asarray(self.samples, dtype=float)
+        r = self.row.but(samples_ns=self.samples, sample_rounds=self.rounds, process_rounds=self.procs,
+                         device_samples_ns=None, window_runs=self.runs, processes=len(self.procs),
+                         p50_ms=float(np.median(x)) / 1e6, n=int(x.size))
+        return r.but(process_sd=process_sd(self.samples, row_procs(r)))
+
+
 def pool_runs(docs: list[dict], label: str) -> dict:
     """One run document from several (newest first): per case, the samples of every run where
     the case is ok, with rounds offset per run and each run's processes kept; the newest run's
-    metadata, with `window` listing the pooled run ids."""
+    metadata, with `window` listing the pooled run ids. Its results are typed (`Result`, built
+    with `Result.but`: the pooled samples, rounds, processes, median and `window_runs`)."""
     if not docs:
         raise UserError(f"no runs to pool for {label}")
     newest = docs[0]
-    pooled: dict[str, dict] = {}
-    order: list[str] = []
+    pooled: dict[str, _Pooled] = {}
     for i, doc in enumerate(docs):
-        for row in doc.get("results") or []:
+        for row in typed_rows(doc):
             key = case_key(row)
-            if key not in pooled:
-                order.append(key)
-            samples = list(row.get("samples_ns") or [])
-            if row.get("status") != "ok" or not samples:
-                pooled.setdefault(key, {**row, "window_runs": 0})
+            samples = list(row.samples_ns or [])
+            if not row.ok or not samples:
+                pooled.setdefault(key, _Pooled(row))
                 continue
-            rounds = row.get("sample_rounds")
+            rounds = row.sample_rounds
             if rounds is None or len(rounds) != len(samples):  # no rounds: consecutive blocks
                 size = max(1, int(round(len(samples) ** (1 / 3))))
                 rounds = list(np.arange(len(samples)) // size)
             off = i * ROUND_OFFSET
             rounds = [int(r) + off for r in rounds]
-            if row.get("process_rounds"):
-                procs = [[int(r) + off for r in pr] for pr in row["process_rounds"]]
+            if row.process_rounds:
+                procs = [[int(r) + off for r in pr] for pr in row.process_rounds]
             else:
                 procs = [sorted(set(rounds))]
             cur = pooled.get(key)
-            if cur is None or cur.get("status") != "ok" or not cur.get("samples_ns"):
-                pooled[key] = {**row, "samples_ns": samples, "sample_rounds": rounds, "process_rounds": procs,
-                               "device_samples_ns": None, "window_runs": 1}
-            else:
-                cur["samples_ns"] = cur["samples_ns"] + samples
-                cur["sample_rounds"] = cur["sample_rounds"] + rounds
-                cur["process_rounds"] = cur["process_rounds"] + procs
-                cur["window_runs"] += 1
-    for row in pooled.values():
-        if row.get("process_rounds"):
-            row["processes"] = len(row["process_rounds"])
-            row["process_sd"] = process_sd(row["samples_ns"], row_procs(row))
-            x = np.asarray(row["samples_ns"], dtype=float)
-            row["p50_ms"] = float(np.median(x)) / 1e6
-            row["n"] = int(x.size)
+            if cur is None or not cur.runs:
+                cur = pooled[key] = _Pooled(row)
+            cur.samples += samples
+            cur.rounds += rounds
+            cur.procs += procs
+            cur.runs += 1
     run = {**(newest.get("run") or {}), "window": [str((d.get("run") or {}).get("id")) for d in docs],
-           "tag": f"{label} (window of {len(docs)} runs)"}
+           "tag": f"{label} (window of {len(docs)} runs)"}  # the run records: plain dicts, not results
     return {"format": newest.get("format", "pfdeploy-run"), "version": newest.get("version", 2), "run": run,
-            "results": [pooled[k] for k in order]}
+            "results": [p.result() for p in pooled.values()]}
 
 
 def load_window(ref: str, n: int, store, exclude_ids: set[str] | None = None, machine_id: str | None = None) -> dict:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import UserError
+from ..result import Result
 from .cluster import CANCEL_GRACE_S, current_node_id, one_line, pin_to, ray_module
 from .node_task import node_bench
 from .nodes import Node
@@ -33,7 +34,8 @@ class _Collector:
 class NodeRun:
     node: Node
     run: dict | None = None  # the run record relayed at begin (or finish)
-    results: list = field(default_factory=list)  # relayed result rows with their samples
+    results: list[Result] = field(default_factory=list)  # the relayed results (with their samples); the
+    # node's own export's once its task returned one
     status: str = "pending"  # pending | running | finished | failed | interrupted
     error: str | None = None
     doc: dict | None = None  # the run file imported into the store
@@ -48,8 +50,8 @@ class NodeRun:
 
     def counts(self) -> dict:
         c = {"ok": 0, "failed": 0, "skipped": 0}
-        for r in (self.doc or {}).get("results", self.results):
-            c[r.get("status")] = c.get(r.get("status"), 0) + 1
+        for r in self.results:
+            c[r.status] = c.get(r.status, 0) + 1
         return c
 
 
@@ -60,7 +62,7 @@ class Display:
 
     def update(self, nr: NodeRun) -> None: ...
 
-    def case(self, nr: NodeRun, row: dict) -> None: ...
+    def case(self, nr: NodeRun, row: Result) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -143,7 +145,8 @@ class FleetBench:
                     nr.run_id = payload.get("id")
                     if kind == "begin":
                         nr.text = "measuring"
-                elif kind == "case":
+                elif kind == "case":  # the relayed run-file row: typed here
+                    payload = Result.from_row(payload)
                     nr.results.append(payload)
                 elif kind == "progress":
                     nr.text = payload.get("text", nr.text)
@@ -168,6 +171,8 @@ class FleetBench:
             nr.error = _death_reason(exc, nr.node)
         else:
             nr.doc = out.get("doc")
+            if nr.doc is not None:  # the node's own export (a run file): what it stored, typed
+                nr.results = [Result.from_row(r) for r in nr.doc["results"]]
             nr.status = out["status"] if out["status"] in ("finished", "interrupted") else "failed"
             nr.error = out.get("error")
             nr.notes = out.get("notes") or []
@@ -226,7 +231,8 @@ class FleetBench:
             if run.get("status") == "running":  # it never finished: how it ended is the driver's finding
                 run["status"] = "interrupted" if nr.status == "interrupted" else "failed"
                 run["finished_at"] = _now()  # the engine's own run timestamp format
-            doc = {"format": RUN_FILE_FORMAT, "version": RUN_FILE_VERSION, "run": run, "results": list(nr.results)}
+            doc = {"format": RUN_FILE_FORMAT, "version": RUN_FILE_VERSION, "run": run,
+                   "results": [r.to_row(samples=True) for r in nr.results]}
         if doc is None:  # the node died (or was cancelled) before its run began: nothing to keep
             nr.status = "interrupted" if nr.status == "interrupted" else "failed"
             nr.error = nr.error or "no run was started"

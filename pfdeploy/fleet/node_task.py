@@ -7,6 +7,7 @@ import os
 import time
 
 from ..errors import UserError
+from ..result import Result
 from .cluster import PROGRESS_EVERY_S, current_node_id, one_line
 
 
@@ -43,12 +44,19 @@ class _Relay:
         self._send("begin", self._run_doc(run_id))
         return run_id
 
-    def add_result(self, run_id, row, samples_ns=None, rounds=None, device_samples_ns=None) -> int:
-        rid = self.local.add_result(run_id, row, samples_ns, rounds, device_samples_ns=device_samples_ns)
-        stored = next(r for r in reversed(self.local.results(run_id)) if r["id"] == rid)
-        s = self.local.samples(rid)
-        self._send("case", {**stored, "samples_ns": s["latency_ns"], "sample_rounds": s["round"],
-                            "device_samples_ns": s.get("device_latency_ns")})
+    def add_result(self, run_id, result: Result, samples_ns=None, rounds=None, device_samples_ns=None) -> int:
+        """Store the case locally and relay it as the run file's row of it (`Result.to_row(samples=True)`:
+        the stored result, with the samples the store was given: the result's own unless passed)."""
+        rid = self.local.add_result(run_id, result, samples_ns, rounds, device_samples_ns=device_samples_ns)
+        stored = next(r for r in reversed(self.local.results(run_id)) if r.id == rid)
+        if samples_ns is None:  # as Store.add_result: the result carries its samples (the engine's way)
+            samples_ns, rounds = result.samples_ns, result.sample_rounds
+            if device_samples_ns is None:
+                device_samples_ns = result.device_samples_ns
+        stored = stored.but(samples_ns=None if samples_ns is None else list(samples_ns),
+                            sample_rounds=None if rounds is None or samples_ns is None else list(rounds),
+                            device_samples_ns=None if device_samples_ns is None else list(device_samples_ns))
+        self._send("case", stored.to_row(samples=True))
         return rid
 
     def finish_run(self, run_id, status, loadavg_after=None) -> None:

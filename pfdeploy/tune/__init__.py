@@ -1,6 +1,7 @@
 """`pfdeploy tune`: the fastest verified deployment of each model on this machine (docs/tune.md).
 
     race.py      one runtime's candidates raced in one rotation (paired, hierarchical eliminations)
+    final.py     the final rotation: every model's shipped deployments together; the overall winner
     run.py       a whole tune: candidates from every backend, the races, the final rotation
     artifact/    the winner as a directory: artifact + tuned.json (record, write, runner); `load(DIR)` in Python
 

@@ -37,6 +37,7 @@ from ..bench.stats import ci_halfwidth_rel
 from ..bench.stats.ratios import speedup
 from ..bench.timing import Decision
 from ..exporters.artifact import parity_verdict
+from ..result import Accuracy, TuneRecord
 
 ALPHA = 0.05  # family-wise error of each look (Bonferroni over its comparisons)
 MIN_GENERATIONS = 2  # no elimination before two worker processes per candidate
@@ -64,12 +65,12 @@ class Entrant:
     shipped: bool = False  # the runtime's deployment (the winner, or the pick of a tie)
     p50_ms: float | None = None
 
-    def record(self) -> dict:
-        """The row's `tune` field (tune-contract: status, runtime_winner, eliminated_by ...)."""
-        return {"candidate": self.name, "default": self.default, "note": self.note, "status": self.status,
-                "runtime_winner": self.shipped, "overall_winner": False, "eliminated_by": self.eliminated_by,
-                "eliminated_at": self.eliminated_at, "elimination": self.elimination,
-                "vs_default": self.vs_default, "tied_with": list(self.tied_with), "reason": self.reason}
+    def record(self) -> TuneRecord:
+        """The result's `tune` record (tune-contract: status, runtime_winner, eliminated_by ...)."""
+        return TuneRecord(candidate=self.name, default=self.default, note=self.note, status=self.status,
+                          runtime_winner=self.shipped, overall_winner=False, eliminated_by=self.eliminated_by,
+                          eliminated_at=self.eliminated_at, elimination=self.elimination,
+                          vs_default=self.vs_default, tied_with=list(self.tied_with), reason=self.reason)
 
 
 @dataclass
@@ -206,18 +207,20 @@ class Race:
                         else {"ratio": 1.0, "ci_low": 1.0, "ci_high": 1.0, "how": "itself"})
 
 
-def accuracy_gate(accuracy: dict | None, max_drop: float | None) -> str | None:
+def accuracy_gate(accuracy: Accuracy | dict | None, max_drop: float | None) -> str | None:
     """Why a candidate is dropped by the accuracy gate (`--max-drop` with `--images`): its
     artifact's top-1 on the images more than `max_drop` below PyTorch fp32's on the same images.
-    None: it passes (or there is no gate)."""
+    `accuracy`: the artifact's accuracy record (the prepared case holds it as the exporter's
+    plain dict: typed here). None: it passes (or there is no gate)."""
     if max_drop is None:
         return None
-    if not accuracy or accuracy.get("top1") is None or accuracy.get("torch_top1") is None:
+    acc = Accuracy.model_validate(accuracy) if accuracy else None
+    if acc is None or acc.top1 is None or acc.torch_top1 is None:
         return "dropped from the race: no accuracy measured for its artifact on --images (the gate needs one)"
-    drop = float(accuracy["torch_top1"]) - float(accuracy["top1"])
+    drop = float(acc.torch_top1) - float(acc.top1)
     if drop > max_drop:
-        return (f"dropped from the race: top-1 {accuracy['top1']:.2%} on {accuracy.get('n')} images is "
-                f"{drop:.2%} below PyTorch fp32's {accuracy['torch_top1']:.2%} (--max-drop {max_drop:.2%})")
+        return (f"dropped from the race: top-1 {acc.top1:.2%} on {acc.n} images is "
+                f"{drop:.2%} below PyTorch fp32's {acc.torch_top1:.2%} (--max-drop {max_drop:.2%})")
     return None
 
 

@@ -1,8 +1,10 @@
 """A whole `pfdeploy tune` (docs/tune.md): every runtime's candidate settings for each model
 (declared by the backend modules, `Backend.tune_space`), one race per model and runtime
-(pfdeploy.tune.race), then ONE final rotation in which the shipped deployment of every model and
-runtime runs together, so that "the fastest deployment of this model" and "PF model vs its
-baselines, each at its best" are paired comparisons with the hierarchical interval.
+(pfdeploy.tune.race), then ONE final rotation (pfdeploy.tune.final) in which the shipped
+deployment of every model and runtime runs together, so that "the fastest deployment of this
+model" and "PF model vs its baselines, each at its best" are paired comparisons with the
+hierarchical interval. This module plans and orchestrates; what the CLI prints lives in
+pfdeploy.cli.tune.
 
 Stored as ordinary runs: one per model (suite "tune"), and the final one (suite "tune-final").
 The overall winner of each model is written as a deployable directory (pfdeploy.tune.artifact).
@@ -13,7 +15,9 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from .race import ALPHA, MAX_GENERATIONS, PRECISION_RANK, Budget, RacePolicy, RaceSettings, per_item
+from ..result import Result, TuneRecord
+from .final import PROCESS_WALL_S, FinalRotationPolicy, FinalRunnerSettings, final_row, final_rule, overall_doc
+from .race import ALPHA, MAX_GENERATIONS, Budget, RacePolicy, RaceSettings
 
 TUNE_VERSION = "1"
 # compiles at the first inference of every worker (minutes per candidate on a 2-core machine):
@@ -21,7 +25,6 @@ TUNE_VERSION = "1"
 NOT_BY_DEFAULT = ("torch-compile",)
 PER_MODEL_BUDGET_S = 240.0  # default --budget: this much per model
 FINAL_PROCESSES = 4
-PROCESS_WALL_S = 3.5  # wall time of one worker process of the final rotation (load, warm-up, rounds)
 
 
 @dataclass
@@ -55,14 +58,6 @@ def race_rule(cfg: TuneConfig):
     # the race decides when to stop (RacePolicy); the rule only sizes warm-up and rounds
     return StopRule(min_iters=1, min_time_s=cfg.process_s, max_time_s=3600.0, target_ci=0.5, warmup_iters=5,
                     warmup_time_s=0.5, min_samples=1, min_rounds=2, processes=1, max_processes=1)
-
-
-def final_rule(cfg: TuneConfig):
-    from ..bench.config import StopRule
-
-    p = cfg.final_processes
-    return StopRule(min_iters=1, min_time_s=0.75 * p, max_time_s=3600.0, target_ci=0.5, warmup_iters=10,
-                    warmup_time_s=1.0, min_samples=1, min_rounds=2 * p, processes=p, max_processes=p)
 
 
 @dataclass
@@ -168,6 +163,7 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
     budget = Budget(max(cfg.budget() - reserve, 0.0), n_races)
     result = TuneResult(store_url=store_url)
     shipped: dict[str, tuple] = {}  # case key -> (CaseSpec, Entrant)
+    raced: list[tuple[str, dict, list[tuple[str, dict]]]] = []  # (model, its JSON doc, [(backend, runtime doc)])
     for mp in plans:
         if not mp.races:
             result.models.append({"model": mp.model, "runtimes": [], "skipped": mp.skipped, "overall": None})
@@ -190,18 +186,21 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
         result.runs.append(outcome.run_id)
         model_doc = {"model": mp.model, "weights": mp.weights, "run": outcome.run_id, "runtimes": [],
                      "skipped": mp.skipped, "overall": None}
-        rows = {r["case_key"]: r for r in store.results(outcome.run_id)}
+        runtimes = []
+        rows = {r.case_key: r for r in store.results(outcome.run_id)}
         for backend, specs in mp.races:
             race = settings.results.get(specs[0][0].key)
             runtime = runtime_doc(backend, specs, race, rows)
-            model_doc["runtimes"].append(runtime)
+            runtimes.append((backend, runtime))
             progress.race_done(mp.model, backend, runtime)
             if race is not None:
                 for spec, _ in specs:
                     e = race.entrants.get(spec.key)
                     if e is not None and e.shipped:
                         shipped[spec.key] = (spec, e)
+        model_doc["runtimes"] = [rt for _, rt in runtimes]
         result.models.append(model_doc)
+        raced.append((mp.model, model_doc, runtimes))
         if outcome.status != "finished":
             result.status = outcome.status
             result.notes.append(f"interrupted while racing {mp.model}; nothing after it was measured")
@@ -211,7 +210,7 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
         records = {key: e.record() for key, (_, e) in shipped.items()}
         final = FinalRunnerSettings(records=records, alpha=cfg.alpha)
         fcfg = BenchConfig(models=tuple(p.model for p in plans), cases=tuple(final_cases), device=str(device),
-                           threads=threads, scenario=cfg.scenario, rule=final_rule(cfg), tag=cfg.tag,
+                           threads=threads, scenario=cfg.scenario, rule=final_rule(cfg.final_processes), tag=cfg.tag,
                            suite="tune-final", suite_version=TUNE_VERSION, seed=cfg.seed, weights=cfg.weights,
                            cache_dir=cfg.cache_dir, batches=(cfg.batch,),
                            options={"tune": {"races": result.runs, "version": TUNE_VERSION}})
@@ -224,39 +223,40 @@ def tune(cfg: TuneConfig, store, store_url: str = "", progress: TuneProgress | N
         result.final_run = outcome.run_id
         if outcome.status != "finished":
             result.status = outcome.status
-        frows = [r for r in store.results(outcome.run_id)]
-        for doc in result.models:
-            doc["overall"] = overall_doc(doc["model"], frows, final.overall.get(doc["model"]))
-            for rt in doc["runtimes"]:
-                fr = next((r for r in frows if r["model"] == doc["model"] and r["backend"] == rt["backend"]
-                           and r.get("status") == "ok"), None)
+        frows = store.results(outcome.run_id)
+        for model, model_doc, runtimes in raced:
+            model_doc["overall"] = overall_doc(frows, final.overall.get(model))
+            for backend, rt in runtimes:
+                fr = next((r for r in frows if r.model == model and r.backend == backend and r.ok), None)
                 if fr is not None:
-                    rt["final"] = {"p50_ms": fr.get("p50_ms"), "p50_ci_low_ms": fr.get("p50_ci_low_ms"),
-                                   "p50_ci_high_ms": fr.get("p50_ci_high_ms"), "items_per_s": fr.get("items_per_s"),
-                                   "processes": fr.get("processes")}
+                    rt["final"] = {"p50_ms": fr.p50_ms, "p50_ci_low_ms": fr.p50_ci_low_ms,
+                                   "p50_ci_high_ms": fr.p50_ci_high_ms, "items_per_s": fr.items_per_s,
+                                   "processes": fr.processes}
         if out_dir is not None:
-            write_winners(result, frows, store, out_dir, progress)
+            write_winners(result, [(model, model_doc, final_row(frows, final.overall.get(model)))
+                                   for model, model_doc, _ in raced], store, out_dir, progress)
     result.wall_s = time.monotonic() - t0
     return result
 
 
-def runtime_doc(backend: str, specs: list, race, rows: dict) -> dict:
+def runtime_doc(backend: str, specs: list, race, rows: dict[str, Result]) -> dict:
     """One runtime's race as the CLI and --json show it."""
     cands = []
     ship = None
     for spec, c in specs:
-        row = rows.get(spec.key) or {}
+        row = rows.get(spec.key)
         e = race.entrants.get(spec.key) if race is not None else None
-        tune = row.get("tune") or (e.record() if e is not None else {})
+        tune: TuneRecord | None = (row.tune if row is not None else None) or (e.record() if e is not None else None)
         doc = {"variant": spec.variant, "precision": spec.precision, "default": bool(c.default),
                "options": {k: v for k, v in spec.options.items()}, "note": c.note,
-               "status": row.get("status") if row.get("status") != "ok" else tune.get("status"),
-               "error": row.get("error"), "p50_ms": row.get("p50_ms"), "p50_ci_low_ms": row.get("p50_ci_low_ms"),
-               "p50_ci_high_ms": row.get("p50_ci_high_ms"), "items_per_s": row.get("items_per_s"),
-               "processes": row.get("processes"), "vs_default": tune.get("vs_default"),
-               "elimination": tune.get("elimination"), "eliminated_by": tune.get("eliminated_by"),
-               "tied_with": tune.get("tied_with"), "reason": tune.get("reason"),
-               "shipped": bool(tune.get("runtime_winner")), "parity": (row.get("parity") or {}).get("verdict")}
+               "status": None if row is None else row.status if not row.ok else tune.status if tune else None,
+               "error": row and row.error, "p50_ms": row and row.p50_ms, "p50_ci_low_ms": row and row.p50_ci_low_ms,
+               "p50_ci_high_ms": row and row.p50_ci_high_ms, "items_per_s": row and row.items_per_s,
+               "processes": row and row.processes, "vs_default": tune and tune.vs_default,
+               "elimination": tune and tune.elimination, "eliminated_by": tune and tune.eliminated_by,
+               "tied_with": tune and tune.tied_with, "reason": tune and tune.reason,
+               "shipped": bool(tune and tune.runtime_winner),
+               "parity": ((row and row.parity) or {}).get("verdict")}
         cands.append(doc)
         if doc["shipped"]:
             ship = doc
@@ -265,96 +265,10 @@ def runtime_doc(backend: str, specs: list, race, rows: dict) -> dict:
             "looks": race.looks if race is not None else []}
 
 
-def overall_doc(model: str, frows: list, overall: dict | None) -> dict | None:
-    if not overall:
-        return None
-    row = next((r for r in frows if r.get("case_key") == overall["key"]), None)
-    if row is None:
-        return None
-    return {"backend": row["backend"], "variant": row.get("variant"), "precision": row["precision"],
-            "status": overall["status"], "p50_ms": row.get("p50_ms"), "p50_ci_low_ms": row.get("p50_ci_low_ms"),
-            "p50_ci_high_ms": row.get("p50_ci_high_ms"), "items_per_s": row.get("items_per_s"),
-            "vs_runner_up": overall.get("vs_runner_up"), "runner_up": overall.get("runner_up"),
-            "tied_with": overall.get("tied_with", []), "vs_default": (row.get("tune") or {}).get("vs_default"),
-            "dir": None}
-
-
-# ---------------------------------------------------------------------------------- the final rotation
-@dataclass
-class FinalRunnerSettings:
-    records: dict  # case key -> the race's tune record of the shipped candidate
-    alpha: float = ALPHA
-    overall: dict = field(default_factory=dict)  # model -> {"key", "status", "vs_runner_up", ...}
-
-
-class FinalRotationPolicy:
-    """Measures the shipped deployments of every model and runtime in one rotation by the stopping
-    rule (bench's policy); the results are stored once all are measured, each with its race
-    record and whether it is its model's fastest deployment (overall_winner: its paired interval
-    excludes every other runtime's)."""
-
-    name = "final-rotation"
-
-    def __init__(self, settings: FinalRunnerSettings):
-        self.settings = settings
-
-    def run(self, rot) -> None:
-        from ..bench.rotation import StopRulePolicy
-
-        pending: list = []
-        StopRulePolicy().run(rot, on_stop=lambda case, decision: pending.append((case, decision)))
-        by_model: dict[str, list] = {}
-        for case, decision in pending:
-            by_model.setdefault(case.spec.model, []).append(case)
-        for model, cases in by_model.items():
-            self.settings.overall[model] = decide_overall(cases, self.settings.alpha)
-        for case, decision in pending:
-            ov = self.settings.overall.get(case.spec.model) or {}
-            rec = dict(self.settings.records.get(case.spec.key) or {})
-            rec["overall_winner"] = ov.get("key") == case.spec.key
-            rec["overall_status"] = ov.get("status") if rec["overall_winner"] else None
-            rec["vs_overall"] = ov.get("vs", {}).get(case.spec.key)
-            rot.store(case, decision, tune=rec)
-
-
-def decide_overall(cases: list, alpha: float) -> dict | None:
-    """The model's fastest deployment: the lowest median per item, declared the winner when its
-    paired interval (family-wise 1 - alpha / (k - 1)) excludes every other runtime's; otherwise
-    the tied set, shipped at the safest setting (highest precision, then lowest median)."""
-    import numpy as np
-
-    from ..bench.stats.ratios import speedup
-
-    ok = [c for c in cases if c.samples]
-    if not ok:
-        return None
-    med = {c.spec.key: float(np.median(per_item(c))) for c in ok}
-    leader = min(ok, key=lambda c: med[c.spec.key])
-    if len(ok) == 1:
-        return {"key": leader.spec.key, "status": "winner", "vs": {}, "tied_with": [], "runner_up": None}
-    conf = 1 - alpha / (len(ok) - 1)
-    vs, tied = {}, []
-    for c in ok:
-        if c is leader:
-            continue
-        sp = speedup(per_item(c), c.rounds, per_item(leader), leader.rounds, confidence=conf,
-                     base_procs=c.procs, model_procs=leader.procs)
-        vs[c.spec.key] = sp and {k: sp.get(k) for k in ("ratio", "ci_low", "ci_high", "paired", "processes", "how")}
-        if not (sp and sp.get("ci_low") is not None and sp["ci_low"] > 1.0):
-            tied.append(c)
-    runner_up = min((c for c in ok if c is not leader), key=lambda c: med[c.spec.key])
-    label = lambda c: f"{c.spec.backend}/{c.spec.variant or c.spec.precision}"  # noqa: E731
-    if not tied:
-        return {"key": leader.spec.key, "status": "winner", "vs": vs, "vs_runner_up": vs.get(runner_up.spec.key),
-                "runner_up": label(runner_up), "tied_with": []}
-    pool = [leader, *tied]
-    pick = min(pool, key=lambda c: (PRECISION_RANK.get(c.spec.precision, 9), med[c.spec.key]))
-    return {"key": pick.spec.key, "status": "tied", "vs": vs, "vs_runner_up": vs.get(runner_up.spec.key),
-            "runner_up": label(runner_up), "tied_with": [label(c) for c in pool if c is not pick]}
-
-
-def write_winners(result: TuneResult, frows: list, store, out_dir, progress) -> None:
-    """Each model's overall winner as a tuned directory OUT/<model>."""
+def write_winners(result: TuneResult, winners: list[tuple[str, dict, Result | None]], store, out_dir,
+                  progress) -> None:
+    """Each model's overall winner (its final-rotation result) as a tuned directory OUT/<model>;
+    `winners`: (model, its JSON doc, the winner's result or None)."""
     from pathlib import Path
 
     try:
@@ -363,17 +277,11 @@ def write_winners(result: TuneResult, frows: list, store, out_dir, progress) -> 
         result.notes.append("tuned directories not written: pfdeploy.tune.artifact is missing")
         return
     run = store.get_run(result.final_run)
-    for doc in result.models:
-        ov = doc.get("overall")
-        if not ov:
+    for model, model_doc, row in winners:
+        if row is None or not model_doc["overall"]:
             continue
-        row = next((r for r in frows if r["model"] == doc["model"] and r["backend"] == ov["backend"]
-                    and r.get("variant") == ov["variant"]), None)
-        if row is None:
-            continue
-        target = Path(out_dir) / doc["model"]
+        target = Path(out_dir) / model
         progress.phase(f"writing {target}")
         path = write_tuned(target, row, run_id=result.final_run, store_url=result.store_url,
                            machine=run.get("machine") or {})
-        ov["dir"] = str(path)
-
+        model_doc["overall"]["dir"] = str(path)

@@ -6,13 +6,12 @@ from pfdeploy.compare import load_run
 db, tag, out = sys.argv[1:4]
 doc = load_run(tag, store=open_store(db, create=False, readonly=True))
 rows = []
-for r in doc["results"]:
-    if r.get("model") == "pf_resnet50_max":
+for r in doc["results"]:  # typed results (load_run); the run file gets their plain rows
+    if r.model == "pf_resnet50_max":
         continue
-    if r.get("model") == "pf_resnet50_hybrid":
-        r = dict(r, model="pf_resnet50_max")
-        r["case_key"] = r["case_key"].replace("pf_resnet50_hybrid", "pf_resnet50_max")
-    rows.append(r)
+    if r.model == "pf_resnet50_hybrid":
+        r = r.but(model="pf_resnet50_max", case_key=r.case_key.replace("pf_resnet50_hybrid", "pf_resnet50_max"))
+    rows.append(r.to_row(samples=True))
 doc["results"] = rows
 doc["run"] = dict(doc["run"], id=doc["run"]["id"][:-4] + "beef", tag=tag + "-hybrid-as-max")
 json.dump(doc, open(out, "w"))

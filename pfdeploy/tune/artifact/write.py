@@ -11,10 +11,11 @@ import stat
 from pathlib import Path
 
 from ...errors import UserError
+from ...result import Result, TuneRecord  # noqa: F401
 from .record import CASE_FIELDS, FORMAT, MANIFEST, MEASURED, OWN_EXTRAS, TUNED_JSON, read_tuned
 
 
-def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights_file=None) -> Path:
+def write_tuned(out_dir, row: "Result", *, run_id, store_url, machine: dict, weights_file=None) -> Path:
     """Write the tuned directory `out_dir` (DIR itself, e.g. tuned/pf_resnet50_max) for a stored
     winner row (a store/build_row dict with "variant", "options" and the contract's "tune"
     extras; row["artifact"]["path"] is the exported artifact's directory in the export cache).
@@ -29,15 +30,16 @@ def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights
     final = Path(out_dir).expanduser().absolute()
     _check_replaceable(final)  # before any copying: a refusal costs nothing
     check_output_dir(final.parent, "tuned directory")
-    missing = [k for k in CASE_FIELDS if row.get(k) is None]
+    case = {k: getattr(row, k) for k in CASE_FIELDS}
+    missing = [k for k, v in case.items() if v is None]
     if missing:
         raise UserError(f"cannot write a tuned directory from a row without {', '.join(missing)}")
-    if row.get("status") not in (None, "ok"):
-        raise UserError(f"cannot write a tuned directory from a {row.get('status')} row (only measured rows)")
-    tune = row.get("tune") or {}
-    options = dict(row.get("options") or {})
+    if not row.ok:
+        raise UserError(f"cannot write a tuned directory from a {row.status} row (only measured rows)")
+    tune = row.tune or TuneRecord()
+    options = dict(row.options or {})
     extras = options.pop("artifact", None) or {}
-    art_info = row.get("artifact") or {}
+    art_info = row.artifact or {}
     art = None
     request = _request_of(row, extras)
     if request is not None:
@@ -45,31 +47,31 @@ def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights
 
         src = art_info.get("path")
         if not src:
-            raise UserError(f"{row['model']} / {row['backend']}: the row records no artifact path "
+            raise UserError(f"{row.model} / {row.backend}: the row records no artifact path "
                             "(artifact.path); its artifact cannot be copied")
         art = load_artifact(src)  # size and sha256 of every file checked against its manifest
-        if row.get("artifact_sha256") and art.sha256 != row["artifact_sha256"]:
+        if row.artifact_sha256 and art.sha256 != row.artifact_sha256:
             raise UserError(f"{src}: the artifact's sha256 {art.sha256[:12]} is not the one the row measured "
-                            f"({str(row['artifact_sha256'])[:12]}): the export cache changed since; re-run the tune")
+                            f"({str(row.artifact_sha256)[:12]}): the export cache changed since; re-run the tune")
         weights_file = weights_file or (art.manifest.get("weights") or {}).get("file")
-    measured = {k: row.get(k) for k in MEASURED}
+    measured = {k: getattr(row, k) for k in MEASURED}
     cpu = (machine or {}).get("cpu") or {}
     tuned = {
         "format": FORMAT,
-        **{k: row.get(k) for k in CASE_FIELDS},
-        "variant": row.get("variant") or tune.get("candidate") or "",
+        **case,
+        "variant": row.variant or tune.candidate or "",
         "options": options,
         "artifact": {"file": art.manifest["model_file"] if art else None, "sha256": art.sha256 if art else None,
                      "manifest": MANIFEST if art else None, "request": request},
         "weights_file": str(weights_file) if weights_file else None,
         "runtime_settings": art_info.get("runner") or {},
-        "measured": {**measured, "processes": row.get("processes"), "run_id": _plain(run_id),
+        "measured": {**measured, "processes": row.processes, "run_id": _plain(run_id),
                      "store": str(store_url) if store_url is not None else None,
                      "machine_id": (machine or {}).get("machine_id"),
                      "cpu": {"model": cpu.get("model"), "isa": cpu.get("isa")}},
-        "vs_default": tune.get("vs_default"),
-        "status": tune.get("status") or "winner",
-        "tied_with": list(tune.get("tied_with") or []),
+        "vs_default": tune.vs_default,
+        "status": tune.status or "winner",
+        "tied_with": list(tune.tied_with or []),
         "created_at": utc_now_iso(),
         "pfdeploy_version": __version__,
     }
@@ -97,11 +99,11 @@ def write_tuned(out_dir, row: dict, *, run_id, store_url, machine: dict, weights
     return final
 
 
-def _request_of(row: dict, extras: dict) -> dict | None:
+def _request_of(row: "Result", extras: dict) -> dict | None:
     """The exporter request of the row's artifact (None: a torch runner, built from the zoo)."""
     from ...backends import get_backend
 
-    req = get_backend(row["backend"]).artifact_request(row["precision"], int(row["batch"]))
+    req = get_backend(row.backend).artifact_request(row.precision, int(row.batch))
     if req is None:
         return None
     return {**req, **{k: v for k, v in extras.items() if k not in ("file", "sha256")}}
