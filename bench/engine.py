@@ -145,14 +145,16 @@ class Engine:
             if begin is not None:  # a policy that keeps runs of its own (ab's head run) begins them here
                 begin(self)
             for spec, why in skipped:
-                self.commit(CaseResult(spec, build_row(cfg, spec, Prepared(), "skipped", why)))
+                self.commit(CaseResult(spec, build_row(cfg, spec, Prepared(), "skipped", why,
+                                                       **self._policy_records(spec, "skipped", why))))
             prepared = (Preparer(cfg, self._progress).prepare(runnable, tmp) if prepared_cases is None
                         else {c.key: p for c, p in prepared_cases})
             todo = []
             for spec in runnable:
                 prep = prepared[spec.key]
                 if prep.error:
-                    self.commit(CaseResult(spec, build_row(cfg, spec, prep, "failed", prep.error)))
+                    self.commit(CaseResult(spec, build_row(cfg, spec, prep, "failed", prep.error,
+                                                           **self._policy_records(spec, "failed", prep.error))))
                 else:
                     todo.append((spec, prep))
             self._total_units = sum(self.case_units() for _ in todo)
@@ -179,6 +181,12 @@ class Engine:
                 self.store.finish_run(run_id, status, loadavg_after=_loadavg())
         return Outcome(run_id, status, self._results, self.store_url, time.monotonic() - t0, self.notes,
                        signum=signum)
+
+    def _policy_records(self, spec, status: str, why: str | None) -> dict:
+        """The records the policy adds to a case the engine stores itself, before any rotation
+        (skipped, or failed in preparation): e.g. tune's record of a candidate that never raced."""
+        records = getattr(self.policy, "records", None)
+        return records(spec, status, why) if records is not None else {}
 
     # ------------------------------------------------------------------ for the Rotation
     def case_units(self) -> float:

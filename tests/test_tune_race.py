@@ -299,3 +299,18 @@ def test_the_tune_table_fits_100_columns():
     flat = " ".join(text.split())
     assert "int8-async-shared" in flat and "tied: int8-pertensor ~ int8" in flat
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_a_candidate_that_fails_before_the_race_is_stored_with_its_tune_record(store, inputs):
+    """docs/tune.md: every row of a tune run has a tune record, also a candidate whose artifact
+    failed to export or verify (the engine stores it before any rotation; the policy says why)."""
+    spec, prep = candidate("broken-int8", inputs, 300)
+    prep.error = "int8 parity failed"
+    cases = [candidate("default", inputs, 600), candidate("fast", inputs, 300), (spec, prep)]
+    out, _ = race_engine(store, cases)
+    rows = {r.variant: r for r in store.results(out.run_id)}
+    assert set(rows) == {"default", "fast", "broken-int8"}
+    broken = rows["broken-int8"]
+    assert broken.status == "failed" and broken.tune is not None and broken.tune.status == "failed"
+    assert "int8 parity failed" in broken.tune.reason
+    assert all(r.tune is not None for r in rows.values())

@@ -297,6 +297,15 @@ class RacePolicy:
         s = self.settings
         return min(s.max_process_s, s.process_s * self.first_count / max(1, self.live_count))
 
+    def records(self, spec, status: str, why: str | None) -> dict:
+        """The tune record of a candidate stored before the race (its artifact failed to export or
+        verify, or the runtime cannot run it here): it never raced, and says why."""
+        cand = self.settings.candidates.get(spec.key)
+        e = Entrant(key=spec.key, name=spec.variant or spec.precision, precision=spec.precision,
+                    default=bool(getattr(cand, "default", False)), note=getattr(cand, "note", "") or "",
+                    status="failed", reason=f"{status} before the race: {why}" if why else status)
+        return {"tune": e.record()}
+
     def run(self, rot) -> None:
         s = self.settings
         self.rot = rot
