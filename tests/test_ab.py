@@ -266,3 +266,17 @@ def test_three_blocks_that_agree_by_chance_do_not_make_a_verdict():
     seq = Sequential(["dw"], max_blocks=3)  # without the floor the same blocks make a verdict
     seq.look({"dw": [math.log(v) for v in (0.9531, 0.9540, 0.9539)]}, final=True)
     assert seq.verdicts["dw"] in ("improvement", "equivalent")
+
+
+def test_compare_of_the_two_ab_runs_uses_their_block_pairing(tmp_path, inputs):
+    from pfdeploy.compare import compare_runs
+
+    store, policy, out, pair = _run(tmp_path, inputs, head_work=450, max_blocks=4)
+    base, head = store.export_run(policy.base_run_id), store.export_run(policy.head_run_id)
+    cmp = compare_runs(base, head)
+    (c,) = cmp.cases
+    assert c.resampled == "ab-blocks" and "paired by pfdeploy ab" in c.note
+    rh = store.results(policy.head_run_id)[0]
+    assert c.ratio == pytest.approx(rh.ab.ratio, rel=1e-6) and c.verdict == "regression"
+    back = compare_runs(head, base).cases[0]  # the other way round: the ratio turns over
+    assert back.ratio == pytest.approx(1 / c.ratio, rel=1e-6) and back.verdict == "improvement"

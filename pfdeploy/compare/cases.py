@@ -238,6 +238,15 @@ def _compare_case(key: str, base: Result | None, head: Result | None, cmp: Compa
         c.note = "no raw samples in " + ("both runs" if not b_samples and not h_samples
                                          else "base" if not b_samples else "head")
         return c
+    paired = _ab_paired(base, head, b_samples, h_samples, cmp.case_confidence, cmp.threshold)
+    if paired is not None:  # `pfdeploy ab`'s two runs: compare by its blocks, base and head measured together
+        c.ratio, c.ci_low, c.ci_high, c.ci_width = paired.ratio, paired.ci_low, paired.ci_high, paired.ci_width
+        c.base_units, c.head_units = paired.base_units, paired.head_units
+        c.resampled = "ab-blocks"
+        c.verdict, c.note = verdict(paired, cmp.threshold, cmp.case_alpha)
+        extra = f"paired by pfdeploy ab's {paired.base_units} blocks (base and head measured together)"
+        c.note = f"{c.note}; {extra}" if c.note else extra
+        return c
     stats = ratio_stats(b_samples, h_samples, base.sample_rounds, head.sample_rounds,
                         cmp.case_confidence, resamples_for(cmp.case_confidence, cmp.resamples),
                         _stable_seed(cmp.seed, key), base_procs=row_procs(base), head_procs=row_procs(head),
@@ -254,6 +263,34 @@ def _compare_case(key: str, base: Result | None, head: Result | None, cmp: Compa
         extra = "blocks of consecutive samples resampled (no rounds recorded)"
         c.note = f"{c.note}; {extra}" if c.note else extra
     return c
+
+
+def _ab_paired(base: Result, head: Result, b_samples, h_samples, confidence: float, threshold: float):
+    """RatioStats of a case whose two results are the two sides of one `pfdeploy ab` (same A/B id):
+    head / base from the block ratios and their spread (never below the blocks' own sampling
+    error), at `confidence`; None for any other pair."""
+    a, b = base.ab, head.ab
+    if a is None or b is None or not a.ab_id or a.ab_id != b.ab_id or {a.side, b.side} != {"base", "head"}:
+        return None
+    import math
+
+    import numpy as np
+
+    from ..bench.stats import RatioStats
+    from ..bench.stats.ab import estimate
+
+    rec = b if b.side == "head" else a
+    sign = 1.0 if b.side == "head" else -1.0  # compare's head is ab's base: the ratio turns over
+    logs = [sign * math.log(v) for v in rec.block_ratios if v]
+    if len(logs) < 2:
+        return None
+    est = estimate(logs, 1 - confidence, threshold, within=[w for w in rec.block_within if w is not None])
+    if est.ci_low is None:
+        return None
+    return RatioStats(ratio=est.ratio, ci_low=est.ci_low, ci_high=est.ci_high, p_value=None,
+                      base_median_ns=float(np.median(b_samples)), head_median_ns=float(np.median(h_samples)),
+                      base_method="ab-blocks", head_method="ab-blocks", base_units=est.blocks, head_units=est.blocks,
+                      base_processes=est.blocks, head_processes=est.blocks)
 
 
 def _prior(cmp: Comparison, side: int, row: Result):
