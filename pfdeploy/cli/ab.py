@@ -143,14 +143,9 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
     with RichProgress(err_console) as progress:
         out = run_ab(base, head, cfg, settings, store, progress, planned=planned)
     store.close()
-    from ..compare import append_step_summary, write_text_atomic
+    from ..compare import publish_markdown
 
-    md = to_markdown(out, fail_on)
-    if markdown_file == "-":
-        click.echo(md, nl=False)
-    elif markdown_file:
-        write_text_atomic(markdown_file, md)
-    append_step_summary(md)
+    publish_markdown(to_markdown(out, fail_on), markdown_file)
     if markdown_file != "-":
         emit(out.to_dict(), as_json, lambda con: print_table(out, con, wide=wide))
     if out.status == "interrupted":

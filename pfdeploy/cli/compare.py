@@ -55,7 +55,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
 
     Exit status: 1 when the gate fails (see --fail-on), 0 otherwise; 2 for usage errors.
     """
-    from ..compare import append_step_summary, compare_runs, load_run, print_table, to_markdown, write_text_atomic
+    from ..compare import compare_runs, load_run, print_table, publish_markdown, to_markdown
     from ..render import console, emit
 
     if markdown_file and markdown_file != "-":
@@ -85,12 +85,7 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
     cmp = compare_runs(docs[0], docs[1], threshold=threshold, confidence=confidence,
                        resamples=resamples, seed=seed, alpha=alpha, correction=correction,
                        shift_fails=shift_fails)
-    md = to_markdown(cmp, fail_on)
-    if markdown_file == "-":
-        click.echo(md, nl=False)
-    elif markdown_file:
-        write_text_atomic(markdown_file, md)
-    append_step_summary(md)
+    publish_markdown(to_markdown(cmp, fail_on), markdown_file)
     if markdown_file != "-":
         emit(cmp.to_dict(fail_on), as_json, lambda c: print_table(cmp, console, fail_on, wide=wide))
     code = cmp.exit_code(fail_on)

@@ -16,7 +16,7 @@ from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE,
                     DEFAULT_SEED, DEFAULT_THRESHOLD, FAIL_ON, MARK, STYLE, VERDICTS, CaseComparison, Comparison,
                     case_key, run_label)
 from .noise import CONTENTION_WARN, run_contention  # noqa: F401
-from .render import append_step_summary, md_escape, print_table, to_markdown, write_text_atomic  # noqa: F401
+from .render import append_step_summary, md_escape, print_table, publish_markdown, to_markdown, write_text_atomic  # noqa: F401
 from .rule import resamples_for, verdict  # noqa: F401
 from .runs import existing_store, load_run  # noqa: F401
 from .shift import MIN_SHIFT_CASES, PER_BACKEND_MIN_GAIN, Shift  # noqa: F401

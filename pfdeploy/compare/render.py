@@ -3,6 +3,7 @@ terminal table; writing them where the user asked."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,14 @@ def append_step_summary(markdown: str, env: dict | None = None) -> Path | None:
     except OSError as exc:
         raise UserError(f"cannot append to GITHUB_STEP_SUMMARY={target}: {exc.strerror}") from None
     return Path(target)
+
+
+def publish_markdown(markdown: str, markdown_file: str | None) -> None:
+    """Where a verdict's Markdown goes: stdout for '-', FILE (atomically) for a path, and always
+    $GITHUB_STEP_SUMMARY when it is set (compare and ab)."""
+    if markdown_file == "-":
+        sys.stdout.write(markdown)
+        sys.stdout.flush()
+    elif markdown_file:
+        write_text_atomic(markdown_file, markdown)
+    append_step_summary(markdown)
