@@ -59,3 +59,22 @@ def is_installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def require_path(path, what: str) -> None:
+    """A UserError unless `path` leads somewhere: "not found" only when nothing is there; a link
+    to nothing, a loop of symbolic links or an unreadable path each say so (a loop used to read
+    "not found")."""
+    import errno
+    import os
+
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise UserError(f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist") from None
+        raise UserError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{what} {path} is a loop of symbolic links (it never reaches a file)") from None
+        raise UserError(f"{what} {path}: {exc.strerror or exc}") from None
