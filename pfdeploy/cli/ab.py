@@ -148,11 +148,11 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
     md = to_markdown(out, fail_on)
     if markdown_file == "-":
         click.echo(md, nl=False)
-    elif markdown_file:
+    else:  # the result first: a failing --markdown write must not lose it
+        emit(out.to_dict(), as_json, lambda con: print_table(out, con, wide=wide))
+    if markdown_file and markdown_file != "-":
         write_text_atomic(markdown_file, md)
     append_step_summary(md)
-    if markdown_file != "-":
-        emit(out.to_dict(), as_json, lambda con: print_table(out, con, wide=wide))
     if out.status == "interrupted":
         from .. import signals
 
