@@ -430,8 +430,8 @@ WRITER = textwrap.dedent('''
 
 
 @pytest.mark.subprocess
-def test_two_writers_of_one_tuned_directory_are_serialised(tmp_path):
-    """Two processes write the same DIR 25 times each: every write succeeds (one at a time) or
+def test_concurrent_writers_of_one_tuned_directory_are_serialised(tmp_path):
+    """Four processes write the same DIR 200 times each: every write succeeds (one at a time) or
     fails in one line; no traceback, no `.old-*`, `.tmp-*` or lock file left, DIR readable."""
     from pfdeploy.tune.artifact import read_tuned
 
@@ -441,8 +441,8 @@ def test_two_writers_of_one_tuned_directory_are_serialised(tmp_path):
     out.mkdir()
     dest = out / "pf_vit_ti"
     tests = str(Path(__file__).parent)
-    procs = [subprocess.Popen([sys.executable, str(script), str(dest), tests, "25"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(script), str(dest), tests, "200"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
     for p in procs:
         o, e = p.communicate(timeout=300)
         assert p.returncode == 0 and "Traceback" not in e, e[-3000:]
