@@ -485,6 +485,9 @@ def test_a_symlink_loop_is_said_as_a_loop_not_not_found(tmp_path):
         assert "not found" not in str(exc.value)
     line = one_line(invoke_cli("bench", "--tuned", str(tmp_path / "a"), "--store", str(tmp_path / "r.db")), 1)
     assert "loop of symbolic links" in line
+    line = one_line(invoke_cli("ab", str(tmp_path / "a"), sys.executable, "--models", "resnet50",
+                               "--store", str(tmp_path / "r.db")), 2)
+    assert "loop of symbolic links" in line and "does not exist" not in line
     (tmp_path / "dangling").symlink_to(tmp_path / "missing")
     with pytest.raises(UserError, match="is a symbolic link to .*missing, which does not exist"):
         read_tuned(tmp_path / "dangling")
