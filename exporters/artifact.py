@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, require_path
 from .manifest_io import read_manifest
 from .parity import parity_verdict  # noqa: F401 (re-exported: bench/rows.py and bench/rotation.py import it here)
 
@@ -60,8 +60,7 @@ def load_artifact(path, check_hash: bool = True) -> Artifact:
     manifest and every listed file's size (and sha256 unless `check_hash=False`): a truncated or
     corrupt artifact raises a UserError naming the file, never a runtime crash later."""
     p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError(f"artifact not found: {p}")
+    require_path(p, "artifact")
     directory = p if p.is_dir() else p.parent
     manifest = read_manifest(directory)
     files = manifest["files"]

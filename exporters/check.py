@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, require_path
 
 DATA_FILE = "onnx_tensorrt_operators.json"
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -54,8 +54,7 @@ def resolve_onnx(path) -> Path:
     """An .onnx file, or an artifact directory whose model is ONNX; a TensorRT artifact resolves
     to the ONNX it was built from."""
     p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError(f"not found: {p}")
+    require_path(p, "artifact or ONNX file")
     if p.is_file() and p.suffix == ".onnx":
         return p
     from .artifact import load_artifact

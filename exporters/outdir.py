@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..outputs import check_output_dir, os_reason, publish_tree_mode
-from ..publish import make_temp_dir, publish_dir
+from ..publish import make_temp_dir, publish_dir, target_lock
 from .artifact import Artifact, load_artifact
 from .manifest_io import FORMAT, MANIFEST
 
@@ -56,10 +56,11 @@ def copy_out(art: Artifact, out: Path) -> Artifact:
         for name in [*art.manifest["files"], MANIFEST]:
             shutil.copy2(art.path / name, tmp / name)
         publish_tree_mode(tmp)  # a directory the user named gets the umask's mode, not mkdtemp's 0700
-        check_out(out, True)  # again: files may have appeared there while copying
-        if out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        publish_dir(tmp, out, replace=True, what="--out")
+        with target_lock(out, "--out"):  # two exports into one --out: one at a time
+            check_out(out, True)  # again: files may have appeared there while copying
+            if out.exists() and not any(out.iterdir()):
+                out.rmdir()
+            publish_dir(tmp, out, replace=True, what="--out")
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):  # full disk, permissions

@@ -59,3 +59,33 @@ def is_installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def path_problem(path) -> str | None:
+    """Why `path` leads nowhere, as the end of a sentence ("is a loop of symbolic links ...",
+    "is a symbolic link to X, which does not exist", "not found"), or None when it leads somewhere."""
+    import errno
+    import os
+
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        return "not found"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a loop of symbolic links (it never reaches a file)"
+        return f"cannot be read: {exc.strerror or exc}"
+    return None
+
+
+def require_path(path, what: str) -> None:
+    """A UserError unless `path` leads somewhere: "not found" only when nothing is there; a link
+    to nothing, a loop of symbolic links or an unreadable path each say so (a loop used to read
+    "not found")."""
+    why = path_problem(path)
+    if why == "not found":
+        raise UserError(f"{what} not found: {path}")
+    if why is not None:
+        raise UserError(f"{what} {path} {why}")

@@ -8,12 +8,16 @@ export cache and `export --out` (exporters), `pfdeploy tune`'s tuned directories
     ...write into tmp...
     publish_dir(tmp, parent / name, replace=True, what="--out")
     sweep_stale_temp(root)                  # what killed writers left: '.tmp-*' / '.old-*' of dead owners
+    with target_lock(parent / name, what): # writers of one target serialised ('.<name>.lock' beside it)
+        ...check what is there, publish_dir(...)...
 
 A temporary or set-aside directory names its owner (pid and host), so a later run tells a dead
 writer's leftovers (removed by `sweep_stale_temp`) from a live one's (kept).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import shutil
@@ -87,6 +91,61 @@ def publish_dir(tmp, final, replace: bool = False, what: str = "directory") -> P
     except OSError as exc:
         raise UserError(f"cannot write {what} {final}: {os_reason(exc)}") from None
     return final
+
+
+LOCK_WAIT_S = 300.0  # a writer waits this long for another writer of the same target, then fails
+
+
+@contextlib.contextmanager
+def target_lock(final, what: str = "directory", wait_s: float | None = None):
+    """Serialise the writers of one target `final` (processes of this host; any file system with
+    flock): an exclusive flock on '<parent>/.<name>.lock', taken before the caller checks what is
+    at `final` and held until it has published; the lock file is removed after. A writer that
+    waits more than `wait_s` (LOCK_WAIT_S) for another fails in one UserError line. The lock
+    file re-checked after locking (same inode as the path) so that a writer never holds the
+    lock on a file another has just removed."""
+    import fcntl
+
+    final = Path(final)
+    lock = final.parent / f".{final.name}.lock"
+    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot write {what} {final}: cannot create its lock file {lock}: "
+                            f"{os_reason(exc)}") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise UserError(f"cannot write {what} {final}: cannot lock {lock}: "
+                                        f"{os_reason(exc)}") from None
+                    if time.monotonic() > deadline:
+                        raise UserError(f"cannot write {what} {final}: another pfdeploy process is writing it "
+                                        f"(it holds {lock}); try again when it is done") from None
+                    time.sleep(0.05)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(lock))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # locked a file the previous holder had removed: lock the new one
+    try:
+        yield lock
+    finally:
+        try:
+            os.unlink(lock)  # while still holding it: a waiter re-checks and locks a fresh file
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -102,18 +102,20 @@ def install() -> dict:
     return previous
 
 
-def exiting() -> None:
-    """Call just before the process exits: after an interrupt it is on its way out with
-    128+signum, and a late signal (one more Ctrl-C while the interpreter shuts down, when Python
-    has already put the default handlers back) must neither print a traceback nor turn the exit
-    status into a death by signal; so, after an interrupt, the handled signals are ignored."""
-    if _state.signum is None:
-        return
+def exiting(code=None):
+    """Call just before the process exits, with the exit status it is about to exit with; returns
+    the status to exit with: 128 + the first signal received since `install()` (one that arrived
+    after the command returned included), else `code`. From here on no handled signal raises,
+    and all are ignored: Python puts the default handlers back when the interpreter shuts down
+    (and a verb's `sys.exit` skips the code after it), so one more Ctrl-C or SIGTERM in that
+    window used to kill the process by the signal (no exit 130) or print a traceback."""
+    _state.raised = True  # the handler, while still installed, only counts
     for sig in HANDLED:
         try:
             signal.signal(sig, signal.SIG_IGN)
         except (ValueError, OSError):
             pass
+    return 128 + int(_state.signum) if _state.signum is not None else code
 
 
 def restore(previous: dict) -> None:

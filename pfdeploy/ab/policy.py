@@ -37,7 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, path_problem
 from ..bench.stats.ab import ALPHA, MIN_BLOCKS, Sequential, block_stats
 from ..bench.timing import Decision
 
@@ -74,6 +74,9 @@ def _venv_python(d: Path) -> Path | None:
 def classify(path: str, name: str) -> Side:
     """What the path is (UsageError when it is none of the three)."""
     p = Path(path).expanduser()
+    why = path_problem(p)
+    if why not in (None, "not found"):  # a loop of links is not "does not exist"
+        raise UsageError(f"{name.upper()} {path!r} {why}")
     if not p.exists():
         raise UsageError(f"{name.upper()} {path!r} does not exist (an interpreter, a virtual environment, an artifact "
                          "cache directory or a tuned directory)")

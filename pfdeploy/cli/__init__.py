@@ -52,9 +52,11 @@ def cli():
     """pfdeploy: export and benchmark parameter-free networks against their baselines."""
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, keep_handlers: bool = False) -> int:
     """Entry point: user errors print one line on stderr and exit non-zero, no traceback.
-    SIGINT/SIGTERM/SIGHUP follow pfdeploy.signals' policy: cleanup runs, exit 128 + signal."""
+    SIGINT/SIGTERM/SIGHUP follow pfdeploy.signals' policy: cleanup runs, exit 128 + signal.
+    keep_handlers: leave pfdeploy's handlers installed on return (`run`, the process's own
+    entry point, which exits right after)."""
     from .. import signals
 
     _encodable_output()
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # After an interrupt pfdeploy's handler stays (it swallows late signals while the command
         # exits; `run` then ignores them for the interpreter's shutdown); otherwise restore.
-        if signals.received() is None:
+        if signals.received() is None and not keep_handlers:
             signals.restore(previous)
 
 
@@ -115,8 +117,16 @@ def _main(argv: list[str] | None) -> int:
 
 
 def run() -> None:
+    """The console script: `main`, then exit with 128 + the first signal if one came, else the
+    verb's status. pfdeploy's handlers stay installed up to `signals.exiting`, which then ignores
+    the handled signals for the interpreter's shutdown: a second Ctrl-C a moment after the first
+    (or any signal as the process exits) can neither kill it by the signal nor print a traceback."""
     from .. import signals
 
-    code = main()
-    signals.exiting()  # a late Ctrl-C during shutdown cannot change the exit status
-    sys.exit(code)
+    try:
+        code = main(keep_handlers=True)
+    except SystemExit as exc:  # a verb that exits itself (bench, tune, ab: sys.exit(128 + signum))
+        code = exc.code
+    except KeyboardInterrupt as exc:  # the first signal, just as the verb returned
+        code = signals.exit_code(exc)
+    sys.exit(signals.exiting(code))

@@ -109,7 +109,7 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
     """
     from ..ab import ABSettings, plan, run_ab
     from ..config import default_store_url
-    from ..render import console, emit, err_console, esc
+    from ..render import emit, err_console, esc
     from .bench_options import build_config
 
     settings = ABSettings(budget_s=budget, threshold=threshold, alpha=alpha, tag_base=tag_base, tag_head=tag_head,
@@ -145,9 +145,9 @@ def command(base, head, models, suite, backends, device, precision, batch, threa
     store.close()
     from ..compare import publish_markdown
 
-    publish_markdown(to_markdown(out, fail_on), markdown_file)
-    if markdown_file != "-":
+    if markdown_file != "-":  # the result first: a failing --markdown write must not lose it
         emit(out.to_dict(), as_json, lambda con: print_table(out, con, wide=wide))
+    publish_markdown(to_markdown(out, fail_on), markdown_file)
     if out.status == "interrupted":
         from .. import signals
 

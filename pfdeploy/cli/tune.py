@@ -92,13 +92,20 @@ def command(models, device, backends, scenario, budget, batch, threads, max_gene
     from ..config import default_store_url
     from ..devices import parse_device
     from ..errors import UserError
-    from ..render import console, err_console, to_json
+    from ..render import console, err_console, esc, to_json
     from ..store import open_store
     from ..tune.run import TuneConfig, tune
     from ..zoo import canonical_name
 
-    for m in models:
-        canonical_name(m)  # an unknown model: one line, exit 2, before anything runs
+    # everything that can be checked is checked before anything is exported, raced or stored, with
+    # bench's own helpers (docs/reliability.md): model names, device, images, backends, --threads
+    # against the usable CPUs, --batch against the memory, the weights, every OUT/<model> target
+    from ..preflight import check_batch_memory, check_threads
+    from ..zoo import get_spec
+
+    names = tuple(dict.fromkeys(canonical_name(m) for m in models))  # an unknown model: one line, exit 2
+    for m in names:
+        get_spec(m)  # an unknown timm:<name> too (exit 2), before a run of dropped candidates is stored
     parse_device(device)
     from .bench_options import check_images
 
@@ -108,30 +115,73 @@ def command(models, device, backends, scenario, budget, batch, threads, max_gene
 
         for b in backends:
             get_backend(b)
+    check_threads(threads)
+    check_batch_memory(names, (batch,))
+    if weights not in (None, "synthetic"):
+        from ..pretrained import plan_models
+
+        plan_models(names, weights)  # a choice that fits none of a model: exit 2
     out = None
     if not no_save:
         from pathlib import Path
 
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out_dir}: exists and is not a directory")
+        from ..outputs import check_output_dir
+        from ..tune.artifact.write import check_target
+
+        out = check_output_dir(Path(out_dir), "--out")
+        for m in names:
+            check_target(out / m)  # a file, a link, a user's folder, a tuned dir holding a user's file
     cfg = TuneConfig(models=tuple(models), device=device, backends=backends, scenario=scenario, batch=batch,
                      threads=threads, budget_s=budget, tag=tag, max_generations=max_generations,
                      final_processes=final_processes, weights=None if weights in (None, "synthetic") else weights,
                      images=images, labels=labels, max_drop=max_drop)
     store = open_store(default_store_url(store_url))
     with TuneProgress(err_console, cfg.budget()) as progress:
-        result = tune(cfg, store, store_url=store.url, progress=progress, out_dir=out)
-    store.close()
+        result = tune(cfg, store, store_url=store.url, progress=progress, out_dir=None)
+    # the result is shown first, then the winners are written: a refused or failed write must not
+    # lose the table (the table's "deployable" lines follow once the directories exist)
     data = result.to_dict()
-    if as_json:
-        sys.stdout.write(to_json(data) + "\n")
-    else:
+    if not as_json:
         print_tune(console, data, wide=wide)
+    failure = None
+    if out is not None and result.status == "finished" and result.final_run:
+        from ..tune.run import winners_of, write_winners
+
+        try:
+            write_winners(result, winners_of(result, store.results(result.final_run)), store, out,
+                          PlainProgress())
+        except UserError as exc:
+            failure = exc
+    store.close()
+    if as_json:
+        sys.stdout.write(to_json(result.to_dict()) + "\n")
+    else:
+        print_written(console, result.to_dict())
+    if failure is not None:
+        raise failure
     if result.status == "interrupted":
-        sys.exit(130)
+        from .. import signals
+
+        signum = signals.received() or 2
+        err_console.print(esc(f"interrupted by {signals.signal_name(signum)}: finished races kept in "
+                              f"{store.url} (runs {', '.join(result.runs) or 'none'})"))
+        sys.exit(128 + signum)
     if not any(rt.get("shipped") for m in result.models for rt in m["runtimes"]):
         raise UserError("no candidate could be measured (the reasons are in the table above)")
+
+
+class PlainProgress:
+    """What write_winners reports (the bar is gone by then): nothing."""
+
+    def phase(self, text: str) -> None: ...
+
+
+def print_written(console, data: dict) -> None:
+    """The tuned directories written, after the table."""
+    for m in data["models"]:
+        ov = m.get("overall")
+        if ov and ov.get("dir"):
+            print_note(console, f"deployable: {ov['dir']} (pfdeploy bench --tuned {ov['dir']})")
 
 
 class TuneProgress(RichProgress):
@@ -249,8 +299,6 @@ def print_tune(console, data: dict, wide: bool = False) -> None:
             print_note(console, f"vs the runner-up {ov['runner_up']}: {speedup_text(ov['vs_runner_up'])} "
                                 f"(paired, final rotation)" + (f"; tied with {', '.join(ov['tied_with'])}"
                                                                if ov.get("tied_with") else ""))
-        if ov and ov.get("dir"):
-            print_note(console, f"deployable: {ov['dir']} (pfdeploy bench --tuned {ov['dir']})")
         for b, why in m.get("skipped") or []:
             print_note(console, f"{b}: not raced: {why}", style="dim")
     for note in data.get("notes") or []:

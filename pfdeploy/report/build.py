@@ -139,8 +139,9 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
     """Replace `out` by `tmp` (pfdeploy.publish: the old report renamed aside, the new one in,
     the old deleted). A reader sees the old site or the new one, never a half-written mix."""
     from ..outputs import publish_tree_mode
-    from ..publish import publish_dir
+    from ..publish import publish_dir, target_lock
 
     publish_tree_mode(tmp)  # mkdtemp makes 0700 directories; a report gets the umask's mode
-    _check_out(out)  # again: something may have appeared while building
-    publish_dir(tmp, out, replace=True, what="--out")
+    with target_lock(out, "--out"):  # two reports into one --out: one at a time, no .old-* left
+        _check_out(out)  # again: something may have appeared while building
+        publish_dir(tmp, out, replace=True, what="--out")

@@ -265,6 +265,20 @@ def runtime_doc(backend: str, specs: list, race, rows: dict[str, Result]) -> dic
             "looks": race.looks if race is not None else []}
 
 
+def winners_of(result: TuneResult, frows: list[Result]) -> list[tuple[str, dict, Result | None]]:
+    """(model, its JSON doc, its overall winner's final-rotation result or None) of a finished tune,
+    from the final run's results: what `write_winners` takes (the CLI writes after it has printed)."""
+    out = []
+    for doc in result.models:
+        ov = doc.get("overall")
+        row = None
+        if ov:
+            row = next((r for r in frows if r.model == doc["model"] and r.backend == ov.get("backend")
+                        and (r.variant or "") == (ov.get("variant") or "") and r.ok), None)
+        out.append((doc["model"], doc, row))
+    return out
+
+
 def write_winners(result: TuneResult, winners: list[tuple[str, dict, Result | None]], store, out_dir,
                   progress) -> None:
     """Each model's overall winner (its final-rotation result) as a tuned directory OUT/<model>;

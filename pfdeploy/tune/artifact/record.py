@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...errors import UserError
+from ...errors import UserError, require_path
 
 FORMAT = "pfdeploy.tuned/1"
 TUNED_JSON = "tuned.json"
@@ -17,6 +17,7 @@ REQUIRED = ("format", "model", "weights", "backend", "device", "precision", "bat
             "pfdeploy_version")
 MEASURED = ("p50_ms", "p50_ci_low_ms", "p50_ci_high_ms")
 CASE_FIELDS = ("model", "weights", "backend", "device", "precision", "batch", "threads", "scenario")
+RETUNE = "run `pfdeploy tune` again to write the directory anew"  # a tuned dir is not re-exported
 
 
 
@@ -25,8 +26,7 @@ def read_tuned(directory) -> dict:
     (for an artifact) the model file and manifest present, every file's size and the artifact's
     sha256 recomputed from the bytes and equal to the recorded one. One UserError per problem."""
     d = Path(directory).expanduser()
-    if not d.exists():
-        raise UserError(f"tuned directory not found: {d}")
+    require_path(d, "tuned directory")  # a link loop is one, not "not found"
     if not d.is_dir():
         raise UserError(f"{d} is not a directory (a tuned directory holds {TUNED_JSON} and the artifact)")
     path = d / TUNED_JSON
@@ -50,6 +50,9 @@ def read_tuned(directory) -> dict:
         raise UserError(f"{path}: measured must record {', '.join(MEASURED)}")
     if not isinstance(t["options"], dict):
         raise UserError(f"{path}: options must be an object")
+    problem = _type_problem(t)
+    if problem:
+        raise UserError(f"{path}: {problem}")
     if a["file"] is None:
         if t["backend"] != "torch" and (t.get("artifact") or {}).get("request"):
             raise UserError(f"{path}: the {t['backend']} runner needs an artifact file, none is recorded")
@@ -63,7 +66,7 @@ def read_tuned(directory) -> dict:
         raise UserError(f"{d}: {MANIFEST} is missing; the tuned directory is incomplete")
     from ...exporters.manifest_io import artifact_sha256, files_digest, read_manifest
 
-    man = read_manifest(d)
+    man = read_manifest(d, fix=RETUNE)
     files = man.get("files") or {}
     if man.get("model_file") != name or name not in files:
         raise UserError(f"{d}: {MANIFEST} names model file {man.get('model_file')!r}, {TUNED_JSON} {name!r}")
@@ -80,6 +83,38 @@ def read_tuned(directory) -> dict:
         raise UserError(f"{d}: the artifact's sha256 is {sha[:16]}..., {TUNED_JSON} records "
                         f"{str(a['sha256'])[:16]}...: the files were modified; not the tuned artifact")
     return t
+
+
+def _type_problem(t: dict) -> str | None:
+    """The first field of a tuned record whose type is not what the readers take (None: all
+    fine): counts are whole numbers >= 1, the measured interval positive finite numbers, names
+    strings. A hand-edited "batch": "4" is one line here, not a traceback in bench --tuned."""
+    import math
+
+    for k in ("batch", "threads"):
+        v = t[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            return f"{k} must be a whole number >= 1, not {v!r}"
+    for k in ("model", "weights", "backend", "device", "precision", "scenario"):
+        if not isinstance(t[k], str) or not t[k]:
+            return f"{k} must be a non-empty string, not {t[k]!r}"
+    if not isinstance(t["variant"], str):
+        return f"variant must be a string, not {t['variant']!r}"
+    m = t["measured"]
+    for k in MEASURED:
+        v = m[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            return f"measured.{k} must be a positive number of milliseconds, not {v!r}"
+    a = t["artifact"]
+    if a["file"] is not None and not isinstance(a["file"], str):
+        return f"artifact.file must be a file name or null, not {a['file']!r}"
+    if a["file"] is not None and not isinstance(a["sha256"], str):
+        return f"artifact.sha256 must be a string, not {a['sha256']!r}"
+    if a.get("request") is not None and not isinstance(a["request"], dict):
+        return f"artifact.request must be an object or null, not {type(a['request']).__name__}"
+    if t.get("weights_file") is not None and not isinstance(t["weights_file"], str):
+        return f"weights_file must be a path or null, not {t['weights_file']!r}"
+    return None
 
 
 def model_path(directory, tuned: dict | None = None) -> Path | None:

@@ -23,9 +23,8 @@ def write_tuned(out_dir, row: "Result", *, run_id, store_url, machine: dict, wei
     torch row (an artifact row records its manifest's). Returns DIR."""
     from ... import __version__
     from ...clock import utc_now_iso
-    from ...exporters.manifest_io import write_manifest
-    from ...outputs import check_output_dir, new_file_mode, publish_tree_mode
-    from ...publish import make_temp_dir, publish_dir
+    from ...outputs import check_output_dir, os_reason
+    from ...publish import make_temp_dir, publish_dir, target_lock
 
     final = Path(out_dir).expanduser().absolute()
     _check_replaceable(final)  # before any copying: a refusal costs nothing
@@ -77,26 +76,39 @@ def write_tuned(out_dir, row: "Result", *, run_id, store_url, machine: dict, wei
     }
     tmp = make_temp_dir(final.parent, final.name, what="tuned directory")
     try:
-        if art is not None:
-            for name in art.manifest["files"]:
-                dest = tmp / name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(art.path / name, dest)
-            manifest = dict(art.manifest)
-            manifest["tuned"] = {k: v for k, v in tuned.items() if k != "artifact"}
-            write_manifest(tmp, manifest)
-        _write_json(tmp / TUNED_JSON, tuned)
-        for f in tmp.rglob("*"):  # mkstemp's 0600 (the manifest) -> what the umask gives a new file
-            if f.is_file():
-                os.chmod(f, new_file_mode())
-        publish_tree_mode(tmp)
+        _build(tmp, art, tuned)
         read_tuned(tmp)  # what is published is what a reader accepts
-        _check_replaceable(final)  # again, just before: a path that changed meanwhile is refused
-        publish_dir(tmp, final, replace=True, what="tuned directory")  # an earlier one: swapped out whole
+        with target_lock(final, "tuned directory"):  # concurrent writers of DIR: one at a time
+            _check_replaceable(final)  # again, just before: a path that changed meanwhile is refused
+            publish_dir(tmp, final, replace=True, what="tuned directory")  # an earlier one: swapped out whole
+    except OSError as exc:  # a full disk, a quota, a vanished directory: one line, nothing left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write tuned directory {final}: {os_reason(exc)}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _build(tmp: Path, art, tuned: dict) -> None:
+    """The tuned directory's files in `tmp`: the artifact's, its manifest with a "tuned" section,
+    tuned.json, each with the mode the umask gives a new file."""
+    from ...exporters.manifest_io import write_manifest
+    from ...outputs import new_file_mode, publish_tree_mode
+
+    if art is not None:
+        for name in art.manifest["files"]:
+            dest = tmp / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(art.path / name, dest)
+        manifest = dict(art.manifest)
+        manifest["tuned"] = {k: v for k, v in tuned.items() if k != "artifact"}
+        write_manifest(tmp, manifest)
+    _write_json(tmp / TUNED_JSON, tuned)
+    for f in tmp.rglob("*"):  # mkstemp's 0600 (the manifest) -> what the umask gives a new file
+        if f.is_file():
+            os.chmod(f, new_file_mode())
+    publish_tree_mode(tmp)
 
 
 def _request_of(row: "Result", extras: dict) -> dict | None:
@@ -119,6 +131,18 @@ def _write_json(path: Path, data: dict) -> None:
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def check_target(out_dir) -> Path:
+    """What `pfdeploy tune --out` checks for each model's DIR before any work: the directory it
+    would be written in can be created and written, and what is at DIR (if anything) is an
+    earlier tuned directory holding only pfdeploy's files. Returns DIR; UserError otherwise."""
+    from ...outputs import check_output_dir
+
+    final = Path(out_dir).expanduser().absolute()
+    check_output_dir(final.parent, "tuned directory")
+    _check_replaceable(final)
+    return final
 
 
 def _check_replaceable(final: Path) -> None:
