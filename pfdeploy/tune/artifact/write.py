@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 from ...errors import UserError
-from ...result import Result, TuneRecord  # noqa: F401
+from ...result import Result, TuneRecord
 from .record import CASE_FIELDS, FORMAT, MANIFEST, MEASURED, OWN_EXTRAS, TUNED_JSON, read_tuned
 
 
@@ -29,6 +29,8 @@ def write_tuned(out_dir, row: "Result", *, run_id, store_url, machine: dict, wei
     final = Path(out_dir).expanduser().absolute()
     _check_replaceable(final)  # before any copying: a refusal costs nothing
     check_output_dir(final.parent, "tuned directory")
+    if not isinstance(row, Result):  # a plain row (a run file's, a script's): typed at the edge
+        row = Result.from_row(row)
     case = {k: getattr(row, k) for k in CASE_FIELDS}
     missing = [k for k, v in case.items() if v is None]
     if missing:
