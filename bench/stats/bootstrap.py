@@ -147,11 +147,17 @@ def bootstrap_medians(samples: Sequence[float], rounds: Sequence[int] | None, re
         counts = (unit_draws if fast else unit_counts)(n_units, unit_proc, b, rng)  # (b, units): times drawn
         total = counts @ sizes
         base = counts @ below
-        cum = base[:, None] + np.cumsum(counts[:, wu], axis=1)  # (b, window) counts <= each value
+        # counts <= each window value, cumulated over the flattened (b, window) array (one cumsum of
+        # a 1-d array: several times faster than b row-wise ones); it is sorted, and row r's count
+        # below window value t is flat[r, t] - (row r's start), so one searchsorted finds every
+        # replicate's median rank
+        flat = np.cumsum(counts[:, wu].reshape(-1))
+        row0 = np.arange(b, dtype=np.int64) * wv.size
+        prefix = np.concatenate(([0], flat[row0[1:] - 1])) - base      # flat value at row start - below
         lo_rank = (total + 1) // 2                             # 1-based order statistics of the median
         hi_rank = total // 2 + 1
-        lo_idx = (cum < lo_rank[:, None]).sum(axis=1)
-        hi_idx = (cum < hi_rank[:, None]).sum(axis=1)
+        lo_idx = np.maximum(np.searchsorted(flat, lo_rank + prefix, "left") - row0, 0)
+        hi_idx = np.maximum(np.searchsorted(flat, hi_rank + prefix, "left") - row0, 0)
         medians[start:start + b] = (wv[lo_idx] + wv[hi_idx]) / 2.0
     return medians, method, n_units
 

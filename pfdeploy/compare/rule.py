@@ -11,7 +11,7 @@ from .model import DEFAULT_ALPHA, DEFAULT_RESAMPLES, DEFAULT_THRESHOLD
 EXACT_RESAMPLES_CAP = 20_000  # beyond this many replicates the family-wise tail is parametric
 # replicates per case where it is: they only estimate each side's spread (a standard error to ~3.5%)
 # and the 95% percentile interval that the parametric tail stretches (`bench.stats.tail_intervals`)
-MANY_CASES_RESAMPLES = 400
+MANY_CASES_RESAMPLES = 200
 
 
 def exact_level(confidence: float, minimum: int = DEFAULT_RESAMPLES, cap: int | None = None) -> bool:
