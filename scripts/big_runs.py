@@ -8,7 +8,7 @@ Each case is measured like a real bench row: `--processes` worker processes of `
 `--per-round` samples (process levels spread `--process-sd` in log, round levels `--drift`, skewed
 per-sample noise), with `processes`, `process_rounds`, `process_sd`, `sample_rounds` as bench stores
 them. Case keys vary model, backend, precision, batch and threads, so cases group by runtime as in a
-fleet. HEAD: every case slower by `--shift`, and `--regress` cases (every 97th) by `--factor` more.
+fleet. HEAD: every case slower by `--shift`, and `--regress` cases (evenly spread) by `--factor` more.
 `make_docs` is the same generator for tests (tests/test_compare_scale.py)."""
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def make_docs(cases: int, seed: int = 0, processes: int = 3, rounds: int = 10, p
               regress: int = 0, factor: float = 1.2) -> tuple[dict, dict]:
     """(base, head) run documents of `cases` cases each (see the module docstring)."""
     docs = []
-    slow = set(range(0, cases, 97)[:regress])
+    slow = set(range(0, cases, max(1, cases // regress))[:regress]) if regress > 0 else set()
     for side in (0, 1):
         rng = np.random.default_rng([seed, side])
         results = [_row(i, rng, (shift * (factor if i in slow else 1.0)) if side else 1.0, processes, rounds,

@@ -223,13 +223,12 @@ def _loo_by_group(X: np.ndarray, group: list) -> np.ndarray:
     """Leave-one-out medians (`_loo_medians`) of each row of X among the other rows of its group
     (group None: among all other rows)."""
     out = np.empty_like(X)
-    g = np.array([str(x) if x is not None else "\0" for x in group])
-    for name in np.unique(g):
-        rows = np.flatnonzero(g == name)
-        if name == "\0":
-            out[rows] = _loo_medians(X)[rows]
-        else:
-            out[rows] = _loo_medians(X[rows])
+    members: dict = {}
+    for i, name in enumerate(group):
+        members.setdefault(name, []).append(i)
+    for name, rows in members.items():
+        rows = np.asarray(rows)
+        out[rows] = _loo_medians(X)[rows] if name is None else _loo_medians(X[rows])
     return out
 
 
