@@ -16,6 +16,7 @@ where any replicate's median can lie).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -177,7 +178,7 @@ TAIL_REPLICATES = 10
 
 
 def tail_intervals(replicates: np.ndarray, points: np.ndarray | float, confidence: float,
-                   df: np.ndarray | float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+                   df: np.ndarray | float = math.inf, parametric: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) per row of `replicates` ((B,) or (m, B), positive ratios), each widened to
     contain its point, as `percentile_interval` row by row while the B replicates reach the level
     (at least TAIL_REPLICATES beyond each bound: then the result is exactly the percentile
@@ -189,26 +190,34 @@ def tail_intervals(replicates: np.ndarray, points: np.ndarray | float, confidenc
     moved away from the replicates' median by the ratio of Student t(df) quantiles of the two
     levels (df = inf: normal). For replicates that are t(df) on the log scale (the hierarchical
     interval's) this is the exact quantile up to Monte Carlo error; each side keeps its own spread,
-    so a skewed bootstrap stays skewed."""
+    so a skewed bootstrap stays skewed. `parametric=False`: always the percentile interval."""
     R = np.asarray(replicates, dtype=float)
     one = R.ndim == 1
     R2 = R[None, :] if one else R
     pts = np.broadcast_to(np.asarray(points, dtype=float), R2.shape[:1])
     B = R2.shape[1]
     tail = (1.0 - confidence) / 2.0
-    if tail * B >= TAIL_REPLICATES or B < 4 * TAIL_REPLICATES:  # (too few replicates for any tail: as before)
+    if not parametric or tail * B >= TAIL_REPLICATES or B < 4 * TAIL_REPLICATES:  # (too few for any tail: as before)
         lo, hi = np.quantile(R2, [tail, 1.0 - tail], axis=1)
     else:
-        from .summary import t_quantile
-
         ref = TAIL_REPLICATES / B
         with np.errstate(divide="ignore", invalid="ignore"):
             q_lo, med, q_hi = np.quantile(np.log(R2), [ref, 0.5, 1.0 - ref], axis=1)
-        dfs, inv = np.unique(np.broadcast_to(np.asarray(df, dtype=float), pts.shape), return_inverse=True)
-        k = np.array([t_quantile(1.0 - tail, d) / t_quantile(1.0 - ref, d) for d in dfs])[inv.reshape(-1)]
+        dfs = np.broadcast_to(np.asarray(df, dtype=float), pts.shape)
+        dfs, inv = np.unique(np.where(np.isnan(dfs), math.inf, dfs), return_inverse=True)
+        k = np.array([_t_ppf(1.0 - tail, d) / _t_ppf(1.0 - ref, d) for d in dfs])[inv.reshape(-1)]
         lo, hi = np.exp(med + (q_lo - med) * k), np.exp(med + (q_hi - med) * k)
     lo, hi = np.minimum(lo, pts), np.maximum(hi, pts)
     return (lo[0], hi[0]) if one else (lo, hi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_ppf(q: float, df: float) -> float:
+    """Student t quantile; the normal one for df = inf (as summary.t_quantile, which imports this
+    module)."""
+    from scipy.stats import norm, t
+
+    return float(norm.ppf(q) if not math.isfinite(df) else t.ppf(q, df))
 
 
 def tail_interval(replicates: np.ndarray, point: float, confidence: float, df: float = math.inf) -> tuple[float, float]:

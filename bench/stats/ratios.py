@@ -184,6 +184,9 @@ def ratio_replicates(num: Sequence[float], num_rounds: Sequence[int] | None, den
     added, Welch-Satterthwaite df) and the replicates are drawn from that t distribution (so that
     a percentile interval of them, e.g. in compare's shift model, is that interval); otherwise the
     replicates are the plain bootstrap ratios and the interval their percentile interval.
+    `fast` (compare's many-case regime): units drawn by `bootstrap.unit_draws`, and the percentile
+    interval gets the parametric tail of `bootstrap.tail_interval` where the replicates cannot
+    reach the level.
     Returns {ratio, replicates (finite only), interval(confidence) -> (lo, hi), se_log, df,
     num_method, den_method, num_units, den_units, num_processes, den_processes, num_median,
     den_median}."""
@@ -217,7 +220,7 @@ def ratio_replicates(num: Sequence[float], num_rounds: Sequence[int] | None, den
         reps = am / bm
     reps = reps[np.isfinite(reps)]
     out.update(replicates=reps, se_log=log_sd(reps), df=math.inf,
-               interval=lambda confidence: tail_interval(reps, ratio, confidence))
+               interval=lambda confidence: (tail_interval if fast else percentile_interval)(reps, ratio, confidence))
     return out
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..bench.stats import RatioStats, mann_whitney_p, percentile_interval, round_median_values, tail_intervals
 from .model import Comparison
-from .rule import verdict
+from .rule import exact_level, verdict
 
 
 def stable_seed(seed: int, key: str) -> list[int]:
@@ -139,11 +139,13 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict, head_rows: dict)
     rel_all = np.exp(d)
     rlo_all, rhi_all = np.empty(m), np.empty(m)
     dfs = np.array([stats[k].df for k in keys])
+    exact = exact_level(cmp.case_confidence, cmp.resamples)  # else the many-case regime's parametric tail
     for a in range(0, m, _ROWS):  # bounded memory: the relative replicates of _ROWS cases at a time
         D[a:a + _ROWS] += noise[a:a + _ROWS]
         np.exp(D[a:a + _ROWS], out=D[a:a + _ROWS])
         rlo_all[a:a + _ROWS], rhi_all[a:a + _ROWS] = tail_intervals(D[a:a + _ROWS], rel_all[a:a + _ROWS],
-                                                                    cmp.case_confidence, dfs[a:a + _ROWS])
+                                                                    cmp.case_confidence, dfs[a:a + _ROWS],
+                                                                    parametric=not exact)
     del noise, D, L, chosen
     for i, key in enumerate(keys):
         c, st = by_key[key], stats[key]
