@@ -99,6 +99,10 @@ def unit_draws(n_units: int, unit_proc: np.ndarray | None, b: int, rng: np.rando
         start = np.concatenate(([0], np.cumsum(size)[:-1]))
         procs = rng.integers(0, n_proc, size=(b, n_proc))          # the processes drawn
         width = int(size.max())
+        if int(size.min()) == width:                               # processes of equal rounds: no ragged rows
+            pick = order[start[procs][:, :, None] + rng.integers(0, width, size=(b, n_proc, width))]
+            rows = np.repeat(np.arange(b), n_proc * width)
+            return np.bincount(rows * n_units + pick.reshape(-1), minlength=b * n_units).reshape(b, n_units)
         u = rng.random((b, n_proc, width))                         # a round within each drawn process
         n_p = size[procs][:, :, None]
         slot = (u * n_p).astype(np.intp)
