@@ -9,8 +9,9 @@ from .model import DEFAULT_ALPHA, DEFAULT_RESAMPLES, DEFAULT_THRESHOLD
 
 
 EXACT_RESAMPLES_CAP = 20_000  # beyond this many replicates the family-wise tail is parametric
-# replicates per case where it is: they only estimate each side's spread (a standard error to ~3.5%)
-# and the 95% percentile interval that the parametric tail stretches (`bench.stats.tail_intervals`)
+# replicates per case where it is: they only estimate each side's spread (a standard error to ~5%)
+# and the 90% percentile interval (10 beyond each bound) that the parametric tail stretches
+# (`bench.stats.tail_intervals`)
 MANY_CASES_RESAMPLES = 200
 
 
