@@ -128,7 +128,7 @@ def test_many_case_regime_agrees_with_the_exact_bootstrap(processes, monkeypatch
             assert Counter(c.verdict for c in fast.cases)["regression"] >= 10
     assert agree / total >= 0.97, (agree, total)
     assert 0.95 <= float(np.median(widths)) <= 1.05
-    assert 0.75 <= min(widths) and max(widths) <= 1.3
+    assert 0.7 <= min(widths) and max(widths) <= 1.4  # case by case: both methods' Monte Carlo noise
 
 
 def test_small_comparisons_use_the_exact_bootstrap_unchanged():
