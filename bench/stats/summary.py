@@ -17,6 +17,7 @@ A percentile is None when there are fewer samples than MLPerf LoadGen's rule ask
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -70,6 +71,7 @@ def percentile_or_none(x: np.ndarray, q: int) -> float | None:
     return float(np.percentile(x, q))
 
 
+@functools.lru_cache(maxsize=4096)
 def t_quantile(q: float, df: float) -> float:
     """Student t quantile (scipy); the normal one for df = inf."""
     from scipy.stats import norm, t

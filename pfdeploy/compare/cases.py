@@ -33,7 +33,7 @@ from ..result import Result, first_error
 from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                     DEFAULT_THRESHOLD, VERDICTS, CaseComparison, Comparison, case_key, run_label)
 from .noise import _contention_warnings, _load_warnings
-from .rule import resamples_for, verdict
+from .rule import exact_level, resamples_for, verdict
 from .shift import _apply_shift, stable_seed as _stable_seed
 
 
@@ -250,7 +250,8 @@ def _compare_case(key: str, base: Result | None, head: Result | None, cmp: Compa
     stats = ratio_stats(b_samples, h_samples, base.sample_rounds, head.sample_rounds,
                         cmp.case_confidence, resamples_for(cmp.case_confidence, cmp.resamples),
                         _stable_seed(cmp.seed, key), base_procs=row_procs(base), head_procs=row_procs(head),
-                        base_prior=_prior(cmp, 0, base), head_prior=_prior(cmp, 1, head))
+                        base_prior=_prior(cmp, 0, base), head_prior=_prior(cmp, 1, head),
+                        fast=not exact_level(cmp.case_confidence, cmp.resamples))
     c.ratio, c.ci_low, c.ci_high, c.ci_width = stats.ratio, stats.ci_low, stats.ci_high, stats.ci_width
     c.p_value = stats.p_value
     c.base_units, c.head_units = stats.base_units, stats.head_units

@@ -133,7 +133,8 @@ class Comparison:
             bad += [c for c in self.cases if c.verdict in ("inconclusive", "no-samples", "not-compared")]
         if self.shifts_failing():
             # the whole run (or every case of a runtime) slowed beyond the threshold
-            bad += [c for c in self.cases if c.rel_ratio is not None and c not in bad]
+            seen = {id(c) for c in bad}  # by identity: `c not in bad` compares dataclasses, m x m
+            bad += [c for c in self.cases if c.rel_ratio is not None and id(c) not in seen]
         return bad
 
     def exit_code(self, fail_on: str = "regression") -> int:

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..bench.stats import RatioStats, mann_whitney_p, percentile_interval, round_median_values
+from ..bench.stats import RatioStats, mann_whitney_p, percentile_interval, round_median_values, tail_intervals
 from ..result import Result
 from .model import Comparison
-from .rule import verdict
+from .rule import exact_level, verdict
 
 
 def stable_seed(seed: int, key: str) -> list[int]:
@@ -105,13 +105,12 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict[str, Result], hea
     big = sorted(b for b, n in Counter(backends).items() if n >= MIN_SHIFT_CASES)
 
     def relative(group):
-        # leave-one-out: a case never hides its own change in the shift it is compared with
-        members = [np.array([j for j in range(m) if j != i and (group[i] is None or group[j] == group[i])])
-                   for i in range(m)]
-        loo_point = np.array([np.median(point[members[i]]) for i in range(m)])
-        loo_reps = np.vstack([np.median(L[members[i]], axis=0) for i in range(m)])
+        # leave-one-out: a case never hides its own change in the shift it is compared with (the
+        # median of the other cases of its group, or of all other cases: `_loo_medians`, O(m) per
+        # replicate, not a median of m - 1 values for each of the m cases)
+        loo_point, loo_reps = _loo_by_group(point, group), _loo_by_group(L, group)
         d, D = point - loo_point, L - loo_reps
-        sd = np.array([max(_iqr_sd(D[i]), 1e-9) for i in range(m)])
+        sd = np.maximum(_iqr_sd(D), 1e-9)
         return group, loo_point, d, D, _robust_tau(d, sd)
 
     chosen = relative([None] * m)
@@ -122,6 +121,7 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict[str, Result], hea
         grouped = relative([b if b in big else None for b in backends])
         if grouped[4] < 0.75 * chosen[4] and chosen[4] - grouped[4] > PER_BACKEND_MIN_GAIN:
             chosen = grouped
+        grouped = None
     group, loo_point, d, D, tau = chosen
     per_backend = any(g is not None for g in group)
     noise = rng.standard_normal(D.shape) * tau
@@ -137,10 +137,20 @@ def _apply_shift(cmp: Comparison, stats: dict, base_rows: dict[str, Result], hea
             for b, sh in cmp.backend_shifts.items()))
         cmp.warnings.extend(sh.message(cmp.threshold, b) for b, sh in cmp.backend_shifts.items()
                             if sh.beyond_threshold and not beyond)
+    rel_all = np.exp(d)
+    rlo_all, rhi_all = np.empty(m), np.empty(m)
+    dfs = np.array([stats[k].df for k in keys])
+    exact = exact_level(cmp.case_confidence, cmp.resamples)  # else the many-case regime's parametric tail
+    for a in range(0, m, _ROWS):  # bounded memory: the relative replicates of _ROWS cases at a time
+        D[a:a + _ROWS] += noise[a:a + _ROWS]
+        np.exp(D[a:a + _ROWS], out=D[a:a + _ROWS])
+        rlo_all[a:a + _ROWS], rhi_all[a:a + _ROWS] = tail_intervals(D[a:a + _ROWS], rel_all[a:a + _ROWS],
+                                                                    cmp.case_confidence, dfs[a:a + _ROWS],
+                                                                    parametric=not exact)
+    del noise, D, L, chosen
     for i, key in enumerate(keys):
         c, st = by_key[key], stats[key]
-        rel = float(np.exp(d[i]))
-        rlo, rhi = percentile_interval(np.exp(D[i] + noise[i]), rel, cmp.case_confidence)
+        rel, rlo, rhi = float(rel_all[i]), float(rlo_all[i]), float(rhi_all[i])
         base, head = base_rows[key], head_rows[key]
         p = st.p_value
         if st.base_method == st.head_method == "rounds":
@@ -186,9 +196,43 @@ def _make_shift(cmp: Comparison, s: float, lo: float, hi: float, cases: int, tau
                  fails_gate=bool(beyond and s > 0 and cmp.shift_fails))
 
 
-def _iqr_sd(x: np.ndarray) -> float:
-    q1, q3 = np.quantile(x, [0.25, 0.75])
-    return float((q3 - q1) / 1.349)
+def _iqr_sd(x: np.ndarray) -> np.ndarray:
+    """Robust sd (interquartile range / 1.349) of each row of x."""
+    q1, q3 = np.quantile(x, [0.25, 0.75], axis=-1)
+    return (q3 - q1) / 1.349
+
+
+_ROWS = 1024  # cases per chunk of the relative intervals
+
+
+def _loo_medians(X: np.ndarray) -> np.ndarray:
+    """Row i: the median along axis 0 of X without row i (X: (n,) or (n, B), n >= 2), the same
+    numbers as np.median(X[others], axis=0), in O(n) per column: removing one value leaves the
+    median of the rest at one of three order statistics of all n (which one depends only on
+    whether the removed value is at most the lower ones)."""
+    k = X.shape[0] - 1                       # values left
+    j = (k - 1) // 2 if k % 2 else k // 2 - 1
+    kth = [j, j + 1] if k % 2 else [j, j + 1, j + 2]
+    s = np.partition(X, kth, axis=0)
+    sj, sj1 = s[j], s[j + 1]
+    if k % 2:
+        return np.where(X <= sj, sj1, sj)
+    lower = np.where(X <= sj, sj1, sj)       # order statistic j of the rest
+    upper = np.where(X <= sj1, s[j + 2], sj1)  # and j + 1
+    return (lower + upper) / 2.0
+
+
+def _loo_by_group(X: np.ndarray, group: list) -> np.ndarray:
+    """Leave-one-out medians (`_loo_medians`) of each row of X among the other rows of its group
+    (group None: among all other rows)."""
+    out = np.empty_like(X)
+    members: dict = {}
+    for i, name in enumerate(group):
+        members.setdefault(name, []).append(i)
+    for name, rows in members.items():
+        rows = np.asarray(rows)
+        out[rows] = _loo_medians(X)[rows] if name is None else _loo_medians(X[rows])
+    return out
 
 
 def _robust_tau(d: np.ndarray, sd: np.ndarray) -> float:
