@@ -74,3 +74,45 @@ def test_old_warning_texts_are_classified():
     assert classify_warning("stopped at 3 worker processes (--max-processes) before ...")[0] == "max_processes"
     assert classify_warning("something new")[0] == "other"
     assert Warn.model_validate("flush-to-zero is off (read back from the runtime)").kind == "flush_denormal"
+
+
+# fields only a result has (a manifest, a run record, a worker's reply or tuned.json has none of them;
+# warnings, load_ms, peak_rss_mb or accuracy are also keys of a worker's reply and a verify record)
+RESULT_ONLY = {"p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "p90_ms", "p95_ms", "p99_ms", "min_ms", "max_ms",
+               "mean_ms", "std_ms", "cv", "items_per_s", "processes", "process_sd", "ci_df", "ci_method",
+               "ci_units", "process_rounds", "process_load_ms", "process_first_ms", "round_size", "cpu_contention",
+               "device_p50_ms", "device_p50_ci_low_ms", "device_p50_ci_high_ms", "host_p50_ms", "device_n",
+               "case_key", "variant", "tune", "ab", "sample_rounds", "baselines", "artifact_sha256"}
+EDGE = ("pfdeploy/store/", "pfdeploy/runfile.py", "pfdeploy/migrations/", "pfdeploy/result/", "pfdeploy/results.py")
+PRODUCT = ("pfdeploy", "bench", "backends", "exporters", "devices")
+
+
+def string_reads(root: Path = ROOT) -> dict[str, int]:
+    """Subscripts x["f"] and x.get/pop/setdefault("f") with a result-only field name as a constant,
+    per product file outside the store / run-file edge (issue 30's count)."""
+    out: dict[str, int] = {}
+    for d in PRODUCT:
+        for p in (root / d).rglob("*.py"):
+            rel = str(p.relative_to(root))
+            if rel.startswith(EDGE):
+                continue
+            n = 0
+            for node in ast.walk(ast.parse(p.read_text())):
+                key = None
+                if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                    key = node.slice.value
+                elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                      and node.func.attr in ("get", "pop", "setdefault") and node.args
+                      and isinstance(node.args[0], ast.Constant)):
+                    key = node.args[0].value
+                n += isinstance(key, str) and key in RESULT_ONLY
+            if n:
+                out[rel] = n
+    return out
+
+
+def test_product_code_reads_results_by_attribute():
+    """Issue 30: at most 30 string reads of result fields in product code (a JSON document being
+    written, a worker's reply or tuned.json's measured record may still be indexed)."""
+    reads = string_reads()
+    assert sum(reads.values()) <= 30, sorted(reads.items(), key=lambda kv: -kv[1])

@@ -84,7 +84,7 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
         info = RunInfo.of(d)
         # the run record as the pages show it (a plain dict of the run file, not a result)
         run = {**(d.get("run") or {}), "page": f"runs/{D.slug(info.id)}.html", "machine_label": info.machine,
-               "counts": D._status_counts(d["results"]), "ab": D.ab_mark(d["results"])}
+               "counts": D._status_counts(d["results"]), "ab_mark": D.ab_mark(d["results"])}
         runs.append(run)
     sections = D.overview_sections(docs)
     claims = D.claims_sections(docs)
@@ -93,8 +93,8 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
     for s in sections:
         s["run_page"] = f"runs/{D.slug(RunInfo.of(s).id)}.html"
     for run in runs:  # an A/B run links to its other side
-        if run["ab"] and run["ab"]["other_run_id"]:
-            run["ab"]["other_page"] = f"runs/{D.slug(str(run['ab']['other_run_id']))}.html"
+        if run["ab_mark"] and run["ab_mark"]["other_run_id"]:
+            run["ab_mark"]["other_page"] = f"runs/{D.slug(str(run['ab_mark']['other_run_id']))}.html"
 
     from ..publish import make_temp_dir
 

@@ -55,6 +55,15 @@ class _Record(BaseModel):
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
+    def __getitem__(self, key: str):  # read-only view for notebooks and tests, as Result's
+        if key in type(self).model_fields or key in (self.model_extra or {}):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default=None):
+        v = getattr(self, key, None)
+        return default if v is None else v
+
 
 # ------------------------------------------------------------------------------ warnings
 _KINDS = (
