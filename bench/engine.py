@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..backends.case import LOADGEN_SCENARIOS
 from ..errors import UserError
 from .model import (ROUND_TIME_S, THREAD_ENV, BenchConfig, CaseResult, CaseRun, Outcome, Prepared,  # noqa: F401
                     Progress)
@@ -79,6 +80,8 @@ class Engine:
         if config.processes is not None:  # --processes: this many worker processes per case at least
             config.rule = config.rule.with_processes(config.processes)
         self.config = config
+        if group_runner is None and config.scenario in LOADGEN_SCENARIOS:  # issue 31: LoadGen runs the case
+            from .loadgen.group import LoadGenGroupRunner as group_runner
         self.group_runner = group_runner or GroupRunner
         self.grouping = grouping or groups
         self.store = store
