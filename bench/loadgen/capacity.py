@@ -8,11 +8,13 @@ serves in the duration (`LoadGenSettings.query_bound`), so it ends soon after it
 of draining minutes of queue, and LoadGen still judges it.
 
 The search spends its budget where the answer is. The first worker process measures the saturated
-throughput S (a LoadGen Offline test), then brackets: a probe at 0.7 S, up by x1.3 (never past
-1.05 S, where a queue must grow) while VALID, down by x0.6 while INVALID; then bisects the bracket
+throughput S (a LoadGen Offline test), then brackets: a first probe where an M/M/1 queue served at
+S would meet the bound (within [0.2 S, 0.7 S]), up by x1.25 (never past 1.05 S, where a queue must
+grow) while VALID, down by x0.7 while INVALID; then bisects the bracket
 [last VALID, first INVALID] until it is narrower than `tolerance`. Each further worker process
 re-probes that bracket's two ends and steps outward where its verdict differs, so the answer
-carries the spread between processes: capacity = the lowest last-VALID QPS of any process (VALID
+carries the spread between processes (a process that disagrees beyond a few steps searches afresh):
+capacity = the lowest last-VALID QPS of any process (VALID
 in every process), bracket = [that, the highest first-INVALID QPS of any process].
 """
 from __future__ import annotations
@@ -24,12 +26,22 @@ from .group import LoadGenGroupRunner
 from .settings import LoadGenSettings
 
 START_SHARE = 0.7  # the first probe, as a share of the saturated throughput
-UP, DOWN = 1.3, 0.6  # bracketing steps
+UP, DOWN = 1.25, 0.7  # bracketing steps
 CEILING_SHARE = 1.05  # bracketing never probes above this share of the saturated throughput
 MAX_PROBES = 12  # of the first process (bracketing and bisection together)
-CONFIRM_STEPS = 2  # outward steps of a later process whose verdict differs at a bracket end
+CONFIRM_STEPS = 3  # outward steps (of the tolerance) of a later process whose verdict differs at an end
 FLOOR_SHARE = 0.02  # below this share of S no QPS meets the bound: capacity 0
 KEEP_DETAIL = 2  # detail logs kept per process: the decisive probes (last VALID, first INVALID)
+
+
+def first_probe(saturated: float, bound_ms: float) -> float:
+    """Where the search starts: the rate at which an M/M/1 queue served at the saturated rate S has
+    its p99 sojourn time at the bound (S - ln(100) / bound), kept within [0.2 S, START_SHARE x S].
+    Only a start: every verdict is LoadGen's."""
+    import math
+
+    guess = saturated - math.log(100) / (bound_ms / 1e3)
+    return min(max(guess, 0.2 * saturated), START_SHARE * saturated)
 
 
 class CapacityGroupRunner(LoadGenGroupRunner):
@@ -104,7 +116,7 @@ class CapacityGroupRunner(LoadGenGroupRunner):
     def first_search(self, case: CaseRun, proc: dict, state: dict) -> bool:
         s = float(state["saturated"] or 0) or 1.0
         lo, hi = None, None
-        q = START_SHARE * s
+        q = first_probe(s, self.bound_ms)
         while len(proc["probes"]) < MAX_PROBES:
             v = self.probe(case, proc, state, q)
             if v is None:
@@ -141,8 +153,8 @@ class CapacityGroupRunner(LoadGenGroupRunner):
                     break
                 hi = lo if hi is None or lo < hi else hi
                 lo = lo * (1 - self.tolerance)
-            else:
-                lo = None
+            else:  # far from the first process's answer: this process searches afresh
+                return self.first_search(case, proc, state)
         seen = any(not p["valid"] and p["target_qps"] == hi for p in proc["probes"])
         if hi and not seen:  # the first INVALID of the first process, unless this one just found it
             for _ in range(CONFIRM_STEPS + 1):

@@ -134,3 +134,41 @@ def print_capacity(console, answers: list[dict], outcome, wide: bool) -> None:
     print_note(console, "capacity: the lowest last-VALID target QPS over worker processes; bracket: [that, the highest "
                         "first-INVALID]; saturated: LoadGen Offline in the first process")
     print_note(console, f"run {outcome.run_id} ({outcome.status}, {outcome.wall_s:.0f} s) stored in {outcome.store_url}")
+
+
+# ------------------------------------------------------------------ `pfdeploy claims --at capacity`
+def claims_at_capacity(runs, store_url, as_json: bool, wide: bool) -> None:
+    """Each parameter-free model against its baselines by capacity at the same p99 bound."""
+    from ..capacity import capacity_claims
+    from ..compare import existing_store, load_run
+    from ..errors import UserError
+    from ..render import emit
+
+    store = None
+    if runs:
+        docs = []
+        for ref in runs:
+            if store is None and not ref.lower().endswith(".json"):
+                store = existing_store(store_url)
+            docs.append(load_run(ref, store=store))
+    else:
+        from ..report.build import load_docs
+
+        docs = load_docs(existing_store(store_url))
+    data = capacity_claims(docs)
+    if not data["comparisons"]:
+        raise UserError("no capacity run measured a parameter-free model and a baseline it names: run "
+                        "`pfdeploy capacity pf_resnet50_max,dw_resnet50,resnet50 --latency-bound B` first")
+
+    def human(console):
+        from ..claims import verdict_text
+
+        cols = [Col("PF model"), Col("baseline"), Col("runtime"), Col("p99 bound ms", right=True),
+                Col("capacity QPS PF / base", right=True), Col("verdict: PF serves more [interval]", wrap=True, min=20)]
+        rows = [[c["model"], c["baseline"], f"{c['backend']} {c['precision']} {c['threads']}t",
+                 fmt(c["latency_bound_ms"], 1), f"{fmt(c['capacity_qps'], 1)} / {fmt(c['baseline_capacity_qps'], 1)}",
+                 verdict_text(c)] for c in data["comparisons"]]
+        print_table(console, cols, rows, title="claims at capacity (MLPerf LoadGen server, p99 bound)", wide=wide)
+        print_note(console, f"verdicts: {data['rule']}", indent=0)
+
+    emit(data, as_json, human)
