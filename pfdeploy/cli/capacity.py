@@ -25,8 +25,8 @@ def _server_options(f):
 @click.option("--threads", type=int, default=None, help="Intra-op threads (default: physical cores).")
 @click.option("--processes", type=int, default=None, metavar="N",
               help=f"Worker processes per deployment (default {LOADGEN_PROCESSES}): the first searches, the others "
-                   "re-probe the bracket's ends.")
-@click.option("--tolerance", default="0.1", show_default=True, metavar="FRACTION",
+                   "re-probe its last VALID rate.")
+@click.option("--tolerance", default="0.15", show_default=True, metavar="FRACTION",
               help="Stop bisecting once the bracket [last VALID, first INVALID] is narrower than this share.")
 @_server_options
 @weights_option(default="synthetic")
