@@ -183,6 +183,10 @@ class CapacityGroupRunner(LoadGenGroupRunner):
         overhead = getattr(self.engine, "loadgen_overhead", None) or {}
         if overhead.get("offline_qps") and capacity > 0.5 * overhead["offline_qps"]:
             warnings.append("LoadGen's own rate is within 2x of this capacity: the generator may limit it")
+        per_query = max([s.get("cpu_s_per_query") or 0 for s in overhead.get("server") or []], default=0)
+        if per_query * capacity > 0.1:  # the generator and the SUT's callbacks alone take >10% of a core
+            warnings.append(f"LoadGen and the SUT's callbacks take about {per_query * capacity:.0%} of a core at this "
+                            "capacity: the capacity includes their cost")
         for p in procs:
             decisive = {p.get("lo"), p.get("hi")}
             kept = 0

@@ -27,6 +27,8 @@ def latency_qps_chart(curves: Sequence[dict], *, title: str = "") -> Markup:
     if hi_exp == lo_exp:
         hi_exp += 1
     xt = nice_ticks(xmax)
+    if xt[-1] < xmax:  # the last tick covers every point and marker
+        xt.append(xt[-1] + (xt[-1] - xt[-2]))
     xspan = xt[-1] or 1.0
 
     def x(v: float) -> float:
@@ -63,10 +65,15 @@ def latency_qps_chart(curves: Sequence[dict], *, title: str = "") -> Markup:
             out.append(f'<circle class="point {verdict.lower()}" cx="{_num(x(p["qps"]))}" cy="{_num(y(p["p99_ms"]))}" '
                        f'r="4" fill="{fill}" stroke="{col}" stroke-width="1.5"><title>{name}: '
                        f'{_fmt(p["qps"])} QPS, p99 {_fmt(p["p99_ms"])} ms, {verdict}</title></circle>')
-        for v, mark, what in ((c.get("capacity_qps"), "▲", "capacity"), (c.get("saturated_qps"), "◆", "saturated")):
-            if v:
-                out.append(f'<text x="{_num(x(v))}" y="{top + plot_h - 4}" text-anchor="middle" fill="{col}">{mark}'
-                           f'<title>{name}: {what} {_fmt(v)} QPS</title></text>')
+        for v, what in ((c.get("capacity_qps"), "capacity"), (c.get("saturated_qps"), "saturated")):
+            if v:  # on the x axis: a triangle at the capacity, a diamond at the saturated throughput
+                px, py = x(v), top + plot_h
+                d = (f"M{_num(px - 5)},{_num(py)} L{_num(px + 5)},{_num(py)} L{_num(px)},{_num(py - 9)} Z"
+                     if what == "capacity" else
+                     f"M{_num(px)},{_num(py - 10)} L{_num(px + 4)},{_num(py - 5)} L{_num(px)},{_num(py)} "
+                     f"L{_num(px - 4)},{_num(py - 5)} Z")
+                out.append(f'<path class="marker {what}" d="{d}" fill="{col}" stroke="#333" stroke-width="0.5">'
+                           f'<title>{name}: {what} {_fmt(v)} QPS</title></path>')
         ly = top + plot_h + bottom + 18 * i
         out.append(f'<rect x="{left}" y="{ly - 9}" width="12" height="10" fill="{col}"/><text x="{left + 18}" '
                    f'y="{ly}">{name}</text>')
