@@ -73,7 +73,7 @@ def test_bracketing_then_bisection_finds_the_capacity_within_the_tolerance():
     lo, hi = rec["bracket_qps"]
     assert lo <= 62.0 < hi and hi / lo - 1 <= 0.1 + 1e-9  # the test's tolerance
     assert rec["capacity_qps"] == lo and rec["saturated_qps"] == 100.0 and rec["capacity_qps"] <= rec["saturated_qps"]
-    assert runner.calls[0] == (0, pytest.approx(20.0))  # bound 50 ms: M/M/1 says 8 QPS; never below 0.2 x S
+    assert runner.calls[0] == (0, pytest.approx(50.0))  # bound 50 ms: M/M/1 says 8 QPS; never below 0.5 x S
     # the second process only re-probes the last VALID rate
     assert [q for p, q in runner.calls if p == 1] == [lo]
     assert len(rec["curve"]) == len(runner.calls) and all("p99_ms" in c for c in rec["curve"])
@@ -95,7 +95,7 @@ def test_the_first_probe_follows_the_bound():
 
     assert first_probe(100.0, 1000.0) == pytest.approx(70.0)  # generous bound: capped at 0.7 S
     assert first_probe(100.0, 100.0) == pytest.approx(100.0 - 46.0517, rel=1e-4)
-    assert first_probe(20.0, 10.0) == pytest.approx(4.0)  # tight bound: never below 0.2 S
+    assert first_probe(20.0, 10.0) == pytest.approx(10.0)  # tight bound: never below 0.5 S
 
 
 def test_nothing_meets_the_bound_is_capacity_zero():

@@ -9,7 +9,7 @@ of draining minutes of queue, and LoadGen still judges it.
 
 The search spends its budget where the answer is. The first worker process measures the saturated
 throughput S (a LoadGen Offline test), then brackets: a first probe where an M/M/1 queue served at
-S would meet the bound (within [0.2 S, 0.7 S]), up by x1.25 (never past 1.05 S, where a queue must
+S would meet the bound (within [0.5 S, 0.7 S]), up by x1.25 (never past 1.05 S, where a queue must
 grow) while VALID, down by x0.7 while INVALID; then bisects the bracket
 [last VALID, first INVALID] until it is narrower than `tolerance`. Each further worker process
 re-probes the last VALID rate and steps down where its verdict differs, so the answer
@@ -36,12 +36,13 @@ KEEP_DETAIL = 2  # detail logs kept per process: the decisive probes (last VALID
 
 def first_probe(saturated: float, bound_ms: float) -> float:
     """Where the search starts: the rate at which an M/M/1 queue served at the saturated rate S has
-    its p99 sojourn time at the bound (S - ln(100) / bound), kept within [0.2 S, START_SHARE x S].
+    its p99 sojourn time at the bound (S - ln(100) / bound), kept within [0.5 S, START_SHARE x S]: a
+    probe costs its 460 queries at the lower of its rate and the capacity, so low starts are dear.
     Only a start: every verdict is LoadGen's."""
     import math
 
     guess = saturated - math.log(100) / (bound_ms / 1e3)
-    return min(max(guess, 0.2 * saturated), START_SHARE * saturated)
+    return min(max(guess, 0.5 * saturated), START_SHARE * saturated)
 
 
 class CapacityGroupRunner(LoadGenGroupRunner):
