@@ -58,7 +58,8 @@ def test_latency_runner_has_no_concurrent_requests(tiny_onnx):
 
 
 @pytest.mark.parametrize("backend,scenario", [("onnxruntime", "server"), ("openvino", "server"),
-                                              ("onnxruntime", "single-stream"), ("openvino", "offline")])
+                                              ("onnxruntime", "single-stream"), ("openvino", "offline"),
+                                              ("onnxruntime", "multistream")])
 def test_real_loadgen_test_on_a_tiny_model(backend, scenario, tiny_onnx, tmp_path):
     from pfdeploy.bench.loadgen.run import run_test
 
@@ -72,7 +73,8 @@ def test_real_loadgen_test_on_a_tiny_model(backend, scenario, tiny_onnx, tmp_pat
     rec = reply["record"]
     assert "MLPerf Results Summary" in rec["summary"] and ":::MLLOG" in rec["detail"]
     assert rec["validity"] in ("VALID", "INVALID") and f"Result is : {rec['validity']}" in rec["summary"]
-    assert rec["queries"] >= 1 and rec["completed_qps"] > 0
+    assert rec["queries"] >= 1 and rec["sut_samples_per_s"] > 0
+    assert scenario == "multistream" or rec["completed_qps"] > 0  # LoadGen gives multistream no rate
     assert rec["percentiles_ms"]["p50"] <= rec["percentiles_ms"]["p99"]
     assert rec["loadgen_version"] and rec["effective"]
     assert len(reply["samples_ns"]) >= 1 and all(v > 0 for v in reply["samples_ns"])
@@ -80,8 +82,23 @@ def test_real_loadgen_test_on_a_tiny_model(backend, scenario, tiny_onnx, tmp_pat
         # LoadGen issued at least the early-stopping minimum; the SUT answered every query
         assert rec["queries"] >= 460 and rec["sut_queries"] == rec["queries"]
         assert rec["effective"]["target_qps"] == pytest.approx(400.0)
+    if scenario == "multistream":  # 8 samples per query; the query's latency is the figure
+        assert rec["latency_of"] == "query" and rec["effective"]["samples_per_query"] == 8
+        assert rec["issued"] == 8 * rec["queries"]
     if rec["validity"] == "INVALID":
         assert rec["reasons"]
+
+
+def test_loadgen_overhead_of_a_sut_that_completes_at_once():
+    from pfdeploy.bench.loadgen.overhead import measure_overhead
+
+    out = measure_overhead(200.0, seconds=0.3)
+    assert "error" not in out, out
+    assert out["offline_qps"] > 1000  # the generator alone drives far more than any model here
+    by_rate = {s["target_qps"]: s for s in out["server"]}
+    assert set(by_rate) == {200.0, 1000.0}
+    for s in by_rate.values():
+        assert s["achieved_qps"] > 0 and s["cpu_s_per_query"] > 0 and s["p99_ms"] >= s["p50_ms"]
 
 
 def test_logs_reasons_read_from_the_summary():

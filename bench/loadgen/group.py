@@ -132,7 +132,8 @@ def aggregate(records: list[dict], settings: LoadGenSettings) -> dict:
     LoadGen's percentiles, every process's reasons, and each process's record with its logs."""
     valid = [r.get("validity") == "VALID" for r in records]
     pcts = sorted({p for r in records for p in (r.get("percentiles_ms") or {})}, key=lambda p: float(p[1:]))
-    qps = [r.get("completed_qps") for r in records]
+    qps = [r.get("completed_qps") if r.get("completed_qps") is not None else r.get("sut_samples_per_s")
+           for r in records]
     achieved = _median(qps)
     out = {
         "scenario": settings.scenario,

@@ -77,6 +77,8 @@ def run_test(runner, settings: dict, outdir: str, warmup_s: float = 1.0) -> dict
                            "items_per_step": runner.items_per_step},
                 "in_flight": runner.in_flight() or 1, "wall_s": wall, "process_cpu_s": cpu1 - cpu0,
                 "sut_queries": len(sut.latencies_ns), "issued": sut.issued, "pid": os.getpid(),
+                # samples the SUT completed per second of the test (LoadGen reports no rate for multistream)
+                "sut_samples_per_s": sut.completed / wall if wall > 0 else None,
                 "query_bound": s.query_bound(saturated)})
     return {"record": rec, "samples_ns": list(sut.latencies_ns), "cpu": cpu_usage(snap0, snap1)}
 
