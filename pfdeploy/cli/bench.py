@@ -95,6 +95,11 @@ def command(models, suite, backends, device, precision, batch, threads, processe
             err_console.print(esc(c["line"]))
     else:
         print_summary(console, data, wide)  # first: a failing --json write must not lose the summary
+        if uses_loadgen:  # issue 31: LoadGen's own verdict of each case
+            from .loadgen_options import loadgen_lines
+
+            for line in loadgen_lines(outcome.results):
+                console.print(esc(line))
         for c in checks or []:
             console.print(esc(c["line"]))
         if json_file and checks is not None:

@@ -109,3 +109,31 @@ def apply_loadgen(cfg, scenario: str, **opts):
         cfg.processes = LOADGEN_PROCESSES
     cfg.optional_precisions = ()
     return LoadGenGroupRunner
+
+
+def loadgen_lines(results) -> list[str]:
+    """One line per LoadGen row after the bench table: LoadGen's verdict, rates and percentiles, and
+    its reasons (the logs themselves are in the row's `loadgen` record)."""
+    from ..render import fmt
+
+    lines = []
+    for r in results:
+        lg = r.row.get("loadgen")
+        if not isinstance(lg, dict):
+            continue
+        pct = lg.get("percentiles_ms") or {}
+        rate = (f"target {fmt(lg['target_qps'], 2)} QPS, scheduled {fmt(lg.get('scheduled_qps'), 2)}, "
+                if lg.get("target_qps") else "")
+        line = (f"LoadGen {lg['scenario']} {r.row['model']}/{r.row['backend']}: {lg['validity']} "
+                f"({lg['valid_processes']} processes), {rate}achieved {fmt(lg.get('achieved_qps'), 2)} QPS "
+                f"{_range(lg.get('achieved_qps_range'))}, p50 {fmt(pct.get('p50'), 2)} ms, p99 {fmt(pct.get('p99'), 2)} "
+                f"ms {_range((lg.get('percentile_ranges_ms') or {}).get('p99'))}")
+        lines.append(line)
+        lines += [f"  {why}" for why in lg.get("reasons") or []]
+    return lines
+
+
+def _range(span) -> str:
+    from ..render import fmt
+
+    return f"[{fmt(span[0], 2)}, {fmt(span[1], 2)}]" if span else ""
