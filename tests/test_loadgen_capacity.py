@@ -56,7 +56,7 @@ class _Fake(CapacityGroupRunner):
                  "summary": "s", "detail": "d"}, [int(p99 * 1e6)] * 5)
 
     def finish(self, case, record=None):
-        self.done = record
+        self.done, self.case = record, case
 
 
 def _search(capacity, saturated=100.0):
@@ -78,6 +78,8 @@ def test_bracketing_then_bisection_finds_the_capacity_within_the_tolerance():
     assert [q for p, q in runner.calls if p == 1] == [lo]
     assert len(rec["curve"]) == len(runner.calls) and all("p99_ms" in c for c in rec["curve"])
     assert rec["validity"] == "VALID" and rec["p99_at_capacity_ms"] == 10.0
+    case = runner.case
+    assert sorted(set(case.procs)) == [0, 1] and all(len(r) == 1 for r in case.process_rounds)
 
 
 def test_a_process_that_disagrees_widens_the_bracket():

@@ -169,11 +169,16 @@ class CapacityGroupRunner(LoadGenGroupRunner):
         his = [p.get("hi") for p in procs if p.get("hi")]
         capacity = 0.0 if any(v is None for v in los) else min(los)
         at_capacity = []
-        for p in procs:  # the row's latencies: every process's probes at its last VALID rate
+        for i, p in enumerate(procs):  # the row's latencies: every process's probe at its last VALID rate
             rnd = self.engine.next_round()
             for probe in p["probes"]:
                 if probe["valid"] and probe["target_qps"] == p.get("lo"):
-                    case.add_round(rnd, {"samples_ns": probe["samples"]})
+                    s = probe["samples"]  # CaseRun.add_round would credit the last process: set it here
+                    case.samples += s
+                    case.rounds += [rnd] * len(s)
+                    case.procs += [i] * len(s)
+                    case.process_rounds[i].append(rnd)
+                    case.measured_ns += sum(s)
                     at_capacity.append(probe["record"])
                     break
         saturated = state["saturated"]
