@@ -68,6 +68,13 @@ def test_curves_and_the_serving_section_of_the_report(tmp_path):
     assert 'id="serving"' in html and 'class="chart qps-chart"' in html
     assert html.count("<circle class=\"point valid\"") >= 6 and "point invalid" in html
     assert "bound 500 ms" in html and "table class=\"capacity\"" in html
+    from pfdeploy.report.serving import serving_section
+
+    older = capacity_doc("capacity-old")
+    older["run"].update(id="older", started_at="2026-11-01T05:00:00+00:00")
+    sec = serving_section([doc, older])
+    pf = next(c for c in sec["capacities"] if c["model"] == "pf_resnet50_max")
+    assert [h["run"] for h in pf["history"]] == ["older", doc["run"]["id"]]  # oldest first
 
 
 @pytest.mark.browser

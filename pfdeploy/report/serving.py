@@ -105,4 +105,12 @@ def serving_section(docs: Sequence[dict]) -> dict | None:
              "bound": r["loadgen"].get("latency_bound_ms"), "capacity": r["loadgen"].get("capacity_qps"),
              "bracket": r["loadgen"].get("bracket_qps"), "saturated": r["loadgen"].get("saturated_qps"),
              "p99": r["loadgen"].get("p99_at_capacity_ms"), "run": r.get("run_id")} for r in newest.values()]
+    history: dict[tuple, list] = {}  # every capacity run of a deployment and bound, oldest first
+    for r in reversed(capacity_rows(docs)):
+        key = (r.get("model"), r.get("backend"), r.get("precision"), r["loadgen"].get("latency_bound_ms"))
+        history.setdefault(key, []).append({"run": r.get("run_id"), "when": r.get("started_at"),
+                                            "capacity": r["loadgen"].get("capacity_qps"),
+                                            "bracket": r["loadgen"].get("bracket_qps")})
+    for c in caps:
+        c["history"] = history.get((c["model"], c["backend"], c["precision"], c["bound"]), [])
     return {"charts": charts, "capacities": sorted(caps, key=lambda c: (c["backend"], c["model"]))}
