@@ -16,7 +16,10 @@ from ...errors import UsageError
 # the fewest queries with which LoadGen's early stopping can accept the scenario's percentile
 # (no query over the bound; 99% confidence): server p99 459; what LoadGen 6 asks of single-stream
 # (64) and multistream (662)
-MIN_QUERIES = {"server": 460, "capacity": 460, "multistream": 662, "single-stream": 64, "offline": 1}
+# offline: LoadGen issues one query; its sample count is sized from offline_expected_qps x duration,
+# so at least this many samples are asked for through that sizing (a saturated rate from a dozen
+# samples is mostly start-up and tail)
+MIN_QUERIES = {"server": 460, "capacity": 460, "multistream": 662, "single-stream": 64, "offline": 64}
 # a server run far above capacity ends soon after its duration: the issued queries are bounded by
 # what this multiple of the runner's saturated throughput serves in the run's duration
 QUERY_BOUND_FACTOR = 1.5
@@ -128,8 +131,9 @@ class LoadGenSettings:
             ts.multi_stream_target_latency_percentile = 0.99
         elif self.scenario == "single-stream":
             ts.single_stream_expected_latency_ns = int(max(expected_latency_s, 1e-6) * 1e9)
-        else:  # offline: one query of every sample the duration needs at the saturated rate
-            ts.offline_expected_qps = float(max(saturated_qps, 1.0))
+        else:  # offline: one query of what the duration needs at the saturated rate, >= `queries` samples
+            ts.min_query_count = 1
+            ts.offline_expected_qps = float(max(saturated_qps, self.queries / (1.1 * self.min_duration_s), 1.0))
         return ts
 
     def to_dict(self) -> dict:

@@ -21,7 +21,7 @@ def loadgen_options(f, server_only: bool = False):
                      help="LoadGen: the minimum duration of each test, in seconds (default 5)."),
         click.option("--loadgen-queries", "loadgen_queries", type=str, metavar="N",
                      help="LoadGen: the minimum query count of each test (default: what early stopping needs: "
-                          "server 460, multistream 662, single-stream 64)."),
+                          "server 460, multistream 662, single-stream 64; offline samples 64)."),
     ]
     if not server_only:
         opts.insert(0, click.option("--target-qps", "target_qps", metavar="N",
