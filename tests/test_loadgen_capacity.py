@@ -156,3 +156,22 @@ def test_loadgen_not_installed_is_one_line_exit_2(cli, verb, tmp_path, monkeypat
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert "LoadGen is not installed" in r.stderr and "pfdeploy[loadgen]" in r.stderr
     assert not store.exists()
+
+
+def test_capacity_of_a_tuned_deployment_keeps_its_settings(tmp_path, artifact_cache):
+    from test_tuned_dir import write  # the tuned-directory helper; pf_vit_ti's export is cached per session
+
+    from pfdeploy.cli.capacity import tuned_capacity_config
+    from pfdeploy.exporters import get_artifact
+
+    art = get_artifact("pf_vit_ti", "onnx")
+    d = write(tmp_path / "t", art, variant="ort-seq")
+    cfg = tuned_capacity_config((str(d),), "tag", 2)
+    (case,) = cfg.cases
+    assert case.scenario == "capacity" and case.variant == "ort-seq" and case.backend == "onnxruntime"
+    assert case.options["artifact"]["file"].endswith("model.onnx") and cfg.scenario == "capacity"
+
+
+def test_capacity_needs_models_or_tuned(cli, tmp_path):
+    r = cli("capacity", "--latency-bound", "15ms", "--store", str(tmp_path / "r.db"))
+    assert r.returncode == 2 and "MODEL[,MODEL...] or --tuned DIR" in r.stderr

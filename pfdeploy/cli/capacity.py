@@ -18,7 +18,7 @@ def _server_options(f):
 
 
 @click.command("capacity")
-@click.argument("models", metavar="MODEL[,MODEL...]")
+@click.argument("models", metavar="MODEL[,MODEL...]", required=False)
 @click.option("--backends", metavar="B[,B...]", help="Runtimes with concurrent requests (default: onnxruntime,openvino).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or an OpenVINO device.")
 @click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions.")
@@ -28,14 +28,17 @@ def _server_options(f):
                    "re-probe its last VALID rate.")
 @click.option("--tolerance", default="0.15", show_default=True, metavar="FRACTION",
               help="Stop bisecting once the bracket [last VALID, first INVALID] is narrower than this share.")
+@click.option("--tuned", "tuned_dirs", multiple=True, type=click.Path(), metavar="DIR",
+              help="The deployment a `pfdeploy tune` directory records (its artifact and runtime settings; "
+                   "repeatable) instead of the runtimes' defaults; fixes the models, runtimes and precision.")
 @_server_options
 @weights_option(default="synthetic")
 @click.option("--store", "store_url", help="Results store (default: $PFDEPLOY_STORE or ./pfdeploy-results.db).")
 @click.option("--tag", help="A label for this run.")
 @click.option("--json", "as_json", is_flag=True, help="The stored run and the answers as JSON on stdout.")
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
-def command(models, backends, device, precision, threads, processes, tolerance, latency_bound, loadgen_duration,
-            loadgen_queries, weights, store_url, tag, as_json, wide):
+def command(models, backends, device, precision, threads, processes, tolerance, tuned_dirs, latency_bound,
+            loadgen_duration, loadgen_queries, weights, store_url, tag, as_json, wide):
     """For each MODEL through each runtime: the highest target QPS at which MLPerf LoadGen's server
     scenario is VALID with p99 <= --latency-bound, with its bracket over worker processes, the p99
     against QPS of every probe and the saturated throughput (LoadGen Offline) beside it. Stored as
@@ -46,6 +49,8 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
 
     if latency_bound is None:
         raise UsageError("pfdeploy capacity needs --latency-bound (e.g. 15ms: the p99 bound)")
+    if bool(models) == bool(tuned_dirs):
+        raise UsageError("pfdeploy capacity takes MODEL[,MODEL...] or --tuned DIR (a tuned directory fixes its model)")
     settings = loadgen_settings("capacity", latency_bound=latency_bound,
                                 loadgen_duration=loadgen_duration if loadgen_duration is not None else "2",
                                 loadgen_queries=loadgen_queries)
@@ -65,14 +70,17 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
     parse_device(device)
     from .bench_options import build_config
 
-    cfg = build_config(models, None, ",".join(backend_list), device, precision, "1", threads, "capacity", None, None,
-                       None, True, tag, processes=processes or LOADGEN_PROCESSES)
+    if tuned_dirs:
+        cfg = tuned_capacity_config(tuned_dirs, tag, processes or LOADGEN_PROCESSES)
+    else:
+        cfg = build_config(models, None, ",".join(backend_list), device, precision, "1", threads, "capacity", None,
+                           None, None, True, tag, processes=processes or LOADGEN_PROCESSES)
+        cfg.weights = None if weights in (None, "synthetic") else weights
+        from ..pretrained import plan_models
+
+        cfg.model_weights = plan_models(cfg.models, cfg.weights, cfg.seed)
     cfg.loadgen = {**settings, "tolerance": tol}
     cfg.optional_precisions = ()
-    cfg.weights = None if weights in (None, "synthetic") else weights
-    from ..pretrained import plan_models
-
-    cfg.model_weights = plan_models(cfg.models, cfg.weights, cfg.seed)
     from ..bench.engine import Engine
     from ..bench.loadgen.capacity import CapacityGroupRunner
     from ..config import default_store_url
@@ -97,6 +105,22 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
         from ..errors import UserError
 
         raise UserError(f"nothing was measured: every case was skipped ({esc(str(outcome.run_id))})")
+
+
+def tuned_capacity_config(dirs, tag, processes: int):
+    """The bench config of `capacity --tuned DIR...`: each tuned directory's case (its artifact and
+    runner options) searched as a capacity case; a setting that cannot keep several requests in
+    flight (a synchronous or IO-bound latency winner) fails its case with the runtime's reason."""
+    from dataclasses import replace
+
+    from .bench_options import tuned_config
+
+    cfg, _ = tuned_config(dirs, None, None, None, True, tag, processes=processes)
+    for c in cfg.cases:
+        check_backends(c.backend)
+    cfg.cases = tuple(replace(c, scenario="capacity", batch=1) for c in cfg.cases)
+    cfg.scenario, cfg.batches = "capacity", (1,)
+    return cfg
 
 
 def answer(row: dict) -> dict:
