@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..backends.case import LOADGEN_SCENARIOS
 from ..errors import UserError
 from .model import (ROUND_TIME_S, THREAD_ENV, BenchConfig, CaseResult, CaseRun, Outcome, Prepared,  # noqa: F401
                     Progress)
