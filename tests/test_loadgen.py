@@ -153,18 +153,22 @@ def test_engine_stores_a_loadgen_row_with_every_process_logs(tiny_onnx, tmp_path
         cfg = BenchConfig(models=(), rule=StopRule(processes=2), scenario="server",
                           loadgen={"target_qps": 300.0, "latency_bound_ms": 50.0, "min_duration_s": 0.5})
         eng = Engine(cfg, store, store_url=store.url)
-        eng.loadgen_overhead = {"skipped": "test"}
+        from pfdeploy.bench.loadgen.group import LoadGenPolicy
+
+        assert isinstance(eng.policy, LoadGenPolicy)  # the LoadGen scenarios' policy, chosen by the engine
+        eng.policy.overhead = {"skipped": "test"}
         out = eng.run(None, prepared_cases=[(spec, Prepared(inputs=str(inputs), model_file=str(tiny_onnx),
                                                             family="conv"))])
-        row = out.results[0].row
-        assert row["status"] == "ok", row["error"]
-        lg = row["loadgen"]
+        row = out.results[0].result
+        assert row.status == "ok", row.error
+        lg = row.loadgen
         assert lg["scenario"] == "server" and lg["target_qps"] == 300.0 and len(lg["processes"]) == 2
         assert lg["validity"] in ("VALID", "INVALID") and lg["valid_processes"].endswith("of 2")
         assert all("Result is :" in p["summary"] for p in lg["processes"])
         assert len({p["pid"] for p in lg["processes"]}) == 2  # fresh worker processes
-        assert row["processes"] == 2 and row["items_per_s"] == lg["achieved_qps"]
-        back = store.export_run(out.run_id)["results"][0]
+        assert row.processes == 2 and row.items_per_s == lg["achieved_qps"]
+        assert not any(w.kind == "noisy" for w in row.warnings)  # a served latency spreads by nature
+        back = store.export_run(out.run_id)["results"][0]  # the run file: plain rows (the edge)
         assert back["loadgen"]["processes"][1]["detail"] == lg["processes"][1]["detail"]
     finally:
         store.close()

@@ -7,7 +7,7 @@ import pytest
 
 from pfdeploy.bench.config import CaseSpec, StopRule
 from pfdeploy.bench.engine import BenchConfig, Prepared
-from pfdeploy.bench.loadgen.capacity import CapacityGroupRunner
+from pfdeploy.bench.loadgen.capacity import CapacityPolicy
 from pfdeploy.bench.model import CaseRun
 
 
@@ -15,7 +15,7 @@ class _Engine:
     def __init__(self, processes):
         self.config = BenchConfig(models=(), rule=StopRule(processes=processes), scenario="capacity",
                                   loadgen={"latency_bound_ms": 50.0, "min_duration_s": 1.0, "tolerance": 0.1})
-        self.failed, self.live, self.loadgen_overhead, self.oversubscribed = set(), {}, {"offline_qps": 1e5}, None
+        self.failed, self.live, self.oversubscribed = set(), {}, None
         self._round = 0
 
     def update(self, *a):
@@ -29,22 +29,30 @@ class _Engine:
         return self._round
 
 
-class _Fake(CapacityGroupRunner):
+class _Rotation:
+    """The Rotation's public steps the policy uses, with no worker behind them."""
+
+    def __init__(self, engine):
+        self.engine, self.config, self.rule, self.failed = engine, engine.config, engine.config.rule, engine.failed
+
+    def close_worker(self, case):
+        return True
+
+
+class _Fake(CapacityPolicy):
     """Verdicts from a rule instead of LoadGen: VALID at or below `capacity[process]`."""
 
-    def __init__(self, engine, capacity, saturated=100.0):
-        super().__init__(engine)
+    def __init__(self, capacity, saturated=100.0):
+        super().__init__()
+        self.overhead = {"offline_qps": 1e5}
         self.capacity, self.saturated, self.calls, self.done = capacity, saturated, [], None
 
-    def start_worker(self, case, gen):
+    def start_worker(self, rot, case, gen):
         case.process_rounds.append([])
         case.loads.append({"pid": 1000 + gen})
         return True
 
-    def _close_worker(self, case):
-        return True
-
-    def test(self, case, settings, what=""):
+    def test(self, rot, case, settings, what=""):
         proc = len(case.process_rounds) - 1
         if settings.scenario == "offline":
             return {"validity": "VALID", "completed_qps": self.saturated, "summary": "s", "detail": "d"}, [1]
@@ -55,15 +63,15 @@ class _Fake(CapacityGroupRunner):
                  "percentiles_ms": {"p50": 5.0, "p99": p99}, "reasons": [] if ok else ["Performance constraints"],
                  "summary": "s", "detail": "d"}, [int(p99 * 1e6)] * 5)
 
-    def finish(self, case, record=None):
+    def finish(self, rot, case, record):
         self.done, self.case = record, case
 
 
 def _search(capacity, saturated=100.0):
     eng = _Engine(len(capacity))
-    runner = _Fake(eng, capacity, saturated)
+    runner = _Fake(capacity, saturated)
+    runner.bind(_Rotation(eng))
     case = CaseRun(CaseSpec(model="m", backend="onnxruntime", scenario="capacity"), Prepared())
-    case.lg_records = []
     runner.search(case)
     return runner, runner.done
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from pfdeploy.capacity import capacity_claims, curves
+from pfdeploy.result import Result
 from pfdeploy.report import build_report
 from pfdeploy.store import open_store
 from test_compare import synth_doc, write_run
@@ -57,7 +58,7 @@ def test_claims_at_capacity_cli(cli, tmp_path):
 
 def test_curves_and_the_serving_section_of_the_report(tmp_path):
     doc = capacity_doc()
-    cs = curves(doc["results"])
+    cs = curves([Result.from_row(r) for r in doc["results"]])
     assert len(cs) == 3 and all(len(c["points"]) == 4 for c in cs)
     store = open_store(tmp_path / "r.db")
     write_run(store, synth_doc("latency", 1))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 
 from ..model import CaseRun
-from .group import LoadGenGroupRunner
+from .group import LoadGenPolicy
 from .settings import LoadGenSettings
 
 START_SHARE = 0.7  # the first probe, as a share of the saturated throughput
@@ -45,19 +45,22 @@ def first_probe(saturated: float, bound_ms: float) -> float:
     return min(max(guess, 0.5 * saturated), START_SHARE * saturated)
 
 
-class CapacityGroupRunner(LoadGenGroupRunner):
-    """Searches the capacity of each case of a group, one deployment after another."""
+class CapacityPolicy(LoadGenPolicy):
+    """Searches the capacity of each case of a rotation, one deployment after another, through the
+    Rotation's public steps only."""
 
-    def run(self, group: list) -> None:
-        if getattr(self.engine, "loadgen_overhead", None) is None:
-            from .overhead import measure_overhead
+    name = "capacity"
 
-            self.engine.update("measuring LoadGen's own overhead")
-            self.engine.loadgen_overhead = measure_overhead(None)
-        for spec, prep in group:
-            case = CaseRun(spec, prep, budget_units=self.engine.case_units())
-            case.lg_records = []
+    def run(self, rot) -> None:
+        self.measure_overhead(rot, None)
+        self.bind(rot)
+        for case in rot.pending():
             self.search(case)
+
+    def bind(self, rot) -> None:
+        """Search the cases of `rot` (a Rotation: only its public steps are used)."""
+        self.rot = rot
+        self.cfg, self.rule, self.engine = rot.config, rot.rule, rot.engine
 
     # ------------------------------------------------------------------ settings
     @property
@@ -78,12 +81,12 @@ class CapacityGroupRunner(LoadGenGroupRunner):
         t0 = time.monotonic()
         state = {"processes": [], "curve": [], "saturated": None, "offline": None}
         for gen in range(self.rule.processes):
-            if case.spec.key in self.engine.failed or not self.start_worker(case, gen):
+            if case.spec.key in self.rot.failed or not self.start_worker(self.rot, case, gen):
                 return
             proc = {"process": gen + 1, "pid": case.loads[-1].get("pid"), "probes": []}
             state["processes"].append(proc)
             if gen == 0:
-                off = self.test(case, LoadGenSettings(scenario="offline", seed=self.cfg.seed,
+                off = self.test(self.rot, case, LoadGenSettings(scenario="offline", seed=self.cfg.seed,
                                                       min_duration_s=self.cfg.loadgen.get("min_duration_s", 2.0)),
                                 "offline (saturated throughput)")
                 if off is None:
@@ -95,12 +98,13 @@ class CapacityGroupRunner(LoadGenGroupRunner):
                 ok = self.confirm(case, proc, state)
             if not ok:
                 return
-            self._close_worker(case)
-        self.finish(case, self.answer(case, state, time.monotonic() - t0))
+            if not self.rot.close_worker(case):
+                return
+        self.finish(self.rot, case, self.answer(case, state, time.monotonic() - t0))
 
     def probe(self, case: CaseRun, proc: dict, state: dict, qps: float) -> bool | None:
         """One LoadGen server test at `qps`: True VALID, False INVALID, None the case failed."""
-        done = self.test(case, self.probe_settings(qps), f"server at {qps:.1f} QPS")
+        done = self.test(self.rot, case, self.probe_settings(qps), f"server at {qps:.1f} QPS")
         if done is None:
             return None
         rec, samples = done
@@ -186,7 +190,7 @@ class CapacityGroupRunner(LoadGenGroupRunner):
         if saturated and capacity > saturated:
             warnings.append(f"capacity {capacity:.1f} QPS above the saturated throughput {saturated:.1f}: "
                             "the machine's load changed between the tests")
-        overhead = getattr(self.engine, "loadgen_overhead", None) or {}
+        overhead = self.overhead or {}
         if overhead.get("offline_qps") and capacity > 0.5 * overhead["offline_qps"]:
             warnings.append("LoadGen's own rate is within 2x of this capacity: the generator may limit it")
         per_query = max([s.get("cpu_s_per_query") or 0 for s in overhead.get("server") or []], default=0)

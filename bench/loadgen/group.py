@@ -14,84 +14,67 @@ import statistics
 from pathlib import Path
 
 from ...devices.cpuload import add_usage
-from ..model import CaseResult, CaseRun
-from ..rotation import GroupRunner, merge_finals
-from ..rows import build_row
-from ..worker import WorkerDied, WorkerError, WorkerProcess
+from ...result import warn
+from ..model import CaseRun
 from .settings import LoadGenSettings
 
 LOADGEN_TIMEOUT_MIN_S = 300.0
 
 
-class LoadGenGroupRunner(GroupRunner):
-    """Runs one group of LoadGen cases for an Engine."""
+class LoadGenPolicy:
+    """The LoadGen scenarios' policy: every case of the rotation gets `rule.processes` fresh worker
+    processes, one LoadGen test each, through the Rotation's public steps only."""
 
-    def settings(self, spec) -> LoadGenSettings:
-        return LoadGenSettings(**{**self.cfg.loadgen, "scenario": spec.scenario, "seed": self.cfg.seed})
+    name = "loadgen"
 
-    def run(self, group: list) -> None:
-        if getattr(self.engine, "loadgen_overhead", None) is None:  # once per run, before any case
+    def __init__(self):
+        self.overhead: dict | None = None  # LoadGen's own cost, measured once per run
+
+    def settings(self, rot, spec) -> LoadGenSettings:
+        return LoadGenSettings(**{**rot.config.loadgen, "scenario": spec.scenario, "seed": rot.config.seed})
+
+    def measure_overhead(self, rot, target_qps) -> None:
+        if self.overhead is None:  # once per run, before any case
             from .overhead import measure_overhead
 
-            self.engine.update("measuring LoadGen's own overhead")
-            self.engine.loadgen_overhead = measure_overhead(self.cfg.loadgen.get("target_qps"))
-        cases = [CaseRun(spec, prep, budget_units=self.engine.case_units()) for spec, prep in group]
-        for case in cases:
-            case.lg_records = []
-        for gen in range(self.rule.processes):
-            rnd = self.engine.next_round()  # the cases of a generation ran back to back: one round id
+            rot.engine.update("measuring LoadGen's own overhead")
+            self.overhead = measure_overhead(target_qps)
+
+    def run(self, rot) -> None:
+        self.measure_overhead(rot, rot.config.loadgen.get("target_qps"))
+        cases = rot.pending()
+        records: dict[str, list] = {case.spec.key: [] for case in cases}
+        for gen in range(rot.rule.processes):
+            rnd = rot.engine.next_round()  # the cases of a generation ran back to back: one round id
             for case in cases:
-                if case.spec.key in self.engine.failed:
+                if case.spec.key in rot.failed or not self.start_worker(rot, case, gen):
                     continue
-                if not self.start_worker(case, gen):
-                    continue
-                done = self.test(case, self.settings(case.spec))
+                done = self.test(rot, case, self.settings(rot, case.spec))
                 if done is not None:
                     case.add_round(rnd, {"samples_ns": done[1]})
-                    case.lg_records.append(done[0])
-                    self._close_worker(case)
+                    records[case.spec.key].append(done[0])
+                    rot.close_worker(case)
         for case in cases:
-            if case.spec.key not in self.engine.failed:
-                self.finish(case)
+            if case.spec.key not in rot.failed:
+                self.finish(rot, case, aggregate(records[case.spec.key], self.settings(rot, case.spec)))
 
     # ------------------------------------------------------------------ one worker
-    def start_worker(self, case: CaseRun, gen: int) -> bool:
-        """A fresh worker for `case`, loaded (and verified in the first generation); False: failed."""
-        eng, spec, prep = self.engine, case.spec, case.prep
-        eng.update(f"loading {eng.label(spec)}" + (f" (process {gen + 1})" if gen else ""))
-        case.worker = WorkerProcess(spec.label)
-        case.process_rounds.append([])
-        case.proc_measured_ns = 0
-        eng.live[spec.key] = case
-        try:
-            load = case.worker.call("load", timeout_s=eng.load_timeout(spec.backend), case=spec.to_dict(),
-                                    inputs=prep.inputs, model_file=prep.model_file, weights_file=prep.weights_file)
-        except (WorkerDied, WorkerError) as exc:
-            self._fail(case, exc, "load")
-            return False
-        case.load = case.load or load
-        case.loads.append({"pid": load.get("pid"), "load_ms": load.get("load_ms"), "first_ms": load.get("first_ms")})
-        if gen == 0 and prep.parity_inputs:
-            try:
-                self._runtime_parity(case, tmp_dir=Path(prep.parity_inputs).parent)
-            except (WorkerDied, WorkerError) as exc:
-                self._fail(case, exc, "parity check")
-                return False
-        return True
+    def start_worker(self, rot, case: CaseRun, gen: int) -> bool:
+        """A fresh worker for `case`, loaded (and verified in its first process), not warmed up
+        (LoadGen's test warms up itself); False: the case failed."""
+        return bool(rot.start_generation([case], gen, warm=False))
 
-    def test(self, case: CaseRun, settings: LoadGenSettings, what: str = "") -> tuple[dict, list] | None:
+    def test(self, rot, case: CaseRun, settings: LoadGenSettings, what: str = "") -> tuple[dict, list] | None:
         """One LoadGen test in the case's live worker: (its record, the SUT's latencies in ns); None:
         the case failed."""
-        eng = self.engine
+        eng = rot.engine
         eng.update(f"{eng.label(case.spec)}: LoadGen {what or settings.scenario} "
                    f"(process {case.process + 1})")
         case.lg_tests = getattr(case, "lg_tests", 0) + 1
         outdir = Path(case.prep.inputs).parent / f"loadgen_{case.worker.pid}_{case.lg_tests}"
-        timeout = LOADGEN_TIMEOUT_MIN_S + 20 * settings.min_duration_s
-        try:
-            reply = case.worker.call("loadgen", timeout_s=timeout, settings=settings.to_dict(), outdir=str(outdir))
-        except (WorkerDied, WorkerError) as exc:
-            self._fail(case, exc, f"LoadGen {settings.scenario} test")
+        reply = rot.call(case, "loadgen", LOADGEN_TIMEOUT_MIN_S + 20 * settings.min_duration_s,
+                         what=f"LoadGen {settings.scenario} test", settings=settings.to_dict(), outdir=str(outdir))
+        if reply is None:
             return None
         case.cpu = add_usage(case.cpu, reply.get("cpu"))
         rec = reply["record"]
@@ -99,21 +82,22 @@ class LoadGenGroupRunner(GroupRunner):
         eng.advance(settings.min_duration_s + 1.0)
         return rec, reply["samples_ns"]
 
-    def finish(self, case: CaseRun, record: dict | None = None) -> None:
-        """The case's row, with its `loadgen` record (default: `aggregate` of its processes' tests)."""
-        row = build_row(self.cfg, case.spec, case.prep, "ok", None, live=case, final=merge_finals(case.finals),
-                        oversubscribed=self.engine.oversubscribed)
-        rec = record or aggregate(case.lg_records, self.settings(case.spec))
-        overhead = getattr(self.engine, "loadgen_overhead", None)
-        if overhead:
-            rec["generator_overhead"] = overhead
-        row["loadgen"] = rec  # issue 31: the one key a LoadGen row adds
+    def finish(self, rot, case: CaseRun, record: dict):
+        """Commit the case's result with its `loadgen` record (issue 31: the one field a LoadGen
+        result adds)."""
+        rec = dict(record)
+        extra_warnings = rec.pop("warnings_row", [])
+        if self.overhead:
+            rec["generator_overhead"] = self.overhead
+        result = rot.result(case, loadgen=rec)
+        changes = {}
         if rec.get("achieved_qps") is not None:
-            row["items_per_s"] = rec["achieved_qps"]  # LoadGen's completed samples per second
+            changes["items_per_s"] = rec["achieved_qps"]  # LoadGen's completed samples per second
         # queueing makes a served latency spread by nature: the coefficient-of-variation warning is
         # about timing noise and does not apply
-        row["warnings"] = [w for w in row["warnings"] if not w.startswith("noisy:")] + rec.pop("warnings_row", [])
-        self.engine.commit(CaseResult(case.spec, row, case.samples, case.rounds))
+        changes["warnings"] = ([w for w in result.warnings if w.kind != "noisy"]
+                               + [warn("loadgen", text) for text in extra_warnings])
+        return rot.commit(case, result.but(**changes))
 
 
 def _median(values):

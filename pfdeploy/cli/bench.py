@@ -57,7 +57,7 @@ def command(models, suite, backends, device, precision, batch, threads, processe
         cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                            target_ci, interleave, tag, processes=processes)
     cfg.allow_failed_parity = allow_failed_parity
-    group_runner = apply_loadgen(cfg, scenario, **lg_opts) if uses_loadgen else None
+    policy = apply_loadgen(cfg, scenario, **lg_opts) if uses_loadgen else None
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
     check_images(images, labels)
     cfg.images, cfg.labels = images, labels
@@ -77,7 +77,7 @@ def command(models, suite, backends, device, precision, batch, threads, processe
 
     url = default_store_url(store_url)
     store = open_store(url)
-    engine = Engine(cfg, store, store_url=store.url, group_runner=group_runner)
+    engine = Engine(cfg, store, store_url=store.url, policy=policy)
     with RichProgress(err_console) as progress:
         outcome = engine.run(progress)
     data = summary_data(outcome)

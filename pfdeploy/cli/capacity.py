@@ -82,16 +82,16 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
     cfg.loadgen = {**settings, "tolerance": tol}
     cfg.optional_precisions = ()
     from ..bench.engine import Engine
-    from ..bench.loadgen.capacity import CapacityGroupRunner
+    from ..bench.loadgen.capacity import CapacityPolicy
     from ..config import default_store_url
     from ..render import console, err_console, esc, to_json
     from ..store import open_store
 
     store = open_store(default_store_url(store_url))
-    engine = Engine(cfg, store, store_url=store.url, group_runner=CapacityGroupRunner)
+    engine = Engine(cfg, store, store_url=store.url, policy=CapacityPolicy())
     with RichProgress(err_console) as progress:
         outcome = engine.run(progress)
-    answers = [answer(r.row) for r in outcome.results]
+    answers = [answer(r.result) for r in outcome.results]
     if as_json:
         sys.stdout.write(to_json({**store.export_run(outcome.run_id), "capacity": answers}) + "\n")
     else:
@@ -99,9 +99,9 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
     store.close()
     if outcome.status == "interrupted":
         sys.exit(128 + (outcome.signum or 2))
-    if any(r.row["status"] == "failed" for r in outcome.results):
+    if any(r.result.status == "failed" for r in outcome.results):
         sys.exit(1)
-    if not any(r.row["status"] == "ok" for r in outcome.results):
+    if not any(r.result.status == "ok" for r in outcome.results):
         from ..errors import UserError
 
         raise UserError(f"nothing was measured: every case was skipped ({esc(str(outcome.run_id))})")
@@ -123,15 +123,15 @@ def tuned_capacity_config(dirs, tag, processes: int):
     return cfg
 
 
-def answer(row: dict) -> dict:
-    """One deployment's answer from its stored row."""
-    lg = row.get("loadgen") or {}
-    return {"model": row.get("model"), "backend": row.get("backend"), "precision": row.get("precision"),
-            "status": row.get("status"), "error": row.get("error"), "latency_bound_ms": lg.get("latency_bound_ms"),
+def answer(row) -> dict:
+    """One deployment's answer from its typed result (pfdeploy.result.Result)."""
+    lg = row.loadgen or {}  # LoadGen's record: its own JSON, read by its keys
+    return {"model": row.model, "backend": row.backend, "precision": row.precision,
+            "status": row.status, "error": row.error, "latency_bound_ms": lg.get("latency_bound_ms"),
             "capacity_qps": lg.get("capacity_qps"), "bracket_qps": lg.get("bracket_qps"),
             "p99_at_capacity_ms": lg.get("p99_at_capacity_ms"), "saturated_qps": lg.get("saturated_qps"),
             "probes": lg.get("probes"), "search_wall_s": lg.get("search_wall_s"),
-            "curve": lg.get("curve"), "warnings": row.get("warnings")}
+            "curve": lg.get("curve"), "warnings": row.warning_texts}
 
 
 def print_capacity(console, answers: list[dict], outcome, wide: bool) -> None:
@@ -161,6 +161,15 @@ def print_capacity(console, answers: list[dict], outcome, wide: bool) -> None:
 
 
 # ------------------------------------------------------------------ `pfdeploy claims --at capacity`
+def _verdict_text(c: dict) -> str:
+    """'yes (1.67x [1.48, 1.92])' of one capacity comparison; 'not measured' without a ratio."""
+    if c.get("ratio") is None:
+        return "not measured"
+    word = "no, slower" if c.get("slower") else c["verdict"]
+    ci = f" [{fmt(c['ci_low'], 2)}, {fmt(c['ci_high'], 2)}]" if c.get("ci_low") is not None else ""
+    return f"{word} ({fmt(c['ratio'], 2)}x{ci})"
+
+
 def claims_at_capacity(runs, store_url, as_json: bool, wide: bool) -> None:
     """Each parameter-free model against its baselines by capacity at the same p99 bound."""
     from ..capacity import capacity_claims
@@ -185,13 +194,11 @@ def claims_at_capacity(runs, store_url, as_json: bool, wide: bool) -> None:
                         "`pfdeploy capacity pf_resnet50_max,dw_resnet50,resnet50 --latency-bound B` first")
 
     def human(console):
-        from ..claims import verdict_text
-
         cols = [Col("PF model"), Col("baseline"), Col("runtime"), Col("p99 bound ms", right=True),
                 Col("capacity QPS PF / base", right=True), Col("verdict: PF serves more [interval]", wrap=True, min=20)]
         rows = [[c["model"], c["baseline"], f"{c['backend']} {c['precision']} {c['threads']}t",
                  fmt(c["latency_bound_ms"], 1), f"{fmt(c['capacity_qps'], 1)} / {fmt(c['baseline_capacity_qps'], 1)}",
-                 verdict_text(c)] for c in data["comparisons"]]
+                 _verdict_text(c)] for c in data["comparisons"]]
         print_table(console, cols, rows, title="claims at capacity (MLPerf LoadGen server, p99 bound)", wide=wide)
         print_note(console, f"verdicts: {data['rule']}", indent=0)
 

@@ -98,8 +98,8 @@ def check_backends(backends: str | None) -> tuple[str, ...]:
 
 def apply_loadgen(cfg, scenario: str, **opts):
     """Configure a bench config for LoadGen (backends that serve it, processes, settings); returns
-    the engine's group runner class."""
-    from ..bench.loadgen.group import LoadGenGroupRunner
+    the engine's policy."""
+    from ..bench.loadgen.group import LoadGenPolicy
 
     cfg.loadgen = loadgen_settings(scenario, **opts)
     if not cfg.backends or any(b not in CONCURRENT_BACKENDS for b in cfg.backends):
@@ -108,7 +108,7 @@ def apply_loadgen(cfg, scenario: str, **opts):
     if cfg.processes is None:
         cfg.processes = LOADGEN_PROCESSES
     cfg.optional_precisions = ()
-    return LoadGenGroupRunner
+    return LoadGenPolicy()
 
 
 def loadgen_lines(results) -> list[str]:
@@ -118,13 +118,13 @@ def loadgen_lines(results) -> list[str]:
 
     lines = []
     for r in results:
-        lg = r.row.get("loadgen")
+        lg = r.result.loadgen
         if not isinstance(lg, dict):
             continue
         pct = lg.get("percentiles_ms") or {}
         rate = (f"target {fmt(lg['target_qps'], 2)} QPS, scheduled {fmt(lg.get('scheduled_qps'), 2)}, "
                 if lg.get("target_qps") else "")
-        line = (f"LoadGen {lg['scenario']} {r.row['model']}/{r.row['backend']}: {lg['validity']} "
+        line = (f"LoadGen {lg['scenario']} {r.result.model}/{r.result.backend}: {lg['validity']} "
                 f"({lg['valid_processes']} processes), {rate}achieved {fmt(lg.get('achieved_qps'), 2)} QPS "
                 f"{_range(lg.get('achieved_qps_range'))}, p50 {fmt(pct.get('p50'), 2)} ms, p99 {fmt(pct.get('p99'), 2)} "
                 f"ms {_range((lg.get('percentile_ranges_ms') or {}).get('p99'))}")

@@ -84,16 +84,16 @@ def latency_qps_chart(curves: Sequence[dict], *, title: str = "") -> Markup:
 def serving_section(docs: Sequence[dict]) -> dict | None:
     """{"charts": [{"title", "svg"}], "capacities": [rows]} of the store's LoadGen rows (newest
     capacity per deployment); None when no run has any."""
-    from ..capacity import capacity_rows, curves
+    from ..capacity import as_result, capacity_rows, curves
 
-    rows = [{**r, "run_id": (d.get("run") or {}).get("id")} for d in docs for r in d.get("results") or []
-            if isinstance(r.get("loadgen"), dict)]
+    rows = [r for d in docs for r in map(as_result, d.get("results") or []) if isinstance(r.loadgen, dict)]
     if not rows:
         return None
-    newest: dict[tuple, dict] = {}
-    for r in capacity_rows(docs):
-        newest.setdefault((r.get("model"), r.get("backend"), r.get("precision"), r["loadgen"].get("latency_bound_ms")), r)
-    latest = list(newest.values()) + [r for r in rows if r.get("scenario") == "server"]
+    newest: dict = {}
+    for c in capacity_rows(docs):
+        r = c.result
+        newest.setdefault((r.model, r.backend, r.precision, c.loadgen.get("latency_bound_ms")), c)
+    latest = [c.result for c in newest.values()] + [r for r in rows if r.scenario == "server"]
     charts = []
     by_device: dict = {}
     for c in curves(latest):
@@ -101,16 +101,16 @@ def serving_section(docs: Sequence[dict]) -> dict | None:
     for (backend, bound), cs in sorted(by_device.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] or 0)):
         title = f"p99 against QPS, {backend}, bound {_fmt(bound) if bound else '-'} ms"
         charts.append({"title": title, "svg": latency_qps_chart(cs, title=title)})
-    caps = [{"model": r["model"], "backend": r["backend"], "precision": r["precision"],
-             "bound": r["loadgen"].get("latency_bound_ms"), "capacity": r["loadgen"].get("capacity_qps"),
-             "bracket": r["loadgen"].get("bracket_qps"), "saturated": r["loadgen"].get("saturated_qps"),
-             "p99": r["loadgen"].get("p99_at_capacity_ms"), "run": r.get("run_id")} for r in newest.values()]
-    history: dict[tuple, list] = {}  # every capacity run of a deployment and bound, oldest first
-    for r in reversed(capacity_rows(docs)):
-        key = (r.get("model"), r.get("backend"), r.get("precision"), r["loadgen"].get("latency_bound_ms"))
-        history.setdefault(key, []).append({"run": r.get("run_id"), "when": r.get("started_at"),
-                                            "capacity": r["loadgen"].get("capacity_qps"),
-                                            "bracket": r["loadgen"].get("bracket_qps")})
+    caps = [{"model": c.result.model, "backend": c.result.backend, "precision": c.result.precision,
+             "bound": c.loadgen.get("latency_bound_ms"), "capacity": c.loadgen.get("capacity_qps"),
+             "bracket": c.loadgen.get("bracket_qps"), "saturated": c.loadgen.get("saturated_qps"),
+             "p99": c.loadgen.get("p99_at_capacity_ms"), "run": c.run_id} for c in newest.values()]
+    history: dict = {}
+    for c in reversed(capacity_rows(docs)):
+        key = (c.result.model, c.result.backend, c.result.precision, c.loadgen.get("latency_bound_ms"))
+        history.setdefault(key, []).append({"run": c.run_id, "when": c.started_at,
+                                            "capacity": c.loadgen.get("capacity_qps"),
+                                            "bracket": c.loadgen.get("bracket_qps")})
     for c in caps:
         c["history"] = history.get((c["model"], c["backend"], c["precision"], c["bound"]), [])
     return {"charts": charts, "capacities": sorted(caps, key=lambda c: (c["backend"], c["model"]))}
