@@ -138,6 +138,18 @@ class Runner:
     def peak_gpu_mb(self) -> float | None:
         return self._peak_gpu_mb()
 
+    # --- concurrent requests (MLPerf LoadGen's system under test: pfdeploy.bench.loadgen) ----
+    def in_flight(self) -> int:
+        """How many requests `submit` keeps in flight at once; 0: this runner has no
+        concurrent-request API (LoadGen's scenarios refuse it). The timing path never uses it."""
+        return 0
+
+    def submit(self, inputs: np.ndarray, done) -> None:
+        """Start one inference on the host batch `inputs` and return at once; `done(output, error)`
+        is called from a runtime thread when its first output is back in host memory (or it
+        failed). The caller keeps at most `in_flight()` requests outstanding."""
+        raise UserError(f"{self.backend} cannot keep several requests in flight (no concurrent-request API)")
+
     def _check_loaded(self, what: str):
         if self.state != "loaded":
             raise RunnerStateError(f"{what}() needs a loaded runner (state: {self.state!r})")

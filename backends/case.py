@@ -11,7 +11,13 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import UsageError
 
-SCENARIOS = ("latency", "throughput")
+# latency/throughput: pfdeploy's own timing loop; the others are run by MLPerf LoadGen
+# (pfdeploy.bench.loadgen: the official load generator issues the queries, the runner serves
+# them), "capacity" being the search of the highest VALID server QPS (`pfdeploy capacity`)
+LOADGEN_SCENARIOS = ("server", "multistream", "single-stream", "offline", "capacity")
+SCENARIOS = ("latency", "throughput", *LOADGEN_SCENARIOS)
+# scenarios whose runner keeps several requests in flight (the runtime's throughput settings)
+CONCURRENT_SCENARIOS = ("throughput", "server", "multistream", "offline", "capacity")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 

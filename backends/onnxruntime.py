@@ -35,6 +35,7 @@ import numpy as np
 from . import ort_gpu
 from ..errors import UserError, optional_import
 from .base import Backend, Runner, precision_table
+from .case import CONCURRENT_SCENARIOS, LOADGEN_SCENARIOS
 
 INSTALL_HINT = ("pip install 'pfdeploy[cpu]' (or 'pfdeploy[gpu]' for onnxruntime-gpu on CUDA 13, "
                 "'pfdeploy[gpu-cu12]' on CUDA 12)")
@@ -127,9 +128,10 @@ class OnnxRuntimeRunner(Runner):
         self.input_name = inp[0].name
         self.input_dtype = ORT_TYPES.get(inp[0].type, np.float32)
         self.output_names = [o.name for o in self.session.get_outputs()] if self.io_binding else []
-        if "requests" in self.case.options and self.case.scenario != "throughput":
+        concurrent = self.case.scenario in CONCURRENT_SCENARIOS  # LoadGen's server/offline/multistream too
+        if "requests" in self.case.options and not concurrent:
             raise UserError("onnxruntime option requests applies to the throughput scenario (latency runs one request)")
-        self.requests = int(self.case.options.get("requests", 2)) if self.case.scenario == "throughput" else 1
+        self.requests = int(self.case.options.get("requests", 2)) if concurrent else 1
         self.binding = None
         self._check_applied()
         if self.io_binding and self.requests > 1:
@@ -139,11 +141,26 @@ class OnnxRuntimeRunner(Runner):
             for name in self.output_names:
                 self.binding.bind_output(name, "cpu")
         self._set_inputs(self.inputs)
+        self.pool = None
         if self.requests > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             self.pool = ThreadPoolExecutor(self.requests)
             self.items_per_step = self.case.batch * self.requests
+
+    # --- concurrent requests (LoadGen's SUT): `requests` session.run calls from as many threads ---
+    def in_flight(self) -> int:
+        return self.requests if self.case.scenario in CONCURRENT_SCENARIOS and self.binding is None else 0
+
+    def submit(self, inputs: np.ndarray, done) -> None:
+        if not self.in_flight():
+            return super().submit(inputs, done)
+        if self.pool is None:  # requests=1: one thread serves the queue
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(self.requests)
+        feed = {self.input_name: np.ascontiguousarray(inputs.astype(self.input_dtype, copy=False))}
+        self.pool.submit(self.session.run, None, feed).add_done_callback(lambda f: _hand_over(f, done))
 
     def _providers(self, ort):
         device = self.case.device
@@ -240,6 +257,12 @@ class OnnxRuntimeRunner(Runner):
         return d
 
 
+def _hand_over(future, done) -> None:
+    """A finished session.run future handed to the SUT's `done(output, error)`."""
+    exc = future.exception()
+    done(None, exc) if exc is not None else done(future.result()[0], None)
+
+
 def provider_options(provider: str, index: int, precision: str) -> dict:
     """Options of a GPU provider: the device, and TF32 only for the tf32 precision (the CUDA
     provider's `use_tf32` defaults to on, which would make "fp32" TF32)."""
@@ -281,7 +304,7 @@ class OnnxRuntimeBackend(Backend):
     install_hint = INSTALL_HINT
     tools = {"onnxruntime": DISTRIBUTIONS}
     description = "ONNX Runtime (CPU EP; CUDA/TensorRT EPs with onnxruntime-gpu); int8: U8S8 QDQ"
-    scenarios = ("latency", "throughput")
+    scenarios = ("latency", "throughput", *LOADGEN_SCENARIOS)
     runner = OnnxRuntimeRunner
     int8_recipe = "onnxruntime"  # pfdeploy.exporters.quantize.RECIPES
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import UserError, optional_import
 from .base import Backend, Runner, precision_table
+from .case import CONCURRENT_SCENARIOS, LOADGEN_SCENARIOS
 
 # pfdeploy precision -> INFERENCE_PRECISION_HINT (int8: None, the plugin's default)
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": None}
@@ -80,7 +81,7 @@ class OpenVinoRunner(Runner):
             raise UserError(f"openvino does not run on device {self.case.device!r}")
         if ov_device.split(".")[0] not in [d.split(".")[0] for d in core.available_devices]:
             raise UserError(f"OpenVINO device {ov_device} not found (available: {', '.join(core.available_devices)})")
-        throughput = self.case.scenario == "throughput"
+        throughput = self.case.scenario in CONCURRENT_SCENARIOS  # LoadGen's server/offline/multistream too
         self.api = self._option("api", ("sync", "async"), "async" if throughput else "sync")
         if throughput and self.api != "async":
             raise UserError("openvino option api='sync' does not apply to the throughput scenario (an AsyncInferQueue)")
@@ -187,6 +188,18 @@ class OpenVinoRunner(Runner):
         self.queue.wait_all()
         return None
 
+    # --- concurrent requests (LoadGen's SUT): the AsyncInferQueue of the throughput settings ---
+    def in_flight(self) -> int:
+        return len(self.queue) if self.queue is not None else 0
+
+    def submit(self, inputs: np.ndarray, done) -> None:
+        if self.queue is None:
+            return super().submit(inputs, done)
+        if not getattr(self, "_callback_set", False):  # set on first use: the timed steps never pay for it
+            self.queue.set_callback(_completed)
+            self._callback_set = True
+        self.queue.start_async({0: inputs}, done)
+
     def _output(self, result):
         if result is None:  # throughput steps return nothing; parity runs a synchronous request
             if self.io == "shared":
@@ -224,6 +237,18 @@ class OpenVinoRunner(Runner):
         self.queue = None
         self.request = None
         self.compiled = None
+
+
+def _completed(request, done) -> None:
+    """AsyncInferQueue callback: the output copied to the host, handed to `done` (None: a timed step)."""
+    if done is None:
+        return
+    try:
+        out = np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+    except Exception as exc:  # noqa: BLE001 - handed to the SUT, which fails the test with it
+        done(None, exc)
+        return
+    done(out, None)
 
 
 @functools.lru_cache(maxsize=None)
@@ -276,7 +301,7 @@ class OpenVinoBackend(Backend):
     install_hint = "pip install 'pfdeploy[cpu]'"
     tools = {"openvino": ("openvino",), "nncf": ("nncf",)}  # NNCF makes its int8 IRs
     description = "OpenVINO runtime (inference precision hint per case, latency/throughput hints, AsyncInferQueue)"
-    scenarios = ("latency", "throughput")
+    scenarios = ("latency", "throughput", *LOADGEN_SCENARIOS)
     runner = OpenVinoRunner
 
     def _device_problem(self, device):

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..backends.case import LOADGEN_SCENARIOS
 from ..errors import UserError
 from .model import (ROUND_TIME_S, THREAD_ENV, BenchConfig, CaseResult, CaseRun, Outcome, Prepared,  # noqa: F401
                     Progress)
@@ -81,6 +82,10 @@ class Engine:
         if config.processes is not None:  # --processes: this many worker processes per case at least
             config.rule = config.rule.with_processes(config.processes)
         self.config = config
+        if policy is None and config.scenario in LOADGEN_SCENARIOS:  # issue 31: LoadGen runs the case
+            from .loadgen.group import LoadGenPolicy
+
+            policy = LoadGenPolicy()
         self.policy = policy or StopRulePolicy()
         self.launcher = launcher
         self.grouping = grouping or groups

@@ -47,6 +47,8 @@ class BenchConfig:
     # explicit cases (`pfdeploy tune`'s candidates, `bench --tuned`): measured instead of the
     # models x backends x precisions x batches product; each still checked against its backend
     cases: tuple = ()
+    # MLPerf LoadGen scenarios (issue 31): pfdeploy.bench.loadgen.settings.LoadGenSettings fields
+    loadgen: dict = field(default_factory=dict)
 
     def weights_for(self, model: str):
         """The ModelWeights of `model` (resolved on first use: release checkpoints are fetched)."""
@@ -68,7 +70,8 @@ class BenchConfig:
                 "allow_failed_parity": self.allow_failed_parity, "weights": self.weights,
                 "model_weights": {m: w.source for m, w in self.model_weights.items()},
                 "accuracy_images": self.images, "accuracy_labels": self.labels,
-                **({"cases": [c.to_dict() for c in self.cases]} if self.cases else {})}
+                **({"cases": [c.to_dict() for c in self.cases]} if self.cases else {}),
+                **({"loadgen": dict(self.loadgen)} if self.loadgen else {})}
 
 
 @dataclass

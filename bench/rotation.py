@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..devices.cpuload import add_usage
 from ..exporters.artifact import parity_verdict
+from ..result import Result
 from .config import CaseSpec
 from .model import CaseResult, CaseRun, Prepared
 from .rows import build_row
@@ -59,9 +60,10 @@ class Rotation:
         return [c for k, c in self.cases.items() if k not in self.stored and k not in self.engine.failed]
 
     # ------------------------------------------------------------------ the public steps
-    def start_generation(self, cases: list[CaseRun], gen: int) -> list[CaseRun]:
+    def start_generation(self, cases: list[CaseRun], gen: int, warm: bool = True) -> list[CaseRun]:
         """Start one fresh worker process per case (in the given order), load, verify (the first
-        generation), warm up; returns the cases whose worker is ready to measure."""
+        generation), warm up (`warm=False`: no warm-up, a policy whose test warms up itself, e.g.
+        LoadGen's); returns the cases whose worker is ready to measure."""
         eng, rule = self.engine, self.rule
         started: list[CaseRun] = []
         for case in cases:  # load one at a time
@@ -88,11 +90,13 @@ class Rotation:
                                "first_ms": load.get("first_ms")})
             if len(case.process_rounds) == 1 and prep.parity_inputs:
                 try:
-                    self._runtime_parity(case, tmp_dir=Path(prep.parity_inputs).parent)
+                    self.runtime_parity(case, tmp_dir=Path(prep.parity_inputs).parent)
                 except (WorkerDied, WorkerError) as exc:
                     self.fail(case, exc, "parity check")
                     continue
             started.append(case)
+        if not warm:
+            return started
         live = []
         for case in started:  # warm up one at a time
             eng.update(f"warming up {eng.label(case.spec)}")
@@ -153,15 +157,34 @@ class Rotation:
         stores its head side in a run of its own). A case is stored once (None the second time)."""
         if case.spec.key in self.committed or case.spec.key in self.engine.failed:
             return None
+        return self.commit(case, self.result(case, decision, status, error, **records), run_id=run_id)
+
+    def result(self, case: CaseRun, decision: Decision | None = None, status: str = "ok", error: str | None = None,
+               **records) -> Result:
+        """The case's typed result as `store` builds it, not committed: for a policy that adjusts it
+        (`result.but(...)`) before `commit`."""
+        return build_row(self.config, case.spec, case.prep, status, error, live=case, final=merge_finals(case.finals),
+                         decision=decision, oversubscribed=self.engine.oversubscribed if status == "ok" else None,
+                         **records)
+
+    def commit(self, case: CaseRun, result: Result, run_id=None) -> CaseResult | None:
+        """Commit `result` as the case's one stored result (None: already stored or failed)."""
+        if case.spec.key in self.committed or case.spec.key in self.engine.failed:
+            return None
         self.stored.add(case.spec.key)
         self.committed.add(case.spec.key)
-        final = merge_finals(case.finals)
-        result = build_row(self.config, case.spec, case.prep, status, error, live=case, final=final,
-                           decision=decision, oversubscribed=self.engine.oversubscribed if status == "ok" else None,
-                           **records)
         done = CaseResult(case.spec, result)
         self.engine.commit(done, run_id=run_id)
         return done
+
+    def call(self, case: CaseRun, op: str, timeout_s: float, what: str = "", **payload) -> dict | None:
+        """One command `op` in the case's live worker: its reply, or None when the worker died or
+        failed (the case is then failed, `what` naming the step)."""
+        try:
+            return case.worker.call(op, timeout_s=timeout_s, **payload)
+        except (WorkerDied, WorkerError) as exc:
+            self.fail(case, exc, what or op)
+            return None
 
     def fail(self, case: CaseRun, exc: Exception | str, when: str = "", run_id=None, **records) -> None:
         """Fail the case: kill its worker, store a failed result with what it measured so far."""
@@ -201,7 +224,7 @@ class Rotation:
         return True
 
     # ------------------------------------------------------------------ one worker
-    def _runtime_parity(self, case: CaseRun, tmp_dir: Path) -> None:
+    def runtime_parity(self, case: CaseRun, tmp_dir: Path) -> None:
         """Verify the case with the very runner object that is timed: it runs the parity inputs
         in its worker, the parent judges its outputs against PyTorch at the case's precision."""
         import numpy as np

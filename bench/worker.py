@@ -11,6 +11,8 @@ Commands (parent -> worker), one JSON object per line; every reply has "ok":
     parity  {inputs, outputs}                        -> {n}  (outputs written to the .npz `outputs`)
     warmup  {rule, max_time_s}                       -> {samples_ns}
     measure {iters, budget_ns, rewarm}               -> {samples_ns, device_ms, h2d_ms, d2h_ms}
+    loadgen {settings, outdir, warmup_s}             -> {record, samples_ns, cpu}  (MLPerf LoadGen test:
+                                                         pfdeploy.bench.loadgen.run)
     close   {}                                       -> {peak_rss_mb, peak_gpu_mb, peak_gpu_source,
                                                          runtime_peak_gpu_mb?, items_per_step}
 """
@@ -268,6 +270,13 @@ class _Worker:
         self._sample_gpu()
         return {"samples_ns": samples, "device_ms": list(r.device_ms), "h2d_ms": list(r.h2d_ms),
                 "d2h_ms": list(r.d2h_ms), "cpu": cpu}
+
+    def loadgen(self, settings: dict, outdir: str, warmup_s: float = 1.0) -> dict:
+        from .loadgen.run import run_test  # issue 31: MLPerf LoadGen drives the loaded runner
+
+        reply = run_test(self.runner, settings, outdir, warmup_s)
+        self._sample_gpu()
+        return reply
 
     def _sample_gpu(self) -> None:
         if self.gpu_memory is not None:

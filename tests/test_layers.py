@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("bench", ("pfdeploy.bench", "pfdeploy.preflight")),
     ("store", ("pfdeploy.store", "pfdeploy.migrations", "pfdeploy.results")),
     ("tune", ("pfdeploy.tune", "pfdeploy.ab")),
-    ("analysis", ("pfdeploy.compare", "pfdeploy.claims", "pfdeploy.report", "pfdeploy.fleet")),
+    ("analysis", ("pfdeploy.compare", "pfdeploy.claims", "pfdeploy.capacity", "pfdeploy.report", "pfdeploy.fleet")),
     ("cli", ("pfdeploy.cli", "pfdeploy.__main__")),
 ]
 

@@ -20,6 +20,7 @@ VERBS = {
     "devices": "List this machine's devices and the backends that can run on each.",
     "bench": "Benchmark models through every installed runtime and store the results.",
     "results": "Show stored benchmark results.",
+    "capacity": "The highest server QPS each deployment serves within a p99 bound (MLPerf LoadGen).",
     "tune": "Race every runtime's settings: the fastest verified deployment of each model, with intervals.",
     "compare": "Compare two runs: regression verdict per case (CI gate).",
     "ab": "Measure BASE and HEAD together (two venvs, caches or tuned dirs): a sequential verdict per case.",

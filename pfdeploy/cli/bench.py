@@ -14,10 +14,12 @@ from ..preflight import check_machine, usable_cpus  # noqa: F401 - the names tes
 from .bench_options import bench_options, build_config, check_images
 from .bench_progress import RichProgress
 from .bench_summary import print_summary, summary_data
+from .loadgen_options import loadgen_options
 
 
 @click.command("bench")
 @bench_options
+@loadgen_options
 @click.option("--tuned", "tuned_dirs", multiple=True, type=click.Path(), metavar="DIR",
               help="Reproduce a `pfdeploy tune` winner: measure the tuned directory DIR's own artifact with its "
                    "runtime settings (repeatable) and say whether the median lies within the interval its "
@@ -25,7 +27,7 @@ from .bench_summary import print_summary, summary_data
                    "scenario and weights.")
 def command(models, suite, backends, device, precision, batch, threads, processes, scenario, min_time, max_time,
             target_ci, interleave, allow_failed_parity, weights, images, labels, store_url, tag, json_file, wide,
-            tuned_dirs=()):
+            tuned_dirs=(), **lg_opts):
     """Benchmark models through every installed runtime and store the results.
 
     With no arguments: the `default` suite on the CPU (the parameter-free ResNet-50s against
@@ -38,6 +40,10 @@ def command(models, suite, backends, device, precision, batch, threads, processe
     from ..errors import UserError
     from ..render import console, err_console, esc
 
+    from .loadgen_options import apply_loadgen, check_loadgen_flags
+
+    # MLPerf LoadGen scenarios (issue 31): checked before anything else, one line and exit 2
+    uses_loadgen = check_loadgen_flags(scenario, backends, batch, **lg_opts)
     tuned = None
     if tuned_dirs:
         from .bench_options import check_tuned_flags, tuned_config
@@ -51,6 +57,7 @@ def command(models, suite, backends, device, precision, batch, threads, processe
         cfg = build_config(models, suite, backends, device, precision, batch, threads, scenario, min_time, max_time,
                            target_ci, interleave, tag, processes=processes)
     cfg.allow_failed_parity = allow_failed_parity
+    policy = apply_loadgen(cfg, scenario, **lg_opts) if uses_loadgen else None
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
     check_images(images, labels)
     cfg.images, cfg.labels = images, labels
@@ -70,7 +77,7 @@ def command(models, suite, backends, device, precision, batch, threads, processe
 
     url = default_store_url(store_url)
     store = open_store(url)
-    engine = Engine(cfg, store, store_url=store.url)
+    engine = Engine(cfg, store, store_url=store.url, policy=policy)
     with RichProgress(err_console) as progress:
         outcome = engine.run(progress)
     data = summary_data(outcome)
@@ -88,6 +95,11 @@ def command(models, suite, backends, device, precision, batch, threads, processe
             err_console.print(esc(c["line"]))
     else:
         print_summary(console, data, wide)  # first: a failing --json write must not lose the summary
+        if uses_loadgen:  # issue 31: LoadGen's own verdict of each case
+            from .loadgen_options import loadgen_lines
+
+            for line in loadgen_lines(outcome.results):
+                console.print(esc(line))
         for c in checks or []:
             console.print(esc(c["line"]))
         if json_file and checks is not None:

@@ -114,7 +114,10 @@ _BENCH_OPTIONS = [
                                       "precision on the device (default: fp32, plus bf16 where a runtime runs it natively)."),
     click.option("--batch", help="Comma-separated batch sizes (default 1)."),
     click.option("--threads", type=int, help="Intra-op threads for every runtime (default: physical cores)."),
-    click.option("--scenario", type=click.Choice(["latency", "throughput"]), help="latency (default) or throughput."),
+    click.option("--scenario", type=click.Choice(["latency", "throughput", "server", "multistream", "single-stream",
+                                                  "offline"]),
+                 help="latency (default) or throughput (pfdeploy's timing loop); server, multistream, single-stream, "
+                      "offline: MLPerf LoadGen drives the runtime (the `loadgen` extra; docs/serving.md)."),
     click.option("--processes", type=int, metavar="N",
                  help="Fresh worker processes per case; default: the suite's."),
     click.option("--min-time", type=float, help="Measure each case for at least this many seconds."),

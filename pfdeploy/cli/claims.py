@@ -17,11 +17,12 @@ if TYPE_CHECKING:  # the claims' typed results (imported where used: the CLI sta
 @click.option("--store", "store_url", metavar="URL",
               help="Results store (path, sqlite:///..., postgresql://...); default $PFDEPLOY_STORE or "
                    "./pfdeploy-results.db.")
-@click.option("--at", "at", type=click.Choice(["same", "best"]), default="same", show_default=True,
+@click.option("--at", "at", type=click.Choice(["same", "best", "capacity"]), default="same", show_default=True,
               help="same: each claim where both models ran in the same configuration (runtime, precision, "
                    "batch, threads); best: each parameter-free model against each of its baselines, both at "
                    "their best deployment found by `pfdeploy tune` (the newest tune run of each machine), per "
-                   "runtime and across runtimes.")
+                   "runtime and across runtimes; capacity: each parameter-free model against its baselines by "
+                   "the server QPS each serves within the same p99 bound (`pfdeploy capacity` runs).")
 @click.option("--all", "show_all", is_flag=True,
               help="Also list configurations where a claim was not measured (JSON always has them).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every verdict).")
@@ -47,6 +48,10 @@ def command(runs, store_url, at, show_all, as_json, wide):
 
     if at == "best":
         return _best(runs, store_url, show_all, as_json, wide)
+    if at == "capacity":  # issue 31
+        from .capacity import claims_at_capacity
+
+        return claims_at_capacity(runs, store_url, as_json, wide)
     if runs:
         store = None
         docs = []

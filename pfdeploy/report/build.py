@@ -90,6 +90,9 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
     claims = D.claims_sections(docs)
     best = D.best_sections(docs)  # None without a `pfdeploy tune` final run: no section
     cases = D.history_cases(list(reversed(plain)), threshold=threshold)  # compare reads run files
+    from .serving import serving_section  # issue 31: LoadGen's p99-vs-QPS curves (None: no LoadGen rows)
+
+    serving = serving_section(docs)
     for s in sections:
         s["run_page"] = f"runs/{D.slug(RunInfo.of(s).id)}.html"
     for run in runs:  # an A/B run links to its other side
@@ -109,7 +112,8 @@ def build_report(out: str | os.PathLike, store=None, store_url: str | None = Non
             path.write_text(html, encoding="utf-8")
             summary.pages.append(rel)
 
-        write("index.html", "overview.html.j2", sections=sections, runs=runs, claims=claims, best=best)
+        write("index.html", "overview.html.j2", sections=sections, runs=runs, claims=claims, best=best,
+              serving=serving)
         from ..render import to_json
 
         (tmp / "claims.json").write_text(to_json(claims["json"]) + "\n", encoding="utf-8")

@@ -83,6 +83,7 @@ class Result(BaseModel):
     process_first_ms: Annotated[Nums | None, Col("json")] = None
     tune: Annotated[TuneRecord | None, Col("json")] = None  # `pfdeploy tune`: the candidate's fate
     ab: Annotated[ABRecord | None, Col("json")] = None  # `pfdeploy ab`: the side and its blocks
+    loadgen: Annotated[dict | None, Col("json")] = None  # MLPerf LoadGen's verdict, figures and logs (issue 31)
     # raw samples (not columns of `results`: they live in `samples` as int64 blobs); None: not loaded
     samples_ns: Ints | None = Field(default=None, description="host latency samples, integer ns")
     sample_rounds: Ints | None = Field(

@@ -7,7 +7,8 @@ stored row's values out of `extra` into them (whatever else `extra` holds stays 
 - text: variant, peak_gpu_source, ci_method; int: device_n, processes, ci_df, ci_units;
   float: host_p50_ms, process_sd;
 - JSON: options, baselines, cpu_contention, accuracy, process_rounds, process_load_ms,
-  process_first_ms, tune, ab (the A/B pairing of `pfdeploy ab`, new).
+  process_first_ms, tune, ab (the A/B pairing of `pfdeploy ab`, new), loadgen (MLPerf LoadGen's
+  record of `bench --scenario server|...` and `pfdeploy capacity`, new).
 
 Values move out of `extra`, so a pfdeploy that knows only schema 4 would read these rows without
 their per-process fields and compute other intervals: read_compat is 5 (it refuses the store).
@@ -36,7 +37,7 @@ TEXT = ("variant", "peak_gpu_source", "ci_method")
 INT = ("device_n", "processes", "ci_df", "ci_units")
 FLOAT = ("host_p50_ms", "process_sd")
 JSON = ("options", "baselines", "cpu_contention", "accuracy", "process_rounds", "process_load_ms",
-        "process_first_ms", "tune", "ab")
+        "process_first_ms", "tune", "ab", "loadgen")
 
 
 def _json(dialect):

@@ -1,0 +1,233 @@
+"""`pfdeploy capacity`: the highest target QPS at which LoadGen's server scenario is VALID within a
+p99 latency bound, per deployment (docs/serving.md).
+
+Every probe is a real LoadGen server test (PerformanceOnly) of the minimum the bound needs: at
+least `min_duration_s` and the 460 queries LoadGen's early stopping needs to accept a p99 with no
+query over the bound. A probe far above capacity issues at most what 1.5x the saturated throughput
+serves in the duration (`LoadGenSettings.query_bound`), so it ends soon after its duration instead
+of draining minutes of queue, and LoadGen still judges it.
+
+The search spends its budget where the answer is. The first worker process measures the saturated
+throughput S (a LoadGen Offline test), then brackets: a first probe where an M/M/1 queue served at
+S would meet the bound (within [0.5 S, 0.7 S]), up by x1.25 (never past 1.05 S, where a queue must
+grow) while VALID, down by x0.7 while INVALID; then bisects the bracket
+[last VALID, first INVALID] until it is narrower than `tolerance`. Each further worker process
+re-probes the last VALID rate and steps down where its verdict differs, so the answer
+carries the spread between processes (a process that disagrees beyond a few steps searches afresh):
+capacity = the lowest last-VALID QPS of any process (VALID
+in every process), bracket = [that, the highest first-INVALID QPS of any process].
+"""
+from __future__ import annotations
+
+import time
+
+from ..model import CaseRun
+from .group import LoadGenPolicy
+from .settings import LoadGenSettings
+
+START_SHARE = 0.7  # the first probe, as a share of the saturated throughput
+UP, DOWN = 1.25, 0.7  # bracketing steps
+CEILING_SHARE = 1.05  # bracketing never probes above this share of the saturated throughput
+MAX_PROBES = 12  # of the first process (bracketing and bisection together)
+CONFIRM_STEPS = 3  # outward steps (of the tolerance) of a later process whose verdict differs at an end
+FLOOR_SHARE = 0.02  # below this share of S no QPS meets the bound: capacity 0
+KEEP_DETAIL = 2  # detail logs kept per process: the decisive probes (last VALID, first INVALID)
+
+
+def first_probe(saturated: float, bound_ms: float) -> float:
+    """Where the search starts: the rate at which an M/M/1 queue served at the saturated rate S has
+    its p99 sojourn time at the bound (S - ln(100) / bound), kept within [0.5 S, START_SHARE x S]: a
+    probe costs its 460 queries at the lower of its rate and the capacity, so low starts are dear.
+    Only a start: every verdict is LoadGen's."""
+    import math
+
+    guess = saturated - math.log(100) / (bound_ms / 1e3)
+    return min(max(guess, 0.5 * saturated), START_SHARE * saturated)
+
+
+class CapacityPolicy(LoadGenPolicy):
+    """Searches the capacity of each case of a rotation, one deployment after another, through the
+    Rotation's public steps only."""
+
+    name = "capacity"
+
+    def run(self, rot) -> None:
+        self.measure_overhead(rot, None)
+        self.bind(rot)
+        for case in rot.pending():
+            self.search(case)
+
+    def bind(self, rot) -> None:
+        """Search the cases of `rot` (a Rotation: only its public steps are used)."""
+        self.rot = rot
+        self.cfg, self.rule, self.engine = rot.config, rot.rule, rot.engine
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def bound_ms(self) -> float:
+        return float(self.cfg.loadgen["latency_bound_ms"])
+
+    @property
+    def tolerance(self) -> float:
+        return float(self.cfg.loadgen.get("tolerance", 0.15))
+
+    def probe_settings(self, qps: float) -> LoadGenSettings:
+        lg = {k: v for k, v in self.cfg.loadgen.items() if k in ("min_duration_s", "min_queries", "samples")}
+        return LoadGenSettings(scenario="capacity", target_qps=qps, latency_bound_ms=self.bound_ms,
+                               seed=self.cfg.seed, **lg)
+
+    # ------------------------------------------------------------------ the search
+    def search(self, case: CaseRun) -> None:
+        t0 = time.monotonic()
+        state = {"processes": [], "curve": [], "saturated": None, "offline": None}
+        for gen in range(self.rule.processes):
+            if case.spec.key in self.rot.failed or not self.start_worker(self.rot, case, gen):
+                return
+            proc = {"process": gen + 1, "pid": case.loads[-1].get("pid"), "probes": []}
+            state["processes"].append(proc)
+            if gen == 0:
+                off = self.test(self.rot, case, LoadGenSettings(scenario="offline", seed=self.cfg.seed,
+                                                      min_duration_s=self.cfg.loadgen.get("min_duration_s", 2.0)),
+                                "offline (saturated throughput)")
+                if off is None:
+                    return
+                state["offline"] = _slim(off[0], keep_detail=True)
+                state["saturated"] = off[0].get("completed_qps")
+                ok = self.first_search(case, proc, state)
+            else:
+                ok = self.confirm(case, proc, state)
+            if not ok:
+                return
+            if not self.rot.close_worker(case):
+                return
+        self.finish(self.rot, case, self.answer(case, state, time.monotonic() - t0))
+
+    def probe(self, case: CaseRun, proc: dict, state: dict, qps: float) -> bool | None:
+        """One LoadGen server test at `qps`: True VALID, False INVALID, None the case failed."""
+        done = self.test(self.rot, case, self.probe_settings(qps), f"server at {qps:.1f} QPS")
+        if done is None:
+            return None
+        rec, samples = done
+        valid = rec.get("validity") == "VALID"
+        p = {"target_qps": qps, "valid": valid, "achieved_qps": rec.get("completed_qps"),
+             "p99_ms": (rec.get("percentiles_ms") or {}).get("p99"),
+             "p50_ms": (rec.get("percentiles_ms") or {}).get("p50"), "reasons": rec.get("reasons"),
+             "wall_s": rec.get("wall_s"), "query_bound": rec.get("query_bound"), "record": rec, "samples": samples}
+        proc["probes"].append(p)
+        state["curve"].append({k: p[k] for k in ("target_qps", "achieved_qps", "p50_ms", "p99_ms", "valid")}
+                              | {"process": proc["process"]})
+        return valid
+
+    def first_search(self, case: CaseRun, proc: dict, state: dict) -> bool:
+        s = float(state["saturated"] or 0) or 1.0
+        lo, hi = None, None
+        q = first_probe(s, self.bound_ms)
+        while len(proc["probes"]) < MAX_PROBES:
+            v = self.probe(case, proc, state, q)
+            if v is None:
+                return False
+            if v:
+                lo = q
+            else:
+                hi = q
+            if lo is not None and hi is not None:
+                if hi / lo - 1 <= self.tolerance:
+                    break
+                q = (lo + hi) / 2
+            elif lo is not None:  # VALID so far: up, never far past saturation
+                if lo >= CEILING_SHARE * s:
+                    q = lo * 1.1
+                else:
+                    q = min(lo * UP, CEILING_SHARE * s)
+            else:  # INVALID so far: down, until even a trickle fails the bound
+                q = hi * DOWN
+                if q < FLOOR_SHARE * s:
+                    break
+        proc["lo"], proc["hi"] = lo, hi
+        return True
+
+    def confirm(self, case: CaseRun, proc: dict, state: dict) -> bool:
+        first = state["processes"][0]
+        lo, hi = first.get("lo"), first.get("hi")
+        if lo:
+            for _ in range(CONFIRM_STEPS + 1):
+                v = self.probe(case, proc, state, lo)
+                if v is None:
+                    return False
+                if v:
+                    break
+                hi = lo if hi is None or lo < hi else hi
+                lo = lo * (1 - self.tolerance)
+            else:  # far from the first process's answer: this process searches afresh
+                return self.first_search(case, proc, state)
+        # the first INVALID is not re-probed: above capacity a probe costs as much as below it (460
+        # queries at the rate the runtime drains them), and the answer is the last VALID
+        proc["lo"], proc["hi"] = lo, (hi if any(not p["valid"] and p["target_qps"] == hi for p in proc["probes"])
+                                      else None)
+        return True
+
+    # ------------------------------------------------------------------ the answer
+    def answer(self, case: CaseRun, state: dict, wall_s: float) -> dict:
+        procs = state["processes"]
+        los = [p.get("lo") for p in procs]
+        his = [p.get("hi") for p in procs if p.get("hi")]
+        capacity = 0.0 if any(v is None for v in los) else min(los)
+        at_capacity = []
+        for i, p in enumerate(procs):  # the row's latencies: every process's probe at its last VALID rate
+            rnd = self.engine.next_round()
+            for probe in p["probes"]:
+                if probe["valid"] and probe["target_qps"] == p.get("lo"):
+                    s = probe["samples"]  # CaseRun.add_round would credit the last process: set it here
+                    case.samples += s
+                    case.rounds += [rnd] * len(s)
+                    case.procs += [i] * len(s)
+                    case.process_rounds[i].append(rnd)
+                    case.measured_ns += sum(s)
+                    at_capacity.append(probe["record"])
+                    break
+        saturated = state["saturated"]
+        warnings = []
+        if saturated and capacity > saturated:
+            warnings.append(f"capacity {capacity:.1f} QPS above the saturated throughput {saturated:.1f}: "
+                            "the machine's load changed between the tests")
+        overhead = self.overhead or {}
+        if overhead.get("offline_qps") and capacity > 0.5 * overhead["offline_qps"]:
+            warnings.append("LoadGen's own rate is within 2x of this capacity: the generator may limit it")
+        per_query = max([s.get("cpu_s_per_query") or 0 for s in overhead.get("server") or []], default=0)
+        if per_query * capacity > 0.1:  # the generator and the SUT's callbacks alone take >10% of a core
+            warnings.append(f"LoadGen and the SUT's callbacks take about {per_query * capacity:.0%} of a core at this "
+                            "capacity: the capacity includes their cost")
+        for p in procs:
+            decisive = {p.get("lo"), p.get("hi")}
+            kept = 0
+            for probe in p["probes"]:
+                keep = probe["target_qps"] in decisive and kept < KEEP_DETAIL
+                kept += keep
+                probe["record"] = _slim(probe.pop("record"), keep_detail=keep)
+                probe.pop("samples", None)
+        p99 = [r.get("percentiles_ms", {}).get("p99") for r in at_capacity]
+        return {
+            "scenario": "capacity", "loadgen_scenario": "Server", "latency_bound_ms": self.bound_ms,
+            "capacity_qps": capacity, "bracket_qps": [capacity, max(his) if his else None],
+            "validity": "VALID" if capacity > 0 else "INVALID",
+            "achieved_qps": capacity or None, "target_qps": capacity or None,
+            "p99_at_capacity_ms": max([v for v in p99 if v is not None], default=None),
+            "saturated_qps": saturated, "capacity_vs_saturated": capacity / saturated if saturated else None,
+            "tolerance": self.tolerance, "processes": procs, "offline": state["offline"],
+            "curve": sorted(state["curve"], key=lambda c: (c["target_qps"], c["process"])),
+            "probes": sum(len(p["probes"]) for p in procs), "search_wall_s": wall_s,
+            "settings": self.probe_settings(capacity or 1.0).to_dict() | {"target_qps": None},
+            "note": ("each probe a PerformanceOnly LoadGen server test of at least "
+                     f"{self.probe_settings(1.0).min_duration_s:g} s and {self.probe_settings(1.0).queries} "
+                     "queries (an MLPerf submission runs 600 s); capacity = the lowest last-VALID QPS of any "
+                     "worker process"),
+            "warnings_row": warnings,
+        }
+
+
+def _slim(rec: dict, keep_detail: bool) -> dict:
+    """A probe's record for the row: the summary log always, the detail log only where it decides."""
+    out = {k: v for k, v in rec.items() if k not in ("detail", "effective")}
+    if keep_detail:
+        out["detail"] = rec.get("detail")
+    return out

@@ -1,0 +1,185 @@
+"""`pfdeploy capacity`'s search (bracketing, bisection, the bracket over processes) against a
+deployment whose verdicts are known, and the bad input of the LoadGen verbs through the CLI: one
+line, exit 2, nothing timed."""
+from __future__ import annotations
+
+import pytest
+
+from pfdeploy.bench.config import CaseSpec, StopRule
+from pfdeploy.bench.engine import BenchConfig, Prepared
+from pfdeploy.bench.loadgen.capacity import CapacityPolicy
+from pfdeploy.bench.model import CaseRun
+
+
+class _Engine:
+    def __init__(self, processes):
+        self.config = BenchConfig(models=(), rule=StopRule(processes=processes), scenario="capacity",
+                                  loadgen={"latency_bound_ms": 50.0, "min_duration_s": 1.0, "tolerance": 0.1})
+        self.failed, self.live, self.oversubscribed = set(), {}, None
+        self._round = 0
+
+    def update(self, *a):
+        pass
+
+    def advance(self, *a):
+        pass
+
+    def next_round(self):
+        self._round += 1
+        return self._round
+
+
+class _Rotation:
+    """The Rotation's public steps the policy uses, with no worker behind them."""
+
+    def __init__(self, engine):
+        self.engine, self.config, self.rule, self.failed = engine, engine.config, engine.config.rule, engine.failed
+
+    def close_worker(self, case):
+        return True
+
+
+class _Fake(CapacityPolicy):
+    """Verdicts from a rule instead of LoadGen: VALID at or below `capacity[process]`."""
+
+    def __init__(self, capacity, saturated=100.0):
+        super().__init__()
+        self.overhead = {"offline_qps": 1e5}
+        self.capacity, self.saturated, self.calls, self.done = capacity, saturated, [], None
+
+    def start_worker(self, rot, case, gen):
+        case.process_rounds.append([])
+        case.loads.append({"pid": 1000 + gen})
+        return True
+
+    def test(self, rot, case, settings, what=""):
+        proc = len(case.process_rounds) - 1
+        if settings.scenario == "offline":
+            return {"validity": "VALID", "completed_qps": self.saturated, "summary": "s", "detail": "d"}, [1]
+        self.calls.append((proc, settings.target_qps))
+        ok = settings.target_qps <= self.capacity[proc]
+        p99 = 10.0 if ok else 500.0
+        return ({"validity": "VALID" if ok else "INVALID", "completed_qps": settings.target_qps,
+                 "percentiles_ms": {"p50": 5.0, "p99": p99}, "reasons": [] if ok else ["Performance constraints"],
+                 "summary": "s", "detail": "d"}, [int(p99 * 1e6)] * 5)
+
+    def finish(self, rot, case, record):
+        self.done, self.case = record, case
+
+
+def _search(capacity, saturated=100.0):
+    eng = _Engine(len(capacity))
+    runner = _Fake(capacity, saturated)
+    runner.bind(_Rotation(eng))
+    case = CaseRun(CaseSpec(model="m", backend="onnxruntime", scenario="capacity"), Prepared())
+    runner.search(case)
+    return runner, runner.done
+
+
+def test_bracketing_then_bisection_finds_the_capacity_within_the_tolerance():
+    runner, rec = _search([62.0, 62.0])
+    lo, hi = rec["bracket_qps"]
+    assert lo <= 62.0 < hi and hi / lo - 1 <= 0.1 + 1e-9  # the test's tolerance
+    assert rec["capacity_qps"] == lo and rec["saturated_qps"] == 100.0 and rec["capacity_qps"] <= rec["saturated_qps"]
+    assert runner.calls[0] == (0, pytest.approx(50.0))  # bound 50 ms: M/M/1 says 8 QPS; never below 0.5 x S
+    # the second process only re-probes the last VALID rate
+    assert [q for p, q in runner.calls if p == 1] == [lo]
+    assert len(rec["curve"]) == len(runner.calls) and all("p99_ms" in c for c in rec["curve"])
+    assert rec["validity"] == "VALID" and rec["p99_at_capacity_ms"] == 10.0
+    case = runner.case
+    assert sorted(set(case.procs)) == [0, 1] and all(len(r) == 1 for r in case.process_rounds)
+
+
+def test_a_process_that_disagrees_widens_the_bracket():
+    runner, rec = _search([80.0, 60.0])
+    first = rec["processes"][0]
+    assert first["lo"] <= 80.0 < first["hi"]
+    second = rec["processes"][1]
+    assert second["lo"] <= 60.0 and rec["capacity_qps"] == second["lo"] < first["lo"]
+    assert second["hi"] is not None and second["hi"] > 60.0  # its own first INVALID
+    assert rec["bracket_qps"][1] >= first["hi"]
+
+
+def test_the_first_probe_follows_the_bound():
+    from pfdeploy.bench.loadgen.capacity import first_probe
+
+    assert first_probe(100.0, 1000.0) == pytest.approx(70.0)  # generous bound: capped at 0.7 S
+    assert first_probe(100.0, 100.0) == pytest.approx(100.0 - 46.0517, rel=1e-4)
+    assert first_probe(20.0, 10.0) == pytest.approx(10.0)  # tight bound: never below 0.5 S
+
+
+def test_nothing_meets_the_bound_is_capacity_zero():
+    runner, rec = _search([0.0])
+    assert rec["capacity_qps"] == 0.0 and rec["validity"] == "INVALID"
+    assert len(runner.calls) <= 12
+
+
+def test_above_saturation_stays_bounded():
+    runner, rec = _search([1000.0])  # never INVALID: the probes stop at the ceiling's steps
+    assert len(runner.calls) <= 12 and all(q <= 1000.0 for _, q in runner.calls)
+
+
+# ----------------------------------------------------------------------------- bad input
+BAD = [
+    (["capacity", "resnet50", "--latency-bound", "0ms"], "--latency-bound must be a positive duration"),
+    (["capacity", "resnet50", "--latency-bound", "abc"], "--latency-bound must be a positive duration"),
+    (["capacity", "resnet50"], "needs --latency-bound"),
+    (["capacity", "resnet50", "--latency-bound", "15ms", "--backends", "torch"], "torch cannot serve LoadGen"),
+    (["capacity", "resnet50", "--latency-bound", "15ms", "--tolerance", "-1"], "--tolerance must be a positive"),
+    (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "0", "--latency-bound", "15ms"],
+     "--target-qps must be a positive number"),
+    (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "x", "--latency-bound", "15ms"],
+     "--target-qps must be a positive number"),
+    (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "10", "--latency-bound", "-5ms"],
+     "--latency-bound must be a positive duration"),
+    (["bench", "--models", "resnet50", "--scenario", "server", "--latency-bound", "15ms"], "needs --target-qps"),
+    (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "10"], "needs --latency-bound"),
+    (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "10", "--latency-bound", "15ms",
+      "--backends", "torch"], "torch cannot serve LoadGen"),
+    (["bench", "--models", "resnet50", "--scenario", "multistream", "--backends", "tensorrt"], "cannot serve LoadGen"),
+    (["bench", "--models", "resnet50", "--target-qps", "10"], "apply to the LoadGen scenarios"),
+    (["bench", "--models", "resnet50", "--scenario", "offline", "--batch", "8"], "--batch 1"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD)
+def test_bad_input_is_one_line_exit_2_nothing_timed(cli, args, message, tmp_path):
+    store = tmp_path / "r.db"
+    r = cli(*args, "--store", str(store))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert not store.exists()  # nothing opened, nothing timed
+
+
+@pytest.mark.parametrize("verb", [["capacity", "resnet50", "--latency-bound", "15ms"],
+                                  ["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "5",
+                                   "--latency-bound", "15ms"]])
+def test_loadgen_not_installed_is_one_line_exit_2(cli, verb, tmp_path, monkeypatch):
+    import pfdeploy.bench.loadgen as lg
+
+    monkeypatch.setattr(lg, "is_installed", lambda mod: mod != "mlperf_loadgen")
+    store = tmp_path / "r.db"
+    r = cli(*verb, "--store", str(store))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "LoadGen is not installed" in r.stderr and "pfdeploy[loadgen]" in r.stderr
+    assert not store.exists()
+
+
+def test_capacity_of_a_tuned_deployment_keeps_its_settings(tmp_path, artifact_cache):
+    from test_tuned_dir import write  # the tuned-directory helper; pf_vit_ti's export is cached per session
+
+    from pfdeploy.cli.capacity import tuned_capacity_config
+    from pfdeploy.exporters import get_artifact
+
+    art = get_artifact("pf_vit_ti", "onnx")
+    d = write(tmp_path / "t", art, variant="ort-seq")
+    cfg = tuned_capacity_config((str(d),), "tag", 2)
+    (case,) = cfg.cases
+    assert case.scenario == "capacity" and case.variant == "ort-seq" and case.backend == "onnxruntime"
+    assert case.options["artifact"]["file"].endswith("model.onnx") and cfg.scenario == "capacity"
+
+
+def test_capacity_needs_models_or_tuned(cli, tmp_path):
+    r = cli("capacity", "--latency-bound", "15ms", "--store", str(tmp_path / "r.db"))
+    assert r.returncode == 2 and "MODEL[,MODEL...] or --tuned DIR" in r.stderr
