@@ -104,12 +104,12 @@ def curves(rows: Sequence) -> list[dict]:
                                  "latency_bound_ms": key[3], "points": [], "capacity_qps": None,
                                  "saturated_qps": None})
         if r.scenario == "capacity":
-            c["points"] += [{"qps": p.get("target_qps"), "p99_ms": p.get("p99_ms"), "valid": p.get("valid")}
+            c["points"] += [{"qps": p.get("target_qps"), "p99": p.get("p99_ms"), "valid": p.get("valid")}
                             for p in lg.get("curve") or []]
             c["capacity_qps"], c["saturated_qps"] = lg.get("capacity_qps"), lg.get("saturated_qps")
         else:
-            c["points"] += [{"qps": lg.get("target_qps"), "p99_ms": (p.get("percentiles_ms") or {}).get("p99"),
+            c["points"] += [{"qps": lg.get("target_qps"), "p99": (p.get("percentiles_ms") or {}).get("p99"),
                              "valid": p.get("validity") == "VALID"} for p in lg.get("processes") or []]
     for c in out.values():
-        c["points"] = sorted((p for p in c["points"] if p["qps"] and p["p99_ms"]), key=lambda p: p["qps"])
+        c["points"] = sorted((p for p in c["points"] if p["qps"] and p["p99"]), key=lambda p: p["qps"])
     return [c for c in out.values() if c["points"]]

@@ -105,7 +105,7 @@ def test_case_spec_key_and_validation():
     with pytest.raises(UsageError):
         CaseSpec("resnet50", "torch", precision="fp64")
     with pytest.raises(UsageError):
-        CaseSpec("resnet50", "torch", scenario="offline")
+        CaseSpec("resnet50", "torch", scenario="batchy")
 
 
 def test_stop_rule_waits_for_min_rounds_and_uses_the_round_aware_ci():

@@ -99,7 +99,8 @@ def string_reads(root: Path = ROOT) -> dict[str, int]:
             n = 0
             for node in ast.walk(ast.parse(p.read_text())):
                 key = None
-                if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                if (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                        and isinstance(node.slice, ast.Constant)):  # reads only, not a dict being written
                     key = node.slice.value
                 elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                       and node.func.attr in ("get", "pop", "setdefault") and node.args

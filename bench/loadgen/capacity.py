@@ -79,12 +79,12 @@ class CapacityPolicy(LoadGenPolicy):
     # ------------------------------------------------------------------ the search
     def search(self, case: CaseRun) -> None:
         t0 = time.monotonic()
-        state = {"processes": [], "curve": [], "saturated": None, "offline": None}
+        state = {"probes_by_process": [], "curve": [], "saturated": None, "offline": None}
         for gen in range(self.rule.processes):
             if case.spec.key in self.rot.failed or not self.start_worker(self.rot, case, gen):
                 return
             proc = {"process": gen + 1, "pid": case.loads[-1].get("pid"), "probes": []}
-            state["processes"].append(proc)
+            state["probes_by_process"].append(proc)
             if gen == 0:
                 off = self.test(self.rot, case, LoadGenSettings(scenario="offline", seed=self.cfg.seed,
                                                       min_duration_s=self.cfg.loadgen.get("min_duration_s", 2.0)),
@@ -147,7 +147,7 @@ class CapacityPolicy(LoadGenPolicy):
         return True
 
     def confirm(self, case: CaseRun, proc: dict, state: dict) -> bool:
-        first = state["processes"][0]
+        first = state["probes_by_process"][0]
         lo, hi = first.get("lo"), first.get("hi")
         if lo:
             for _ in range(CONFIRM_STEPS + 1):
@@ -168,7 +168,7 @@ class CapacityPolicy(LoadGenPolicy):
 
     # ------------------------------------------------------------------ the answer
     def answer(self, case: CaseRun, state: dict, wall_s: float) -> dict:
-        procs = state["processes"]
+        procs = state["probes_by_process"]
         los = [p.get("lo") for p in procs]
         his = [p.get("hi") for p in procs if p.get("hi")]
         capacity = 0.0 if any(v is None for v in los) else min(los)

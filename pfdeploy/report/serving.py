@@ -21,7 +21,7 @@ def latency_qps_chart(curves: Sequence[dict], *, title: str = "") -> Markup:
     pts = [p for c in curves for p in c["points"]]
     xmax = max([p["qps"] for p in pts] + [c.get("saturated_qps") or 0 for c in curves]) * 1.05
     bounds = [c["latency_bound_ms"] for c in curves if c.get("latency_bound_ms")]
-    ys = [p["p99_ms"] for p in pts if p["p99_ms"] > 0] + bounds
+    ys = [p["p99"] for p in pts if p["p99"] > 0] + bounds
     lo_exp = math.floor(math.log10(min(ys)))
     hi_exp = math.ceil(math.log10(max(ys)))
     if hi_exp == lo_exp:
@@ -56,15 +56,15 @@ def latency_qps_chart(curves: Sequence[dict], *, title: str = "") -> Markup:
     for i, c in enumerate(curves):
         col = color(i)
         name = escape(f"{c['model']} / {c['backend']} {c['precision']}")
-        line = " ".join(f"{_num(x(p['qps']))},{_num(y(p['p99_ms']))}" for p in c["points"])
+        line = " ".join(f"{_num(x(p['qps']))},{_num(y(p['p99']))}" for p in c["points"])
         if len(c["points"]) > 1:
             out.append(f'<polyline points="{line}" fill="none" stroke="{col}" stroke-width="1.5"/>')
         for p in c["points"]:
             fill = col if p["valid"] else "#fff"
             verdict = "VALID" if p["valid"] else "INVALID"
-            out.append(f'<circle class="point {verdict.lower()}" cx="{_num(x(p["qps"]))}" cy="{_num(y(p["p99_ms"]))}" '
+            out.append(f'<circle class="point {verdict.lower()}" cx="{_num(x(p["qps"]))}" cy="{_num(y(p["p99"]))}" '
                        f'r="4" fill="{fill}" stroke="{col}" stroke-width="1.5"><title>{name}: '
-                       f'{_fmt(p["qps"])} QPS, p99 {_fmt(p["p99_ms"])} ms, {verdict}</title></circle>')
+                       f'{_fmt(p["qps"])} QPS, p99 {_fmt(p["p99"])} ms, {verdict}</title></circle>')
         for v, what in ((c.get("capacity_qps"), "capacity"), (c.get("saturated_qps"), "saturated")):
             if v:  # on the x axis: a triangle at the capacity, a diamond at the saturated throughput
                 px, py = x(v), top + plot_h
