@@ -27,7 +27,13 @@ def write_tuned(out_dir, row: "Result", *, run_id, store_url, machine: dict, wei
     from ...publish import make_temp_dir, publish_dir, target_lock
 
     final = Path(out_dir).expanduser().absolute()
-    _check_replaceable(final)  # before any copying: a refusal costs nothing
+    try:
+        _check_replaceable(final)  # before any copying: a refusal costs nothing
+    except UserError:
+        # another writer of DIR holds its lock and may be swapping it this moment (a directory seen
+        # half-gone): the check under the lock, just before the swap, decides
+        if not (final.parent / f".{final.name}.lock").exists():
+            raise
     check_output_dir(final.parent, "tuned directory")
     if not isinstance(row, Result):  # a plain row (a run file's, a script's): typed at the edge
         row = Result.from_row(row)
@@ -169,6 +175,8 @@ def _check_replaceable(final: Path) -> None:
     try:
         data = json.loads((final / TUNED_JSON).read_text())
     except FileNotFoundError:
+        if not (final.exists() or final.is_symlink()):
+            return  # another writer swapped it away this moment: checked again under the lock
         raise UserError(f"{final} exists and is not a pfdeploy tuned directory (no {TUNED_JSON}); refusing to "
                         "replace it (choose another path or remove it)") from None
     except (OSError, UnicodeDecodeError, ValueError):
@@ -182,8 +190,19 @@ def _check_replaceable(final: Path) -> None:
         own |= set((man.get("files") or {}) if isinstance(man, dict) else ())
     except (OSError, UnicodeDecodeError, ValueError):
         pass
-    foreign = sorted(e.name for e in final.iterdir() if e.name not in own or e.is_symlink() or
-                     not (e.is_file() or e.is_dir()))
+    try:
+        entries = list(final.iterdir())
+    except FileNotFoundError:  # swapped away by another writer this moment: checked again under the lock
+        return
+    foreign = []
+    for e in entries:
+        try:
+            mode = e.lstat().st_mode
+        except FileNotFoundError:  # gone with a directory another writer swapped away: not a user's file
+            continue
+        if e.name not in own or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            foreign.append(e.name)
+    foreign.sort()
     if foreign:
         raise UserError(f"{final} is a tuned directory but also holds {', '.join(foreign[:5])}"
                         f"{' ...' if len(foreign) > 5 else ''}, which pfdeploy did not write; refusing to replace it")
