@@ -173,21 +173,12 @@ def _verdict_text(c: dict) -> str:
 def claims_at_capacity(runs, store_url, as_json: bool, wide: bool) -> None:
     """Each parameter-free model against its baselines by capacity at the same p99 bound."""
     from ..capacity import capacity_claims
-    from ..compare import existing_store, load_run
     from ..errors import UserError
     from ..render import emit
 
-    store = None
-    if runs:
-        docs = []
-        for ref in runs:
-            if store is None and not ref.lower().endswith(".json"):
-                store = existing_store(store_url)
-            docs.append(load_run(ref, store=store))
-    else:
-        from ..report.build import load_docs
+    from .options import load_runs
 
-        docs = load_docs(existing_store(store_url))
+    docs = load_runs(runs, store_url)
     data = capacity_claims(docs)
     if not data["comparisons"]:
         raise UserError("no capacity run measured a parameter-free model and a baseline it names: run "

@@ -42,7 +42,6 @@ def command(runs, store_url, at, show_all, as_json, wide):
     RUN: run ids, tags, "latest" or run files (.json) to check instead of the whole store (with
     --at best: `pfdeploy tune` final runs)."""
     from ..claims import check_claims
-    from ..compare import existing_store, load_run
     from ..errors import UserError
     from ..render import emit
 
@@ -52,17 +51,9 @@ def command(runs, store_url, at, show_all, as_json, wide):
         from .capacity import claims_at_capacity
 
         return claims_at_capacity(runs, store_url, as_json, wide)
-    if runs:
-        store = None
-        docs = []
-        for ref in runs:
-            if store is None and not ref.lower().endswith(".json"):
-                store = existing_store(store_url)
-            docs.append(load_run(ref, store=store))
-    else:
-        from ..report.build import load_docs
+    from .options import load_runs
 
-        docs = load_docs(existing_store(store_url))
+    docs = load_runs(runs, store_url)
     if not docs:
         raise UserError("the results store has no runs yet: run `pfdeploy bench` first")
     data = check_claims(docs)

@@ -22,3 +22,21 @@ def weights_option(default: str | None = None, extra_help: str = ""):
     """--weights of `export`, `info` and `bench` (pfdeploy.pretrained parses and resolves it)."""
     return click.option("--weights", default=default, metavar="WEIGHTS", callback=_check_weights,
                         show_default=default is not None, help=WEIGHTS_HELP + extra_help)
+
+
+def load_runs(refs, store_url: str | None = None) -> list[dict]:
+    """The run documents of `refs` (run references or run files), or every run of the store when
+    none are named (claims, capacity)."""
+    from ..compare import existing_store, load_run
+
+    if not refs:
+        from ..report.build import load_docs
+
+        return load_docs(existing_store(store_url))
+    store = None
+    docs = []
+    for ref in refs:
+        if store is None and not ref.lower().endswith(".json"):
+            store = existing_store(store_url)
+        docs.append(load_run(ref, store=store))
+    return docs

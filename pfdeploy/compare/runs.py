@@ -49,3 +49,4 @@ def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
         store = existing_store(store_url)
     run = store.resolve_run(ref)
     return typed_doc(store.export_run(run["id"]))  # run["id"]: the run record, not a result
+
