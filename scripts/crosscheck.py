@@ -78,11 +78,11 @@ def pfdeploy_median(backend: str, model: str, model_file: str, inputs: str, thre
                     options=dict(options or {}), variant=variant)
     out = Engine(BenchConfig(models=(model,), rule=rule), store).run(
         prepared_cases=[(spec, Prepared(inputs=inputs, model_file=model_file, family="-"))])
-    row = out.results[0].row
-    if row["status"] != "ok":
-        raise SystemExit(f"pfdeploy {backend} case failed: {row['error']}")
-    return {"n": row["n"], "median_ms": row["p50_ms"], "ci": [row["p50_ci_low_ms"], row["p50_ci_high_ms"]],
-            "fps": row.get("items_per_s"), "runner": row["artifact"].get("runner")}
+    r = out.results[0].result
+    if r.status != "ok":
+        raise SystemExit(f"pfdeploy {backend} case failed: {r.error}")
+    return {"n": r.n, "median_ms": r.p50_ms, "ci": [r.p50_ci_low_ms, r.p50_ci_high_ms],
+            "fps": r.items_per_s, "runner": (r.artifact or {}).get("runner")}
 
 
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": None}
