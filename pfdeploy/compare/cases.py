@@ -33,6 +33,7 @@ from ..result import Result, first_error
 from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                     DEFAULT_THRESHOLD, VERDICTS, CaseComparison, Comparison, case_key, run_label)
 from .noise import _contention_warnings, _load_warnings
+from .parallel import compare_cases, workers_for
 from .rule import exact_level, resamples_for, verdict
 from .shift import _apply_shift, stable_seed as _stable_seed
 
@@ -131,7 +132,7 @@ def check_run_doc(doc: dict, side: str) -> dict:
 def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRESHOLD,
                  confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES,
                  seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA,
-                 correction: str = "bonferroni", shift_fails: bool = True) -> Comparison:
+                 correction: str = "bonferroni", shift_fails: bool = True, workers: int | None = None) -> Comparison:
     """Compare two run documents (run-file format) case by case. Returns a Comparison whose
     cases cover the union of both runs' case keys.
 
@@ -143,7 +144,9 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
 
     With at least MIN_SHIFT_CASES compared cases, the shift common to all of them is estimated
     (`Comparison.shift`) and every per-case verdict is taken relative to it (see `_apply_shift`);
-    `shift_fails`: a common slowdown beyond the threshold fails the gate (default)."""
+    `shift_fails`: a common slowdown beyond the threshold fails the gate (default).
+    `workers`: processes for the per-case statistics (default: every CPU from
+    parallel.PARALLEL_MIN_CASES cases on; the result is the same either way)."""
     if correction not in CORRECTIONS:
         raise UsageError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
     if not 0 < threshold < 1:
@@ -179,8 +182,9 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
     # each run's process spread pooled per runtime and precision: the floor (and degrees of freedom)
     # of every case's process-level variance (bench.stats.ratios._side_se)
     cmp.priors = (pooled_process_variance(base_rows.values()), pooled_process_variance(head_rows.values()))
-    for key in list(base_rows) + [k for k in head_rows if k not in base_rows]:
-        cmp.cases.append(_compare_case(key, base_rows.get(key), head_rows.get(key), cmp, stats))
+    keys = list(base_rows) + [k for k in head_rows if k not in base_rows]
+    cmp.cases.extend(compare_cases(keys, base_rows, head_rows, cmp, stats, _compare_case,
+                                   workers_for(len(keys), workers)))
     _weights_mismatch(cmp, base_rows, head_rows)
     _apply_shift(cmp, stats, base_rows, head_rows)
     order = {v: i for i, v in enumerate(VERDICTS)}

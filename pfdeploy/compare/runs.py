@@ -42,7 +42,7 @@ def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     except OSError:  # too long to be a file name (a 10,000-character tag): a store reference
         is_file = False
     if is_file:
-        return typed_doc(read_run_file(path))
+        return read_run_file(path, typed=True)
     if ref.lower().endswith(".json"):
         raise UserError(f"run file {ref} does not exist")
     if store is None:

@@ -31,9 +31,10 @@ def validate_run_doc(doc: Any, where: str = "run file") -> dict:
     return runfile.parse_run_doc(doc, where)
 
 
-def read_run_file(path: str | os.PathLike) -> dict:
-    """Read and validate a JSON run file (format 'pfdeploy-run', versions 1 and 2). A missing file,
-    bad JSON or a wrong structure is a UserError naming the file and the problem."""
+def read_run_file(path: str | os.PathLike, typed: bool = False) -> dict:
+    """Read and validate a JSON run file (format 'pfdeploy-run', versions 1 to
+    runfile.RUN_FILE_VERSION). A missing file, bad JSON or a wrong structure is a UserError naming
+    the file and the problem. `typed`: its results as `Result`s (runfile.parse_run_json)."""
     p = Path(path).expanduser()
     try:
         text = p.read_text(encoding="utf-8")
@@ -43,6 +44,8 @@ def read_run_file(path: str | os.PathLike) -> dict:
         raise UserError(f"run file {p} is a directory") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read run file {p}: {exc}") from None
+    if typed:
+        return runfile.parse_run_json(text, str(p))
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
