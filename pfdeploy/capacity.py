@@ -42,8 +42,7 @@ class CapacityRow:
         return self.result.loadgen or {}
 
     def bracket(self) -> tuple[float | None, float | None, float | None]:
-        lo, hi = (self.loadgen.get("bracket_qps") or [None, None])[:2]
-        return self.loadgen.get("capacity_qps"), lo, hi
+        return self.result.capacity or (None, None, None)
 
 
 def capacity_rows(docs: Sequence[dict]) -> list[CapacityRow]:

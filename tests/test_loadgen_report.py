@@ -105,3 +105,97 @@ def test_the_serving_chart_in_chromium(tmp_path):
             os.makedirs(keep, exist_ok=True)
             chart.screenshot(path=os.path.join(keep, "serving-chart.png"))
         b.close()
+
+
+# ------------------------------------------------ compare and history of capacity runs (higher is better)
+
+def _caps(doc: dict, caps: dict, run_id: str | None = None) -> dict:
+    """`doc` with each model's capacity (value, low, high) replaced (a new run id when given)."""
+    import copy
+
+    out = copy.deepcopy(doc)
+    if run_id:
+        out["run"]["id"] = run_id
+    for row in out["results"]:
+        cap, lo, hi = caps[row["model"]]
+        row["loadgen"] = {**row["loadgen"], "capacity_qps": cap, "bracket_qps": [lo, hi]}
+    return out
+
+
+def test_compare_of_capacity_runs_is_higher_is_better():
+    from pfdeploy.compare import compare_runs
+
+    base = capacity_doc()
+    head = _caps(base, {"pf_resnet50_max": (14.0, 14.0, 15.0),     # serves 30% less: a regression
+                        "dw_resnet50": (16.0, 16.0, 17.0),         # 33% more: an improvement
+                        "resnet50": (19.5, 19.5, 23.0)}, run_id="head-run")  # within the brackets
+    cmp = compare_runs(base, head)
+    by = {c.model: c for c in cmp.cases}
+    pf, dw, r50 = by["pf_resnet50_max"], by["dw_resnet50"], by["resnet50"]
+    assert pf.metric == "capacity_qps" and pf.higher_is_better
+    assert pf.ratio == pytest.approx(14 / 20) and pf.ci_low == pytest.approx(14 / 23) and pf.ci_high == pytest.approx(15 / 20)
+    assert pf.verdict == "regression" and dw.verdict == "improvement"
+    assert r50.verdict == "inconclusive" and "--tolerance" in r50.note   # brackets 20%+ wide
+    assert cmp.tested == 0  # no sampling interval: outside the Bonferroni family and the shift
+    assert (pf.base_capacity_qps, pf.head_capacity_qps) == (20.0, 14.0)
+    # the same capacities again: nothing moved (a bracket narrower than the threshold: unchanged)
+    tight = {m: (c, c, c * 1.02) for m, (c, _, _) in CAPS.items()}
+    same = compare_runs(_caps(base, tight), _caps(base, tight, run_id="again"))
+    assert {c.verdict for c in same.cases} == {"unchanged"}
+    d = pf.to_dict()
+    assert d["higher_is_better"] is True and d["metric"] == "capacity_qps"
+
+
+def test_compare_of_capacity_runs_in_the_cli_table_and_markdown(cli, tmp_path):
+    from pfdeploy.store import write_run_file
+
+    base = write_run_file(capacity_doc(), tmp_path / "base.json")
+    head = write_run_file(_caps(capacity_doc(), {"pf_resnet50_max": (14.0, 14.0, 15.0), "dw_resnet50": (12.0, 12.0, 13.5),
+                                                 "resnet50": (19.0, 19.0, 24.0)}, run_id="head-run"),
+                          tmp_path / "head.json")
+    md = tmp_path / "cmp.md"
+    r = cli("compare", str(base), str(head), "--markdown", str(md), "--wide", "--store", str(tmp_path / "none.db"))
+    assert r.returncode == 1, r.stderr        # the capacity regression fails the gate
+    assert "-30.0% QPS" in r.stdout and "20.000 QPS -> 14.000 QPS" in r.stdout
+    text = md.read_text()
+    assert "| 20.000 QPS | 14.000 QPS | -30.0% QPS |" in text and "higher is better" in text
+
+
+def test_a_damaged_capacity_record_is_inconclusive_not_a_traceback():
+    from pfdeploy.compare import compare_runs
+
+    base = capacity_doc()
+    head = _caps(base, {m: c for m, c in CAPS.items()}, run_id="head-run")
+    head["results"][0]["loadgen"]["capacity_qps"] = "lots"
+    head["results"][1]["loadgen"]["bracket_qps"] = [13.0, 9.0]  # high below low
+    cmp = compare_runs(base, head)
+    bad = [c for c in cmp.cases if c.verdict == "inconclusive" and "damaged" in c.note]
+    assert len(bad) == 2
+
+
+def test_history_of_capacity_runs_plots_the_capacity_with_its_bracket():
+    from pfdeploy.report.data import history_cases
+
+    first = capacity_doc()
+    second = _caps(first, {"pf_resnet50_max": (14.0, 14.0, 15.0), "dw_resnet50": (12.0, 12.0, 13.5),
+                           "resnet50": (19.0, 19.0, 24.0)}, run_id="second")
+    second["run"]["started_at"] = "2026-11-28T05:00:00+00:00"
+    cases = {c["meta"]["model"]: c for c in history_cases([first, second])}
+    pf = cases["pf_resnet50_max"]
+    assert [p["value"] for p in pf["points"]] == [20.0, 14.0]
+    assert (pf["points"][1]["low"], pf["points"][1]["high"]) == (14.0, 15.0)
+    assert pf["points"][1]["marker"] == "regression" and pf["regressions"] == 1
+    assert "capacity (QPS)" in str(pf["chart"]) and "higher is better" in str(pf["chart"])
+    assert "capacity 14.000 QPS" in pf["points"][1]["tip"]
+
+
+def test_a_window_of_capacity_runs_pools_the_capacities():
+    from pfdeploy.compare.window import pool_runs
+
+    a = capacity_doc()
+    b = _caps(a, {"pf_resnet50_max": (22.0, 22.0, 24.0), "dw_resnet50": (12.0, 12.0, 13.5),
+                  "resnet50": (19.0, 19.0, 24.0)}, run_id="b")
+    c = _caps(a, {"pf_resnet50_max": (18.0, 18.0, 21.0), "dw_resnet50": (12.0, 12.0, 13.5),
+                  "resnet50": (19.0, 19.0, 24.0)}, run_id="c")
+    pooled = {r.model: r for r in pool_runs([c, b, a], "w")["results"]}
+    assert pooled["pf_resnet50_max"].capacity == (20.0, 18.0, 24.0)   # median, and every bracket's ends

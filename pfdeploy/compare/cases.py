@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from ..bench.stats import RatioStats, pooled_process_variance, ratio_stats, row_procs
 from ..errors import UsageError, UserError
 from ..result import Result, first_error
+from .capacity import compare_capacity, is_capacity
 from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                     DEFAULT_THRESHOLD, VERDICTS, CaseComparison, Comparison, case_key, run_label)
 from .noise import _contention_warnings, _load_warnings
@@ -193,7 +194,9 @@ def compare_runs(base_doc: dict, head_doc: dict, threshold: float = DEFAULT_THRE
 
 
 def _testable(row: Result) -> bool:
-    return row.ok and bool(row.samples_ns)
+    """A result that gets a statistical verdict (a member of the Bonferroni family): ok, with
+    samples, and not a capacity (compared by its search bracket: compare.capacity)."""
+    return row.ok and bool(row.samples_ns) and not is_capacity(row)
 
 
 def _compare_case(key: str, base: Result | None, head: Result | None, cmp: Comparison,
@@ -237,6 +240,8 @@ def _compare_case(key: str, base: Result | None, head: Result | None, cmp: Compa
         if c.base_p50_ms and c.head_p50_ms:
             c.ratio = c.head_p50_ms / c.base_p50_ms
         return c
+    if is_capacity(base) and is_capacity(head):  # higher is better: compared by their capacities
+        return compare_capacity(c, base, head, cmp.threshold)
     if not b_samples or not h_samples:
         c.verdict = "no-samples"
         c.note = "no raw samples in " + ("both runs" if not b_samples and not h_samples

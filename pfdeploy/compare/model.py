@@ -75,9 +75,18 @@ class CaseComparison:
     base_status: str | None = None
     head_status: str | None = None
     error: str | None = None
+    # what `ratio` is the ratio of: "p50_ms" (head / base latency, above 1 slower) or, for
+    # `pfdeploy capacity` results, "capacity_qps" (head / base capacity, above 1: head serves more)
+    metric: str = "p50_ms"
+    base_capacity_qps: float | None = None
+    head_capacity_qps: float | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "capacity_qps"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "higher_is_better": self.higher_is_better}
 
 
 @dataclass

@@ -20,6 +20,18 @@ def _num(x: float | None, digits: int = 3) -> str:
     return num(x, digits)
 
 
+def _change(c: CaseComparison) -> str:
+    """The ratio as a change; a capacity's says so (higher is better there: compare.capacity)."""
+    return f"{_pct(c.ratio)} QPS" if c.higher_is_better and c.ratio is not None else _pct(c.ratio)
+
+
+def _values(c: CaseComparison) -> tuple[str, str]:
+    """(base, head) as the table shows them: p50 ms, or a capacity's QPS."""
+    if c.higher_is_better:
+        return tuple("-" if v is None else f"{_num(v)} QPS" for v in (c.base_capacity_qps, c.head_capacity_qps))
+    return _num(c.base_p50_ms), _num(c.head_p50_ms)
+
+
 def _ci(c: CaseComparison) -> str:
     if c.ci_low is None:
         return "-"
@@ -87,7 +99,7 @@ def to_markdown(cmp: Comparison, fail_on: str = "regression") -> str:
                  c.precision, c.batch, c.threads, c.scenario]
         lines.append("| " + " | ".join(
             [md_escape(cells[0])] + [md_escape("-" if v is None else v) for v in cells[1:]]
-            + [_num(c.base_p50_ms), _num(c.head_p50_ms), _pct(c.ratio), _ci(c), _rel(c), _p(c),
+            + [*_values(c), _change(c), _ci(c), _rel(c), _p(c),
                md_escape(_note(c))]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -109,8 +121,8 @@ def table_rows(cmp: Comparison) -> list[list]:
     rows = []
     for c in cmp.cases:
         rows.append([(c.verdict, STYLE.get(c.verdict, "")), c.model or c.case_key, c.weights or "synthetic:0",
-                     c.backend, c.device, c.precision, c.batch, c.threads, c.scenario, _pct(c.ratio),
-                     f"{_num(c.base_p50_ms)} -> {_num(c.head_p50_ms)}", _ci(c), _rel(c), _p(c), _note(c) or "-"])
+                     c.backend, c.device, c.precision, c.batch, c.threads, c.scenario, _change(c),
+                     " -> ".join(_values(c)), _ci(c), _rel(c), _p(c), _note(c) or "-"])
     return rows
 
 

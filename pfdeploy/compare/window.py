@@ -32,6 +32,7 @@ class _Pooled:
     rounds: list[int] = field(default_factory=list)
     procs: list[list[int]] = field(default_factory=list)
     runs: int = 0
+    capacities: list[tuple] = field(default_factory=list)  # (capacity, low, high) of each capacity run
 
     def result(self) -> Result:
         if not self.runs:
@@ -40,7 +41,15 @@ class _Pooled:
         r = self.row.but(samples_ns=self.samples, sample_rounds=self.rounds, process_rounds=self.procs,
                          device_samples_ns=None, window_runs=self.runs, processes=len(self.procs),
                          p50_ms=float(np.median(x)) / 1e6, n=int(x.size))
-        return r.but(process_sd=process_sd(self.samples, row_procs(r)))
+        r = r.but(process_sd=process_sd(self.samples, row_procs(r)))
+        if self.capacities:  # the window's capacity: their median, bracketed by all their brackets
+            highs = [c[2] for c in self.capacities]
+            r = r.but(loadgen={**(r.loadgen or {}),
+                               "capacity_qps": float(np.median([c[0] for c in self.capacities])),
+                               "bracket_qps": [min(c[1] for c in self.capacities),
+                                               None if None in highs else max(highs)],
+                               "window_capacities": [list(c) for c in self.capacities]})
+        return r
 
 
 def pool_runs(docs: list[dict], label: str) -> dict:
@@ -76,6 +85,8 @@ def pool_runs(docs: list[dict], label: str) -> dict:
             cur.rounds += rounds
             cur.procs += procs
             cur.runs += 1
+            if row.capacity is not None:
+                cur.capacities.append(row.capacity)
     run = {**(newest.get("run") or {}), "window": [str((d.get("run") or {}).get("id")) for d in docs],
            "tag": f"{label} (window of {len(docs)} runs)"}  # the run records: plain dicts, not results
     return {"format": newest.get("format", "pfdeploy-run"), "version": newest.get("version", 2), "run": run,

@@ -278,14 +278,17 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
             info = RunInfo.of({"run": run})
             mark = verdicts.get((str(info.id), key))
             mark = mark if mark in ("regression", "improvement") else None
-            ok = r.ok and r.p50_ms is not None
-            p50, lo, hi = r.ci
+            capacity = r.capacity if r.ok else None
+            ok = r.ok and (r.p50_ms is not None if r.scenario != "capacity" else capacity is not None)
+            # a capacity run's point is its capacity (higher is better) with the search's bracket
+            p50, lo, hi = capacity if capacity is not None else r.ci
+            what, unit = ("capacity", "QPS") if r.scenario == "capacity" else ("p50", "ms")
             commit = (info.git_commit or "")[:8]
             when_ = when(info.started)
             label = commit or when_[5:16] or str(info.id)[:8]
             if ok:
-                tip = (f"{when_} · commit {commit or '-'} · tag {info.tag or '-'}: p50 "
-                       f"{num(p50, 3)} ms [{num(lo, 3)}, {num(hi, 3)}]" + (f" · {mark}" if mark else ""))
+                tip = (f"{when_} · commit {commit or '-'} · tag {info.tag or '-'}: {what} "
+                       f"{num(p50, 3)} {unit} [{num(lo, 3)}, {num(hi, 3)}]" + (f" · {mark}" if mark else ""))
             else:
                 tip = f"{when_} · commit {commit or '-'}: failed: {r.error or ''}"[:400]
             points.append({"label": label, "value": float(p50) if ok else None, "low": lo if ok else None,
@@ -298,7 +301,8 @@ def history_cases(docs_oldest_first: Sequence[dict], threshold: float = 0.05) ->
                  f"{last.threads} threads · {last.scenario}" + (f" · {last.variant}" if last.variant else ""))
         cases.append({"id": f"case-{i}", "key": key, "title": title, "meta": meta,
                       "machine_label": machine_label(items[-1][0]), "points": points,
-                      "chart": history_chart(points, title=title),
+                      "chart": (history_chart(points, title=title + " · higher is better", unit="QPS", measure="capacity")
+                                if last.scenario == "capacity" else history_chart(points, title=title)),
                       "regressions": sum(1 for p in points if p["marker"] == "regression"),
                       "improvements": sum(1 for p in points if p["marker"] == "improvement")})
     return cases

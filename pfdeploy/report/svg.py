@@ -145,8 +145,8 @@ def bar_chart(groups: Sequence[str], series: Sequence[str], values: dict, *, uni
     return Markup("".join(out))
 
 
-def history_chart(points: Sequence[dict], *, title: str = "", unit: str = "ms") -> Markup:
-    """p50 over runs with its CI band. points: dicts with `label` (x tick: commit or date),
+def history_chart(points: Sequence[dict], *, title: str = "", unit: str = "ms", measure: str = "p50") -> Markup:
+    """p50 (or another `measure`: a capacity in QPS) over runs with its CI band. points: dicts with `label` (x tick: commit or date),
     `value` (p50 or None for a failed run), `low`/`high` (CI or None), `tip` (tooltip) and
     `marker` (None | "regression" | "improvement" | "failed")."""
     n = len(points)
@@ -173,7 +173,7 @@ def history_chart(points: Sequence[dict], *, title: str = "", unit: str = "ms") 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart history-chart" role="img" '
            f'width="{_num(width)}" height="{height}" viewBox="0 0 {_num(width)} {height}" '
            f'font-family="system-ui, sans-serif" font-size="{FONT}">', f"<title>{escape(title)}</title>"]
-    _y_axis(out, ticks, y, left, plot_w, top, plot_h, f"p50 ({unit})")
+    _y_axis(out, ticks, y, left, plot_w, top, plot_h, f"{measure} ({unit})")
     # CI band: contiguous stretches of points that have both bounds
     seg: list[tuple[float, float, float]] = []
     bands = []

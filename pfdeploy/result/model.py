@@ -3,6 +3,7 @@ the store's columns (`columns`, `RESULT_FIELDS`) come from its annotations."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
@@ -176,6 +177,28 @@ class Result(BaseModel):
     def ci(self) -> tuple[float | None, float | None, float | None]:
         """(p50, CI low, CI high) in ms: the trio every table shows."""
         return self.p50_ms, self.p50_ci_low_ms, self.p50_ci_high_ms
+
+    @property
+    def capacity(self) -> tuple[float, float, float | None] | None:
+        """(capacity QPS, bracket low, bracket high) of a `pfdeploy capacity` result: the highest
+        target QPS every worker process served VALID, and the bracket [last VALID, first INVALID]
+        over processes (high None: no INVALID probe). None for any other result, or when the
+        record is damaged (a number that is not a finite non-negative number)."""
+        lg = self.loadgen
+        if self.scenario != "capacity" or not isinstance(lg, dict):
+            return None
+
+        def qps(v):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            return float(v) if ok else None
+
+        cap = qps(lg.get("capacity_qps"))
+        bracket = lg.get("bracket_qps")
+        bracket = bracket if isinstance(bracket, (list, tuple)) and len(bracket) == 2 else [cap, None]
+        lo, hi = qps(bracket[0]), qps(bracket[1])
+        if cap is None or lo is None or (hi is not None and hi < lo):
+            return None
+        return cap, lo, hi
 
     # A read-only mapping view for notebooks and tests (`r["p50_ms"]`, as a pandas row reads).
     # Product code reads attributes: tests/test_result.py counts string reads of result fields in
