@@ -88,6 +88,35 @@ def test_export_out_replaces_only_a_previous_artifact_with_force(vit_onnx, tmp_p
     assert load_artifact(out).sha256 == vit_onnx.sha256 and (out / "notes.txt").exists()
 
 
+def test_concurrent_exports_into_one_out_are_serialised(vit_onnx, tmp_path):
+    """Four writers copying the artifact into one --out at once, ten times each (`--force`): each
+    copy is made under the target's lock, so every one succeeds, OUT is one whole artifact after,
+    and nothing is left beside it (no `.tmp-*`, `.old-*` or lock file)."""
+    import threading
+
+    from pfdeploy.exporters import load_artifact
+    from pfdeploy.exporters.outdir import copy_out
+
+    out = tmp_path / "deploy"
+    errors: list[BaseException] = []
+
+    def writer():
+        try:
+            for _ in range(10):
+                copy_out(vit_onnx, out)
+        except BaseException as exc:  # collected: the assertion names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy"]
+    assert load_artifact(out).sha256 == vit_onnx.sha256
+
+
 @pytest.mark.subprocess
 def test_export_out_on_a_full_disk_is_one_line(vit_onnx, tmp_path):
     """RLIMIT_FSIZE makes every write past 64 KiB fail with EFBIG, as a full disk fails with

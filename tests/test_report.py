@@ -297,3 +297,24 @@ def test_report_builds_while_a_run_has_no_results(tmp_path):
     runs = (tmp_path / "site" / "runs.html").read_text()
     assert "still-running" in runs and "stopped" in runs
     assert (tmp_path / "site" / "runs" / f"{running}.html").exists()
+
+
+def test_concurrent_reports_into_one_out_are_serialised(tmp_path):
+    """Three `pfdeploy report --out OUT` processes at once (issue 32, item 6's lock on every
+    published directory): each exits 0, OUT is one whole site, and nothing is left beside it
+    (no `.tmp-*`, `.old-*` or lock file)."""
+    import os
+    import subprocess
+    import sys
+
+    store, _ = make_store(tmp_path / "results.db", n_runs=2)
+    store.close()
+    out = tmp_path / "site"
+    env = {**os.environ, "PFDEPLOY_STORE": str(tmp_path / "results.db")}
+    procs = [subprocess.Popen([sys.executable, "-m", "pfdeploy", "report", "--out", str(out)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        o, e = p.communicate(timeout=300)
+        assert p.returncode == 0 and "Traceback" not in e, e[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.db", "site"]
+    assert (out / "index.html").is_file() and (out / "history.html").is_file()
