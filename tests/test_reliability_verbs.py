@@ -370,6 +370,63 @@ def test_a_store_row_whose_extra_is_a_list_is_a_warning_and_the_rest_shown(verb,
         assert (tmp_path / "site" / "index.html").is_file()
 
 
+@pytest.mark.parametrize("blob", ["latency_ns = X'0102'", "rounds = X'01'",
+                                  "latency_ns = X'01000000000000000200000000000000'"])
+@pytest.mark.parametrize("verb", [["results", "t1", "--format", "json"], ["claims"], ["report", "--out", "{tmp}/site"],
+                                  ["compare", "t0", "t1", "--fail-on", "never"],
+                                  ["results", "t1", "--format", "csv", "--samples"]])
+def test_a_damaged_samples_blob_in_the_store_is_a_warning_and_the_rest_shown(verb, blob, tmp_path):
+    """A samples record changed outside pfdeploy (a blob that is not whole 8-byte values, round
+    ids not one per sample) was a traceback in every reader of samples: now one warning naming
+    the result, that result without samples, everything else shown (fresh battery, issue 32)."""
+    from pfdeploy.store import open_store
+
+    db = tmp_path / "s.db"
+    with open_store(db) as s:
+        for i in range(2):
+            write_run(s, synth_doc(f"t{i}", i))
+    con = sqlite3.connect(db)
+    con.execute(f"UPDATE samples SET {blob} WHERE result_id = (SELECT max(id) FROM results)")
+    con.commit()
+    con.close()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in verb]
+    proc = invoke_cli(*args, "--store", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    warns = [ln for ln in proc.stderr.splitlines() if "are damaged" in ln]
+    assert len(warns) == 1 and "samples of result" in warns[0], proc.stderr
+
+
+def test_compare_says_what_is_at_a_run_file_path(tmp_path):
+    """A loop of links, a dangling link, a device, a directory given to `compare` as a run file:
+    each said as what it is (was "does not exist", or "no run, tag or commit matches" for a name
+    not ending in .json); a FIFO is read (a run file piped in). Fresh battery, issue 32."""
+    import os
+    import threading
+
+    from pfdeploy.store import write_run_file
+
+    good = write_run_file(synth_doc("base", 1), tmp_path / "base.json")
+    (tmp_path / "l1.json").symlink_to(tmp_path / "l2.json")
+    (tmp_path / "l2.json").symlink_to(tmp_path / "l1.json")
+    (tmp_path / "d.json").symlink_to(tmp_path / "nowhere.json")
+    (tmp_path / "dir.json").mkdir()
+    cases = {"l1.json": "is a loop of symbolic links", "d.json": "nowhere.json, which does not exist",
+             "dir.json": "is a directory, not a run file", "nothere.json": "does not exist"}
+    for name, said in cases.items():
+        line = one_line(invoke_cli("compare", str(tmp_path / name), str(good), "--store", str(tmp_path / "s.db")), 1)
+        assert said in line, (name, line)
+    line = one_line(invoke_cli("compare", "/dev/null", str(good), "--store", str(tmp_path / "s.db")), 1)
+    assert "/dev/null is a device, not a run file" in line
+    fifo = tmp_path / "piped"
+    os.mkfifo(fifo)
+    feeder = threading.Thread(target=lambda: fifo.write_bytes(good.read_bytes()))
+    feeder.start()
+    proc = invoke_cli("compare", str(fifo), str(good), "--fail-on", "never", "--store", str(tmp_path / "s.db"))
+    feeder.join(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("value", ["abc", [[1, "a"]], {"0": [1]}, [1, 2, 3]])
 @pytest.mark.parametrize("verb", ["compare", "claims"])
 def test_process_rounds_of_the_wrong_shape_in_a_run_file_is_one_line(verb, value, tmp_path):

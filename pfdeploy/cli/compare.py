@@ -96,9 +96,10 @@ def command(base, head, store_url, threshold, fail_on, markdown_file, as_json, c
 
 
 def _is_file_ref(ref: str) -> bool:
+    """A path (anything there, even a broken link or a FIFO, or a name ending in .json), not a
+    store reference: `compare.runs.load_run` reads it or says what is wrong with it."""
     from pathlib import Path
 
-    try:
-        return Path(ref).expanduser().is_file() or ref.lower().endswith(".json")
-    except OSError:  # too long to be a file name (a 10,000-character tag): a store reference
-        return False
+    from ..compare.runs import _file_kind
+
+    return _file_kind(Path(ref).expanduser()) is not None or ref.lower().endswith(".json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, path_problem
 from ..result import Result
 
 
@@ -29,6 +29,33 @@ def typed_doc(doc: dict) -> dict:
     return {**doc, "results": typed_rows(doc)}
 
 
+def _file_kind(path: Path) -> str | None:
+    """What is at `path`: "file", "fifo", "a directory", "a device", "a socket"; "broken" for a
+    link that leads nowhere (a loop, a dangling link); None when nothing is there (or the name
+    is too long to be a path: a store reference, e.g. a long tag)."""
+    import os
+    import stat
+
+    try:
+        if not os.path.lexists(path):
+            return None
+        st = os.stat(path)
+    except OSError as exc:
+        import errno
+
+        return None if exc.errno == errno.ENAMETOOLONG else "broken"
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
 def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     """BASE/HEAD reference -> run document with typed results (`typed_doc`). `ref` is an exported
     JSON run file (a path that exists, or anything ending in .json), else a store reference: run
@@ -37,14 +64,13 @@ def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     from ..store import read_run_file
 
     path = Path(ref).expanduser()
-    try:
-        is_file = path.is_file()
-    except OSError:  # too long to be a file name (a 10,000-character tag): a store reference
-        is_file = False
-    if is_file:
+    kind = _file_kind(path)
+    if kind in ("file", "fifo"):  # a FIFO: a run file piped in (`<(pfdeploy results ... --format json)`)
         return read_run_file(path, typed=True)
-    if ref.lower().endswith(".json"):
-        raise UserError(f"run file {ref} does not exist")
+    if kind is not None or ref.lower().endswith(".json"):
+        why = ("not found" if kind is None else path_problem(path) if kind == "broken"
+               else f"is {kind}, not a run file")
+        raise UserError(f"run file {ref} {'does not exist' if why == 'not found' else why}")
     if store is None:
         store = existing_store(store_url)
     run = store.resolve_run(ref)

@@ -48,17 +48,39 @@ def _encode_samples(samples_ns, rounds, device_samples_ns=None) -> dict | None:
             "device_latency_ns": dev}
 
 
-def _decode_samples(rec) -> dict:
+NO_SAMPLES = {"latency_ns": [], "round": None, "device_latency_ns": None}
+
+
+def _decode_samples(rec, warn=None) -> dict:
+    """The samples record of one result decoded. A damaged record (a blob whose length is not a
+    whole number of values, round ids that do not match the samples one to one) is a UserError,
+    or, with `warn` (a reader of many results), `warn(message)` and no samples for that result:
+    one damaged cell never hides the rest of the store."""
     import numpy as np
 
     if rec is None:
-        return {"latency_ns": [], "round": None, "device_latency_ns": None}
+        return dict(NO_SAMPLES)
     if rec.encoding != SAMPLE_ENCODING:
         raise UserError(f"samples of result {rec.result_id} use an unknown encoding {rec.encoding!r}; "
                         "upgrade pfdeploy")
-    lat = np.frombuffer(rec.latency_ns, dtype="<i8")
-    rnd = np.frombuffer(rec.rounds, dtype="<i4") if rec.rounds is not None else None
     dev = getattr(rec, "device_latency_ns", None)
+    problem = None
+    for name, blob, size in (("latency_ns", rec.latency_ns, 8), ("rounds", rec.rounds, 4),
+                             ("device_latency_ns", dev, 8)):
+        if blob is not None and (not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) % size):
+            problem = f"its {name} blob is not a whole number of {size}-byte values"
+            break
+    if problem is None:
+        lat = np.frombuffer(rec.latency_ns or b"", dtype="<i8")
+        rnd = np.frombuffer(rec.rounds, dtype="<i4") if rec.rounds is not None else None
+        if rnd is not None and rnd.size != lat.size:
+            problem = f"it has {rnd.size} round ids for {lat.size} samples"
+    if problem is not None:
+        msg = f"samples of result {rec.result_id} are damaged ({problem})"
+        if warn is None:
+            raise UserError(f"{msg}: the store was changed outside pfdeploy")
+        warn(msg)
+        return dict(NO_SAMPLES)
     dev = np.frombuffer(dev, dtype="<i8").tolist() if dev is not None else None
     return {"latency_ns": lat.tolist(), "round": rnd.tolist() if rnd is not None else None,
             "device_latency_ns": dev}

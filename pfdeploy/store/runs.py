@@ -274,7 +274,8 @@ class Store:
         q = (sa.select(samples_table).join(results_table, results_table.c.id == samples_table.c.result_id)
              .where(results_table.c.run_id == run_id))
         rows = self._tx(lambda c: c.execute(q).all(), write=False)
-        return {int(rec.result_id): _decode_samples(rec) for rec in rows}
+        return {int(rec.result_id): _decode_samples(rec, warn=lambda what, rid=rec.result_id:
+                                                    self._warn_once(run_id, rid, what)) for rec in rows}
 
     # -- run files
 
