@@ -182,7 +182,29 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
         raise UserError(f"{what} {p}: cannot create directory {parent}: {os_reason(exc)}") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{what} {p}: directory {parent} is not writable")
+    why = _cannot_create_in(parent)
+    if why:
+        raise UserError(f"{what} {p}: cannot create files in {parent}: {why}")
     return p
+
+
+def _cannot_create_in(directory: Path) -> str | None:
+    """Why no file can be created in `directory` (None: one can). `os.access` answers from the
+    permission bits, and for root they say yes where creating still fails (sysfs, an NFS export
+    with root_squash, an immutable directory): an empty temporary file, removed at once, is the
+    only honest probe."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".pfdeploy-probe-", dir=directory)
+    except OSError as exc:
+        return os_reason(exc)
+    os.close(fd)
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+    return None
 
 
 def check_output_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
@@ -198,6 +220,9 @@ def check_output_dir(path: str | os.PathLike, what: str = "output directory") ->
         raise UserError(f"{what} {p}: {probe} is a file, not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{what} {p} is not writable ({probe} denies write access)")
+    why = _cannot_create_in(probe) if probe.is_dir() else None
+    if why:
+        raise UserError(f"{what} {p} cannot be written (creating in {probe}: {why})")
     return p
 
 

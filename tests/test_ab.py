@@ -91,6 +91,23 @@ def test_no_look_before_min_blocks():
     assert est.blocks_needed is not None and est.ci_low < 1 < est.ci_high
 
 
+def test_an_early_look_of_a_long_budget_decides_nothing_and_does_not_overflow():
+    """A quiet machine: the budget buys hundreds of blocks, so the first look (3 blocks) spends
+    ~1e-60 of alpha under O'Brien-Fleming and its t quantile on 2 degrees of freedom is enormous:
+    the interval's upper end passes the largest float. It was an OverflowError that ended
+    `pfdeploy ab` (found measuring issue 29 on 2026-12-06); now the look decides nothing."""
+    seq = Sequential(["a", "b", "c"], max_blocks=400)
+    values = {"a": [0.09, 0.10, 0.08], "b": [0.30, -0.20, 0.10], "c": [0.0, 0.001, -0.001]}
+    assert seq.look(values) == {}
+    est = estimate([0.3, -0.2, 0.1], 1e-12, 0.05)
+    assert est.ci_high == math.inf and est.ci_low == 0.0 and decide(est, 0.05) is None
+    assert math.isfinite(seq.estimates["a"].ratio)
+    # the decisive change is still found later, with the alpha the later looks spend
+    more = {k: v * 60 for k, v in values.items()}
+    now = seq.look(more, final=True)
+    assert now.get("a") == "regression" and now.get("c") == "equivalent"
+
+
 # ------------------------------------------------------------------ through the engine
 @pytest.fixture
 def inputs(tmp_path):

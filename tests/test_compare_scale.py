@@ -102,6 +102,7 @@ def _exact(monkeypatch):
     monkeypatch.setattr(rule, "EXACT_RESAMPLES_CAP", 10**9)  # every level on its own replicates
 
 
+@pytest.mark.slow  # ~17 s a case (the exact bootstrap at 24,000 replicates a case)
 @pytest.mark.parametrize("processes", [3, 1])
 def test_many_case_regime_agrees_with_the_exact_bootstrap(processes, monkeypatch):
     """60 cases (Bonferroni 99.92%: the exact bootstrap needs 24,000 replicates a case), a fifth of

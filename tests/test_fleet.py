@@ -299,6 +299,7 @@ def test_interrupt_cancels_remote_tasks_and_keeps_finished_cases(conn, inputs, t
     assert [nr.status for nr in again] == ["finished", "finished"]
 
 
+@pytest.mark.slow  # ~30 s (a Ray node killed and its tasks retried)
 def test_node_killed_mid_run(cluster, conn, inputs, tmp_path):
     """A third node joins, is benchmarked beside node-a and is removed from the cluster once its
     first case is stored: node-a's run finishes, node-c's is recorded failed with the reason and

@@ -255,6 +255,7 @@ def _wait_line(proc, prefix: str, timeout: float = 300) -> str:
     raise AssertionError(f"no {prefix!r} line; stderr: {proc.stderr.read()[-3000:]}")
 
 
+@pytest.mark.slow  # ~37 s a case; the exit codes alone are also checked by faster tests in the default run
 @pytest.mark.subprocess
 @pytest.mark.parametrize("sigs, code", [((signal.SIGTERM,), 143), ((signal.SIGINT, signal.SIGINT), 130)],
                          ids=["sigterm", "ctrl-c-twice"])

@@ -271,6 +271,8 @@ def test_a_second_ctrl_c_during_shutdown_keeps_exit_130(tmp_path):
     ("measured.p50_ci_high_ms", [10.5], "measured.p50_ci_high_ms must be a positive number"),
     ("measured.p50_ci_low_ms", -1, "measured.p50_ci_low_ms must be a positive number"),
     ("model", 7, "model must be a non-empty string"),
+    ("measured.p50_ci_low_ms", 1e6, "is inverted"),     # an inverted interval (fresh battery)
+    ("runtime_settings", "x", "runtime_settings must be an object"),
 ])
 def test_wrong_types_in_tuned_json_are_one_line(field, value, needle, tmp_path):
     from pfdeploy.tune.artifact import read_tuned
@@ -294,6 +296,22 @@ def test_bench_tuned_with_a_wrong_type_is_one_line(tmp_path):
     (d / "tuned.json").write_text(json.dumps(t))
     line = one_line(invoke_cli("bench", "--tuned", str(d), "--store", str(tmp_path / "r.db")), 1)
     assert "batch must be a whole number" in line
+    assert not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("threads", 64, "threads 64 is more than"), ("backend", "nosuch", "nosuch"),
+    ("model", "timm:nonexistent_model_xyz", "nonexistent_model_xyz"), ("scenario", "warp", "warp")])
+def test_bench_tuned_with_a_value_this_machine_cannot_run_names_the_file(field, value, needle, tmp_path):
+    """A value from tuned.json that bench refuses (more threads than CPUs, an unknown runtime,
+    model or scenario) is said as the file's, exit 1, not as a flag the user never typed (was
+    "--threads 64 is more than ...", exit 2). Fresh battery, issue 32."""
+    d = write_torch(tmp_path / "t")
+    t = json.loads((d / "tuned.json").read_text())
+    t[field] = value
+    (d / "tuned.json").write_text(json.dumps(t))
+    line = one_line(invoke_cli("bench", "--tuned", str(d), "--store", str(tmp_path / "r.db")), 1)
+    assert str(d / "tuned.json") in line and needle in line and "--threads" not in line, line
     assert not (tmp_path / "r.db").exists()
 
 
@@ -401,7 +419,6 @@ def test_compare_says_what_is_at_a_run_file_path(tmp_path):
     """A loop of links, a dangling link, a device, a directory given to `compare` as a run file:
     each said as what it is (was "does not exist", or "no run, tag or commit matches" for a name
     not ending in .json); a FIFO is read (a run file piped in). Fresh battery, issue 32."""
-    import os
     import threading
 
     from pfdeploy.store import write_run_file
@@ -562,3 +579,59 @@ def test_a_damaged_tuned_directory_is_not_told_to_re_export(tmp_path):
     with pytest.raises(UserError) as exc:
         read_tuned(t)
     assert "re-export" not in str(exc.value) and "pfdeploy tune" in str(exc.value)
+
+
+# ------------------------------------------------------------------ the fresh battery (issue 32)
+
+def test_an_output_directory_root_cannot_create_in_is_refused_before_any_work(tmp_path, monkeypatch):
+    """`os.access` answers from permission bits; for root they say yes where creating a file still
+    fails (sysfs, NFS with root_squash). The output checks create (and remove) an empty temporary
+    file: a directory where that fails is refused before any work, in one line, and nothing is
+    left in a directory where it works."""
+    import tempfile
+
+    from pfdeploy import outputs
+
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    assert outputs.check_output_file(ok / "r.json", "--json") == ok / "r.json"
+    assert outputs.check_output_dir(ok / "site", "--out") == ok / "site"
+    assert list(ok.iterdir()) == []  # the probe removed
+    real = tempfile.mkstemp
+
+    def refuse(*a, dir=None, **kw):  # what sysfs answers root
+        if dir is not None and Path(dir) == ok:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(UserError, match="cannot be written .*Permission denied"):
+        outputs.check_output_file(ok / "r.json", "--json")
+    with pytest.raises(UserError, match="cannot be written"):
+        outputs.check_output_dir(ok / "site", "--out")
+    proc = invoke_cli("bench", "--models", MODEL, "--backends", "torch", "--json", str(ok / "r.json"),
+                      "--store", str(tmp_path / "r.db"))
+    line = one_line(proc, 1)
+    assert "Permission denied" in line and not (tmp_path / "r.db").exists()  # nothing measured, no store
+
+
+def test_small_usage_messages_from_the_fresh_battery(tmp_path, monkeypatch):
+    store = ["--store", str(tmp_path / "r.db")]
+    line = one_line(invoke_cli("bench", "--models", MODEL, "--backends", "torch", "--batch", "1,,2", *store), 2)
+    assert "empty item" in line and "1,,2" in line
+    line = one_line(invoke_cli("ab", sys.executable, sys.executable, "--models", MODEL, "--budget", "inf", *store), 2)
+    assert "--budget must be a positive, finite number" in line and "max-time" not in line
+    proc = invoke_cli("export", MODEL, "--to", "onnx", "--precision", "int8", "--calib-size", "0")
+    assert proc.returncode == 2 and "--calib-size" in proc.stderr and "Traceback" not in proc.stderr
+
+    import importlib
+
+    from pfdeploy.store import open_store
+
+    def unopenable(*a, **kw):  # the store's own message when SQLite cannot open the file
+        raise UserError(f"results store {tmp_path / 's.db'}: unable to open database file")
+
+    monkeypatch.setattr(importlib.import_module("pfdeploy.store.open").migrations, "state", unopenable)
+    with pytest.raises(UserError) as exc:
+        open_store(tmp_path / "s.db")
+    assert str(exc.value).count("results store") == 1, str(exc.value)

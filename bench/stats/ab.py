@@ -131,15 +131,23 @@ def estimate(values: list[float], alpha_look: float, threshold: float, power: fl
     se = sd / math.sqrt(b)
     q = t_quantile(1 - alpha_look / 2, b - 1)
     q_power = t_quantile(power, b - 1)
-    detect = math.exp((t_quantile(1 - alpha_detect / 2, b - 1) + q_power) * se) - 1
+    detect = _exp((t_quantile(1 - alpha_detect / 2, b - 1) + q_power) * se) - 1
     need = None
     if sd > 0:
         from scipy.stats import norm
 
         z = norm.ppf(1 - alpha_detect / 2) + norm.ppf(power)
         need = max(b, int(math.ceil((z * sd / math.log1p(threshold)) ** 2)))
-    return Estimate(b, ratio=math.exp(mean), ci_low=math.exp(mean - q * se), ci_high=math.exp(mean + q * se),
+    return Estimate(b, ratio=math.exp(mean), ci_low=_exp(mean - q * se), ci_high=_exp(mean + q * se),
                     confidence=1 - alpha_look, sd=sd, detectable=detect, blocks_needed=need)
+
+
+def _exp(x: float) -> float:
+    """exp, inf beyond the largest float: an early look spends almost no alpha (O'Brien-Fleming),
+    and its t quantile on 2 degrees of freedom is ~10^6, so the interval's upper end can pass
+    e^709 (seen on a quiet machine, where the budget buys many blocks and the first look is at
+    t = 3 / max_blocks). Such an interval decides nothing, as it should."""
+    return math.exp(x) if x < 709.0 else math.inf
 
 
 def decide(est: Estimate, threshold: float) -> str | None:

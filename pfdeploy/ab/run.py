@@ -27,8 +27,8 @@ class ABSettings:
     explicit_backends: bool = False  # --backends given: a backend one side cannot run is exit 2
 
     def __post_init__(self):
-        if not (self.budget_s > 0):
-            raise UsageError(f"--budget must be a positive number of seconds, got {self.budget_s}")
+        if not (self.budget_s > 0) or not math.isfinite(self.budget_s):
+            raise UsageError(f"--budget must be a positive, finite number of seconds, got {self.budget_s}")
         if not (0 < self.threshold < 1):
             raise UsageError(f"--threshold must be a fraction between 0 and 1 (0.05 = 5%), got {self.threshold}")
         if not (0 < self.alpha < 0.5):

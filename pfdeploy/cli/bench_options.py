@@ -3,6 +3,8 @@ their parsing into a validated BenchConfig (build_config). Nothing heavy is impo
 error answers at once."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..errors import UsageError, UserError
@@ -17,10 +19,12 @@ def _unique(items) -> tuple:
 def _csv(value: str | None, what: str) -> tuple[str, ...] | None:
     if value is None:
         return None
-    items = _unique(v.strip() for v in value.split(",") if v.strip())
-    if not items:
+    parts = [v.strip() for v in value.split(",")]
+    if not any(parts):
         raise UsageError(f"--{what} needs at least one value")
-    return items
+    if not all(parts):  # `--batch 1,,2`: a typo, not "batches 1 and 2"
+        raise UsageError(f"--{what} has an empty item in {value!r} (comma-separated values, none empty)")
+    return _unique(parts)
 
 
 def _batches(value: str | None) -> tuple[int, ...] | None:
@@ -141,7 +145,7 @@ _BENCH_OPTIONS = [
     click.option("--store", "store_url", help="Results store: a SQLite path or URL, postgresql://... "
                                                "(default: $PFDEPLOY_STORE or ./pfdeploy-results.db)."),
     click.option("--tag", help="A label for this run (compare and report find runs by tag)."),
-    click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Also write the run as JSON to FILE ('-': stdout)."),
+    click.option("--json", "json_file", type=click.Path(), help="Also write the run as JSON to FILE ('-': stdout)."),
     click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower "
                   "(output that is not a terminal always gets every column)."),
 ]
@@ -193,7 +197,19 @@ def tuned_config(dirs, min_time, max_time, target_ci, interleave, tag, processes
     from ..tune.artifact import bench_case, model_weights, read_tuned, seed_of
 
     tuned = [(d, read_tuned(d)) for d in _unique(dirs)]  # a broken directory: one UserError line
-    cases = [bench_case(d, t) for d, t in tuned]
+    cases = []
+    for d, t in tuned:  # each DIR's own case first: a value this machine refuses names its file
+        try:
+            c = bench_case(d, t)
+            build_config(c.model, None, c.backend, c.device, c.precision, str(c.batch), c.threads, c.scenario,
+                         min_time, max_time, target_ci, interleave, tag, processes=processes)
+        except UsageError as exc:
+            import re
+
+            why = re.sub(r"--([a-z][a-z-]*) ", lambda m: m.group(1).replace("-", "_") + " ", str(exc))
+            raise UserError(f"{Path(d) / 'tuned.json'} records a case this machine cannot run: {why} "
+                            "(run `pfdeploy tune` again here)") from None
+        cases.append(c)
     for what in ("device", "scenario"):
         values = {str(t[what]) for _, t in tuned}
         if len(values) > 1:

@@ -96,8 +96,8 @@ def show(console, art) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic weights.")
 @click.option("--calib", type=click.Path(file_okay=False), default=None,
               help="Folder of calibration images for int8 (default: synthetic images).")
-@click.option("--calib-size", type=int, default=None, help="Number of calibration images (default 64 synthetic, or all in --calib).")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+@click.option("--calib-size", type=click.IntRange(min=1), default=None, help="Number of calibration images (default 64 synthetic, or all in --calib).")
+@click.option("--out", type=click.Path(), default=None,
               help="Also copy the artifact to this directory (new or empty; with --force, a previous artifact "
                    "there is replaced; other files are never deleted).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,

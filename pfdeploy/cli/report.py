@@ -5,7 +5,7 @@ import click
 
 
 @click.command("report")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), metavar="DIR",
+@click.option("--out", "out", required=True, type=click.Path(), metavar="DIR",
               help="Directory to write the site into (created; a previous report there is replaced).")
 @click.option("--store", "store_url", metavar="URL",
               help="Results store (path, sqlite:///..., postgresql://...); default $PFDEPLOY_STORE or "

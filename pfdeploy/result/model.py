@@ -12,6 +12,9 @@ from .records import (_WARN_SCHEMA, Accuracy, ABRecord, BigInt, Col, CpuContenti
                       Time, TuneRecord, Warn, _none_if_not_dict, _warnings_list)
 
 
+MAX_SAMPLE_NS = 86_400 * 10**9  # one day: no single timed inference takes longer; larger is corrupt input
+
+
 # ------------------------------------------------------------------------------ the result
 class Result(BaseModel):
     """One case of a run: its identity, statistics (milliseconds), provenance and samples."""
@@ -27,8 +30,8 @@ class Result(BaseModel):
     backend: Text = None
     device: Text = None
     precision: Text = None
-    batch: Int = None
-    threads: Int = None
+    batch: Annotated[Int, Field(ge=1)] = None
+    threads: Annotated[Int, Field(ge=1)] = None
     scenario: Text = None
     status: Annotated[Literal["ok", "failed", "skipped"], Col("text", nullable=False)]
     error: Text = None
@@ -108,6 +111,20 @@ class Result(BaseModel):
                 and len(self.sample_rounds) != len(self.samples_ns)):
             raise ValueError(f"sample_rounds has {len(self.sample_rounds)} entries for "
                              f"{len(self.samples_ns)} samples")
+        if self.samples_ns:  # one check for every reader (compare, claims, the window, the report)
+            lo, hi = min(self.samples_ns), max(self.samples_ns)
+            if lo < 1 or hi > MAX_SAMPLE_NS:
+                raise ValueError(f"samples_ns holds an impossible latency sample {lo if lo < 1 else hi!r} ns (samples are "
+                                 f"whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+        pr = self.process_rounds
+        if pr and len(pr) >= 2 and self.sample_rounds:
+            listed = [r for rs in pr for r in rs]
+            if len(set(listed)) != len(listed):
+                raise ValueError("process_rounds lists a round under more than one process (or twice)")
+            missing = set(self.sample_rounds) - set(listed)
+            if missing:
+                raise ValueError(f"process_rounds does not list round {min(missing)} of the samples "
+                                 "(every sample's round belongs to one process)")
         return self
 
     # ------------------------------------------------------------------ the edge

@@ -69,8 +69,9 @@ def open_store(url: str | os.PathLike | None = None, create: bool = True, readon
     try:
         try:
             st = store._tx(migrations.state, write=False)
-        except UserError as exc:  # another application's tables
-            raise UserError(f"results store {store.url}: {exc}") from None
+        except UserError as exc:  # another application's tables (a message of the store's own: as it is)
+            text = str(exc)
+            raise UserError(text if text.startswith("results store ") else f"results store {store.url}: {text}") from None
         ours = SCHEMA_VERSION
         if st.schema == 0 and not create and kind == "postgresql":
             raise UserError(f"no pfdeploy results store in {store.url} (run `pfdeploy bench --store URL` first)")

@@ -100,11 +100,16 @@ def _type_problem(t: dict) -> str | None:
             return f"{k} must be a non-empty string, not {t[k]!r}"
     if not isinstance(t["variant"], str):
         return f"variant must be a string, not {t['variant']!r}"
-    m = t["measured"]
-    for k in MEASURED:
-        v = m[k]
+    values = [t["measured"][k] for k in MEASURED]
+    for k, v in zip(MEASURED, values):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             return f"measured.{k} must be a positive number of milliseconds, not {v!r}"
+    _, low, high = values
+    if low > high:  # (the median itself may lie outside: the interval is the processes', not the pooled median's)
+        return f"measured interval [{low!r}, {high!r}] ms is inverted (low above high)"
+    settings = t.get("runtime_settings")
+    if settings is not None and not isinstance(settings, dict):
+        return f"runtime_settings must be an object or null, not {settings!r}"
     a = t["artifact"]
     if a["file"] is not None and not isinstance(a["file"], str):
         return f"artifact.file must be a file name or null, not {a['file']!r}"
