@@ -635,3 +635,14 @@ def test_small_usage_messages_from_the_fresh_battery(tmp_path, monkeypatch):
     with pytest.raises(UserError) as exc:
         open_store(tmp_path / "s.db")
     assert str(exc.value).count("results store") == 1, str(exc.value)
+
+
+@pytest.mark.parametrize("bad", [-200000, 10**30 // 10**6])
+def test_claims_refuses_an_impossible_sample_in_a_run_file_as_compare_does(bad, tmp_path):
+    """`claims` accepted a run file with a sample of -200000 ns that `compare` refuses (fresh battery)."""
+    doc = synth_doc("head", 2)
+    doc["results"][0]["samples_ns"][5] = bad
+    f = tmp_path / "h.json"
+    f.write_text(json.dumps(doc))
+    line = one_line(invoke_cli("claims", str(f)), 1)
+    assert "impossible latency sample" in line and "h.json" in line

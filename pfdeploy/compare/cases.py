@@ -119,7 +119,10 @@ def check_run_doc(doc: dict, side: str) -> dict:
             r = Result.from_row(row)
         except ValidationError as exc:
             raise UserError(f"{side} run {label}, result {i + 1}: {first_error(exc)}") from None
-        # (every sample within 1 .. MAX_SAMPLE_NS: checked by Result itself, for every reader)
+        bad = r.impossible_sample()
+        if bad is not None:
+            raise UserError(f"{side} run {label}, case {r.case_key}: impossible latency sample {bad!r} ns "
+                            f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
         for f, v in (("p50_ms", r.p50_ms), ("min_ms", r.min_ms), ("max_ms", r.max_ms)):
             if v is not None and (not math.isfinite(v) or v <= 0 or v > MAX_SAMPLE_NS / 1e6):
                 raise UserError(f"{side} run {label}, case {r.case_key}: impossible {f} {v!r}")

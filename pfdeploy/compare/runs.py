@@ -66,7 +66,15 @@ def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     path = Path(ref).expanduser()
     kind = _file_kind(path)
     if kind in ("file", "fifo"):  # a FIFO: a run file piped in (`<(pfdeploy results ... --format json)`)
-        return read_run_file(path, typed=True)
+        doc = read_run_file(path, typed=True)
+        for i, r in enumerate(doc["results"]):  # what a user hands over: every latency possible (compare, claims)
+            bad = r.impossible_sample()
+            if bad is not None:
+                from ..result.model import MAX_SAMPLE_NS
+
+                raise UserError(f"{ref}, result {i + 1} ({r.case_key}): impossible latency sample {bad!r} ns "
+                                f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+        return doc
     if kind is not None or ref.lower().endswith(".json"):
         why = ("not found" if kind is None else path_problem(path) if kind == "broken"
                else f"is {kind}, not a run file")
