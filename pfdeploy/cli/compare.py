@@ -102,6 +102,6 @@ def _is_file_ref(ref: str) -> bool:
     store reference: `compare.runs.load_run` reads it or says what is wrong with it."""
     from pathlib import Path
 
-    from ..compare.runs import _file_kind
+    from ..compare.runs import file_kind
 
-    return _file_kind(Path(ref).expanduser()) is not None or ref.lower().endswith(".json")
+    return file_kind(Path(ref).expanduser()) is not None or ref.lower().endswith(".json")

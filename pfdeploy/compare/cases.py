@@ -99,6 +99,14 @@ def _p50_ms(row: Result, samples: Sequence[float] | None) -> float | None:
 
 
 
+def refuse_impossible_samples(r: Result, where: str) -> None:
+    """UserError when a result a user handed over holds a sample outside 1 .. MAX_SAMPLE_NS ns."""
+    bad = r.impossible_sample()
+    if bad is not None:
+        raise UserError(f"{where}: impossible latency sample {bad!r} ns "
+                        f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+
+
 def check_run_doc(doc: dict, side: str) -> dict:
     """Input validation before any statistics: a run with no results cannot be compared (a HEAD
     that measured nothing must not pass the gate), every result must be a valid result (typed
@@ -119,10 +127,7 @@ def check_run_doc(doc: dict, side: str) -> dict:
             r = Result.from_row(row)
         except ValidationError as exc:
             raise UserError(f"{side} run {label}, result {i + 1}: {first_error(exc)}") from None
-        bad = r.impossible_sample()
-        if bad is not None:
-            raise UserError(f"{side} run {label}, case {r.case_key}: impossible latency sample {bad!r} ns "
-                            f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+        refuse_impossible_samples(r, f"{side} run {label}, case {r.case_key}")
         for f, v in (("p50_ms", r.p50_ms), ("min_ms", r.min_ms), ("max_ms", r.max_ms)):
             if v is not None and (not math.isfinite(v) or v <= 0 or v > MAX_SAMPLE_NS / 1e6):
                 raise UserError(f"{side} run {label}, case {r.case_key}: impossible {f} {v!r}")

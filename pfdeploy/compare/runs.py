@@ -29,7 +29,7 @@ def typed_doc(doc: dict) -> dict:
     return {**doc, "results": typed_rows(doc)}
 
 
-def _file_kind(path: Path) -> str | None:
+def file_kind(path: Path) -> str | None:
     """What is at `path`: "file", "fifo", "a directory", "a device", "a socket"; "broken" for a
     link that leads nowhere (a loop, a dangling link); None when nothing is there (or the name
     is too long to be a path: a store reference, e.g. a long tag)."""
@@ -64,16 +64,13 @@ def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     from ..store import read_run_file
 
     path = Path(ref).expanduser()
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind in ("file", "fifo"):  # a FIFO: a run file piped in (`<(pfdeploy results ... --format json)`)
         doc = read_run_file(path, typed=True)
-        for i, r in enumerate(doc["results"]):  # what a user hands over: every latency possible (compare, claims)
-            bad = r.impossible_sample()
-            if bad is not None:
-                from ..result.model import MAX_SAMPLE_NS
+        from .cases import refuse_impossible_samples
 
-                raise UserError(f"{ref}, result {i + 1} ({r.case_key}): impossible latency sample {bad!r} ns "
-                                f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+        for i, r in enumerate(doc["results"]):  # what a user hands over: every latency possible (compare, claims)
+            refuse_impossible_samples(r, f"{ref}, result {i + 1} ({r.case_key})")
         return doc
     if kind is not None or ref.lower().endswith(".json"):
         why = ("not found" if kind is None else path_problem(path) if kind == "broken"
