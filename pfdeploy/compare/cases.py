@@ -36,6 +36,7 @@ from .model import (CASE_FIELDS, CORRECTIONS, DEFAULT_ALPHA, DEFAULT_CONFIDENCE,
                     DEFAULT_THRESHOLD, VERDICTS, CaseComparison, Comparison, case_key, run_label)
 from .noise import _contention_warnings, _load_warnings
 from .parallel import compare_cases, workers_for
+from .runs import refuse_impossible_samples
 from .rule import exact_level, resamples_for, verdict
 from .shift import _apply_shift, stable_seed as _stable_seed
 
@@ -97,14 +98,6 @@ def _p50_ms(row: Result, samples: Sequence[float] | None) -> float | None:
     return float(row.p50_ms) if row.p50_ms is not None else None
 
 
-
-
-def refuse_impossible_samples(r: Result, where: str) -> None:
-    """UserError when a result a user handed over holds a sample outside 1 .. MAX_SAMPLE_NS ns."""
-    bad = r.impossible_sample()
-    if bad is not None:
-        raise UserError(f"{where}: impossible latency sample {bad!r} ns "
-                        f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
 
 
 def check_run_doc(doc: dict, side: str) -> dict:

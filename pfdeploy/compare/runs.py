@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UserError, path_problem
 from ..result import Result
+from ..result.model import MAX_SAMPLE_NS
 
 
 def existing_store(url: str | None = None):
@@ -56,6 +57,14 @@ def file_kind(path: Path) -> str | None:
     return "a device"
 
 
+def refuse_impossible_samples(r: Result, where: str) -> None:
+    """UserError when a result a user handed over holds a sample outside 1 .. MAX_SAMPLE_NS ns."""
+    bad = r.impossible_sample()
+    if bad is not None:
+        raise UserError(f"{where}: impossible latency sample {bad!r} ns "
+                        f"(samples are whole nanoseconds from 1 to {MAX_SAMPLE_NS}, one day)")
+
+
 def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     """BASE/HEAD reference -> run document with typed results (`typed_doc`). `ref` is an exported
     JSON run file (a path that exists, or anything ending in .json), else a store reference: run
@@ -67,8 +76,6 @@ def load_run(ref: str, store_url: str | None = None, store=None) -> dict:
     kind = file_kind(path)
     if kind in ("file", "fifo"):  # a FIFO: a run file piped in (`<(pfdeploy results ... --format json)`)
         doc = read_run_file(path, typed=True)
-        from .cases import refuse_impossible_samples
-
         for i, r in enumerate(doc["results"]):  # what a user hands over: every latency possible (compare, claims)
             refuse_impossible_samples(r, f"{ref}, result {i + 1} ({r.case_key})")
         return doc
