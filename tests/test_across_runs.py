@@ -82,6 +82,7 @@ def _aa(rng, hierarchical: bool, cases: int = 4, factor_case: int | None = None,
     return C.compare_runs(doc("base", base), doc("head", head), resamples=500)
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_aa_false_verdicts_are_rare_family_wise_and_not_with_one_process():
     rng = np.random.default_rng(13)
     trials = 40

@@ -292,6 +292,7 @@ def test_rewarm_calls_are_made_and_not_recorded(store, inputs, tmp_path):
             assert n_rounds == len(rounds)
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_stop_reasons_converged_and_max_time(store, inputs):
     never = StopRule(min_iters=5, min_time_s=0.01, max_time_s=0.2, warmup_iters=3, warmup_time_s=0.01,
                      target_ci=1e-6, min_samples=5, processes=2, max_processes=100)
@@ -314,6 +315,7 @@ def test_stop_reasons_converged_and_max_time(store, inputs):
     assert any("stopped at 3 worker processes" in w for w in row["warnings"])
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_hung_worker_fails_its_case_and_the_run_goes_on(store, inputs, monkeypatch):
     import pfdeploy.bench.rotation as rotation
 
@@ -327,6 +329,7 @@ def test_hung_worker_fails_its_case_and_the_run_goes_on(store, inputs, monkeypat
     assert not [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_one_model_failing_preparation_leaves_the_others(store, inputs, monkeypatch, tmp_path):
     """The real preparation step: one model's preparation raises, its cases fail with the cause,
     the other model is prepared and measured."""
@@ -387,6 +390,7 @@ main()
 """
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 @pytest.mark.subprocess
 def test_real_sigint_exits_130_keeps_finished_cases_and_marks_the_run(tmp_path, inputs):
     """`pfdeploy bench` in a subprocess, Ctrl-C (a real SIGINT) once one case is stored."""

@@ -478,6 +478,7 @@ def test_setup_refuses_a_directory_that_is_no_checkout(tmp_path):
     assert res.returncode == 2 and "not a pfdeploy checkout" in res.stderr
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_setup_makes_two_working_venvs(tmp_path):
     """The venv step's own commands (its dry run), run for real on two checkouts, kept cheap: each
     venv is made without pip and sees this interpreter's packages through a .pth file (nothing is

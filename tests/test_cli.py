@@ -102,6 +102,7 @@ def test_unknown_verb_and_bad_option_are_usage_errors(invoke):
     _no_traceback(proc)
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 @pytest.mark.subprocess
 def test_every_module_imports_and_every_help_runs_with_core_dependencies_only():
     """Optional runtimes (onnxruntime, openvino, tensorrt, ...) are blocked: nothing may import

@@ -131,6 +131,7 @@ def test_user_errors_are_one_line(tmp_path, files, cli):
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 @pytest.mark.subprocess
 def test_exit_code_of_the_real_process(files):
     assert run_cli("compare", str(files["base"]), str(files["slow"])).returncode == 1

@@ -92,6 +92,7 @@ def test_openvino_fp32_is_uncompressed_and_checked_in_f32(vit_onnx, vit_ov):
     assert m["status"] == "ok" and m["parity"]["overall"]["max_abs"] < 1e-4 and m["parity"]["batches"] == [1, 3]
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_force_reexports_in_place(vit_ov):
     before = (vit_ov.path / "model.bin").stat().st_ino, vit_ov.manifest["created_at"], vit_ov.manifest["export_seconds"]
     said = []
@@ -185,6 +186,7 @@ def test_out_copies_the_artifact_and_refuses_to_overwrite(vit_onnx, tmp_path):
         get_artifact(MODEL, "onnx", out=out)
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_parity_failure_marks_the_manifest_failed(vit_onnx, tmp_path, monkeypatch):
     from pfdeploy.exporters import parity
 
@@ -289,6 +291,7 @@ def test_cli_export_json_on_cache_hit(vit_onnx):
     assert data["path"] == str(vit_onnx.path) and data["status"] == "ok" and data["opset"] == 18
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_cli_verify_on_real_photographs(vit_onnx, photos):
     r = invoke_cli("verify", str(vit_onnx.path), "--images", str(photos), "--json")
     assert r.returncode == 0, r.stderr

@@ -58,6 +58,7 @@ def test_closed_pipe_is_a_quiet_exit(store):
     # an output encoding that cannot show the store's "ünïcödé" tag: escapes, not a UnicodeEncodeError
     {"PYTHONIOENCODING": "ascii", "LC_ALL": "C"},
 ], ids=["C-dumb-20", "posix-wide", "turkish-no-color", "ascii-output"])
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_odd_locales_and_terminals(store, env):
     for args in (["results", "--list"], ["compare", "base", LONG_TAG, "--fail-on", "never"]):
         r = pfdeploy(*args, "--store", store, env=env)

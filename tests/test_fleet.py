@@ -144,6 +144,7 @@ def check_fleet_runs(store, tag, nodes):
     return runs
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_fleet_bench_two_nodes_sqlite_and_report(conn, inputs, tmp_path):
     nodes = fleet.probe_nodes(conn)
     assert sorted(n.machine_name for n in nodes) == ["node-a", "node-b"]
@@ -180,6 +181,7 @@ def test_fleet_bench_into_postgres(conn, inputs, postgres_url):
     store.close()
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_fleet_nodes_cli(cluster):
     out = run_cli("fleet", "nodes", "--address", cluster.address, "--wide")
     assert out.returncode == 0, out.stderr
@@ -233,6 +235,7 @@ def test_version_mismatch_refused_before_anything_runs(cluster, tmp_path, monkey
     assert open_store(tmp_path / "v.db").runs() == []
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_fleet_bench_cli_bad_selector_and_node_refusal(cluster, tmp_path):
     out = run_cli("fleet", "bench", "--address", cluster.address, "--nodes", "no-such-node", "--suite", "quick",
                   "--store", str(tmp_path / "s.db"))
@@ -267,6 +270,7 @@ def _wait_for(pred, timeout=120):
     raise AssertionError("timed out waiting")
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_interrupt_cancels_remote_tasks_and_keeps_finished_cases(conn, inputs, tmp_path):
     """Ctrl-C on the driver as pfdeploy.signals delivers it (a KeyboardInterrupt in the driver's
     main thread while it waits), right after a node's first case arrived."""

@@ -139,6 +139,7 @@ def test_settings_validate_and_bound_the_queries_far_above_capacity():
     assert far.query_bound(10.0) == 460  # never below the early-stopping minimum
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_engine_stores_a_loadgen_row_with_every_process_logs(tiny_onnx, tmp_path):
     pytest.importorskip("onnxruntime")
     from pfdeploy.bench.config import StopRule

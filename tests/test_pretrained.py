@@ -225,6 +225,7 @@ def test_export_with_an_unreachable_mirror_fails_in_one_line(tmp_path):
     assert not (cache / "onnx").exists() or not any((cache / "onnx").iterdir())
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_weights_cli_list_fetch_verify(mirror):
     _serve_checkpoint(mirror["root"], "pit_s_max.pth", "pf_pit_s", seed=1)
     env = {pretrained.MIRROR_ENV: mirror["url"], "PFDEPLOY_CACHE_DIR": str(mirror["cache"])}
@@ -247,6 +248,7 @@ def test_weights_cli_list_fetch_verify(mirror):
     assert all(torch.equal(net.state_dict()[k], v) for k, v in served.items())
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 @pytest.mark.subprocess
 def test_pretrained_baseline_offline_is_one_line(tmp_path):
     # a real process: huggingface_hub reads HF_HUB_OFFLINE and HF_HOME once, when it is imported

@@ -94,6 +94,7 @@ def test_after_import_runs_the_hook_once_the_module_is_imported(tmp_path, monkey
     monkeypatch.delitem(sys.modules, "pfdeploy_hook_target")
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_the_zoo_loads_no_timm_and_registers_in_timm_when_it_is_imported():
     import subprocess
 

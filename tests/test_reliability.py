@@ -342,6 +342,7 @@ def test_threads_above_the_usable_cpus_are_refused(tmp_path):
     assert not (tmp_path / "r.db").exists()
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_a_hanging_load_fails_its_case_after_the_load_timeout(tmp_path, monkeypatch):
     import numpy as np
 
@@ -422,6 +423,7 @@ def test_atomic_writer_umask_modes_and_full_disk(tmp_path, monkeypatch):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.md", "b.md"]
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 @pytest.mark.subprocess
 def test_bench_json_and_markdown_files_get_the_umask_mode(tmp_path, tagged_store):
     md = tmp_path / "pr.md"

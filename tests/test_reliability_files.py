@@ -135,6 +135,7 @@ def test_unix_socket_gets_the_bytes(tmp_path):
     assert stat.S_ISSOCK(path.lstat().st_mode)
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_dev_stdout_and_fd_paths_go_to_the_descriptor(small_store, tmp_path):
     """`--out /dev/stdout` in a pipe: the CSV arrives on stdout, nothing is renamed in /dev."""
     for target in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"):

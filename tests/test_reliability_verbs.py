@@ -503,6 +503,7 @@ WRITER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 @pytest.mark.subprocess
 def test_concurrent_writers_of_one_tuned_directory_are_serialised(tmp_path):
     """Four processes write the same DIR 200 times each: every write succeeds (one at a time) or

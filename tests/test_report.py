@@ -299,6 +299,7 @@ def test_report_builds_while_a_run_has_no_results(tmp_path):
     assert (tmp_path / "site" / "runs" / f"{running}.html").exists()
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_concurrent_reports_into_one_out_are_serialised(tmp_path):
     """Three `pfdeploy report --out OUT` processes at once (issue 32, item 6's lock on every
     published directory): each exits 0, OUT is one whole site, and nothing is left beside it

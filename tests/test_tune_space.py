@@ -270,6 +270,7 @@ def test_int8_recipes_quantize_and_run(tiny_onnx, tmp_path):
             np.testing.assert_allclose(r.outputs(), ref, rtol=0.1, atol=0.1)
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_torch_candidates_read_back_their_layout():
     torch = pytest.importorskip("torch")
     backend = B.get_backend("torch")
@@ -283,6 +284,7 @@ def test_torch_candidates_read_back_their_layout():
     del torch
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_torch_refuses_unknown_options_and_cpu_cuda_graph_modes():
     x = np.zeros((1, 3, 32, 32), dtype=np.float32)
     with pytest.raises(UserError, match="does not apply the option.*mode"):

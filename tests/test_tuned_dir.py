@@ -233,6 +233,7 @@ def test_preparer_refuses_a_sha_mismatch(vit_onnx, tmp_path):
     assert "precision" in p.artifact(MODEL, {**req, "precision": "int8"})
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_bench_tuned_reproduces_through_the_cli(vit_onnx, tmp_path):
     """Two tuned directories (two variants of one case) in one run: one whose recorded interval
     holds any median, one that none can be in; the rows carry the variant and the options."""

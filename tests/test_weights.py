@@ -84,6 +84,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
     assert not marker.exists()
 
 
+@pytest.mark.slow  # over 3 s: the default run stays under 5 min; .ci/run's slow pass runs it
 def test_mismatch_names_missing_unexpected_and_misshaped_keys(tmp_path):
     sd = create_model("pf_resnet50_max").state_dict()
     path = _save(tmp_path, "max.pth", sd)
