@@ -114,6 +114,60 @@ def test_nothing_meets_the_bound_is_capacity_zero():
     assert len(runner.calls) <= 12
 
 
+def test_nothing_meets_the_bound_stops_at_the_floor_with_a_warning():
+    """Issue 31: a tight bound once sent the search down x0.7 at a time into probes of minutes (460
+    queries at 2 QPS: 230 s) until a worker call timed out. No probe is planned below the floor,
+    where 460 queries take MAX_PROBE_S; INVALID there is capacity 0, below the floor, said in a warning."""
+    from pfdeploy.bench.loadgen.capacity import MAX_PROBE_S
+
+    runner, rec = _search([0.0, 0.0], saturated=30.0)
+    floor = 460 / MAX_PROBE_S
+    assert all(q >= floor * (1 - 1e-9) for _, q in runner.calls)
+    assert rec["capacity_qps"] == 0.0 and rec["floor_qps"] == pytest.approx(floor)
+    assert len([c for c in runner.calls if c[0] == 0]) <= 4  # 15, then straight down to the floor
+    assert any("the lowest rate probed" in w and "capacity below that" in w for w in rec["warnings_row"])
+
+
+class _Queue(_Fake):
+    """A deployment whose p99 follows a queue: p99(q) = 30 + 400 / (S - q) ms, VALID where it is
+    within the 50 ms bound (capacity 0.8 S)."""
+
+    def test(self, rot, case, settings, what=""):
+        if settings.scenario == "offline":
+            return super().test(rot, case, settings, what)
+        proc, q, s = len(case.process_rounds) - 1, settings.target_qps, self.saturated
+        self.calls.append((proc, q))
+        p99 = 30 + 400 / (s - q) if q < s else 5000.0
+        ok = p99 <= 50.0
+        return ({"validity": "VALID" if ok else "INVALID", "completed_qps": min(q, s),
+                 "percentiles_ms": {"p50": 30 + 100 / (s - q) if q < s else 2000.0, "p99": p99},
+                 "reasons": [] if ok else ["Performance constraints"], "summary": "s", "detail": "d"},
+                [int(p99 * 1e6)] * 5)
+
+
+def test_probes_follow_the_fitted_p99_curve():
+    """The probes' p99s place the next probe (where the fitted queue reaches 90% of the bound): the
+    answer within the tolerance in fewer probes than x1.25 steps and halving need (7 here)."""
+    eng = _Engine(1)
+    runner = _Queue([0.0], saturated=100.0)
+    runner.bind(_Rotation(eng))
+    runner.search(CaseRun(CaseSpec(model="m", backend="onnxruntime", scenario="capacity"), Prepared()))
+    lo, hi = runner.done["bracket_qps"]
+    assert lo <= 80.0 < hi and hi / lo - 1 <= 0.1 + 1e-9
+    assert len(runner.calls) <= 5, runner.calls
+
+
+def test_a_slow_probe_gets_the_time_its_queries_need():
+    from pfdeploy.bench.loadgen.group import LOADGEN_TIMEOUT_MIN_S, call_timeout
+    from pfdeploy.bench.loadgen.settings import LoadGenSettings
+
+    fast = LoadGenSettings(scenario="capacity", target_qps=100.0, latency_bound_ms=50.0, min_duration_s=2.0)
+    slow = LoadGenSettings(scenario="capacity", target_qps=2.0, latency_bound_ms=50.0, min_duration_s=2.0)
+    assert fast.expected_s() == 4.6 and slow.expected_s() == 230.0
+    assert call_timeout(slow) - call_timeout(fast) == pytest.approx(2 * (230.0 - 4.6))
+    assert call_timeout(slow) > 230.0 + LOADGEN_TIMEOUT_MIN_S
+
+
 def test_above_saturation_stays_bounded():
     runner, rec = _search([1000.0])  # never INVALID: the probes stop at the ceiling's steps
     assert len(runner.calls) <= 12 and all(q <= 1000.0 for _, q in runner.calls)

@@ -8,14 +8,25 @@ serves in the duration (`LoadGenSettings.query_bound`), so it ends soon after it
 of draining minutes of queue, and LoadGen still judges it.
 
 The search spends its budget where the answer is. The first worker process measures the saturated
-throughput S (a LoadGen Offline test), then brackets: a first probe where an M/M/1 queue served at
-S would meet the bound (within [0.5 S, 0.7 S]), up by x1.25 (never past 1.05 S, where a queue must
-grow) while VALID, down by x0.7 while INVALID; then bisects the bracket
-[last VALID, first INVALID] until it is narrower than `tolerance`. Each further worker process
-re-probes the last VALID rate and steps down where its verdict differs, so the answer
-carries the spread between processes (a process that disagrees beyond a few steps searches afresh):
-capacity = the lowest last-VALID QPS of any process (VALID
-in every process), bracket = [that, the highest first-INVALID QPS of any process].
+throughput S (a LoadGen Offline test); the first probe goes where an M/M/1 queue served at S would
+meet the bound (within [0.5 S, 0.7 S]). Every later probe is placed by the probes so far: their
+p99s fit p99(q) = a + c / (S - q) (a: the fastest query seen; the fit through the probe whose p99
+is nearest the bound) and the next probe goes where that curve reaches 90% of the bound, kept
+inside safeguards: above the last VALID by at least x1.1 and at most x1.6 (never past 1.05 S)
+while every probe was VALID, between x0.4 and x0.85 of the first INVALID while none was, and in
+the middle 60% of the bracket [last VALID, first INVALID] once both exist, until the bracket is
+narrower than `tolerance`. Where the fit cannot be made (no p99, a rate at or above S) the steps
+are geometric (x1.25 up, x0.7 down).
+
+A probe costs its 460 queries at the lower of its rate and the capacity: at 2 QPS that is 230 s.
+No probe is planned below the floor `max(0.02 S, queries / MAX_PROBE_S)` (7.7 QPS for 460 queries
+and 60 s): a deployment that is INVALID even there has capacity 0, "below the floor", with the
+floor and the p50 seen there in the row's warning, instead of a search that descends into probes
+of many minutes (issue 31: a 100 ms bound on 2 cores). Each further worker process re-probes the
+last VALID rate and steps down where its verdict differs, so the answer carries the spread between
+processes (a process that disagrees beyond a few steps searches afresh): capacity = the lowest
+last-VALID QPS of any process (VALID in every process), bracket = [that, the highest first-INVALID
+QPS of any process].
 """
 from __future__ import annotations
 
@@ -29,8 +40,10 @@ START_SHARE = 0.7  # the first probe, as a share of the saturated throughput
 UP, DOWN = 1.25, 0.7  # bracketing steps
 CEILING_SHARE = 1.05  # bracketing never probes above this share of the saturated throughput
 MAX_PROBES = 12  # of the first process (bracketing and bisection together)
+MAX_PROBE_S = 60.0  # no probe is planned whose minimum query count at its rate takes longer than this
+AIM = 0.9  # a fitted probe aims at this share of the bound (just below: a VALID there moves the bracket up)
 CONFIRM_STEPS = 3  # outward steps (of the tolerance) of a later process whose verdict differs at an end
-FLOOR_SHARE = 0.02  # below this share of S no QPS meets the bound: capacity 0
+FLOOR_SHARE = 0.02  # below this share of S no QPS meets the bound: capacity 0 (and see MAX_PROBE_S)
 KEEP_DETAIL = 2  # detail logs kept per process: the decisive probes (last VALID, first INVALID)
 
 
@@ -118,31 +131,40 @@ class CapacityPolicy(LoadGenPolicy):
                               | {"process": proc["process"]})
         return valid
 
+    def floor(self, saturated: float) -> float:
+        """The lowest rate a probe is planned at: FLOOR_SHARE x S, and no lower than the rate at
+        which the probe's minimum query count takes MAX_PROBE_S seconds."""
+        return max(FLOOR_SHARE * saturated, self.probe_settings(1.0).queries / MAX_PROBE_S)
+
     def first_search(self, case: CaseRun, proc: dict, state: dict) -> bool:
         s = float(state["saturated"] or 0) or 1.0
+        floor = self.floor(s)
         lo, hi = None, None
-        q = first_probe(s, self.bound_ms)
+        q = max(first_probe(s, self.bound_ms), floor)
         while len(proc["probes"]) < MAX_PROBES:
             v = self.probe(case, proc, state, q)
             if v is None:
                 return False
-            if v:
+            if v:  # every probe lies inside (lo, hi): the bracket only narrows
                 lo = q
             else:
                 hi = q
+            fit = fitted_rate(state["curve"], s, AIM * self.bound_ms, proc["process"])
             if lo is not None and hi is not None:
                 if hi / lo - 1 <= self.tolerance:
                     break
-                q = (lo + hi) / 2
+                q = _clamp(fit, lo + 0.2 * (hi - lo), hi - 0.2 * (hi - lo), (lo + hi) / 2)
             elif lo is not None:  # VALID so far: up, never far past saturation
                 if lo >= CEILING_SHARE * s:
                     q = lo * 1.1
                 else:
-                    q = min(lo * UP, CEILING_SHARE * s)
-            else:  # INVALID so far: down, until even a trickle fails the bound
-                q = hi * DOWN
-                if q < FLOOR_SHARE * s:
+                    top = min(lo * 1.6, CEILING_SHARE * s)
+                    q = _clamp(fit, min(lo * 1.1, top), top, min(lo * UP, CEILING_SHARE * s))
+            else:  # INVALID so far: down, until the floor
+                if hi <= floor * (1 + 1e-9):
+                    proc["below_floor"] = floor
                     break
+                q = max(_clamp(fit, hi * 0.4, hi * 0.85, hi * DOWN), floor)
         proc["lo"], proc["hi"] = lo, hi
         return True
 
@@ -158,6 +180,10 @@ class CapacityPolicy(LoadGenPolicy):
                     break
                 hi = lo if hi is None or lo < hi else hi
                 lo = lo * (1 - self.tolerance)
+                if lo < self.floor(float(state["saturated"] or 0) or 1.0):
+                    proc["below_floor"] = self.floor(float(state["saturated"] or 0) or 1.0)
+                    lo = None
+                    break
             else:  # far from the first process's answer: this process searches afresh
                 return self.first_search(case, proc, state)
         # the first INVALID is not re-probed: above capacity a probe costs as much as below it (460
@@ -187,6 +213,13 @@ class CapacityPolicy(LoadGenPolicy):
                     break
         saturated = state["saturated"]
         warnings = []
+        floors = [p["below_floor"] for p in procs if p.get("below_floor")]
+        if floors:
+            p50 = [pr.get("p50_ms") for p in procs for pr in p["probes"] if pr["target_qps"] <= min(floors) * 1.001]
+            seen = f"; p50 there {min(v for v in p50 if v is not None):.0f} ms" if any(v is not None for v in p50) else ""
+            warnings.append(f"INVALID at {min(floors):.1f} QPS, the lowest rate probed (a probe below takes over "
+                            f"{MAX_PROBE_S:g} s for its {self.probe_settings(1.0).queries} queries): capacity below "
+                            f"that at p99 <= {self.bound_ms:g} ms{seen}")
         if saturated and capacity > saturated:
             warnings.append(f"capacity {capacity:.1f} QPS above the saturated throughput {saturated:.1f}: "
                             "the machine's load changed between the tests")
@@ -209,6 +242,7 @@ class CapacityPolicy(LoadGenPolicy):
         return {
             "scenario": "capacity", "loadgen_scenario": "Server", "latency_bound_ms": self.bound_ms,
             "capacity_qps": capacity, "bracket_qps": [capacity, max(his) if his else None],
+            "floor_qps": min(floors) if floors else None,
             "validity": "VALID" if capacity > 0 else "INVALID",
             "achieved_qps": capacity or None, "target_qps": capacity or None,
             "p99_at_capacity_ms": max([v for v in p99 if v is not None], default=None),
@@ -223,6 +257,29 @@ class CapacityPolicy(LoadGenPolicy):
                      "worker process"),
             "warnings_row": warnings,
         }
+
+
+def _clamp(x: float | None, lo: float, hi: float, fallback: float) -> float:
+    return fallback if x is None else min(max(x, lo), hi)
+
+
+def fitted_rate(curve: list[dict], saturated: float, target_ms: float, process: int) -> float | None:
+    """The rate at which p99(q) = a + c / (S - q) reaches `target_ms`, fitted through the probe of
+    `process` whose p99 is nearest the target (a: the smallest p50 of the process's probes, a
+    floor under any query's latency). None where no fit can be made (no p99 below S, or the
+    target under `a`: even an idle queue misses it)."""
+    import math
+
+    pts = [c for c in curve if c.get("process") == process and c.get("p99_ms") and c["target_qps"] < saturated]
+    p50s = [c["p50_ms"] for c in curve if c.get("process") == process and c.get("p50_ms")]
+    if not pts:
+        return None
+    a = 0.9 * min(p50s) if p50s else 0.0
+    near = min(pts, key=lambda c: abs(math.log(c["p99_ms"] / target_ms)))
+    if near["p99_ms"] <= a or target_ms <= a:
+        return None
+    c = (near["p99_ms"] - a) * (saturated - near["target_qps"])
+    return saturated - c / (target_ms - a)
 
 
 def _slim(rec: dict, keep_detail: bool) -> dict:

@@ -21,6 +21,14 @@ from .settings import LoadGenSettings
 LOADGEN_TIMEOUT_MIN_S = 300.0
 
 
+def call_timeout(settings: LoadGenSettings) -> float:
+    """How long the worker's LoadGen test may take before it counts as hung: the warm-up, model
+    and log overheads (LOADGEN_TIMEOUT_MIN_S) plus 20 x the minimum duration plus twice what the
+    test needs at its rate (a server test at 2 QPS needs 230 s for its 460 queries; it once hit a
+    fixed 340 s limit)."""
+    return LOADGEN_TIMEOUT_MIN_S + 20 * settings.min_duration_s + 2 * settings.expected_s()
+
+
 class LoadGenPolicy:
     """The LoadGen scenarios' policy: every case of the rotation gets `rule.processes` fresh worker
     processes, one LoadGen test each, through the Rotation's public steps only."""
@@ -72,14 +80,14 @@ class LoadGenPolicy:
                    f"(process {case.process + 1})")
         case.lg_tests = getattr(case, "lg_tests", 0) + 1
         outdir = Path(case.prep.inputs).parent / f"loadgen_{case.worker.pid}_{case.lg_tests}"
-        reply = rot.call(case, "loadgen", LOADGEN_TIMEOUT_MIN_S + 20 * settings.min_duration_s,
+        reply = rot.call(case, "loadgen", call_timeout(settings),
                          what=f"LoadGen {settings.scenario} test", settings=settings.to_dict(), outdir=str(outdir))
         if reply is None:
             return None
         case.cpu = add_usage(case.cpu, reply.get("cpu"))
         rec = reply["record"]
         rec["settings"] = settings.to_dict()
-        eng.advance(settings.min_duration_s + 1.0)
+        eng.advance(settings.expected_s() + 1.0)
         return rec, reply["samples_ns"]
 
     def finish(self, rot, case: CaseRun, record: dict):

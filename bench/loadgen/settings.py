@@ -94,6 +94,13 @@ class LoadGenSettings:
     def queries(self) -> int:
         return self.min_queries or MIN_QUERIES[self.scenario]
 
+    def expected_s(self) -> float:
+        """The least a test lasts: its minimum duration, or (server, capacity) its minimum query
+        count at the target rate, whichever is longer: 460 queries at 2 QPS take 230 s."""
+        if self.scenario in ("server", "capacity") and self.target_qps:
+            return max(self.min_duration_s, self.queries / float(self.target_qps))
+        return self.min_duration_s
+
     def query_bound(self, saturated_qps: float | None) -> int:
         """LoadGen's max_query_count (0: none): a server test far above capacity must not spend
         minutes draining its queue, so it issues at most what QUERY_BOUND_FACTOR x the saturated

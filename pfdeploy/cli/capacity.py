@@ -129,7 +129,7 @@ def answer(row) -> dict:
     return {"model": row.model, "backend": row.backend, "precision": row.precision,
             "status": row.status, "error": row.error, "latency_bound_ms": lg.get("latency_bound_ms"),
             "capacity_qps": lg.get("capacity_qps"), "bracket_qps": lg.get("bracket_qps"),
-            "p99_at_capacity_ms": lg.get("p99_at_capacity_ms"), "saturated_qps": lg.get("saturated_qps"),
+            "floor_qps": lg.get("floor_qps"), "p99_at_capacity_ms": lg.get("p99_at_capacity_ms"), "saturated_qps": lg.get("saturated_qps"),
             "probes": lg.get("probes"), "search_wall_s": lg.get("search_wall_s"),
             "curve": lg.get("curve"), "warnings": row.warning_texts}
 
@@ -145,7 +145,9 @@ def print_capacity(console, answers: list[dict], outcome, wide: bool) -> None:
             continue
         b = a.get("bracket_qps") or [None, None]
         sat = a.get("saturated_qps")
-        rows.append([a["model"], a["backend"], a["precision"], fmt(a["capacity_qps"], 1),
+        floor = a.get("floor_qps")  # INVALID even at the lowest rate a probe is planned at
+        cap = f"< {fmt(floor, 1)}" if floor and not a["capacity_qps"] else fmt(a["capacity_qps"], 1)
+        rows.append([a["model"], a["backend"], a["precision"], cap,
                      f"[{fmt(b[0], 1)}, {fmt(b[1], 1)}]", fmt(a["p99_at_capacity_ms"], 1), fmt(sat, 1),
                      fmt(a["capacity_qps"] / sat if sat and a["capacity_qps"] is not None else None, 2),
                      str(a.get("probes") or ""), fmt(a.get("search_wall_s"), 0)])
