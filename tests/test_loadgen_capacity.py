@@ -81,7 +81,7 @@ def test_bracketing_then_bisection_finds_the_capacity_within_the_tolerance():
     lo, hi = rec["bracket_qps"]
     assert lo <= 62.0 < hi and hi / lo - 1 <= 0.1 + 1e-9  # the test's tolerance
     assert rec["capacity_qps"] == lo and rec["saturated_qps"] == 100.0 and rec["capacity_qps"] <= rec["saturated_qps"]
-    assert runner.calls[0] == (0, pytest.approx(50.0))  # bound 50 ms: M/M/1 says 8 QPS; never below 0.5 x S
+    assert runner.calls[0] == (0, pytest.approx(30.0))  # bound 50 ms: M/M/1 says 8 QPS; never below 0.3 x S
     # the second process only re-probes the last VALID rate
     assert [q for p, q in runner.calls if p == 1] == [lo]
     assert len(rec["curve"]) == len(runner.calls) and all("p99_ms" in c for c in rec["curve"])
@@ -105,7 +105,7 @@ def test_the_first_probe_follows_the_bound():
 
     assert first_probe(100.0, 1000.0) == pytest.approx(70.0)  # generous bound: capped at 0.7 S
     assert first_probe(100.0, 100.0) == pytest.approx(100.0 - 46.0517, rel=1e-4)
-    assert first_probe(20.0, 10.0) == pytest.approx(10.0)  # tight bound: never below 0.5 S
+    assert first_probe(20.0, 10.0) == pytest.approx(6.0)  # tight bound: never below 0.3 S
 
 
 def test_nothing_meets_the_bound_is_capacity_zero():
@@ -145,16 +145,27 @@ class _Queue(_Fake):
                 [int(p99 * 1e6)] * 5)
 
 
-def test_probes_follow_the_fitted_p99_curve():
-    """The probes' p99s place the next probe (where the fitted queue reaches 90% of the bound): the
-    answer within the tolerance in fewer probes than x1.25 steps and halving need (7 here)."""
+def _queue_search():
     eng = _Engine(1)
     runner = _Queue([0.0], saturated=100.0)
     runner.bind(_Rotation(eng))
     runner.search(CaseRun(CaseSpec(model="m", backend="onnxruntime", scenario="capacity"), Prepared()))
-    lo, hi = runner.done["bracket_qps"]
+    return runner
+
+
+def test_probes_follow_the_fitted_p99_curve(monkeypatch):
+    """The probes' p99s place the bracketing probes (where the fitted queue reaches 90% of the
+    bound): the answer within the tolerance in fewer probes than with x1.25 steps alone."""
+    import pfdeploy.bench.loadgen.capacity as capacity
+
+    fitted = _queue_search()
+    lo, hi = fitted.done["bracket_qps"]
     assert lo <= 80.0 < hi and hi / lo - 1 <= 0.1 + 1e-9
-    assert len(runner.calls) <= 5, runner.calls
+    monkeypatch.setattr(capacity, "fitted_rate", lambda *a: None)
+    stepped = _queue_search()
+    lo, hi = stepped.done["bracket_qps"]
+    assert lo <= 80.0 < hi and hi / lo - 1 <= 0.1 + 1e-9
+    assert len(fitted.calls) <= 6 and len(fitted.calls) < len(stepped.calls), (fitted.calls, stepped.calls)
 
 
 def test_a_slow_probe_gets_the_time_its_queries_need():

@@ -9,7 +9,7 @@ of draining minutes of queue, and LoadGen still judges it.
 
 The search spends its budget where the answer is. The first worker process measures the saturated
 throughput S (a LoadGen Offline test); the first probe goes where an M/M/1 queue served at S would
-meet the bound (within [0.5 S, 0.7 S]). Every later probe is placed by the probes so far: their
+meet the bound (within [0.3 S, 0.7 S]). Every later probe is placed by the probes so far: their
 p99s fit p99(q) = a + c / (S - q) (a: the fastest query seen; the fit through the probe whose p99
 is nearest the bound) and the next probe goes where that curve reaches 90% of the bound, kept
 inside safeguards: above the last VALID by at least x1.1 and at most x1.6 (never past 1.05 S)
@@ -30,13 +30,15 @@ QPS of any process].
 """
 from __future__ import annotations
 
+import math
 import time
 
 from ..model import CaseRun
 from .group import LoadGenPolicy
 from .settings import LoadGenSettings
 
-START_SHARE = 0.7  # the first probe, as a share of the saturated throughput
+START_SHARE = 0.7  # the first probe, as a share of the saturated throughput: at most
+LOW_START_SHARE = 0.3  # and at least (the floor below still applies)
 UP, DOWN = 1.25, 0.7  # bracketing steps
 CEILING_SHARE = 1.05  # bracketing never probes above this share of the saturated throughput
 MAX_PROBES = 12  # of the first process (bracketing and bisection together)
@@ -49,13 +51,12 @@ KEEP_DETAIL = 2  # detail logs kept per process: the decisive probes (last VALID
 
 def first_probe(saturated: float, bound_ms: float) -> float:
     """Where the search starts: the rate at which an M/M/1 queue served at the saturated rate S has
-    its p99 sojourn time at the bound (S - ln(100) / bound), kept within [0.5 S, START_SHARE x S]: a
-    probe costs its 460 queries at the lower of its rate and the capacity, so low starts are dear.
+    its p99 sojourn time at the bound (S - ln(100) / bound), kept within [LOW_START_SHARE x S,
+    START_SHARE x S]: a probe costs its 460 queries at the lower of its rate and the capacity, so
+    low starts are dear.
     Only a start: every verdict is LoadGen's."""
-    import math
-
     guess = saturated - math.log(100) / (bound_ms / 1e3)
-    return min(max(guess, 0.5 * saturated), START_SHARE * saturated)
+    return min(max(guess, LOW_START_SHARE * saturated), START_SHARE * saturated)
 
 
 class CapacityPolicy(LoadGenPolicy):
@@ -122,9 +123,11 @@ class CapacityPolicy(LoadGenPolicy):
             return None
         rec, samples = done
         valid = rec.get("validity") == "VALID"
+        pct = rec.get("percentiles_ms") or {}
+        p50, p99 = pct.get("p50"), pct.get("p99")
+        state.setdefault("points", []).append((proc["process"], qps, p50, p99))  # for the fit and the floor
         p = {"target_qps": qps, "valid": valid, "achieved_qps": rec.get("completed_qps"),
-             "p99_ms": (rec.get("percentiles_ms") or {}).get("p99"),
-             "p50_ms": (rec.get("percentiles_ms") or {}).get("p50"), "reasons": rec.get("reasons"),
+             "p99_ms": p99, "p50_ms": p50, "reasons": rec.get("reasons"),
              "wall_s": rec.get("wall_s"), "query_bound": rec.get("query_bound"), "record": rec, "samples": samples}
         proc["probes"].append(p)
         state["curve"].append({k: p[k] for k in ("target_qps", "achieved_qps", "p50_ms", "p99_ms", "valid")}
@@ -149,11 +152,14 @@ class CapacityPolicy(LoadGenPolicy):
                 lo = q
             else:
                 hi = q
-            fit = fitted_rate(state["curve"], s, AIM * self.bound_ms, proc["process"])
+            fit = fitted_rate([pt[1:] for pt in state["points"] if pt[0] == proc["process"]], s,
+                              AIM * self.bound_ms)
             if lo is not None and hi is not None:
                 if hi / lo - 1 <= self.tolerance:
                     break
-                q = _clamp(fit, lo + 0.2 * (hi - lo), hi - 0.2 * (hi - lo), (lo + hi) / 2)
+                # bisection (geometric): next to the answer the verdicts of one rate differ from
+                # process to process, and a fitted point lands on one side again and again
+                q = math.sqrt(lo * hi)
             elif lo is not None:  # VALID so far: up, never far past saturation
                 if lo >= CEILING_SHARE * s:
                     q = lo * 1.1
@@ -164,7 +170,7 @@ class CapacityPolicy(LoadGenPolicy):
                 if hi <= floor * (1 + 1e-9):
                     proc["below_floor"] = floor
                     break
-                q = max(_clamp(fit, hi * 0.4, hi * 0.85, hi * DOWN), floor)
+                q = max(_clamp(fit, hi * 0.5, hi * 0.85, hi * DOWN), floor)
         proc["lo"], proc["hi"] = lo, hi
         return True
 
@@ -215,8 +221,8 @@ class CapacityPolicy(LoadGenPolicy):
         warnings = []
         floors = [p["below_floor"] for p in procs if p.get("below_floor")]
         if floors:
-            p50 = [pr.get("p50_ms") for p in procs for pr in p["probes"] if pr["target_qps"] <= min(floors) * 1.001]
-            seen = f"; p50 there {min(v for v in p50 if v is not None):.0f} ms" if any(v is not None for v in p50) else ""
+            p50 = [p50 for _, q, p50, _ in state.get("points", ()) if q <= min(floors) * 1.001 and p50 is not None]
+            seen = f"; p50 there {min(p50):.0f} ms" if p50 else ""
             warnings.append(f"INVALID at {min(floors):.1f} QPS, the lowest rate probed (a probe below takes over "
                             f"{MAX_PROBE_S:g} s for its {self.probe_settings(1.0).queries} queries): capacity below "
                             f"that at p99 <= {self.bound_ms:g} ms{seen}")
@@ -263,23 +269,20 @@ def _clamp(x: float | None, lo: float, hi: float, fallback: float) -> float:
     return fallback if x is None else min(max(x, lo), hi)
 
 
-def fitted_rate(curve: list[dict], saturated: float, target_ms: float, process: int) -> float | None:
-    """The rate at which p99(q) = a + c / (S - q) reaches `target_ms`, fitted through the probe of
-    `process` whose p99 is nearest the target (a: the smallest p50 of the process's probes, a
-    floor under any query's latency). None where no fit can be made (no p99 below S, or the
-    target under `a`: even an idle queue misses it)."""
-    import math
-
-    pts = [c for c in curve if c.get("process") == process and c.get("p99_ms") and c["target_qps"] < saturated]
-    p50s = [c["p50_ms"] for c in curve if c.get("process") == process and c.get("p50_ms")]
+def fitted_rate(points: list[tuple], saturated: float, target_ms: float) -> float | None:
+    """The rate at which p99(q) = a + c / (S - q) reaches `target_ms`, fitted through the probe
+    whose p99 is nearest the target. `points`: one process's probes as (qps, p50 ms, p99 ms); a is
+    0.9 x their smallest p50, a floor under any query's latency. None where no fit can be made (no
+    p99 below S, or the target under `a`: even an idle queue misses it)."""
+    pts = [(q, p99) for q, _, p99 in points if p99 and q < saturated]
+    p50s = [p50 for _, p50, _ in points if p50]
     if not pts:
         return None
     a = 0.9 * min(p50s) if p50s else 0.0
-    near = min(pts, key=lambda c: abs(math.log(c["p99_ms"] / target_ms)))
-    if near["p99_ms"] <= a or target_ms <= a:
+    q, p99 = min(pts, key=lambda pt: abs(math.log(pt[1] / target_ms)))
+    if p99 <= a or target_ms <= a:
         return None
-    c = (near["p99_ms"] - a) * (saturated - near["target_qps"])
-    return saturated - c / (target_ms - a)
+    return saturated - (p99 - a) * (saturated - q) / (target_ms - a)
 
 
 def _slim(rec: dict, keep_detail: bool) -> dict:
