@@ -9,14 +9,16 @@ of draining minutes of queue, and LoadGen still judges it.
 
 The search spends its budget where the answer is. The first worker process measures the saturated
 throughput S (a LoadGen Offline test); the first probe goes where an M/M/1 queue served at S would
-meet the bound (within [0.3 S, 0.7 S]). Every later probe is placed by the probes so far: their
-p99s fit p99(q) = a + c / (S - q) (a: the fastest query seen; the fit through the probe whose p99
-is nearest the bound) and the next probe goes where that curve reaches 90% of the bound, kept
-inside safeguards: above the last VALID by at least x1.1 and at most x1.6 (never past 1.05 S)
-while every probe was VALID, between x0.4 and x0.85 of the first INVALID while none was, and in
-the middle 60% of the bracket [last VALID, first INVALID] once both exist, until the bracket is
-narrower than `tolerance`. Where the fit cannot be made (no p99, a rate at or above S) the steps
-are geometric (x1.25 up, x0.7 down).
+meet the bound (within [0.3 S, 0.7 S]). While the rate is not bracketed yet, the next probe is
+placed by the probes so far: their p99s fit p99(q) = a + c / (S - q) (a: just under the fastest
+p50 seen; the fit through the probe whose p99 is nearest the bound) and the next probe goes where
+that curve reaches 90% of the bound, kept inside safeguards: x1.1-x1.6 above the last VALID (never
+past 1.05 S) while every probe was VALID, x0.5-x0.85 of the first INVALID while none was; where no
+fit can be made (no p99, a rate at or above S) the steps are geometric (x1.25 up, x0.7 down). Once
+both exist the bracket [last VALID, first INVALID] is bisected (geometric mean) until it is
+narrower than `tolerance`: next to the answer one rate is VALID in one process and INVALID in
+another, and a fitted point kept landing on the same side (10 probes for one deployment at a
+200 ms bound).
 
 A probe costs its 460 queries at the lower of its rate and the capacity: at 2 QPS that is 230 s.
 No probe is planned below the floor `max(0.02 S, queries / MAX_PROBE_S)` (7.7 QPS for 460 queries
@@ -152,8 +154,8 @@ class CapacityPolicy(LoadGenPolicy):
                 lo = q
             else:
                 hi = q
-            fit = fitted_rate([pt[1:] for pt in state["points"] if pt[0] == proc["process"]], s,
-                              AIM * self.bound_ms)
+            fit = None if lo is not None and hi is not None else fitted_rate(
+                [pt[1:] for pt in state["points"] if pt[0] == proc["process"]], s, AIM * self.bound_ms)
             if lo is not None and hi is not None:
                 if hi / lo - 1 <= self.tolerance:
                     break
