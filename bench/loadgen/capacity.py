@@ -179,6 +179,7 @@ class CapacityPolicy(LoadGenPolicy):
     def confirm(self, case: CaseRun, proc: dict, state: dict) -> bool:
         first = state["probes_by_process"][0]
         lo, hi = first.get("lo"), first.get("hi")
+        floor = self.floor(float(state["saturated"] or 0) or 1.0)
         if lo:
             for _ in range(CONFIRM_STEPS + 1):
                 v = self.probe(case, proc, state, lo)
@@ -188,9 +189,8 @@ class CapacityPolicy(LoadGenPolicy):
                     break
                 hi = lo if hi is None or lo < hi else hi
                 lo = lo * (1 - self.tolerance)
-                if lo < self.floor(float(state["saturated"] or 0) or 1.0):
-                    proc["below_floor"] = self.floor(float(state["saturated"] or 0) or 1.0)
-                    lo = None
+                if lo < floor:
+                    proc["below_floor"], lo = floor, None
                     break
             else:  # far from the first process's answer: this process searches afresh
                 return self.first_search(case, proc, state)

@@ -129,7 +129,8 @@ def answer(row) -> dict:
     return {"model": row.model, "backend": row.backend, "precision": row.precision,
             "status": row.status, "error": row.error, "latency_bound_ms": lg.get("latency_bound_ms"),
             "capacity_qps": lg.get("capacity_qps"), "bracket_qps": lg.get("bracket_qps"),
-            "floor_qps": lg.get("floor_qps"), "p99_at_capacity_ms": lg.get("p99_at_capacity_ms"), "saturated_qps": lg.get("saturated_qps"),
+            "floor_qps": lg.get("floor_qps"), "p99_at_capacity_ms": lg.get("p99_at_capacity_ms"),
+            "saturated_qps": lg.get("saturated_qps"),
             "probes": lg.get("probes"), "search_wall_s": lg.get("search_wall_s"),
             "curve": lg.get("curve"), "warnings": row.warning_texts}
 
