@@ -179,6 +179,75 @@ def test_a_slow_probe_gets_the_time_its_queries_need():
     assert call_timeout(slow) > 230.0 + LOADGEN_TIMEOUT_MIN_S
 
 
+class _Timed(_Fake):
+    """A fake whose probes take their queries' time on a clock of its own (one more second each)."""
+
+    def __init__(self, capacity, saturated=100.0, budget_s=None):
+        super().__init__(capacity, saturated)
+        self.now, self.budget = 0.0, budget_s
+        self.clock = lambda: self.now
+
+    def bind(self, rot):
+        super().bind(rot)
+        self.cfg.loadgen["budget_s"] = self.budget
+
+    def test(self, rot, case, settings, what=""):
+        self.now += settings.expected_s() + 1.0
+        return super().test(rot, case, settings, what)
+
+
+def _timed(capacity, budget_s, cases=1):
+    eng = _Engine(len(capacity))
+    eng.config.loadgen["min_queries"] = 460  # a probe at q QPS takes 460 / q s
+    runner = _Timed(capacity, 100.0, budget_s)
+    rot = _Rotation(eng)
+    specs = [CaseRun(CaseSpec(model=f"m{i}", backend="onnxruntime", scenario="capacity"), Prepared())
+             for i in range(cases)]
+    rot.pending = lambda: specs
+    shares, done = [], []
+    search = runner.search
+
+    def spy(case):
+        shares.append(runner.share_s)
+        search(case)
+        done.append(runner.done)
+
+    runner.search = spy
+    runner.run(rot)
+    return runner, done, shares
+
+
+def test_without_a_budget_share_the_bisection_reaches_the_tolerance():
+    runner, (rec,), shares = _timed([62.0, 62.0], None)
+    lo, hi = rec["bracket_qps"]
+    assert shares == [None] and not rec["budget_spent"] and hi / lo - 1 <= 0.1 + 1e-9
+    assert not any("--budget" in w for w in rec["warnings_row"])
+
+
+def test_a_spent_budget_stops_the_bisection_not_the_bracketing_or_the_confirmation():
+    """`--budget`: the first process stops bisecting when the next probe and the confirming probes
+    would not fit the deployment's share; the answer is still bracketed and VALID in every process,
+    and the row says the bracket is wider than the tolerance because of the budget."""
+    full, (whole,), _ = _timed([62.0, 62.0], None)
+    cut, (rec,), shares = _timed([62.0, 62.0], 40.0)
+    lo, hi = rec["bracket_qps"]
+    assert lo <= 62.0 < hi and rec["budget_spent"] and rec["budget_share_s"] == shares[0] == 40.0
+    assert len(cut.calls) < len(full.calls)
+    assert [q for p, q in cut.calls if p == 1] == [lo]  # the second process still confirms
+    assert hi / lo - 1 > 0.1 and any("over the 10% tolerance" in w and "--budget" in w for w in rec["warnings_row"])
+    tiny, (rec0,), _ = _timed([62.0, 62.0], 1.0)  # no time at all: bracketing still ends with an answer
+    lo0, hi0 = rec0["bracket_qps"]
+    assert lo0 <= 62.0 < hi0 and rec0["capacity_qps"] == lo0 > 0
+
+
+def test_each_deployment_gets_its_share_of_what_is_left():
+    runner, done, shares = _timed([62.0, 62.0], 600.0, cases=3)
+    assert shares[0] == pytest.approx(200.0)
+    spent = [r["search_wall_s"] for r in done]
+    assert shares[1] == pytest.approx((600.0 - spent[0]) / 2, rel=1e-6)
+    assert shares[2] == pytest.approx((600.0 - spent[0] - spent[1]), rel=1e-6)
+
+
 def test_above_saturation_stays_bounded():
     runner, rec = _search([1000.0])  # never INVALID: the probes stop at the ceiling's steps
     assert len(runner.calls) <= 12 and all(q <= 1000.0 for _, q in runner.calls)
@@ -191,6 +260,8 @@ BAD = [
     (["capacity", "resnet50"], "needs --latency-bound"),
     (["capacity", "resnet50", "--latency-bound", "15ms", "--backends", "torch"], "torch cannot serve LoadGen"),
     (["capacity", "resnet50", "--latency-bound", "15ms", "--tolerance", "-1"], "--tolerance must be a positive"),
+    (["capacity", "resnet50", "--latency-bound", "15ms", "--budget", "soon"], "expected a duration such as 900s"),
+    (["capacity", "resnet50", "--latency-bound", "15ms", "--budget", "0m"], "must be more than 0"),
     (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "0", "--latency-bound", "15ms"],
      "--target-qps must be a positive number"),
     (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "x", "--latency-bound", "15ms"],

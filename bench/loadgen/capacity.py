@@ -29,6 +29,13 @@ last VALID rate and steps down where its verdict differs, so the answer carries 
 processes (a process that disagrees beyond a few steps searches afresh): capacity = the lowest
 last-VALID QPS of any process (VALID in every process), bracket = [that, the highest first-INVALID
 QPS of any process].
+
+The search has a budget (`--budget`, default 12 minutes for all deployments of the command): each
+deployment gets an equal share of what is left when its search starts (a deployment that finishes
+early leaves its rest to the next), and the first process stops bisecting when the next probe and
+the other processes' confirming probes would not fit its share. Bracketing is never cut (without a
+VALID and an INVALID rate there is no answer) and neither is a confirming process (the capacity is
+VALID in every process); a bracket left wider than the tolerance says so in the row.
 """
 from __future__ import annotations
 
@@ -48,6 +55,7 @@ MAX_PROBE_S = 60.0  # no probe is planned whose minimum query count at its rate 
 AIM = 0.9  # a fitted probe aims at this share of the bound (just below: a VALID there moves the bracket up)
 CONFIRM_STEPS = 3  # outward steps (of the tolerance) of a later process whose verdict differs at an end
 FLOOR_SHARE = 0.02  # below this share of S no QPS meets the bound: capacity 0 (and see MAX_PROBE_S)
+PROBE_EXTRA_S = 2.0  # a probe's cost beyond its queries at its rate, until one has been timed
 KEEP_DETAIL = 2  # detail logs kept per process: the decisive probes (last VALID, first INVALID)
 
 
@@ -66,12 +74,28 @@ class CapacityPolicy(LoadGenPolicy):
     Rotation's public steps only."""
 
     name = "capacity"
+    clock = staticmethod(time.monotonic)
+    deadline: float | None = None  # of the case being searched (None: no budget)
+    share_s: float | None = None
 
     def run(self, rot) -> None:
         self.measure_overhead(rot, None)
         self.bind(rot)
-        for case in rot.pending():
+        cases = list(rot.pending())
+        t0 = self.clock()
+        for i, case in enumerate(cases):
+            self.plan_share(t0, len(cases) - i)
             self.search(case)
+
+    def plan_share(self, t0: float, left: int) -> None:
+        """The next deployment's share of the budget: what is left of it, over the deployments left."""
+        budget = self.budget_s
+        if budget is None:
+            self.deadline = self.share_s = None
+            return
+        now = self.clock()
+        self.share_s = max(0.0, budget - (now - t0)) / max(left, 1)
+        self.deadline = now + self.share_s
 
     def bind(self, rot) -> None:
         """Search the cases of `rot` (a Rotation: only its public steps are used)."""
@@ -87,6 +111,27 @@ class CapacityPolicy(LoadGenPolicy):
     def tolerance(self) -> float:
         return float(self.cfg.loadgen.get("tolerance", 0.15))
 
+    @property
+    def budget_s(self) -> float | None:
+        b = self.cfg.loadgen.get("budget_s")
+        return None if b is None else float(b)
+
+    def probe_cost(self, qps: float, state: dict) -> float:
+        """What a probe at `qps` is expected to take: its queries at its rate plus what the probes so
+        far took beyond theirs (LoadGen's start and end, the drain of the queue)."""
+        extra = state.get("probe_extra_s") or []
+        over = sorted(extra)[len(extra) // 2] if extra else PROBE_EXTRA_S
+        return self.probe_settings(qps).expected_s() + max(over, 0.0)
+
+    def over_budget(self, qps: float, lo: float, state: dict, process: int) -> bool:
+        """True when a probe at `qps` in process `process`, then one confirming probe at `lo` in each
+        later process (with its worker's start), would end past this deployment's share."""
+        if self.deadline is None:
+            return False
+        later = self.rule.processes - process
+        reserve = later * (self.probe_cost(lo, state) + state.get("start_s", 0.0))
+        return self.clock() + self.probe_cost(qps, state) + reserve > self.deadline
+
     def probe_settings(self, qps: float) -> LoadGenSettings:
         lg = {k: v for k, v in self.cfg.loadgen.items() if k in ("min_duration_s", "min_queries", "samples")}
         return LoadGenSettings(scenario="capacity", target_qps=qps, latency_bound_ms=self.bound_ms,
@@ -94,11 +139,14 @@ class CapacityPolicy(LoadGenPolicy):
 
     # ------------------------------------------------------------------ the search
     def search(self, case: CaseRun) -> None:
-        t0 = time.monotonic()
+        t0 = self.clock()
         state = {"probes_by_process": [], "curve": [], "saturated": None, "offline": None}
         for gen in range(self.rule.processes):
+            t_start = self.clock()
             if case.spec.key in self.rot.failed or not self.start_worker(self.rot, case, gen):
                 return
+            if gen == 0:
+                state["start_s"] = self.clock() - t_start
             proc = {"process": gen + 1, "pid": case.loads[-1].get("pid"), "probes": []}
             state["probes_by_process"].append(proc)
             if gen == 0:
@@ -116,13 +164,16 @@ class CapacityPolicy(LoadGenPolicy):
                 return
             if not self.rot.close_worker(case):
                 return
-        self.finish(self.rot, case, self.answer(case, state, time.monotonic() - t0))
+        self.finish(self.rot, case, self.answer(case, state, self.clock() - t0))
 
     def probe(self, case: CaseRun, proc: dict, state: dict, qps: float) -> bool | None:
         """One LoadGen server test at `qps`: True VALID, False INVALID, None the case failed."""
-        done = self.test(self.rot, case, self.probe_settings(qps), f"server at {qps:.1f} QPS")
+        t0 = self.clock()
+        settings = self.probe_settings(qps)
+        done = self.test(self.rot, case, settings, f"server at {qps:.1f} QPS")
         if done is None:
             return None
+        state.setdefault("probe_extra_s", []).append(self.clock() - t0 - settings.expected_s())
         rec, samples = done
         valid = rec.get("validity") == "VALID"
         pct = rec.get("percentiles_ms") or {}
@@ -162,6 +213,9 @@ class CapacityPolicy(LoadGenPolicy):
                 # bisection (geometric): next to the answer the verdicts of one rate differ from
                 # process to process, and a fitted point lands on one side again and again
                 q = math.sqrt(lo * hi)
+                if self.over_budget(q, lo, state, proc["process"]):
+                    proc["budget_stop"] = True
+                    break
             elif lo is not None:  # VALID so far: up, never far past saturation
                 if lo >= CEILING_SHARE * s:
                     q = lo * 1.1
@@ -228,6 +282,11 @@ class CapacityPolicy(LoadGenPolicy):
             warnings.append(f"INVALID at {min(floors):.1f} QPS, the lowest rate probed (a probe below takes over "
                             f"{MAX_PROBE_S:g} s for its {self.probe_settings(1.0).queries} queries): capacity below "
                             f"that at p99 <= {self.bound_ms:g} ms{seen}")
+        his_all = max(his) if his else None
+        if any(p.get("budget_stop") for p in procs) and capacity and his_all and his_all / capacity - 1 > self.tolerance:
+            warnings.append(f"the bracket is {his_all / capacity - 1:.0%} wide, over the {self.tolerance:.0%} tolerance: "
+                            f"this deployment's share of --budget ({self.share_s:.0f} s) was spent; a larger "
+                            "--budget narrows it")
         if saturated and capacity > saturated:
             warnings.append(f"capacity {capacity:.1f} QPS above the saturated throughput {saturated:.1f}: "
                             "the machine's load changed between the tests")
@@ -255,7 +314,8 @@ class CapacityPolicy(LoadGenPolicy):
             "achieved_qps": capacity or None, "target_qps": capacity or None,
             "p99_at_capacity_ms": max([v for v in p99 if v is not None], default=None),
             "saturated_qps": saturated, "capacity_vs_saturated": capacity / saturated if saturated else None,
-            "tolerance": self.tolerance, "processes": procs, "offline": state["offline"],
+            "tolerance": self.tolerance, "budget_share_s": self.share_s,
+            "budget_spent": any(bool(p.get("budget_stop")) for p in procs), "processes": procs, "offline": state["offline"],
             "curve": sorted(state["curve"], key=lambda c: (c["target_qps"], c["process"])),
             "probes": sum(len(p["probes"]) for p in procs), "search_wall_s": wall_s,
             "settings": self.probe_settings(capacity or 1.0).to_dict() | {"target_qps": None},

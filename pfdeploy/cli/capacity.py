@@ -10,7 +10,7 @@ import click
 from ..render import Col, fmt, print_note, print_table
 from .bench_progress import RichProgress
 from .loadgen_options import LOADGEN_PROCESSES, check_backends, loadgen_options, loadgen_settings
-from .options import weights_option
+from .options import parse_budget, weights_option
 
 
 def _server_options(f):
@@ -28,6 +28,9 @@ def _server_options(f):
                    "re-probe its last VALID rate.")
 @click.option("--tolerance", default="0.15", show_default=True, metavar="FRACTION",
               help="Stop bisecting once the bracket [last VALID, first INVALID] is narrower than this share.")
+@click.option("--budget", default="12m", show_default=True, callback=parse_budget, metavar="TIME",
+              help="The search's time for all deployments (e.g. 900s, 15m): each gets an equal share of what is "
+                   "left; a share spent stops the bisection with a wider bracket (said in the row).")
 @click.option("--tuned", "tuned_dirs", multiple=True, type=click.Path(), metavar="DIR",
               help="The deployment a `pfdeploy tune` directory records (its artifact and runtime settings; "
                    "repeatable) instead of the runtimes' defaults; fixes the models, runtimes and precision.")
@@ -37,7 +40,7 @@ def _server_options(f):
 @click.option("--tag", help="A label for this run.")
 @click.option("--json", "as_json", is_flag=True, help="The stored run and the answers as JSON on stdout.")
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
-def command(models, backends, device, precision, threads, processes, tolerance, tuned_dirs, latency_bound,
+def command(models, backends, device, precision, threads, processes, tolerance, budget, tuned_dirs, latency_bound,
             loadgen_duration, loadgen_queries, weights, store_url, tag, as_json, wide):
     """For each MODEL through each runtime: the highest target QPS at which MLPerf LoadGen's server
     scenario is VALID with p99 <= --latency-bound, with its bracket over worker processes, the p99
@@ -79,7 +82,7 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
         from ..pretrained import plan_models
 
         cfg.model_weights = plan_models(cfg.models, cfg.weights, cfg.seed)
-    cfg.loadgen = {**settings, "tolerance": tol}
+    cfg.loadgen = {**settings, "tolerance": tol, "budget_s": budget}
     cfg.optional_precisions = ()
     from ..bench.engine import Engine
     from ..bench.loadgen.capacity import CapacityPolicy

@@ -1,6 +1,8 @@
 """Options shared by several verbs, defined once (same spelling, help and checks everywhere)."""
 from __future__ import annotations
 
+import re
+
 import click
 
 WEIGHTS_HELP = ("synthetic (seeded, the default), release / release+ (the PfLayer release's checkpoint, fetched "
@@ -40,3 +42,19 @@ def load_runs(refs, store_url: str | None = None) -> list[dict]:
             store = existing_store(store_url)
         docs.append(load_run(ref, store=store))
     return docs
+
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.I)
+
+
+def parse_budget(ctx, param, value):
+    """'900', '900s', '15m', '1.5h' -> seconds."""
+    if value is None:
+        return None
+    m = DURATION.match(value)
+    if not m:
+        raise click.BadParameter(f"{value!r}: expected a duration such as 900s, 15m or 1h")
+    n = float(m.group(1)) * {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[(m.group(2) or "").lower()]
+    if n <= 0:
+        raise click.BadParameter(f"{value!r}: must be more than 0")
+    return n

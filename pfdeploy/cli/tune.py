@@ -2,7 +2,6 @@
 every runtime's own settings and proven against the runtime's default (docs/tune.md)."""
 from __future__ import annotations
 
-import re
 import sys
 
 import click
@@ -10,23 +9,7 @@ from rich.text import Text
 
 from ..render import Col, fmt, print_note, print_table
 from .bench_progress import RichProgress
-from .options import weights_option
-
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.I)
-
-
-def parse_budget(ctx, param, value):
-    """'900', '900s', '15m', '1.5h' -> seconds."""
-    if value is None:
-        return None
-    m = DURATION.match(value)
-    if not m:
-        raise click.BadParameter(f"{value!r}: expected a duration such as 900s, 15m or 1h")
-    n = float(m.group(1)) * {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[(m.group(2) or "").lower()]
-    if n <= 0:
-        raise click.BadParameter(f"{value!r}: must be more than 0")
-    return n
-
+from .options import parse_budget, weights_option
 
 def parse_drop(ctx, param, value):
     """'1%', '0.5%' or a fraction '0.01' -> fraction."""
