@@ -36,8 +36,27 @@ def test_block_value_is_the_median_of_round_ratios_so_one_switched_round_does_no
 
 
 def test_alpha_spending_is_cumulative_and_reaches_alpha():
-    a = [spent(t, 0.05) for t in (0.1, 0.3, 0.6, 1.0)]
-    assert a == sorted(a) and a[0] < 1e-4 and a[-1] == pytest.approx(0.05)
+    a = [spent(t, 0.05) for t in (0.0, 0.1, 0.3, 0.6, 1.0, 1.5)]
+    assert a == sorted(a) and a[0] == 0.0 and a[-2] == a[-1] == pytest.approx(0.05)
+    # Pocock-type: a tenth of the information spends a sixth of alpha (O'Brien-Fleming-type: 1e-4 of it)
+    assert a[1] == pytest.approx(0.05 * math.log(1 + (math.e - 1) * 0.1)) and 0.15 < a[1] / 0.05 < 0.17
+
+
+def test_a_decisive_change_stops_early_in_a_long_budget():
+    """Issue 29: a 10% slower head (block log ratios ~0.12, sd ~0.03, as measured here) must be a
+    regression within a few blocks even when the budget plans 70; an A/A of the same noise is not."""
+    rng = np.random.default_rng(1)
+    slow = list(0.12 + 0.03 * rng.standard_normal(70))
+    same = list(0.03 * rng.standard_normal(70))
+    seq = Sequential(["slow", "same"], max_blocks=70)
+    decided = {}
+    for b in range(MIN_BLOCKS, 71):
+        for c, v in seq.look({"slow": slow[:b], "same": same[:b]}, final=b == 70).items():
+            decided[c] = (v, b)
+        if len(decided) == 2:
+            break
+    assert decided["slow"][0] == "regression" and decided["slow"][1] <= 8, decided
+    assert decided["same"][0] in ("equivalent", "inconclusive"), decided
 
 
 def test_verdicts_of_intervals():
@@ -93,19 +112,20 @@ def test_no_look_before_min_blocks():
 
 def test_an_early_look_of_a_long_budget_decides_nothing_and_does_not_overflow():
     """A quiet machine: the budget buys hundreds of blocks, so the first look (3 blocks) spends
-    ~1e-60 of alpha under O'Brien-Fleming and its t quantile on 2 degrees of freedom is enormous:
-    the interval's upper end passes the largest float. It was an OverflowError that ended
-    `pfdeploy ab` (found measuring issue 29 on 2026-12-06); now the look decides nothing."""
+    little alpha (~1e-60 under the O'Brien-Fleming-type rule first used) and its t quantile on 2
+    degrees of freedom is enormous: the interval's upper end can pass the largest float. It was an
+    OverflowError that ended `pfdeploy ab` (found measuring issue 29 on 2026-12-06); now such a
+    look decides nothing."""
     seq = Sequential(["a", "b", "c"], max_blocks=400)
     values = {"a": [0.09, 0.10, 0.08], "b": [0.30, -0.20, 0.10], "c": [0.0, 0.001, -0.001]}
-    assert seq.look(values) == {}
+    assert "a" not in seq.look(values) and "b" not in seq.verdicts
     est = estimate([0.3, -0.2, 0.1], 1e-12, 0.05)
     assert est.ci_high == math.inf and est.ci_low == 0.0 and decide(est, 0.05) is None
     assert math.isfinite(seq.estimates["a"].ratio)
     # the decisive change is still found later, with the alpha the later looks spend
     more = {k: v * 60 for k, v in values.items()}
     now = seq.look(more, final=True)
-    assert now.get("a") == "regression" and now.get("c") == "equivalent"
+    assert now.get("a") == "regression" and seq.verdicts.get("c") == "equivalent"
 
 
 # ------------------------------------------------------------------ through the engine
