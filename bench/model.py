@@ -49,6 +49,9 @@ class BenchConfig:
     cases: tuple = ()
     # MLPerf LoadGen scenarios (issue 31): pfdeploy.bench.loadgen.settings.LoadGenSettings fields
     loadgen: dict = field(default_factory=dict)
+    # --images of the LoadGen scenarios and capacity: the QSL's samples are these images,
+    # preprocessed per model (the first `loadgen["samples"]` of the folder) instead of synthetic tensors
+    qsl_images: str | None = None
 
     def weights_for(self, model: str):
         """The ModelWeights of `model` (resolved on first use: release checkpoints are fetched)."""
@@ -71,7 +74,8 @@ class BenchConfig:
                 "model_weights": {m: w.source for m, w in self.model_weights.items()},
                 "accuracy_images": self.images, "accuracy_labels": self.labels,
                 **({"cases": [c.to_dict() for c in self.cases]} if self.cases else {}),
-                **({"loadgen": dict(self.loadgen)} if self.loadgen else {})}
+                **({"loadgen": dict(self.loadgen)} if self.loadgen else {}),
+                **({"loadgen_images": self.qsl_images} if self.qsl_images else {})}
 
 
 @dataclass
@@ -134,6 +138,8 @@ class Prepared:
     parity_inputs: str | None = None  # .npz of the inputs the timed runner is verified on
     parity_refs: list | None = None  # [(batch, PyTorch fp32 output, rounded-weights baseline or None)]
     accuracy: dict | None = None  # top-1/top-5 measured for exactly this artifact (its accuracy.json)
+    qsl_inputs: str | None = None  # .npy of LoadGen's samples from --images (None: synthetic)
+    qsl: dict | None = None  # where those samples came from (folder, count, sha256)
 
 
 @dataclass

@@ -65,6 +65,13 @@ class Preparer:
                 for b in need["batches"]:
                     x = synthetic_images(b, spec.input_size, spec.mean, spec.std, seed=cfg.seed)
                     np.save(tmp / f"{name}_b{b}.npy", x.numpy().astype(np.float32))
+                if cfg.qsl_images:  # LoadGen's samples: real images, decoded once, here
+                    from .loadgen.sut import image_samples
+
+                    self._progress.phase(f"{name}: LoadGen samples from {cfg.qsl_images}")
+                    x, base.qsl = image_samples(cfg.qsl_images, spec, int(cfg.loadgen.get("samples", 16)))
+                    base.qsl_inputs = str(tmp / f"{name}_qsl.npy")
+                    np.save(base.qsl_inputs, x.astype(np.float32))
                 for key, req in sorted(need["requests"].items()):
                     artifacts[(name, key)] = self.artifact(name, req, source)
                 for b, precision in sorted(need["parity"]):
@@ -83,6 +90,7 @@ class Preparer:
             p.family, p.params, p.macs, p.error = base.family, base.params, base.macs, base.error
             p.baselines = base.baselines
             p.inputs = str(tmp / f"{c.model}_b{c.batch}.npy")
+            p.qsl_inputs, p.qsl = base.qsl_inputs, base.qsl
             req = artifact_request_of(c)
             if req is None:
                 p.weights_file = base.weights_file

@@ -271,10 +271,10 @@ class _Worker:
         return {"samples_ns": samples, "device_ms": list(r.device_ms), "h2d_ms": list(r.h2d_ms),
                 "d2h_ms": list(r.d2h_ms), "cpu": cpu}
 
-    def loadgen(self, settings: dict, outdir: str, warmup_s: float = 1.0) -> dict:
+    def loadgen(self, settings: dict, outdir: str, warmup_s: float = 1.0, samples_file: str | None = None) -> dict:
         from .loadgen.run import run_test  # issue 31: MLPerf LoadGen drives the loaded runner
 
-        reply = run_test(self.runner, settings, outdir, warmup_s)
+        reply = run_test(self.runner, settings, outdir, warmup_s, samples_file=samples_file)
         self._sample_gpu()
         return reply
 

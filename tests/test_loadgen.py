@@ -89,6 +89,56 @@ def test_real_loadgen_test_on_a_tiny_model(backend, scenario, tiny_onnx, tmp_pat
         assert rec["reasons"]
 
 
+def _images(folder, n):
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (40 + i, 50, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
+    return folder
+
+
+def test_loadgen_samples_from_images_are_decoded_once_per_model(tmp_path):
+    """--images: the QSL's samples are the folder's first images, preprocessed per the model's spec
+    by the parent; the worker loads them shaped and typed like its own input, or refuses them."""
+    from pfdeploy.bench.loadgen.sut import file_samples, image_samples
+    from pfdeploy.errors import UserError
+    from pfdeploy.zoo import get_spec
+
+    spec = get_spec("resnet50")
+    x, info = image_samples(_images(tmp_path / "imgs", 3), spec, 16)
+    assert x.shape == (3, *spec.input_size) and x.dtype == np.float32
+    assert info["source"] == "images" and info["count"] == 3 and len(info["sha256"]) == 64
+    assert abs(float(x.mean())) < 3 and float(x.std()) > 0.1  # normalised pixels, not raw bytes
+    two, _ = image_samples(tmp_path / "imgs", spec, 2)  # the first n, in path order
+    np.testing.assert_array_equal(two, x[:2])
+    np.save(tmp_path / "qsl.npy", x)
+    got = file_samples(str(tmp_path / "qsl.npy"), np.zeros((1, *spec.input_size), np.float16))
+    assert len(got) == 3 and got[1].shape == (1, *spec.input_size) and got[1].dtype == np.float16
+    with pytest.raises(UserError, match="do not fit the model's input"):
+        file_samples(str(tmp_path / "qsl.npy"), np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_real_loadgen_test_issues_the_image_samples(tiny_onnx, tmp_path):
+    from pfdeploy.bench.loadgen.run import run_test
+
+    samples = np.random.default_rng(5).normal(size=(5, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "qsl.npy", samples)
+    r = _runner("onnxruntime", "offline", tiny_onnx)
+    try:
+        reply = run_test(r, {"scenario": "offline", "min_duration_s": 0.3}, str(tmp_path / "lg"), warmup_s=0.1,
+                         samples_file=str(tmp_path / "qsl.npy"))
+    finally:
+        r.close()
+    rec = reply["record"]
+    assert "Result is :" in rec["summary"] and rec["issued"] >= 1
+    import re
+
+    held = re.findall(r'"key": "effective_performance_sample_count", "value": (\d+)', rec["detail"])
+    assert held == ["5"], held  # LoadGen's QSL held the 5 image samples
+
+
 def test_loadgen_overhead_of_a_sut_that_completes_at_once():
     from pfdeploy.bench.loadgen.overhead import measure_overhead
 
@@ -158,14 +208,19 @@ def test_engine_stores_a_loadgen_row_with_every_process_logs(tiny_onnx, tmp_path
 
         assert isinstance(eng.policy, LoadGenPolicy)  # the LoadGen scenarios' policy, chosen by the engine
         eng.policy.overhead = {"skipped": "test"}
+        qsl = tmp_path / "qsl.npy"  # --images: the parent's preprocessed samples reach every worker's QSL
+        np.save(qsl, np.random.default_rng(2).normal(size=(3, 3, 8, 8)).astype(np.float32))
+        source = {"source": "images", "folder": "imgs", "count": 3, "sha256": "0" * 64}
         out = eng.run(None, prepared_cases=[(spec, Prepared(inputs=str(inputs), model_file=str(tiny_onnx),
-                                                            family="conv"))])
+                                                            family="conv", qsl_inputs=str(qsl), qsl=source))])
         row = out.results[0].result
         assert row.status == "ok", row.error
         lg = row.loadgen
         assert lg["scenario"] == "server" and lg["target_qps"] == 300.0 and len(lg["processes"]) == 2
         assert lg["validity"] in ("VALID", "INVALID") and lg["valid_processes"].endswith("of 2")
         assert all("Result is :" in p["summary"] for p in lg["processes"])
+        assert all(p["qsl"] == source and '"effective_performance_sample_count", "value": 3' in p["detail"]
+                   for p in lg["processes"])
         assert len({p["pid"] for p in lg["processes"]}) == 2  # fresh worker processes
         assert row.processes == 2 and row.items_per_s == lg["achieved_qps"]
         assert not any(w.kind == "noisy" for w in row.warnings)  # a served latency spreads by nature

@@ -261,6 +261,8 @@ BAD = [
     (["capacity", "resnet50", "--latency-bound", "15ms", "--backends", "torch"], "torch cannot serve LoadGen"),
     (["capacity", "resnet50", "--latency-bound", "15ms", "--tolerance", "-1"], "--tolerance must be a positive"),
     (["capacity", "resnet50", "--latency-bound", "15ms", "--budget", "soon"], "expected a duration such as 900s"),
+    (["capacity", "resnet50", "--latency-bound", "15ms", "--images", "/nonexistent-pfdeploy-images"],
+     "--images folder not found"),
     (["capacity", "resnet50", "--latency-bound", "15ms", "--budget", "0m"], "must be more than 0"),
     (["bench", "--models", "resnet50", "--scenario", "server", "--target-qps", "0", "--latency-bound", "15ms"],
      "--target-qps must be a positive number"),

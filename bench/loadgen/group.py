@@ -80,13 +80,17 @@ class LoadGenPolicy:
                    f"(process {case.process + 1})")
         case.lg_tests = getattr(case, "lg_tests", 0) + 1
         outdir = Path(case.prep.inputs).parent / f"loadgen_{case.worker.pid}_{case.lg_tests}"
+        extra = {"samples_file": case.prep.qsl_inputs} if case.prep.qsl_inputs else {}
         reply = rot.call(case, "loadgen", call_timeout(settings),
-                         what=f"LoadGen {settings.scenario} test", settings=settings.to_dict(), outdir=str(outdir))
+                         what=f"LoadGen {settings.scenario} test", settings=settings.to_dict(), outdir=str(outdir),
+                         **extra)
         if reply is None:
             return None
         case.cpu = add_usage(case.cpu, reply.get("cpu"))
         rec = reply["record"]
         rec["settings"] = settings.to_dict()
+        rec["qsl"] = case.prep.qsl or {"source": "synthetic", "count": settings.samples,
+                                       "note": "the seeded input and copies of it shifted along the width"}
         eng.advance(settings.expected_s() + 1.0)
         return rec, reply["samples_ns"]
 

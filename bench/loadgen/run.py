@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ...errors import UserError
 from . import require_loadgen
 from .logs import record
 from .settings import LoadGenSettings
-from .sut import MemoryQSL, RunnerSUT, qsl_samples
+from .sut import MemoryQSL, RunnerSUT, file_samples, qsl_samples
 
 
 def warm_up(runner, seconds: float, clock=time.perf_counter) -> tuple[float, float, int]:
@@ -41,15 +42,19 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_test(runner, settings: dict, outdir: str, warmup_s: float = 1.0) -> dict:
-    """Run one LoadGen test on the loaded `runner`; the reply of the worker's `loadgen` command."""
+def run_test(runner, settings: dict, outdir: str, warmup_s: float = 1.0, samples_file: str | None = None) -> dict:
+    """Run one LoadGen test on the loaded `runner`; the reply of the worker's `loadgen` command.
+    `samples_file`: the QSL's samples (`--images`, preprocessed by the parent) instead of
+    synthetic ones."""
     lg = require_loadgen()
     s = LoadGenSettings(**settings)
     if runner.in_flight() < 1 and s.scenario != "single-stream":
         runner.submit(runner.inputs, None)  # the runner's own one-line refusal
     step_s, saturated, steps = warm_up(runner, warmup_s)
     single_s = step_s if runner.items_per_step == runner.case.batch else runner.case.batch / saturated
-    samples = qsl_samples(runner.inputs, s.samples)
+    samples = file_samples(samples_file, runner.inputs) if samples_file else qsl_samples(runner.inputs, s.samples)
+    if len(samples) != s.samples:  # fewer images than samples asked for: LoadGen's sample count follows
+        s = replace(s, samples=len(samples))
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     ls = lg.LogSettings()

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from functools import partial
+from pathlib import Path
 
 
 def qsl_samples(batch, n: int) -> list:
@@ -27,6 +28,33 @@ def qsl_samples(batch, n: int) -> list:
 
     batch = np.ascontiguousarray(batch)
     return [batch] + [np.ascontiguousarray(np.roll(batch, 7 * i, axis=-1)) for i in range(1, n)]
+
+
+def image_samples(folder, spec, n: int):
+    """(N, C, H, W) float32 of the first `n` images of `folder` (sorted paths) preprocessed per the
+    model's zoo `spec` (resize, centre crop, normalise: what its accuracy check uses), and where
+    they came from. The decoding happens here, before any test: the measurement is the runtime,
+    not the decoder."""
+    from ...exporters.images import folder_digest, list_images, preprocess
+
+    files = list_images(folder, "--images folder")[: max(1, int(n))]
+    x = preprocess(files, spec).numpy()
+    return x, {"source": "images", "folder": str(Path(folder).expanduser().resolve()), "count": len(files),
+               "sha256": folder_digest(files), "input_size": list(spec.input_size)}
+
+
+def file_samples(path: str, like) -> list:
+    """LoadGen's samples from a .npy written by `image_samples`: one host tensor per image, shaped
+    and typed like the runner's own input `like` (batch 1); a tensor of another shape is refused."""
+    import numpy as np
+
+    x = np.load(path)
+    want = tuple(like.shape[1:])
+    if x.ndim != len(like.shape) or tuple(x.shape[1:]) != want:
+        from ...errors import UserError
+
+        raise UserError(f"LoadGen samples {tuple(x.shape[1:])} do not fit the model's input {want}")
+    return [np.ascontiguousarray(x[i:i + 1].astype(like.dtype)) for i in range(len(x))]
 
 
 class RunnerSUT:

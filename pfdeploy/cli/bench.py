@@ -61,6 +61,8 @@ def command(models, suite, backends, device, precision, batch, threads, processe
     parse_device(cfg.device)  # exit 2 with one line before anything is opened or exported
     check_images(images, labels)
     cfg.images, cfg.labels = images, labels
+    if uses_loadgen:
+        cfg.qsl_images = images  # LoadGen's samples are these images too (None: synthetic)
     if not tuned:
         cfg.weights = None if weights in (None, "synthetic") else weights
         from ..pretrained import plan_models

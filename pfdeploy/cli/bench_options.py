@@ -139,7 +139,8 @@ _BENCH_OPTIONS = [
     click.option("--images", type=click.Path(file_okay=False), default=None,
                  help="Labelled images (class subfolders n01440764/ or 0/, or --labels FILE): before timing, "
                       "top-1/top-5 of each artifact and of PyTorch on them (once per artifact and image set, kept "
-                      "in the artifact's accuracy.json); rows carry it beside the latency."),
+                      "in the artifact's accuracy.json); rows carry it beside the latency. LoadGen scenarios: also "
+                      "the samples LoadGen issues (the first 16 images, preprocessed per model)."),
     click.option("--labels", type=click.Path(dir_okay=False), default=None,
                  help="Labels for --images: lines 'relative/path.jpg label' (ImageNet-1k index or synset id)."),
     click.option("--store", "store_url", help="Results store: a SQLite path or URL, postgresql://... "

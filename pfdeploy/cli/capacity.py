@@ -34,14 +34,17 @@ def _server_options(f):
 @click.option("--tuned", "tuned_dirs", multiple=True, type=click.Path(), metavar="DIR",
               help="The deployment a `pfdeploy tune` directory records (its artifact and runtime settings; "
                    "repeatable) instead of the runtimes' defaults; fixes the models, runtimes and precision.")
+@click.option("--images", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="The samples LoadGen issues: the first 16 images of DIR (any image folder), preprocessed per "
+                   "model before any test (default: synthetic tensors).")
 @_server_options
 @weights_option(default="synthetic")
 @click.option("--store", "store_url", help="Results store (default: $PFDEPLOY_STORE or ./pfdeploy-results.db).")
 @click.option("--tag", help="A label for this run.")
 @click.option("--json", "as_json", is_flag=True, help="The stored run and the answers as JSON on stdout.")
 @click.option("--wide", is_flag=True, help="Table: every column, even where the terminal is narrower.")
-def command(models, backends, device, precision, threads, processes, tolerance, budget, tuned_dirs, latency_bound,
-            loadgen_duration, loadgen_queries, weights, store_url, tag, as_json, wide):
+def command(models, backends, device, precision, threads, processes, tolerance, budget, tuned_dirs, images,
+            latency_bound, loadgen_duration, loadgen_queries, weights, store_url, tag, as_json, wide):
     """For each MODEL through each runtime: the highest target QPS at which MLPerf LoadGen's server
     scenario is VALID with p99 <= --latency-bound, with its bracket over worker processes, the p99
     against QPS of every probe and the saturated throughput (LoadGen Offline) beside it. Stored as
@@ -65,6 +68,14 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
     backend_list = check_backends(backends)
     if processes is not None and processes < 1:
         raise UsageError(f"--processes must be >= 1, got {processes}")
+    if images is not None:
+        from ..exporters.images import list_images
+        from ..errors import UserError
+
+        try:
+            list_images(images, "--images folder")  # before anything is exported or timed
+        except UserError as exc:
+            raise UsageError(str(exc)) from None
     from ..bench.loadgen import require_loadgen
 
     require_loadgen()
@@ -83,6 +94,7 @@ def command(models, backends, device, precision, threads, processes, tolerance, 
 
         cfg.model_weights = plan_models(cfg.models, cfg.weights, cfg.seed)
     cfg.loadgen = {**settings, "tolerance": tol, "budget_s": budget}
+    cfg.qsl_images = images
     cfg.optional_precisions = ()
     from ..bench.engine import Engine
     from ..bench.loadgen.capacity import CapacityPolicy
