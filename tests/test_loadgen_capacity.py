@@ -321,3 +321,31 @@ def test_capacity_of_a_tuned_deployment_keeps_its_settings(tmp_path, artifact_ca
 def test_capacity_needs_models_or_tuned(cli, tmp_path):
     r = cli("capacity", "--latency-bound", "15ms", "--store", str(tmp_path / "r.db"))
     assert r.returncode == 2 and "MODEL[,MODEL...] or --tuned DIR" in r.stderr
+
+
+def test_the_capacity_table_shows_each_answer_its_bracket_and_the_budget_warning():
+    """`pfdeploy capacity`'s answers and table from stored rows: the bracket, a capacity below the
+    floor as "< floor", and the row's warnings (a spent budget share) under the table."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from pfdeploy.cli.capacity import answer, print_capacity
+
+    def row(model, lg, warnings=()):
+        return SimpleNamespace(model=model, backend="openvino", precision="fp32", status="ok", error=None,
+                               loadgen={"latency_bound_ms": 500.0, **lg}, warning_texts=list(warnings))
+
+    spent = "the bracket is 47% wide, over the 15% tolerance: this deployment's share of --budget (128 s) was spent"
+    answers = [answer(row("resnet50", {"capacity_qps": 10.2, "bracket_qps": [10.2, 14.9], "saturated_qps": 19.4,
+                                       "p99_at_capacity_ms": 399.1, "probes": 3, "search_wall_s": 133.0,
+                                       "budget_share_s": 128.0, "budget_spent": True}, [spent])),
+               answer(row("tight", {"capacity_qps": 0.0, "bracket_qps": [0.0, 7.7], "floor_qps": 7.7,
+                                    "saturated_qps": 20.0, "probes": 2, "search_wall_s": 118.0}))]
+    assert answers[0]["budget_spent"] is True and answers[0]["budget_share_s"] == 128.0
+    con = Console(record=True, width=200)
+    print_capacity(con, answers, SimpleNamespace(run_id="r1", status="finished", wall_s=300.0, store_url="s.db"),
+                   wide=True)
+    text = con.export_text()
+    assert "[10.2, 14.9]" in text and "0.53" in text and "< 7.7" in text and "[0.0, 7.7]" in text
+    assert f"warning: resnet50/openvino: {spent}" in " ".join(text.split())

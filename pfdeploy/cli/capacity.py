@@ -147,6 +147,7 @@ def answer(row) -> dict:
             "floor_qps": lg.get("floor_qps"), "p99_at_capacity_ms": lg.get("p99_at_capacity_ms"),
             "saturated_qps": lg.get("saturated_qps"),
             "probes": lg.get("probes"), "search_wall_s": lg.get("search_wall_s"),
+            "budget_share_s": lg.get("budget_share_s"), "budget_spent": lg.get("budget_spent"),
             "curve": lg.get("curve"), "warnings": row.warning_texts}
 
 
