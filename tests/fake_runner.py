@@ -12,10 +12,14 @@ Backend's thread setup as every runtime does. No model; configurable behaviour t
            all processes), so a test can check that two workers never ran at the same time; every
            measured round (a `timed` call) also appends "M pid start_ns"
     hang_after: steps after which a step hangs (sleeps for an hour): a hung runtime
+    process_spread: each process's work is work_us x e^u, u uniform in [-spread, spread] drawn at
+           load: processes that differ in level, so the case's interval needs many of them
 """
 from __future__ import annotations
 
+import math
 import os
+import random
 import signal
 import time
 
@@ -40,6 +44,9 @@ class FakeRunner(Runner):
         if opts.get("crash") == "load":
             self._die()
         self.work_ns = int(opts.get("work_us", 200)) * 1000
+        spread = float(opts.get("process_spread", 0))
+        if spread:
+            self.work_ns = int(self.work_ns * math.exp(random.SystemRandom().uniform(-spread, spread)))
         self.steps = 0
 
     def _step(self):
