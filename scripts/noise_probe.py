@@ -44,7 +44,8 @@ if runtime == "onnxruntime":
     so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", spin)
     if pin == "1" and threads > 1:  # one entry per extra intra-op thread, processors 1-based
-        so.add_session_config_entry("session.intra_op_thread_affinities", ";".join(str(2 + i) for i in range(threads - 1)))
+        aff = ";".join(str(2 + i) for i in range(threads - 1))
+        so.add_session_config_entry("session.intra_op_thread_affinities", aff)
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     i = s.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in i.shape]

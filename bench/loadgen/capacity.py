@@ -282,11 +282,12 @@ class CapacityPolicy(LoadGenPolicy):
             warnings.append(f"INVALID at {min(floors):.1f} QPS, the lowest rate probed (a probe below takes over "
                             f"{MAX_PROBE_S:g} s for its {self.probe_settings(1.0).queries} queries): capacity below "
                             f"that at p99 <= {self.bound_ms:g} ms{seen}")
-        his_all = max(his) if his else None
-        if any(p.get("budget_stop") for p in procs) and capacity and his_all and his_all / capacity - 1 > self.tolerance:
-            warnings.append(f"the bracket is {his_all / capacity - 1:.0%} wide, over the {self.tolerance:.0%} tolerance: "
-                            f"this deployment's share of --budget ({self.share_s:.0f} s) was spent; a larger "
-                            "--budget narrows it")
+        top = max(his) if his else None  # the bracket's upper end
+        budget_spent = any(bool(p.get("budget_stop")) for p in procs)
+        if budget_spent and capacity and top and top / capacity - 1 > self.tolerance:
+            warnings.append(f"the bracket is {top / capacity - 1:.0%} wide, over the {self.tolerance:.0%} "
+                            f"tolerance: this deployment's share of --budget ({self.share_s:.0f} s) was spent; "
+                            "a larger --budget narrows it")
         if saturated and capacity > saturated:
             warnings.append(f"capacity {capacity:.1f} QPS above the saturated throughput {saturated:.1f}: "
                             "the machine's load changed between the tests")
@@ -308,14 +309,14 @@ class CapacityPolicy(LoadGenPolicy):
         p99 = [r.get("percentiles_ms", {}).get("p99") for r in at_capacity]
         return {
             "scenario": "capacity", "loadgen_scenario": "Server", "latency_bound_ms": self.bound_ms,
-            "capacity_qps": capacity, "bracket_qps": [capacity, max(his) if his else None],
+            "capacity_qps": capacity, "bracket_qps": [capacity, top],
             "floor_qps": min(floors) if floors else None,
             "validity": "VALID" if capacity > 0 else "INVALID",
             "achieved_qps": capacity or None, "target_qps": capacity or None,
             "p99_at_capacity_ms": max([v for v in p99 if v is not None], default=None),
             "saturated_qps": saturated, "capacity_vs_saturated": capacity / saturated if saturated else None,
             "tolerance": self.tolerance, "budget_share_s": self.share_s,
-            "budget_spent": any(bool(p.get("budget_stop")) for p in procs), "processes": procs, "offline": state["offline"],
+            "budget_spent": budget_spent, "processes": procs, "offline": state["offline"],
             "curve": sorted(state["curve"], key=lambda c: (c["target_qps"], c["process"])),
             "probes": sum(len(p["probes"]) for p in procs), "search_wall_s": wall_s,
             "settings": self.probe_settings(capacity or 1.0).to_dict() | {"target_qps": None},

@@ -146,9 +146,9 @@ def estimate(values: list[float], alpha_look: float, threshold: float, power: fl
 
 def _exp(x: float) -> float:
     """exp, inf beyond the largest float: an early look of a long budget spends little alpha, and its
-    t quantile on 2 degrees of freedom is huge (O'Brien-Fleming-type spending: ~10^6), so the interval's upper end can pass
-    e^709 (seen on a quiet machine, where the budget buys many blocks and the first look is at
-    t = 3 / max_blocks). Such an interval decides nothing, as it should."""
+    t quantile on 2 degrees of freedom is huge (O'Brien-Fleming-type spending: ~10^6), so the
+    interval's upper end can pass e^709 (seen on a quiet machine, where the budget buys many blocks
+    and the first look is at t = 3 / max_blocks). Such an interval decides nothing, as it should."""
     return math.exp(x) if x < 709.0 else math.inf
 
 
